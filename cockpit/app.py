@@ -1,0 +1,472 @@
+"""The Textual app: composes the widgets and turns engine events into messages.
+
+Engine threads never touch a widget: `_from_engine` (called on an engine thread) only posts
+messages, which are thread-safe. Log lines arrive in batches and are flushed to the `Log`
+every 100 ms; progress messages replace one another; state changes never do. The screen
+re-reads the engine's frozen view a few times a second. Every operator action goes through
+a modal where it is dangerous, and ends in one engine call that journals it.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container
+from textual.events import Resize
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
+
+from cockpit.actions import ActionRefused
+from cockpit.clock import format_offset
+from cockpit.events import Alert, Event, GateOpened, StepLog, StepProgress, StepStateChanged, TriggerFired
+from cockpit.rollback import CONFIRM_WORD
+from cockpit.runtime import RunView, StepView
+from cockpit.session import Session
+from widgets.header import StatusHeader
+from widgets.help import HelpScreen
+from widgets.modals import (
+    ChecklistModal,
+    ConfirmModal,
+    GateAnswer,
+    GateModal,
+    QuitModal,
+    ReasonModal,
+    RollbackModal,
+    RollbackRequest,
+)
+from widgets.step_panel import MAX_LOG_LINES, StepPanel
+from widgets.steps_table import StepsTable
+from widgets.triggers import TriggerStrip
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class EngineEvent(Message):
+    """An engine event, carried to the UI thread."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class ProgressReported(EngineEvent):
+    """Progress of one bar: a newer report replaces an older one still in the queue."""
+
+    def can_replace(self, message: Message) -> bool:
+        if not isinstance(message, ProgressReported):
+            return False
+        a, b = self.event, message.event
+        assert isinstance(a, StepProgress) and isinstance(b, StepProgress)
+        return a.step_id == b.step_id and a.label == b.label
+
+
+class LogArrived(EngineEvent):
+    """A batch of log lines: never replaced, never dropped."""
+
+
+class CockpitApp(App[int]):
+    TITLE = "cutover cockpit"
+    CSS_PATH = str(Path(__file__).resolve().parent.parent / "widgets" / "cockpit.tcss")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("a,f2", "answer", "Answer"),
+        Binding("s,f5", "start_step", "Start"),
+        Binding("r,f6", "retry", "Retry"),
+        Binding("k,f7", "skip", "Skip"),
+        Binding("d,f8", "mark_done", "Done", show=False),
+        Binding("x", "cancel_step", "Cancel", show=False),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("b,f9", "rollback", "Rollback"),
+        Binding("f", "toggle_follow", "Follow", show=False),
+        Binding("l", "toggle_log", "Log", show=False),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("ctrl+q,f10", "request_quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, session: Session, *, autopilot_delay: float | None = None,
+                 refresh_interval: float = 0.25, start_engine: bool = True) -> None:
+        super().__init__()
+        self.session = session
+        self.engine = session.engine
+        self.autopilot_delay = autopilot_delay
+        self.refresh_interval = refresh_interval
+        self.start_engine = start_engine
+        self._buffers: dict[str, deque[str]] = {}
+        self._last_line: dict[str, int] = {}  # the number of the last line buffered, per step
+        self._pending: list[str] = []
+        self._shown: str | None = None
+        self._follow = True
+        self._follow_target: str | None = None
+        self._rollback_modal_open = False
+        self._view: RunView | None = None
+        self.lines_shown = 0  # counted for bench/log_flood.py
+        self.autopilot: Any = None
+
+    # -- composition ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader()
+        with Container(id="main"):
+            yield StepsTable(id="steps")
+            yield StepPanel(id="panel")
+        yield TriggerStrip()
+        yield Footer(compact=True)
+        yield Static(id="too-small")
+
+    def on_mount(self) -> None:
+        # Subscribe first, then read the journal: a line in both is dropped by its number.
+        self.engine.subscribe(self._from_engine)
+        for step in self.engine.runbook.steps:
+            self._buffer(step.id)
+        if self.autopilot_delay is not None:
+            from cockpit.sandbox.autopilot import Autopilot
+
+            self.autopilot = Autopilot(self.engine, self.autopilot_delay)
+            self.engine.subscribe(self.autopilot)
+        self._refresh_view()
+        self.query_one(StepsTable).focus()
+        if self.start_engine:
+            self._run_engine()
+        self.set_interval(self.refresh_interval, self._refresh_view)
+        self.set_interval(0.1, self._flush_log)
+        self._check_size(self.size.width, self.size.height)
+        try:
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(sig, lambda: self.exit(0))
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    @work(thread=True, exit_on_error=False, group="engine", description="Starting the run engine")
+    def _run_engine(self) -> None:
+        self.engine.start()
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.description or event.worker.name} failed: {event.worker.error}",
+                        severity="error", timeout=30)
+
+    # -- engine -> screen ---------------------------------------------------------------------
+
+    def _from_engine(self, event: Event) -> None:
+        """Called on engine threads: post, never touch widgets."""
+        if isinstance(event, StepLog):
+            self.post_message(LogArrived(event))
+        elif isinstance(event, StepProgress):
+            self.post_message(ProgressReported(event))
+        else:
+            self.post_message(EngineEvent(event))
+
+    @on(LogArrived)
+    def _log_arrived(self, message: LogArrived) -> None:
+        event = message.event
+        assert isinstance(event, StepLog)
+        seen = self._last_line.get(event.step_id, 0)
+        lines = event.lines[max(0, seen - event.first_line + 1):]
+        if not lines:
+            return
+        self._last_line[event.step_id] = event.first_line + len(event.lines) - 1
+        self._buffer(event.step_id).extend(lines)
+        if event.step_id == self._shown:
+            self._pending.extend(lines)
+            if len(self._pending) > MAX_LOG_LINES:
+                del self._pending[:-MAX_LOG_LINES]
+
+    @on(ProgressReported)
+    def _progress(self, message: ProgressReported) -> None:
+        pass  # the next refresh shows it; the message only wakes nothing else
+
+    @on(EngineEvent)
+    def _engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if isinstance(event, StepStateChanged) and event.state in ("running", "waiting") and self._follow:
+            self._follow_target = event.step_id
+        elif isinstance(event, Alert):
+            severity = {"error": "error", "warning": "warning"}.get(event.level, "information")
+            self.notify(event.message, severity=severity, timeout=10)  # type: ignore[arg-type]
+        elif isinstance(event, TriggerFired):
+            self.notify(f"trigger {event.trigger_id} fired: {event.reason}", title=event.action.upper(),
+                        severity="error", timeout=15)
+        elif isinstance(event, GateOpened) and event.gate == "rollback":
+            self.call_later(self.action_rollback)
+
+    def _buffer(self, step_id: str) -> deque[str]:
+        buffer = self._buffers.get(step_id)
+        if buffer is None:
+            buffer = deque(maxlen=MAX_LOG_LINES)
+            # A resumed run: the journal has the lines of earlier processes.
+            journal = self.session.journal
+            count = journal.log_count(self.engine.run_id, step_id)
+            if count:
+                buffer.extend(journal.log_lines(self.engine.run_id, step_id, tail=MAX_LOG_LINES))
+            self._last_line[step_id] = count
+            self._buffers[step_id] = buffer
+        return buffer
+
+    def _flush_log(self) -> None:
+        if not self._pending:
+            return
+        lines, self._pending = self._pending, []
+        self.query_one(StepPanel).append_log(lines)
+        self.lines_shown += len(lines)
+
+    def _refresh_view(self) -> None:
+        view = self.engine.view()
+        self._view = view
+        self.query_one(StatusHeader).show(view)
+        table = self.query_one(StepsTable)
+        table.show(view)
+        if self._follow and self._follow_target and self._follow_target in view.steps:
+            table.select_step(self._follow_target)
+        self.query_one(TriggerStrip).show(view)
+        self._show_selected(view)
+
+    def _show_selected(self, view: RunView) -> None:
+        selected = self.query_one(StepsTable).selected_step
+        panel = self.query_one(StepPanel)
+        if selected != self._shown:
+            self._shown = selected
+            self._pending = []
+            panel.replace_log(self._buffer(selected) if selected else [])
+        panel.show(view.steps.get(selected) if selected else None, view)
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value
+        if self._follow and self._follow_target is not None and key != self._follow_target:
+            # The operator moved the cursor: stop following until `f`.
+            self._follow = False
+            self.notify("follow is off: press f to follow running steps again", timeout=4)
+        if self._view is not None:
+            self._show_selected(self._view)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        step = self._selected_view()
+        if step is not None and step.gate is not None:
+            self.action_answer()
+
+    def on_resize(self, event: Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        self.screen.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"Terminal too small: {width}x{height}\n\nThe cockpit needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
+                "The run goes on; enlarge the window to see it.")
+
+    # -- operator actions ---------------------------------------------------------------------------
+
+    @property
+    def operator(self) -> Any:
+        return self.engine.operator
+
+    def _selected_view(self) -> StepView | None:
+        step_id = self.query_one(StepsTable).selected_step
+        if step_id is None or self._view is None:
+            return None
+        return self._view.steps.get(step_id)
+
+    def _do(self, action: Callable[[], None], done: str | None = None) -> None:
+        try:
+            action()
+        except ActionRefused as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        if done:
+            self.notify(done, timeout=4)
+        self._refresh_view()
+
+    def _confirm_then(self, modal: Any, action: Callable[[], None], done: str | None = None) -> None:
+        """Push a yes/no modal; run the action only on an explicit yes."""
+
+        def decided(answer: object) -> None:
+            if answer is True:
+                self._do(action, done)
+
+        self.push_screen(modal, decided)
+
+    def _reason_then(self, modal: Any, action: Callable[[str], None], done: str) -> None:
+        def decided(reason: object) -> None:
+            if isinstance(reason, str) and reason:
+                self._do(lambda: action(reason), done)
+
+        self.push_screen(modal, decided)
+
+    def _need_step(self) -> StepView | None:
+        step = self._selected_view()
+        if step is None:
+            self.notify("select a step first (↑/↓)", severity="warning")
+        return step
+
+    def action_answer(self) -> None:
+        view = self.engine.view()
+        if view.rollback is not None and view.rollback.awaiting_confirmation:
+            self.action_rollback()
+            return
+        step = self._selected_view()
+        if step is None or step.gate is None:
+            step = next((s for s in view.steps.values() if s.gate is not None), None)
+        if step is None or step.gate is None:
+            self.notify("no step is waiting for an answer", severity="warning")
+            return
+        self.query_one(StepsTable).select_step(step.id)
+        gate, step_id = step.gate, step.id
+        if gate.kind == "start":
+            self._confirm_then(ConfirmModal("Start step", f"Start {step.title!r} now?", "Start"),
+                               lambda: self.engine.start_step(step_id, self.operator), f"started {step_id}")
+        elif gate.kind == "checklist":
+            def ticked(picked: object) -> None:
+                if isinstance(picked, list):
+                    self._tick(step_id, picked)
+
+            self.push_screen(ChecklistModal(step.title, gate.items, gate.ticked), ticked)
+        else:
+            def answered(answer: object) -> None:
+                if isinstance(answer, GateAnswer):
+                    self._do(lambda: self.engine.answer(step_id, answer.yes, self.operator, answer.typed),
+                             f"answered {'yes' if answer.yes else 'no'}: {step_id}")
+
+            self.push_screen(GateModal(step.title, gate.question, gate.confirm), answered)
+
+    def _tick(self, step_id: str, picked: Iterable[int]) -> None:
+        for index in picked:
+            self._do(lambda i=index: self.engine.tick(step_id, i, self.operator))  # type: ignore[misc]
+
+    def action_start_step(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        when = ""
+        if step.due is not None and self._view is not None and step.due > self._view.now:
+            when = f" It is due at {format_offset(step.due - self._view.t0)}."
+        step_id = step.id
+        self._confirm_then(ConfirmModal("Start step", f"Start {step.title!r} now?{when}", "Start"),
+                           lambda: self.engine.start_step(step_id, self.operator), f"started {step_id}")
+
+    def action_retry(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        step_id = step.id
+        self._confirm_then(ConfirmModal("Retry step", f"Run {step.title!r} again (attempt {step.attempt + 1})? "
+                                        "It resumes from its checkpoint.", "Retry"),
+                           lambda: self.engine.retry(step_id, self.operator), f"retrying {step_id}")
+
+    def action_skip(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        step_id = step.id
+        self._reason_then(ReasonModal("Skip step", f"Skip {step.title!r}? Steps that need it will go on."),
+                          lambda reason: self.engine.skip(step_id, reason, self.operator), f"skipped {step_id}")
+
+    def action_mark_done(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        step_id = step.id
+        self._reason_then(ReasonModal("Mark done", f"Mark {step.title!r} done without running it?"),
+                          lambda reason: self.engine.mark_done(step_id, reason, self.operator),
+                          f"marked done: {step_id}")
+
+    def action_cancel_step(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        step_id = step.id
+        self._confirm_then(ConfirmModal("Cancel step", f"Cancel {step.title!r}?", "Cancel step", danger=True),
+                           lambda: self.engine.cancel(step_id, self.operator), f"cancelling {step_id}")
+
+    def action_toggle_pause(self) -> None:
+        if self.engine.paused:
+            self._do(lambda: self.engine.resume(self.operator), "resumed")
+        else:
+            self._do(lambda: self.engine.pause(self.operator), "paused: no new step starts")
+
+    def action_rollback(self) -> None:
+        if self._rollback_modal_open:
+            return
+        view = self.engine.view()
+        pending = view.rollback.reason if view.rollback and view.rollback.awaiting_confirmation else None
+        self._rollback_modal_open = True
+
+        def decided(request: object) -> None:
+            self._rollback_modal_open = False
+            if isinstance(request, RollbackRequest):
+                self._do(lambda: self.engine.rollback(self.operator, request.reason, request.typed),
+                         "rollback started")
+
+        self.push_screen(RollbackModal(self.engine.rollback_plan(), view.ponr_passed, CONFIRM_WORD, pending),
+                         decided)
+
+    def action_toggle_follow(self) -> None:
+        self._follow = not self._follow
+        self.notify("follow is " + ("on" if self._follow else "off"), timeout=3)
+
+    def action_toggle_log(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        else:
+            self.screen.maximize(self.query_one("#step-log"))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_request_quit(self) -> None:
+        running = self.engine.running_steps()
+        if not running:
+            self.exit(0)
+            return
+        self._confirm_then(QuitModal("Quit?", f"Still running: {', '.join(running)}. They stop now and are "
+                                     "journaled as interrupted; `cockpit run` continues the run.", "Quit",
+                                     danger=True),
+                           lambda: self.exit(0))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Answer", "Answer the waiting gate (question, start, checklist)", self.action_answer)
+        yield SystemCommand("Start step", "Start the selected step now", self.action_start_step)
+        yield SystemCommand("Retry step", "Run the selected step again", self.action_retry)
+        yield SystemCommand("Skip step", "Skip the selected step, with a reason", self.action_skip)
+        yield SystemCommand("Mark done", "Mark the selected step done, with a reason", self.action_mark_done)
+        yield SystemCommand("Cancel step", "Cancel the selected step", self.action_cancel_step)
+        yield SystemCommand("Pause / resume", "No new step starts while paused", self.action_toggle_pause)
+        yield SystemCommand("Roll back", "Roll the go-live back (asks first)", self.action_rollback)
+        yield SystemCommand("Follow", "Select each step as it starts", self.action_toggle_follow)
+        yield SystemCommand("Enlarge log", "Show the selected step's log on the whole screen", self.action_toggle_log)
+        yield SystemCommand("Help", "Keys and glyphs", self.action_help)
+        yield SystemCommand("Quit", "Quit the cockpit (the run resumes later)", self.action_request_quit)
+        for step in self.engine.runbook.steps:
+            yield SystemCommand(f"Go to {step.id}", step.label,
+                                lambda s=step.id: self.query_one(StepsTable).select_step(s), discover=False)
+
+
+def make_app(session: Session, **kwargs: Any) -> CockpitApp:
+    """The one app factory: the command line, the tests and the snapshots all build the app here."""
+    return CockpitApp(session, **kwargs)
+
+
+def run_app(session: Session, autopilot_delay: float | None = None) -> int:
+    app = make_app(session, autopilot_delay=autopilot_delay)
+    try:
+        code = app.run()
+    finally:
+        if app.autopilot is not None:
+            app.autopilot.cancel()
+        session.close()
+    return int(code or 0)

@@ -1,0 +1,302 @@
+"""The command line (a contract with users; see the README).
+
+    cockpit [RUNBOOK]                open the cockpit (default ./runbook.toml)
+    cockpit check RUNBOOK            validate; exit 0 or 2
+    cockpit plan RUNBOOK             the timeline with absolute times, budgets and the window total
+    cockpit run RUNBOOK --headless   run without the screen; --json prints one event per line
+    cockpit status RUNBOOK           the journal's view of the current run
+    cockpit demo [--headless]        start the sandbox and rehearse runbook.toml against it
+
+Exit codes: 0 done, 1 a step or the run failed, 2 invalid input, 3 rolled back, 4 waiting for
+an operator (headless).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cockpit.session import RunOptions, SessionError, open_session
+
+EXIT_INVALID = 2
+
+
+class _DefaultToOpen(click.Group):
+    """`cockpit RUNBOOK` and plain `cockpit` open the screen; known words are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+            args = ["open", *args]
+        return super().parse_args(ctx, args)
+
+
+def _fail(lines: list[str], code: int = EXIT_INVALID) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+    sys.exit(code)
+
+
+def _runbook_path(value: str | None) -> Path:
+    return Path(value or "runbook.toml")
+
+
+def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--dry-run", is_flag=True, help="Run probes for real; print what other steps would do."),
+        click.option("--rehearsal", is_flag=True, help="Compressed time: --speed times faster, idle gaps skipped."),
+        click.option("--speed", type=float, default=60.0, show_default=True, help="Rehearsal clock speed."),
+        click.option("--from", "start_from", metavar="T-OFFSET", help="Rehearsal start time, e.g. T-1d."),
+        click.option("--answer", "answers", multiple=True, metavar="STEP=VALUE",
+                     help="Answer for the operator: yes/no for a gate; retry, skip:REASON or done:REASON for "
+                          "an interrupted or failed step; rollback=yes past a point of no return."),
+        click.option("--new", "new_run", is_flag=True, help="Abandon an unfinished run (journaled) and start afresh."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(cls=_DefaultToOpen, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cutover-cockpit")
+def main() -> None:
+    """Drive a database go-live from one terminal screen."""
+
+
+@main.command("open", hidden=True)
+@click.argument("runbook", required=False)
+@_run_options
+def open_cmd(runbook: str | None, **kwargs: Any) -> None:
+    """Open the cockpit screen on RUNBOOK (default ./runbook.toml)."""
+    _screen(RunOptions(runbook=_runbook_path(runbook), **_options(kwargs)))
+
+
+def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs["answers"] = list(kwargs.get("answers") or [])
+    return kwargs
+
+
+@main.command()
+@click.argument("runbook", type=click.Path(dir_okay=False))
+def check(runbook: str) -> None:
+    """Validate RUNBOOK: every problem as file:line: message; exit 0 when sound, 2 when not."""
+    from cockpit import runbook as runbook_module
+
+    parsed, problems = runbook_module.check(Path(runbook))
+    for problem in problems:
+        click.echo(str(problem), err=problem.severity == "error")
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or parsed is None:
+        click.echo(f"{runbook}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", err=True)
+        sys.exit(EXIT_INVALID)
+    warnings = len(problems)
+    click.echo(f"{runbook}: sound: {parsed.name!r}, {len(parsed.phases)} phases, {len(parsed.steps)} steps, "
+               f"{len(parsed.triggers)} triggers, T-0 {parsed.t0:%Y-%m-%d %H:%M %z}"
+               + (f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""))
+
+
+@main.command()
+@click.argument("runbook", type=click.Path(dir_okay=False))
+def plan(runbook: str) -> None:
+    """The timeline: absolute start times, budgets, needs, the window total and its critical path."""
+    from cockpit.report import plan_report
+    from cockpit.session import load_runbook
+
+    try:
+        parsed = load_runbook(Path(runbook), os.environ)
+    except SessionError as exc:
+        _fail(exc.lines)
+    click.echo(plan_report(parsed))
+
+
+@main.command()
+@click.argument("runbook", type=click.Path(dir_okay=False))
+@click.option("--headless", is_flag=True, help="No screen: a line per state change and periodic progress.")
+@click.option("--json", "as_json", is_flag=True, help="With --headless: one JSON event per line.")
+@_run_options
+def run(runbook: str, headless: bool, as_json: bool, **kwargs: Any) -> None:
+    """Run RUNBOOK: continue its unfinished run, or start a new one."""
+    options = RunOptions(runbook=Path(runbook), **_options(kwargs))
+    if not headless:
+        if as_json:
+            _fail(["--json goes with --headless"])
+        _screen(options)
+        return
+    sys.exit(_headless(options, as_json))
+
+
+@main.command()
+@click.argument("runbook", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="The steps and the run as one JSON document.")
+@click.option("--log", "log_step", metavar="STEP", help="Print the complete log of one step.")
+def status(runbook: str, as_json: bool, log_step: str | None) -> None:
+    """The journal's view of the current (or last) run of RUNBOOK."""
+    from cockpit.journal import Journal, journal_dir
+    from cockpit.report import status_report
+
+    path = Path(runbook)
+    try:
+        journal = Journal.for_runbook(path, readonly=True)
+    except FileNotFoundError:
+        _fail([f"{runbook}: no run yet (no journal at {journal_dir(path) / 'journal.db'})"], 1)
+    run = journal.latest_run(str(path.resolve()))
+    if run is None:
+        _fail([f"{runbook}: no run yet"], 1)
+    assert run is not None
+    if log_step is not None:
+        lines = journal.log_lines(run.id, log_step)
+        if not lines and log_step not in journal.steps(run.id):
+            _fail([f"{runbook}: run {run.id} has no step {log_step!r}"])
+        for line in lines:
+            click.echo(line)
+        return
+    if as_json:
+        steps = {k: {**v.__dict__, "started_clock": str(v.started_clock) if v.started_clock else None,
+                     "ended_clock": str(v.ended_clock) if v.ended_clock else None}
+                 for k, v in journal.steps(run.id).items()}
+        click.echo(json.dumps({"run": {"id": run.id, "name": run.name, "state": run.state, "mode": run.mode,
+                                       "dry_run": run.dry_run, "paused": run.paused, "rollback": run.rollback},
+                               "steps": steps, "metrics": journal.metrics(run.id)}, indent=2, default=str))
+        return
+    click.echo(status_report(journal, run, journal_dir(path) / "run.lock"))
+
+
+@main.command()
+@click.option("--headless", is_flag=True, help="No screen; ends by itself (exit 0 when the rehearsal passes).")
+@click.option("--json", "as_json", is_flag=True, help="With --headless: one JSON event per line.")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Size of the seeded v1 database: 1 is 1,000 users and 10,000 cases.")
+@click.option("--speed", type=float, default=60.0, show_default=True, help="Rehearsal clock speed.")
+@click.option("--break", "breaks", multiple=True, type=click.Choice(["auth", "cases", "health"]),
+              help="Make a v2 stand-in endpoint fail, to rehearse a rollback.")
+@click.option("--runbook", "runbook_path", type=click.Path(dir_okay=False), default=None,
+              help="The runbook to rehearse (default: ./runbook.toml, else the one shipped with the cockpit).")
+def demo(headless: bool, as_json: bool, scale: float, speed: float, breaks: tuple[str, ...],
+         runbook_path: str | None) -> None:
+    """Start the sandbox (PostgreSQL, v1 and v2 stand-ins) and rehearse the runbook against it."""
+    from cockpit.sandbox.world import Sandbox
+
+    path = Path(runbook_path) if runbook_path else _demo_runbook()
+    say: Callable[[str], None] = (lambda text: click.echo(f"sandbox: {text}", err=True)) if not as_json else (
+        lambda text: None)
+    _exit_on_signals()
+    try:
+        with Sandbox(scale, breaks=breaks, say=say) as sandbox:
+            env = {**os.environ, **sandbox.env}
+            options = RunOptions(runbook=path, rehearsal=True, speed=speed,
+                                 new_run=True, glide=0.0 if headless else 2.0, env=env,
+                                 command="cockpit demo" + (" --headless" if headless else ""))
+            if headless:
+                code = _headless(options, as_json, autopilot_delay=0.0)
+            else:
+                code = _screen(options, autopilot_delay=1.5, exit_after=False)
+    except KeyboardInterrupt:
+        click.echo("demo: stopped; the sandbox is shut down", err=True)
+        sys.exit(130)
+    except SessionError as exc:
+        _fail(exc.lines)
+    except Exception as exc:
+        from cockpit.sandbox.postgres import SandboxError
+
+        if isinstance(exc, SandboxError | ValueError):
+            _fail([f"demo: {exc}"], 1)
+        raise
+    sys.exit(code)
+
+
+def _demo_runbook() -> Path:
+    local = Path("runbook.toml")
+    if local.exists():
+        return local
+    return Path(__file__).resolve().parent.parent / "runbook.toml"
+
+
+def _exit_on_signals() -> None:
+    """SIGTERM and SIGHUP (a dropped SSH session) unwind like Ctrl+C, so everything started stops."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGHUP, interrupt)
+
+
+def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None = None) -> int:
+    from cockpit.headless import HeadlessPrinter
+
+    _exit_on_signals()
+    try:
+        session = open_session(options)
+    except SessionError as exc:
+        _fail(exc.lines)
+        raise AssertionError from None
+    engine = session.engine
+    printer = HeadlessPrinter(as_json=as_json, t0=session.runbook.t0,
+                              log_tail=lambda step: session.journal.log_lines(engine.run_id, step, tail=5))
+    engine.subscribe(printer)
+    autopilot = None
+    if autopilot_delay is not None:
+        from cockpit.sandbox.autopilot import Autopilot
+
+        autopilot = Autopilot(engine, autopilot_delay)
+        engine.subscribe(autopilot)
+    # The journal already holds what happened before this process: replay it for the reader.
+    for event in session.journal.events(engine.run_id):
+        printer(event)
+    stop_progress = threading.Event()
+
+    def progress_loop() -> None:
+        while not stop_progress.wait(5.0):
+            printer.print_progress(engine.view())
+
+    ticker = threading.Thread(target=progress_loop, daemon=True)
+    try:
+        engine.start()
+        ticker.start()
+        outcome = engine.wait_until_settled()
+    except KeyboardInterrupt:
+        stop_progress.set()
+        if autopilot:
+            autopilot.cancel()
+        session.close()
+        click.echo("stopped: running steps are recorded as interrupted; `cockpit run` continues the run",
+                   err=True)
+        return 130
+    stop_progress.set()
+    if autopilot:
+        autopilot.cancel()
+    view = engine.view()
+    session.close()
+    if not as_json:
+        counts: dict[str, int] = {}
+        for step in view.steps.values():
+            counts[step.state.value] = counts.get(step.state.value, 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        click.echo(f"run {view.run_id}: {outcome.value} ({summary}); exit {outcome.exit_code}")
+    return outcome.exit_code
+
+
+def _screen(options: RunOptions, autopilot_delay: float | None = None, exit_after: bool = True) -> int:
+    from cockpit.app import run_app
+
+    try:
+        session = open_session(options)
+    except SessionError as exc:
+        _fail(exc.lines)
+        raise AssertionError from None
+    code = run_app(session, autopilot_delay=autopilot_delay)
+    if exit_after:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

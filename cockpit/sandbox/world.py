@@ -1,0 +1,73 @@
+"""The rehearsal world on this machine: everything the demo's runbook talks to, on loopback.
+
+`Sandbox` starts PostgreSQL (seeded with the PERM Tracker shape) and the v1 and v2 web
+stand-ins, hands back the environment variables the runbook references, and stops all of it
+on exit, on Ctrl+C too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cockpit.sandbox.postgres import PostgresServer
+from cockpit.sandbox.seed import SeedSize, seed
+from cockpit.sandbox.web import StandInServer, v1_app, v2_app
+
+# What `--break` can make fail, for rehearsing the rollback triggers.
+BREAKABLE = {
+    "auth": ("v2", "/api/auth/session"),
+    "cases": ("v2", "/api/cases"),
+    "health": ("v2", "/health"),
+}
+
+
+class Sandbox:
+    def __init__(self, scale: float = 1.0, *, breaks: tuple[str, ...] = (),
+                 say: Callable[[str], None] = lambda text: None) -> None:
+        unknown = [b for b in breaks if b not in BREAKABLE]
+        if unknown:
+            raise ValueError(f"cannot break {', '.join(unknown)}: choose from {', '.join(BREAKABLE)}")
+        self.scale = scale
+        self.breaks = breaks
+        self.say = say
+        self.postgres: PostgresServer | None = None
+        self.v1: StandInServer | None = None
+        self.v2: StandInServer | None = None
+        self.env: dict[str, str] = {}
+        self.counts: dict[str, int] = {}
+
+    def start(self) -> Sandbox:
+        try:
+            size = SeedSize.for_scale(self.scale)
+            self.say("starting PostgreSQL on 127.0.0.1 (sandbox)")
+            self.postgres = PostgresServer().start()
+            dsn = self.postgres.create_database("permtracker")
+            self.say(f"seeding v1: {size.users:,} users, {size.cases:,} cases, {size.notifications:,} notifications")
+            self.counts = seed(dsn, size)
+            self.v1 = v1_app(dsn).start()
+            self.v2 = v2_app().start()
+            for name in self.breaks:
+                app, path = BREAKABLE[name]
+                (self.v1 if app == "v1" else self.v2).break_path(path)
+                self.say(f"stand-in {app} will fail {path} (--break {name})")
+            self.env = {"V1_DATABASE_URL": dsn, "V1_URL": self.v1.url, "V2_URL": self.v2.url}
+            self.say(f"v1 stand-in at {self.v1.url}, v2 stand-in at {self.v2.url}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in (self.v2, self.v1):
+            if server is not None:
+                server.stop()
+        self.v1 = self.v2 = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,207 @@
+"""The contract between the engine and a step kind.
+
+A step kind is a `Step` subclass with a `Params` pydantic model (its `with` table), an
+`effect` (probe, mutate or notify) and a `run(ctx)` method that the engine calls on a worker
+thread. Everything a step may touch comes through its `StepContext`: parameters, resolved
+connections, `log()`, `progress()`, `metric()`, a journaled checkpoint, the cancellation
+event, an artifacts folder, the clock, and `dry_run`.
+
+Kinds live in `steps/` (or any installed package) and register through the `cockpit.steps`
+entry-point group; the core never imports them by name.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from cockpit.clock import Clock
+
+
+class Effect(StrEnum):
+    """What running a step does to the world; a dry run executes only probes."""
+
+    PROBE = "probe"
+    MUTATE = "mutate"
+    NOTIFY = "notify"
+
+
+class StepFailed(Exception):
+    """The step ran and did not achieve its purpose; the message is for the operator."""
+
+
+class StepCancelled(Exception):
+    """The step noticed its cancellation event and stopped."""
+
+
+class StepParams(BaseModel):
+    """Base of every kind's `with` model: strict, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ConnectionRef:
+    """Marks a parameter that names a connection, and the connection kind it must be.
+
+    Use as `connection: Annotated[str, ConnectionRef("postgres")]`; `cockpit check` reports a
+    missing connection or one of the wrong kind at the parameter's line.
+    """
+
+    kind: str
+
+
+class Step(ABC):
+    """A step kind. One instance runs one attempt."""
+
+    kind: ClassVar[str] = ""
+    effect: ClassVar[Effect] = Effect.MUTATE
+    Params: ClassVar[type[StepParams]] = StepParams
+
+    def effect_of(self, params: StepParams) -> Effect:
+        """The effect of a step with these parameters (a read-only SQL step is a probe)."""
+        return self.effect
+
+    def describe(self, params: StepParams) -> str:
+        """One line saying what the step does; a dry run prints it for mutate and notify steps."""
+        return f"{self.kind}: {params.model_dump(exclude_defaults=True)}"
+
+    @abstractmethod
+    def run(self, ctx: StepContext) -> None:
+        """Do the work. Return on success; raise `StepFailed` (or any error) on failure."""
+
+
+class StepHost(Protocol):
+    """What the engine provides behind a `StepContext`."""
+
+    def step_log(self, step_id: str, attempt: int, lines: list[str]) -> None: ...
+
+    def step_progress(
+        self, step_id: str, attempt: int, done: float, total: float | None, unit: str, label: str
+    ) -> None: ...
+
+    def step_metric(self, step_id: str, name: str, value: float) -> None: ...
+
+    def step_checkpoint(self, step_id: str, data: dict[str, Any]) -> None: ...
+
+    def step_ask(self, step_id: str, question: str, confirm: str | None, cancel: threading.Event) -> bool: ...
+
+    def step_checklist(self, step_id: str, items: list[str], cancel: threading.Event) -> bool: ...
+
+
+class Checkpoint(MutableMapping[str, Any]):
+    """A step's resumable state: every change is written to the journal before it returns.
+
+    Values must be JSON-serialisable. A retried or resumed attempt starts with the last saved
+    contents, so a step can continue where it stopped.
+    """
+
+    def __init__(self, data: Mapping[str, Any], save: Any) -> None:
+        self._data: dict[str, Any] = dict(data)
+        self._save = save
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+        self._save(dict(self._data))
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._save(dict(self._data))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def update_all(self, values: Mapping[str, Any]) -> None:
+        """Set several keys with one journal write."""
+        self._data.update(values)
+        self._save(dict(self._data))
+
+
+class StepContext:
+    """Everything one attempt of one step may use."""
+
+    def __init__(
+        self,
+        *,
+        step_id: str,
+        title: str,
+        attempt: int,
+        params: StepParams,
+        connections: Mapping[str, Any],
+        host: StepHost,
+        cancel: threading.Event,
+        clock: Clock,
+        artifacts: Path,
+        dry_run: bool,
+        checkpoint: Mapping[str, Any],
+        base_dir: Path,
+        t0: datetime,
+    ) -> None:
+        self.step_id = step_id
+        self.title = title
+        self.attempt = attempt
+        self.params = params
+        self.connections = connections
+        self.cancel = cancel
+        self.clock = clock
+        self.artifacts = artifacts
+        self.dry_run = dry_run
+        self.base_dir = base_dir
+        self.t0 = t0
+        self._host = host
+        self.checkpoint = Checkpoint(checkpoint, lambda data: host.step_checkpoint(step_id, data))
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise StepCancelled("cancelled")
+
+    def log(self, text: str) -> None:
+        """Append to the step's log; a text with newlines becomes several lines."""
+        self._host.step_log(self.step_id, self.attempt, text.splitlines() or [""])
+
+    def log_lines(self, lines: list[str]) -> None:
+        self._host.step_log(self.step_id, self.attempt, lines)
+
+    def progress(self, done: float, total: float | None = None, unit: str = "", label: str = "") -> None:
+        """Report progress; bursts are collapsed, so call it as often as is convenient."""
+        self._host.step_progress(self.step_id, self.attempt, done, total, unit, label)
+
+    def metric(self, name: str, value: float) -> None:
+        """Publish a measurement that `{metric, above}` triggers watch."""
+        self._host.step_metric(self.step_id, name, float(value))
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait on the run's clock; True (and return at once) if the step was cancelled."""
+        return self.clock.sleep(seconds, self.cancel)
+
+    def ask(self, question: str, confirm: str | None = None) -> bool:
+        """Ask the operator (a gate); blocks until answered. True for yes."""
+        return self._host.step_ask(self.step_id, question, confirm, self.cancel)
+
+    def checklist(self, items: list[str]) -> bool:
+        """Open a checklist for the operator; blocks until every item is ticked (True)."""
+        return self._host.step_checklist(self.step_id, items, self.cancel)
+
+    def connection(self, name: str) -> Any:
+        try:
+            return self.connections[name]
+        except KeyError:
+            raise StepFailed(f"connection {name!r} is not defined") from None

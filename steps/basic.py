@@ -1,0 +1,204 @@
+"""General-purpose kinds: `shell`, `manual`, `checklist`, `wait`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from cockpit.clock import format_duration, format_offset
+from cockpit.runbook import Duration, Offset
+from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
+
+# How long a cancelled command gets between SIGTERM and SIGKILL.
+_TERM_GRACE = 3.0
+
+
+class ShellParams(StepParams):
+    argv: list[str] = Field(min_length=1, description="the command and its arguments; no shell is involved")
+    env: dict[str, str] = Field(default_factory=dict, description="added to the inherited environment")
+    cwd: str | None = Field(default=None, description="working folder, relative to the runbook's folder")
+    effect: Literal["probe", "mutate", "notify"] = Field(
+        default="mutate", description="declare `probe` for a read-only command, so a dry run executes it")
+
+
+class ShellStep(Step):
+    """Runs a command; its output streams to the step's log; a non-zero exit fails the step."""
+
+    kind = "shell"
+    effect = Effect.MUTATE
+    Params = ShellParams
+
+    def effect_of(self, params: StepParams) -> Effect:
+        assert isinstance(params, ShellParams)
+        return Effect(params.effect)
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, ShellParams)
+        return f"run {shlex.join(params.argv)}"
+
+    def run(self, ctx: StepContext) -> None:
+        params = ctx.params
+        assert isinstance(params, ShellParams)
+        cwd = ctx.base_dir / params.cwd if params.cwd else ctx.base_dir
+        env = {**os.environ, **params.env}
+        try:
+            proc = subprocess.Popen(
+                params.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=cwd, env=env, start_new_session=True, bufsize=0,
+            )
+        except FileNotFoundError:
+            raise StepFailed(f"command not found: {params.argv[0]}") from None
+        except PermissionError:
+            raise StepFailed(f"not executable: {params.argv[0]}") from None
+        except NotADirectoryError:
+            raise StepFailed(f"cwd is not a folder: {cwd}") from None
+        finished = threading.Event()
+        watcher = threading.Thread(target=_stop_on_cancel, args=(proc, ctx.cancel, finished), daemon=True)
+        watcher.start()
+        try:
+            _stream_lines(proc, ctx)
+            code = proc.wait()
+        finally:
+            finished.set()
+        if ctx.cancel.is_set():
+            raise StepCancelled(f"command stopped (exit status {code})")
+        if code != 0:
+            what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            raise StepFailed(f"{params.argv[0]} {what}")
+
+
+def _stream_lines(proc: subprocess.Popen[bytes], ctx: StepContext) -> None:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    partial = b""
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        data = partial + chunk
+        lines = data.split(b"\n")
+        partial = lines.pop()
+        if lines:
+            ctx.log_lines([line.decode("utf-8", "replace").rstrip("\r") for line in lines])
+    if partial:
+        ctx.log_lines([partial.decode("utf-8", "replace").rstrip("\r")])
+
+
+def _stop_on_cancel(proc: subprocess.Popen[bytes], cancel: threading.Event, finished: threading.Event) -> None:
+    while not finished.is_set():
+        if cancel.wait(0.1):
+            break
+    if finished.is_set() or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(_TERM_GRACE)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class ManualParams(StepParams):
+    question: str = Field(description="what the operator must do or decide")
+    confirm: str | None = Field(default=None, description="text the operator must type to answer yes")
+
+
+class ManualStep(Step):
+    """A gate: asks the operator; yes succeeds, no fails."""
+
+    kind = "manual"
+    # A person acting on the question may change anything, so a dry run asks nothing.
+    effect = Effect.MUTATE
+    Params = ManualParams
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, ManualParams)
+        return f"ask the operator: {params.question}"
+
+    def run(self, ctx: StepContext) -> None:
+        params = ctx.params
+        assert isinstance(params, ManualParams)
+        ctx.log(f"question: {params.question}")
+        if not ctx.ask(params.question, params.confirm):
+            raise StepFailed("the operator answered no")
+        ctx.log("the operator answered yes")
+
+
+class ChecklistParams(StepParams):
+    items: list[str] = Field(min_length=1, description="what must be true, one item each")
+
+
+class ChecklistStep(Step):
+    """The operator ticks every item; the step succeeds when all are ticked."""
+
+    kind = "checklist"
+    effect = Effect.MUTATE
+    Params = ChecklistParams
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, ChecklistParams)
+        return f"ask the operator to tick {len(params.items)} items"
+
+    def run(self, ctx: StepContext) -> None:
+        params = ctx.params
+        assert isinstance(params, ChecklistParams)
+        for item in params.items:
+            ctx.log(f"[ ] {item}")
+        if not ctx.checklist(params.items):
+            raise StepFailed("the checklist was refused")
+        ctx.log(f"all {len(params.items)} items ticked")
+
+
+class WaitParams(StepParams):
+    duration: Duration | None = Field(default=None, description="wait this long")
+    until: Offset | None = Field(default=None, description="or wait until this T-offset")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WaitParams:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("give exactly one of duration or until")
+        return self
+
+
+class WaitStep(Step):
+    """Waits on the run's clock (compressed in a rehearsal); resumes with the time that was left."""
+
+    kind = "wait"
+    effect = Effect.PROBE
+    Params = WaitParams
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, WaitParams)
+        if params.duration is not None:
+            return f"wait {format_duration(params.duration)}"
+        return f"wait until {format_offset(params.until or timedelta(0))}"
+
+    def run(self, ctx: StepContext) -> None:
+        params = ctx.params
+        assert isinstance(params, WaitParams)
+        from datetime import datetime
+
+        start = ctx.clock.now()
+        if "until" in ctx.checkpoint:
+            target = datetime.fromisoformat(ctx.checkpoint["until"])
+            ctx.log(f"resuming the wait until {target.isoformat()}")
+        else:
+            target = start + params.duration if params.duration is not None else ctx.t0 + (params.until or timedelta(0))
+            ctx.checkpoint["until"] = target.isoformat()
+        total = max(0.0, (target - start).total_seconds())
+        while True:
+            left = (target - ctx.clock.now()).total_seconds()
+            ctx.progress(total - max(left, 0.0), total, "s")
+            if left <= 0:
+                return
+            if ctx.clock.sleep(min(left, 1.0 * ctx.clock.speed), ctx.cancel):
+                raise StepCancelled("wait cancelled")

@@ -1,0 +1,51 @@
+"""The top line: runbook, LIVE / REHEARSAL / DRY RUN, the T-clock, the window, the run's state."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from cockpit.clock import format_duration
+from cockpit.runtime import RunView
+from widgets.format import mode_label, run_state_label, t_clock
+
+
+def window_text(view: RunView) -> Text:
+    """`window opens in 2h05m`, `window 18m02s left`, `window OVER by 3m`, `window closed`."""
+    if view.window_start is None or view.window_end is None:
+        return Text("")
+    window_phase = next((p for p in view.phases if p.window), None)
+    finished = window_phase is not None and all(view.steps[s].state.terminal for s in window_phase.step_ids)
+    if finished:
+        return Text("window closed", style="green")
+    if view.now < view.window_start:
+        return Text(f"window opens in {format_duration(view.window_start - view.now)}", style="dim")
+    left = view.window_end - view.now
+    if left.total_seconds() >= 0:
+        style = "bold yellow" if left.total_seconds() < 300 else "bold"
+        return Text(f"window {format_duration(left)} left", style=style)
+    return Text(f"window OVER by {format_duration(-left)}", style="bold white on red")
+
+
+class StatusHeader(Static):
+    DEFAULT_CSS = """
+    StatusHeader { height: 1; background: $panel; color: $foreground; }
+    """
+
+    def show(self, view: RunView) -> None:
+        waiting = [s for s in view.steps.values() if s.gate is not None]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" ")
+        text.append_text(mode_label(view))
+        text.append(" ")
+        text.append(t_clock(view.now, view.t0), style="bold")
+        text.append("  ")
+        text.append_text(window_text(view))
+        text.append("  ")
+        text.append_text(run_state_label(view))
+        if view.rollback is not None and view.rollback.awaiting_confirmation:
+            text.append(" ROLLBACK? press b ", style="bold white on red")
+        elif waiting:
+            text.append(f" ⚑ {len(waiting)} waiting: a ", style="bold black on yellow")
+        text.append(f"  {view.name}", style="dim")
+        self.update(text)

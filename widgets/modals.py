@@ -1,0 +1,274 @@
+"""Modal screens: every dangerous action asks here; skip and mark-done ask for a reason.
+
+Each modal returns its answer through `dismiss` (None when the operator backs out with
+Escape), so the app's action only proceeds on an explicit yes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{
+    width: 70; max-width: 100%; height: auto; max-height: 100%;
+    border: thick $primary; background: $surface; padding: 0 1;
+}}
+{name} .title {{ text-style: bold; margin-bottom: 1; }}
+{name} .hint {{ color: $text-muted; }}
+{name} .error {{ color: $error; height: auto; }}
+{name} Horizontal {{ height: auto; align-horizontal: right; margin-top: 1; }}
+{name} Button {{ margin-left: 1; min-width: 10; }}
+{name} Input {{ margin-top: 1; }}
+"""
+
+
+class _Modal(ModalScreen[object]):
+    BINDINGS = [Binding("escape", "back", "Back", show=False)]
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmModal(_Modal):
+    """Yes / no. Returns True, or None."""
+
+    DEFAULT_CSS = _CSS.format(name="ConfirmModal")
+
+    def __init__(self, title: str, question: str, yes: str = "Yes", danger: bool = False) -> None:
+        super().__init__()
+        self._title, self._question, self._yes, self._danger = title, question, yes, danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self._title, classes="title")
+            yield Static(self._question)
+            with Horizontal():
+                yield Button("Back (esc)", id="no")
+                yield Button(self._yes, id="yes", variant="error" if self._danger else "primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(True if event.button.id == "yes" else None)
+
+
+class ReasonModal(_Modal):
+    """Asks for a reason (required). Returns the reason, or None."""
+
+    DEFAULT_CSS = _CSS.format(name="ReasonModal")
+
+    def __init__(self, title: str, question: str, placeholder: str = "why (journaled with your name)") -> None:
+        super().__init__()
+        self._title, self._question, self._placeholder = title, question, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self._title, classes="title")
+            yield Static(self._question)
+            yield Input(placeholder=self._placeholder, id="reason")
+            yield Static("", classes="error", id="error")
+            yield Static("enter to confirm · esc to go back", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        reason = event.value.strip()
+        if not reason:
+            self.query_one("#error", Static).update("A reason is required.")
+            return
+        self.dismiss(reason)
+
+
+class TypedConfirmModal(_Modal):
+    """The operator must type a word (e.g. GO, ROLLBACK) to say yes. Returns True, or None."""
+
+    DEFAULT_CSS = _CSS.format(name="TypedConfirmModal")
+
+    def __init__(self, title: str, question: str, word: str) -> None:
+        super().__init__()
+        self._title, self._question, self._word = title, question, word
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self._title, classes="title")
+            yield Static(self._question)
+            yield Input(placeholder=f"type {self._word}", id="typed")
+            yield Static("", classes="error", id="error")
+            yield Static("enter to confirm · esc to go back", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip() != self._word:
+            self.query_one("#error", Static).update(f"Type exactly {self._word} to confirm.")
+            return
+        self.dismiss(True)
+
+
+@dataclass(frozen=True)
+class GateAnswer:
+    yes: bool
+    typed: str | None
+
+
+class GateModal(_Modal):
+    """A step's question: yes / no, with the confirmation word typed when the step asks for one."""
+
+    DEFAULT_CSS = _CSS.format(name="GateModal")
+
+    def __init__(self, step_title: str, question: str, confirm: str | None) -> None:
+        super().__init__()
+        self._step_title, self._question, self._confirm = step_title, question, confirm
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"{self._step_title} asks", classes="title")
+            yield Static(self._question)
+            if self._confirm:
+                yield Input(placeholder=f"type {self._confirm} to answer yes", id="typed")
+            yield Static("", classes="error", id="error")
+            with Horizontal():
+                yield Button("Back (esc)", id="back")
+                yield Button("No", id="no", variant="error")
+                yield Button("Yes", id="yes", variant="success")
+
+    def on_mount(self) -> None:
+        if self._confirm:
+            self.query_one(Input).focus()
+        else:
+            self.query_one("#back", Button).focus()
+
+    def _yes(self) -> None:
+        typed = None
+        if self._confirm:
+            typed = self.query_one(Input).value.strip()
+            if typed != self._confirm:
+                self.query_one("#error", Static).update(f"Type exactly {self._confirm} to answer yes.")
+                return
+        self.dismiss(GateAnswer(True, typed))
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self._yes()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "yes":
+            self._yes()
+        elif event.button.id == "no":
+            self.dismiss(GateAnswer(False, None))
+        else:
+            self.dismiss(None)
+
+
+class ChecklistModal(_Modal):
+    """Tick items one by one; each tick is journaled. Returns the indexes newly ticked, or None."""
+
+    DEFAULT_CSS = _CSS.format(name="ChecklistModal") + """
+    ChecklistModal SelectionList { height: auto; max-height: 14; }
+    """
+
+    def __init__(self, step_title: str, items: tuple[str, ...], ticked: frozenset[int]) -> None:
+        super().__init__()
+        self._step_title, self._items, self._ticked = step_title, items, ticked
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"{self._step_title}: checklist", classes="title")
+            yield SelectionList[int](*[
+                Selection(item, i, i in self._ticked, disabled=i in self._ticked)
+                for i, item in enumerate(self._items)
+            ])
+            yield Static("space ticks an item · enter records the ticks · esc goes back", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one(SelectionList).focus()
+
+    def key_enter(self) -> None:
+        chosen = set(self.query_one(SelectionList).selected) - set(self._ticked)
+        self.dismiss(sorted(chosen))
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    reason: str
+    typed: str | None
+
+
+class RollbackModal(_Modal):
+    """Confirms a rollback: a reason, and ROLLBACK typed when a point of no return has passed."""
+
+    DEFAULT_CSS = _CSS.format(name="RollbackModal") + """
+    RollbackModal > Vertical { border: thick $error; }
+    """
+
+    def __init__(self, plan: list[str], ponr_passed: bool, word: str, pending: str | None = None) -> None:
+        super().__init__()
+        self._plan, self._ponr, self._word, self._pending = plan, ponr_passed, word, pending
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Roll back the go-live?", classes="title")
+            if self._pending:
+                yield Static(Text(f"A trigger asks for it: {self._pending}", style="bold red"))
+            plan = ", ".join(self._plan) if self._plan else "no undo steps yet"
+            yield Static(f"Running forward steps are cancelled, then: {plan}.")
+            if self._ponr:
+                yield Static(Text(f"A point of no return has passed: type {self._word} as well.", style="bold red"))
+            yield Input(placeholder="reason (journaled with your name)", id="reason")
+            if self._ponr:
+                yield Input(placeholder=f"type {self._word}", id="typed")
+            yield Static("", classes="error", id="error")
+            with Horizontal():
+                yield Button("Back (esc)", id="back")
+                yield Button("Roll back", id="rollback", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def _confirm(self) -> None:
+        reason = self.query_one("#reason", Input).value.strip()
+        if not reason:
+            self.query_one("#error", Static).update("A reason is required.")
+            return
+        typed = None
+        if self._ponr:
+            typed = self.query_one("#typed", Input).value.strip()
+            if typed != self._word:
+                self.query_one("#error", Static).update(f"Type exactly {self._word} to roll back.")
+                return
+        self.dismiss(RollbackRequest(reason, typed))
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "reason" and self._ponr:
+            self.query_one("#typed", Input).focus()
+            return
+        self._confirm()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "rollback":
+            self._confirm()
+        else:
+            self.dismiss(None)
+
+
+class QuitModal(ConfirmModal):
+    DEFAULT_CSS = _CSS.format(name="QuitModal")
