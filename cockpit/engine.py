@@ -287,6 +287,9 @@ class Engine(OperatorActions, RollbackControl):
                                     attempt=rt.attempt, reason=rt.reason), step=rt,
                    run={"clock": self.clock.now().isoformat()})
         self._on_triggers(self._triggers.on_step_state(rt.id, state.value, self.clock.now()))
+        if state.satisfies_needs:
+            # The last step's success and the run's end are one transition: no reader sees between.
+            self._check_done()
         self._wake.notify_all()
 
     def _set_run_state(self, state: RunState, reason: str = "") -> None:
@@ -358,7 +361,7 @@ class Engine(OperatorActions, RollbackControl):
                 rt.timed_out = True
                 rt.stop_requested_wall = wall
                 rt.cancel.set()
-                self._log(rt, f"timeout: {format_duration(step.timeout)} passed; cancelling")
+                self._log(rt, f"timeout: {format_duration(step.timeout, precise=True)} passed; cancelling")
             budget = step.budget
             if budget is not None and not rt.over_budget_reported and elapsed > budget.total_seconds():
                 rt.over_budget_reported = True
@@ -428,6 +431,7 @@ class Engine(OperatorActions, RollbackControl):
         deadline = self._triggers.next_deadline(self._unfinished_phases())
         if deadline is not None:
             times.append(deadline)
+        times.extend(self._rollback_wakeups())
         return min(times) if times else None
 
     def _should_jump(self, next_due: datetime | None) -> datetime | None:
@@ -505,7 +509,9 @@ class Engine(OperatorActions, RollbackControl):
         intent, intent_reason = rt.intent, rt.intent_reason
         rt.intent, rt.intent_reason, rt.stop_requested_wall = None, "", None
         if rt.timed_out and outcome != "succeeded":
-            outcome, reason = "failed", f"timed out after {format_duration(step.timeout or timedelta(0))}"
+            abandoned = reason if reason.startswith("did not stop") else ""
+            reason = f"timed out after {format_duration(step.timeout or timedelta(0), precise=True)}"
+            outcome, reason = "failed", reason + (f"; {abandoned}" if abandoned else "")
         if intent == "quit":
             self._set_state(rt, StepState.INTERRUPTED, "the cockpit stopped while this step ran")
         elif intent == "skip":
@@ -627,7 +633,7 @@ class Engine(OperatorActions, RollbackControl):
         if self.run_state == RunState.ABANDONED:
             return Outcome.ABANDONED
         states = [rt.state for rt in self._steps.values()]
-        if StepState.RUNNING in states or StepState.READY in states:
+        if StepState.RUNNING in states or (StepState.READY in states and not self.paused):
             return Outcome.RUNNING
         # An answered gate: its step resumes as soon as its thread wakes.
         if any(rt.gate is not None and rt.gate.answered.is_set() for rt in self._steps.values()):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cockpit.actions import ActionRefused
@@ -245,6 +245,20 @@ class RollbackControl:
         self._persist_run()
         self._emit(RollbackFinished(ok=True, reason=rb.reason))
         self._set_run_state(RunState.ROLLED_BACK, rb.reason)
+
+    def _rollback_wakeups(self) -> list[datetime]:
+        """When the scheduler must look again: the deadline's alert, a rollback step's retry."""
+        rb = self.rollback_state
+        if rb is None or rb.finished:
+            return []
+        times = []
+        if rb.deadline is not None and not rb.deadline_alerted:
+            times.append(rb.deadline + timedelta(milliseconds=1))
+        if rb.plan is not None and rb.position < len(rb.plan):
+            retry_at = self._steps[rb.plan[rb.position]].retry_at
+            if retry_at is not None:
+                times.append(retry_at)
+        return times
 
     def _rollback_outcome(self) -> Outcome:
         rb = self.rollback_state

@@ -37,9 +37,9 @@ def is_loopback(host: Any) -> bool:
 def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event == "socket.connect":
         sock, address = args[0], args[1]
-        if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-            if not is_loopback(address[0]):
-                raise NetworkGuardError(f"test tried to connect to {address[0]}:{address[1]}, outside loopback")
+        inet = getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6)
+        if inet and isinstance(address, tuple) and not is_loopback(address[0]):
+            raise NetworkGuardError(f"test tried to connect to {address[0]}:{address[1]}, outside loopback")
     elif event == "socket.getaddrinfo":
         host, port = args[0], args[1]
         if not is_loopback(host):
