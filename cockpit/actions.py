@@ -47,6 +47,7 @@ class OperatorActions:
         def _succeed(self, rt: StepRuntime, reason: str) -> None: ...
         def _needs_met(self, step_id: str) -> bool: ...
         def _persist_run(self) -> None: ...
+        def _save_ticks(self, step_id: str, ticked: set[int]) -> None: ...
 
     def _act(self, operator: Operator, action: str, step_id: str | None = None, detail: str = "") -> None:
         self._emit(OperatorActed(action=action, operator=str(operator), step_id=step_id, detail=detail),
@@ -218,6 +219,7 @@ class OperatorActions:
                 raise ActionRefused(f"item {item + 1} is already ticked")
             self._act(operator, "tick", step_id, gate.items[item])
             gate.ticked.add(item)
+            self._save_ticks(step_id, gate.ticked)
             if len(gate.ticked) == len(gate.items):
                 gate.answer = True
                 gate.answered.set()

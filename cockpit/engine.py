@@ -47,6 +47,9 @@ from cockpit.views import build_view
 
 Subscriber = Callable[[Event], None]
 
+# The checkpoint key under which a checklist's ticked items survive a restart.
+TICKED = "_ticked"
+
 # How long a stopped attempt may take to notice its cancellation before it is abandoned.
 DEFAULT_GRACE = 5.0
 
@@ -198,7 +201,12 @@ class Engine(OperatorActions, RollbackControl):
 
     def _after_restore(self) -> None:
         for rt in self._steps.values():
-            if rt.state == StepState.RUNNING or (rt.state == StepState.WAITING and rt.attempt > 0):
+            asks_only = self.runbook.kind_of(rt.id).asks_only
+            if rt.state == StepState.WAITING and rt.attempt > 0 and asks_only:
+                # It was waiting for the operator, not working: ask again.
+                rt.operator_started = True
+                self._set_state(rt, StepState.SCHEDULED, "asks again: the cockpit stopped while it waited")
+            elif rt.state == StepState.RUNNING or (rt.state == StepState.WAITING and rt.attempt > 0):
                 self._set_state(rt, StepState.INTERRUPTED,
                                 "the cockpit stopped while this step ran; retry (resumes from its checkpoint), "
                                 "skip or mark done")
@@ -513,7 +521,11 @@ class Engine(OperatorActions, RollbackControl):
             reason = f"timed out after {format_duration(step.timeout or timedelta(0), precise=True)}"
             outcome, reason = "failed", reason + (f"; {abandoned}" if abandoned else "")
         if intent == "quit":
-            self._set_state(rt, StepState.INTERRUPTED, "the cockpit stopped while this step ran")
+            if rt.state == StepState.WAITING and self.runbook.kind_of(step_id).asks_only:
+                # Still waiting for the operator: the next process asks again.
+                self._set_state(rt, StepState.WAITING, "the cockpit stopped while this step waited")
+            else:
+                self._set_state(rt, StepState.INTERRUPTED, "the cockpit stopped while this step ran")
         elif intent == "skip":
             self._set_state(rt, StepState.SKIPPED, intent_reason)
         elif intent == "done":
@@ -589,7 +601,17 @@ class Engine(OperatorActions, RollbackControl):
         return self._gate(step_id, Gate("ask", question, confirm), cancel)
 
     def step_checklist(self, step_id: str, items: list[str], cancel: threading.Event) -> bool:
-        return self._gate(step_id, Gate("checklist", f"Tick each item of {step_id!r}", None, tuple(items)), cancel)
+        gate = Gate("checklist", f"Tick each item of {step_id!r}", None, tuple(items))
+        # Items ticked before a restart stay ticked.
+        gate.ticked = {i for i in self.journal.checkpoint(self.run_id, step_id).get(TICKED, []) if i < len(items)}
+        if len(gate.ticked) == len(items):
+            return True
+        return self._gate(step_id, gate, cancel)
+
+    def _save_ticks(self, step_id: str, ticked: set[int]) -> None:
+        data = self.journal.checkpoint(self.run_id, step_id)
+        data[TICKED] = sorted(ticked)
+        self.journal.save_checkpoint(self.run_id, step_id, data)
 
     def _gate(self, step_id: str, gate: Gate, cancel: threading.Event) -> bool:
         with self._lock:

@@ -64,6 +64,7 @@ def parse_document(
                        and isinstance(raw.get("id"), str))
         for key in _ARRAYS
     }
+    _check_duplicate_ids(document, collect)
     indices = {
         "phase": tuple(i for i, _ in phases),
         "step": tuple(i for i, _ in steps),
@@ -253,25 +254,25 @@ def connection_fields(params: type[StepParams]) -> dict[str, str]:
 
 def cross_check(runbook: Runbook, collect: _Collector) -> None:
     """Every check that needs the whole runbook: ids, references, cycles, times."""
-    _check_ids(runbook, collect)
     _check_phases(runbook, collect)
     _check_steps(runbook, collect)
     _check_cycles(runbook, collect)
     _check_triggers(runbook, collect)
 
 
-def _check_ids(runbook: Runbook, collect: _Collector) -> None:
-    groups: tuple[tuple[str, tuple[Any, ...]], ...] = (
-        ("phase", runbook.phases), ("step", runbook.steps), ("trigger", runbook.triggers))
-    for key, items in groups:
+def _check_duplicate_ids(document: dict[str, Any], collect: _Collector) -> None:
+    """Judged on the document as written: an item that fails its own checks still claims its id."""
+    for key in _ARRAYS:
         seen: dict[str, int] = {}
-        for position, item in enumerate(items):
-            index = runbook.indices[key][position]
-            if item.id in seen:
-                first = collect.lines.line_of((key, seen[item.id], "id"))
-                collect.error((key, index, "id"), f"duplicate {key} id {item.id!r} (first defined at line {first})")
+        for index, raw in enumerate(document.get(key, [])):
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            if not isinstance(ident, str):
+                continue
+            if ident in seen:
+                first = collect.lines.line_of((key, seen[ident], "id"))
+                collect.error((key, index, "id"), f"duplicate {key} id {ident!r} (first defined at line {first})")
             else:
-                seen[item.id] = index
+                seen[ident] = index
 
 
 def _step_path(runbook: Runbook, step: RunbookStep, *key: str | int) -> tuple[str | int, ...]:

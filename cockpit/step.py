@@ -65,6 +65,9 @@ class Step(ABC):
     kind: ClassVar[str] = ""
     effect: ClassVar[Effect] = Effect.MUTATE
     Params: ClassVar[type[StepParams]] = StepParams
+    # True when the step does nothing but ask the operator: if the cockpit stops while it waits
+    # at its gate, it asks again on restart instead of being recorded as interrupted.
+    asks_only: ClassVar[bool] = False
 
     def effect_of(self, params: StepParams) -> Effect:
         """The effect of a step with these parameters (a read-only SQL step is a probe)."""

@@ -119,6 +119,7 @@ class ManualStep(Step):
     # A person acting on the question may change anything, so a dry run asks nothing.
     effect = Effect.MUTATE
     Params = ManualParams
+    asks_only = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, ManualParams)
@@ -143,6 +144,7 @@ class ChecklistStep(Step):
     kind = "checklist"
     effect = Effect.MUTATE
     Params = ChecklistParams
+    asks_only = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, ChecklistParams)
