@@ -175,6 +175,8 @@ class _AccessStep(Step):
         assert isinstance(params, AccessParams)
         setting = "on" if self.read_only else "off"
         with connect(ctx, params.connection, autocommit=True) as conn:
+            # Once the database defaults to read-only, so does this session: the undo could never run.
+            conn.execute("SET default_transaction_read_only = off")
             database = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
             found = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
                                                  (params.roles,))}

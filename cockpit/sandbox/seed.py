@@ -3,7 +3,7 @@
 Tables: `auth.users`, `public.cases` (33 columns: uuids, text, numeric wages, dates,
 timestamptz, jsonb, text[], booleans, a user reference), `user_settings`,
 `user_preferences`, `notifications`; the Supabase roles `anon`, `authenticated`,
-`service_role`. Rows are generated inside PostgreSQL from hashes of their index, so the same
+`service_role`, and `authenticator`, which the API server logs in as. Rows are generated inside PostgreSQL from hashes of their index, so the same
 scale always yields the same data, with a realistic mix of NULLs, unicode, quotes,
 backslashes and newlines, duplicate emails that differ by case, unverified and NULL emails.
 """
@@ -19,7 +19,12 @@ DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN; END IF;
+  -- As on Supabase: the API server logs in as authenticator and switches to anon or authenticated.
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
+    CREATE ROLE authenticator LOGIN NOINHERIT;
+  END IF;
 END $$;
+GRANT anon, authenticated, service_role TO authenticator;
 
 CREATE SCHEMA IF NOT EXISTS auth;
 

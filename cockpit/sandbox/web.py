@@ -27,6 +27,7 @@ class StandInServer:
         self.routes = routes
         self.broken: dict[str, int] = {}
         self.latency = 0.0
+        self.on_stop: Callable[[], None] | None = None
         self.requests = 0
         server = self
 
@@ -90,40 +91,81 @@ class StandInServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        if self.on_stop is not None:
+            self.on_stop()
 
 
-def v1_app(dsn: str) -> StandInServer:
-    """PERM Tracker v1 stand-in, backed by the sandbox database."""
-    import psycopg
+class _Pool:
+    """One long-lived session as `authenticator`, as PostgREST keeps: it reconnects when ended."""
 
-    def query(sql: str) -> Any:
-        with psycopg.connect(dsn, connect_timeout=5) as conn:
-            row = conn.execute(sql).fetchone()
-            return row[0] if row else None
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._lock = threading.Lock()
+        self._conn: Any = None
 
-    def health(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
-        read_only = query("SHOW default_transaction_read_only") == "on"
-        return 200, {"status": "ok", "app": "v1", "read_only": read_only}
+    def query(self, sql: str, role: str = "anon") -> Any:
+        import psycopg
 
-    def cases_count(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
-        return 200, {"count": query("SELECT count(*) FROM public.cases WHERE deleted_at IS NULL")}
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = psycopg.connect(self.dsn, user="authenticator", connect_timeout=5,
+                                                     autocommit=True, application_name="v1-api")
+                    self._conn.execute(f"SET ROLE {role}")
+                    row = self._conn.execute(sql).fetchone()
+                    return row[0] if row else None
+                except psycopg.OperationalError:
+                    # Ended by the administrator (or the server restarted): reconnect once.
+                    self._conn = None
+                    if attempt == 2:
+                        raise
+        return None
 
-    def create_case(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
-        with psycopg.connect(dsn, connect_timeout=5) as conn:
+    def write_probe(self) -> bool:
+        """True when a write as `authenticated` would be accepted."""
+        import psycopg
+
+        with psycopg.connect(self.dsn, user="authenticator", connect_timeout=5) as conn:
             try:
                 conn.execute("SET ROLE authenticated")
                 conn.execute("CREATE TEMP TABLE cockpit_v1_write (x int)")
+                return True
             except psycopg.errors.ReadOnlySqlTransaction:
-                return 503, {"error": "PERM Tracker is under maintenance (read-only)"}
+                return False
             finally:
                 conn.rollback()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+
+
+def v1_app(dsn: str) -> StandInServer:
+    """PERM Tracker v1 stand-in, backed by the sandbox database through an `authenticator` session."""
+    pool = _Pool(dsn)
+
+    def health(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        read_only = pool.query("SHOW default_transaction_read_only") == "on"
+        return 200, {"status": "ok", "app": "v1", "read_only": read_only}
+
+    def cases_count(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        return 200, {"count": pool.query("SELECT count(*) FROM public.cases WHERE deleted_at IS NULL",
+                                         role="authenticated")}
+
+    def create_case(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        if not pool.write_probe():
+            return 503, {"error": "PERM Tracker is under maintenance (read-only)"}
         return 201, {"created": True}
 
-    return StandInServer("v1", {
+    server = StandInServer("v1", {
         ("GET", "/health"): health,
         ("GET", "/api/cases/count"): cases_count,
         ("POST", "/api/cases"): create_case,
     })
+    server.on_stop = pool.close
+    return server
 
 
 def v2_app() -> StandInServer:
