@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -46,19 +49,21 @@ class ShellStep(Step):
     def run(self, ctx: StepContext) -> None:
         params = ctx.params
         assert isinstance(params, ShellParams)
+        _stop_leftovers(ctx)
         cwd = ctx.base_dir / params.cwd if params.cwd else ctx.base_dir
         env = {**os.environ, **params.env}
+        if not cwd.is_dir():
+            raise StepFailed(f"cwd is not a folder: {cwd}")
+        program = _find_program(params.argv[0], env, cwd)
         try:
             proc = subprocess.Popen(
-                params.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=cwd, env=env, start_new_session=True, bufsize=0,
+                [*_DIE_WITH_COCKPIT, program, *params.argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, cwd=cwd, env=env, start_new_session=True, bufsize=0,
             )
-        except FileNotFoundError:
-            raise StepFailed(f"command not found: {params.argv[0]}") from None
-        except PermissionError:
-            raise StepFailed(f"not executable: {params.argv[0]}") from None
-        except NotADirectoryError:
-            raise StepFailed(f"cwd is not a folder: {cwd}") from None
+        except OSError as exc:
+            raise StepFailed(f"cannot start {params.argv[0]}: {exc.strerror}") from None
+        # If the cockpit dies now, the next attempt finds this group by its leader's start time.
+        ctx.checkpoint[_PROCESS] = {"pgid": proc.pid, "started": _start_time(proc.pid)}
         finished = threading.Event()
         watcher = threading.Thread(target=_stop_on_cancel, args=(proc, ctx.cancel, finished), daemon=True)
         watcher.start()
@@ -67,11 +72,82 @@ class ShellStep(Step):
             code = proc.wait()
         finally:
             finished.set()
+        del ctx.checkpoint[_PROCESS]
         if ctx.cancel.is_set():
             raise StepCancelled(f"command stopped (exit status {code})")
         if code != 0:
             what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
             raise StepFailed(f"{params.argv[0]} {what}")
+
+
+_PROCESS = "_process"
+
+# The command dies with the cockpit (the kernel's parent-death signal): after a crash its work is
+# not finished unjournaled behind the operator's back, so a retry never repeats completed work.
+# setpriv (util-linux) sets it before exec; preexec_fn is not safe in a threaded program.
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_COCKPIT = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+
+
+def _find_program(name: str, env: dict[str, str], cwd: Path) -> str:
+    """The executable's path, or a StepFailed that says what is wrong with it."""
+    if "/" in name:
+        path = Path(name) if Path(name).is_absolute() else cwd / name
+        if not path.exists():
+            raise StepFailed(f"command not found: {name}")
+        if not os.access(path, os.X_OK) or path.is_dir():
+            raise StepFailed(f"not executable: {name}")
+        return str(path)
+    found = shutil.which(name, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise StepFailed(f"command not found: {name}")
+    return found
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _stop_leftovers(ctx: StepContext) -> None:
+    """Stop the process group an interrupted attempt left running (the cockpit died, the command did not)."""
+    left = ctx.checkpoint.get(_PROCESS)
+    if not left:
+        return
+    pgid, started = left.get("pgid"), left.get("started")
+    # The leader alive with the same start time is the same process; a dead leader whose group
+    # still has members is the same group too (Linux does not reuse a live group's id).
+    if pgid and (_start_time(pgid) == started or (_start_time(pgid) is None and _group_members(pgid))):
+        ctx.log(f"[cockpit] stopping process group {pgid}, left running by the interrupted attempt")
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+            for _ in range(int(_TERM_GRACE / 0.05)):
+                if not _group_members(pgid):
+                    break
+                time.sleep(0.05)
+            else:
+                os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    del ctx.checkpoint[_PROCESS]
 
 
 def _stream_lines(proc: subprocess.Popen[bytes], ctx: StepContext) -> None:
