@@ -3,9 +3,10 @@
 Tables: `auth.users`, `public.cases` (33 columns: uuids, text, numeric wages, dates,
 timestamptz, jsonb, text[], booleans, a user reference), `user_settings`,
 `user_preferences`, `notifications`; the Supabase roles `anon`, `authenticated`,
-`service_role`, and `authenticator`, which the API server logs in as. Rows are generated inside PostgreSQL from hashes of their index, so the same
-scale always yields the same data, with a realistic mix of NULLs, unicode, quotes,
-backslashes and newlines, duplicate emails that differ by case, unverified and NULL emails.
+`service_role`, and `authenticator`, which the API server logs in as. Rows are generated
+inside PostgreSQL from their index, so the same scale always yields the same data, with a
+realistic mix of NULLs, unicode, quotes, backslashes and newlines, duplicate emails that
+differ by case, unverified and NULL emails.
 """
 
 from __future__ import annotations
