@@ -61,7 +61,7 @@ class HttpCheckStep(Step):
                 url = conn.base_url.rstrip("/") + "/" + url.lstrip("/")
             headers = {**conn.headers, **headers}
         expected = params.expect_status if isinstance(params.expect_status, list) else [params.expect_status]
-        failures: list[str] = []
+        failures: list[str] = []  # one entry per failed check, whatever went wrong with it
         worst = 0.0
         timeout = params.timeout.total_seconds()
         with httpx.Client(timeout=timeout, follow_redirects=False) as client:
@@ -73,13 +73,15 @@ class HttpCheckStep(Step):
                 except httpx.HTTPError as exc:
                     failures.append(f"check {n}: {type(exc).__name__}: {exc}")
                     ctx.log(f"{params.method} {url} -> {type(exc).__name__}: {exc}")
+                    worst = max(worst, time.perf_counter() - started)
                 else:
                     latency = time.perf_counter() - started
                     worst = max(worst, latency)
                     problems = _judge(response, expected, params, latency)
                     ctx.log(f"{params.method} {url} -> {response.status_code} in {latency * 1000:.0f} ms"
                             + (f": {'; '.join(problems)}" if problems else ""))
-                    failures.extend(f"check {n}: {p}" for p in problems)
+                    if problems:
+                        failures.append(f"check {n}: {'; '.join(problems)}")
                 ctx.progress(n, params.repeat, "checks")
                 if n < params.repeat and ctx.sleep(params.interval.total_seconds()):
                     raise StepCancelled("cancelled between checks")
@@ -93,7 +95,8 @@ class HttpCheckStep(Step):
 def _judge(response: Any, expected: list[int], params: HttpCheckParams, latency: float) -> list[str]:
     problems = []
     if response.status_code not in expected:
-        problems.append(f"status {response.status_code}, expected {' or '.join(map(str, expected))}")
+        # The body of an unexpected status is an error page: judging its content adds only noise.
+        return [f"status {response.status_code}, expected {' or '.join(map(str, expected))}"]
     if params.body_contains is not None and params.body_contains not in response.text:
         problems.append(f"body does not contain {params.body_contains!r}")
     if params.json_path is not None:

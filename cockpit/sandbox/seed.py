@@ -158,7 +158,7 @@ SELECT md5('case' || c)::uuid,
        CASE WHEN c % 4 = 0 THEN NULL ELSE date '2024-03-01' + (c % 500) END,
        CASE WHEN c % 4 = 0 THEN NULL ELSE date '2025-03-01' + (c % 500) END,
        CASE WHEN c % 17 = 0 THEN NULL
-            WHEN c % 1009 = 0 THEN 99999999.99
+            WHEN c % 1009 = 7 THEN 99999999.99  -- the column's maximum, in every scale
             ELSE round((40000 + (abs(hashtext('wage' || c)) % 16000000) / 100.0)::numeric, 2) END,
        (ARRAY['I', 'II', 'III', 'IV', NULL])[1 + c % 5],
        CASE WHEN c % 3 = 0 THEN NULL ELSE date '2024-05-01' + (c % 400) END,

@@ -1,0 +1,79 @@
+"""`cockpit demo --headless`: the sandbox, the PERM Tracker runbook, the rollback path."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import COCKPIT, ROOT, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+
+def _sandbox_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "cockpit-pgdata-" in line]
+
+
+def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    return subprocess.run([COCKPIT, "demo", "--headless", "--speed", "600", "--scale", "0.2", *args], cwd=tmp_path,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> None:
+    before = _sandbox_processes()
+    result = _demo(tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "run 1 starts: PERM Tracker v1 to v2 (rehearsal)" in out
+    for step in ("audit-emails", "read-only", "v1-refuses-writes", "smoke-auth", "open-v2", "supabase-off"):
+        assert f"{step:<22} succeeded" in out, step
+    assert "run is done: every step succeeded or was skipped" in out
+    assert "sandbox: seeding v1: 200 users, 2,000 cases" in result.stderr
+    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "audit-emails"], cwd=tmp_path,
+                         env=subprocess_env(), capture_output=True, text=True).stdout
+    assert "total_users | unique_emails | null_emails | unverified | duplicate_groups" in log
+    assert _sandbox_processes() == before  # PostgreSQL and the stand-ins stopped with the demo
+
+
+def test_a_broken_sign_in_rolls_the_go_live_back_and_exits_3(tmp_path: Path) -> None:
+    result = _demo(tmp_path, "--break", "auth")
+    assert result.returncode == 3, result.stdout[-3000:]
+    out = result.stdout
+    assert ("smoke-auth             failed       3 of 3 checks failed: check 1: status 500, expected 200; "
+            "check 2: status 500, expected 200; check 3: status 500, expected 200") in out
+    assert "TRIGGER auth-failing fired (rollback): step 'smoke-auth' is failed" in out
+    assert "ROLLBACK starts" in out and "plan: read-write, announce-rollback, post-mortem" in out
+    assert "read-write             succeeded" in out
+    assert "run is rolled_back" in out
+    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "read-write"], cwd=tmp_path,
+                         env=subprocess_env(), capture_output=True, text=True).stdout
+    assert "proved: a write as authenticated is accepted" in log
+
+
+def test_the_seeded_database_has_the_hostile_mix(postgres: object) -> None:
+    from cockpit.sandbox.seed import SeedSize, seed
+
+    dsn = postgres.create_database("seed_shape")  # type: ignore[attr-defined]
+    counts = seed(dsn, SeedSize.for_scale(0.1))
+    assert counts == {"auth.users": 100, "public.cases": 1000, "public.user_settings": 98,
+                      "public.user_preferences": 100, "public.notifications": 300}
+    with psycopg.connect(dsn) as conn:
+        columns = conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'cases'")
+        assert columns.fetchone() == (33,)
+        notes = [r[0] for r in conn.execute("SELECT DISTINCT notes FROM cases WHERE notes IS NOT NULL")]
+        assert any("\n" in n and "\\" in n and '"' in n for n in notes)
+        assert any("✅" in n for n in notes)
+        names = [r[0] for r in conn.execute("SELECT DISTINCT employer_name FROM cases")]
+        assert "株式会社テスト" in names and "O'Brien & Sons" in names and "Back\\slash LLC" in names
+        nulls = conn.execute("SELECT count(*) - count(pwd_wage_amount), max(pwd_wage_amount) FROM cases").fetchone()
+        assert nulls is not None and nulls[0] > 0 and str(nulls[1]) == "99999999.99"
+        dups = conn.execute("SELECT count(*) FROM (SELECT lower(trim(email)) FROM auth.users WHERE email IS NOT NULL "
+                            "GROUP BY 1 HAVING count(*) > 1) d").fetchone()
+        assert dups is not None and dups[0] >= 1
+        again = seed(postgres.create_database("seed_shape_2"), SeedSize.for_scale(0.1))  # type: ignore[attr-defined]
+        assert again == counts
