@@ -198,8 +198,7 @@ class RollbackControl:
 
     def rollback_plan(self) -> list[str]:
         """Undo steps of completed forward steps, latest first; then the other rollback steps."""
-        completed = sorted((s for s in self.runbook.forward_steps
-                            if self._steps[s.id].state == StepState.SUCCEEDED and self._steps[s.id].completed_seq),
+        completed = sorted((s for s in self.runbook.forward_steps if self._steps[s.id].state == StepState.SUCCEEDED),
                            key=lambda s: self._steps[s.id].completed_seq or 0, reverse=True)
         plan: list[str] = []
         for step in completed:

@@ -17,17 +17,19 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+# Sized for 80x24: a 72-column box, one-line (compact) buttons and inputs.
 _CSS = """
 {name} {{ align: center middle; }}
 {name} > Vertical {{
-    width: 70; max-width: 100%; height: auto; max-height: 100%;
-    border: thick $primary; background: $surface; padding: 0 1;
+    width: 72; max-width: 100%; height: auto; max-height: 100%;
+    border: round $primary; background: $surface; padding: 0 1;
 }}
+{name} Vertical > * {{ width: 100%; }}
 {name} .title {{ text-style: bold; margin-bottom: 1; }}
-{name} .hint {{ color: $text-muted; }}
+{name} .hint {{ color: $text-muted; margin-top: 1; }}
 {name} .error {{ color: $error; height: auto; }}
 {name} Horizontal {{ height: auto; align-horizontal: right; margin-top: 1; }}
-{name} Button {{ margin-left: 1; min-width: 10; }}
+{name} Button {{ margin-left: 2; width: auto; }}
 {name} Input {{ margin-top: 1; }}
 """
 
@@ -53,8 +55,8 @@ class ConfirmModal(_Modal):
             yield Label(self._title, classes="title")
             yield Static(self._question)
             with Horizontal():
-                yield Button("Back (esc)", id="no")
-                yield Button(self._yes, id="yes", variant="error" if self._danger else "primary")
+                yield Button("Back (esc)", id="no", compact=True)
+                yield Button(self._yes, id="yes", variant="error" if self._danger else "primary", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -77,7 +79,7 @@ class ReasonModal(_Modal):
         with Vertical():
             yield Label(self._title, classes="title")
             yield Static(self._question)
-            yield Input(placeholder=self._placeholder, id="reason")
+            yield Input(placeholder=self._placeholder, id="reason", compact=True)
             yield Static("", classes="error", id="error")
             yield Static("enter to confirm · esc to go back", classes="hint")
 
@@ -106,7 +108,7 @@ class TypedConfirmModal(_Modal):
         with Vertical():
             yield Label(self._title, classes="title")
             yield Static(self._question)
-            yield Input(placeholder=f"type {self._word}", id="typed")
+            yield Input(placeholder=f"type {self._word}", id="typed", compact=True)
             yield Static("", classes="error", id="error")
             yield Static("enter to confirm · esc to go back", classes="hint")
 
@@ -141,12 +143,12 @@ class GateModal(_Modal):
             yield Label(f"{self._step_title} asks", classes="title")
             yield Static(self._question)
             if self._confirm:
-                yield Input(placeholder=f"type {self._confirm} to answer yes", id="typed")
+                yield Input(placeholder=f"type {self._confirm} to answer yes", id="typed", compact=True)
             yield Static("", classes="error", id="error")
             with Horizontal():
-                yield Button("Back (esc)", id="back")
-                yield Button("No", id="no", variant="error")
-                yield Button("Yes", id="yes", variant="success")
+                yield Button("Back (esc)", id="back", compact=True)
+                yield Button("No", id="no", variant="error", compact=True)
+                yield Button("Yes", id="yes", variant="success", compact=True)
 
     def on_mount(self) -> None:
         if self._confirm:
@@ -215,7 +217,7 @@ class RollbackModal(_Modal):
     """Confirms a rollback: a reason, and ROLLBACK typed when a point of no return has passed."""
 
     DEFAULT_CSS = _CSS.format(name="RollbackModal") + """
-    RollbackModal > Vertical { border: thick $error; }
+    RollbackModal > Vertical { border: round $error; }
     """
 
     def __init__(self, plan: list[str], ponr_passed: bool, word: str, pending: str | None = None) -> None:
@@ -231,13 +233,13 @@ class RollbackModal(_Modal):
             yield Static(f"Running forward steps are cancelled, then: {plan}.")
             if self._ponr:
                 yield Static(Text(f"A point of no return has passed: type {self._word} as well.", style="bold red"))
-            yield Input(placeholder="reason (journaled with your name)", id="reason")
+            yield Input(placeholder="reason (journaled with your name)", id="reason", compact=True)
             if self._ponr:
-                yield Input(placeholder=f"type {self._word}", id="typed")
+                yield Input(placeholder=f"type {self._word}", id="typed", compact=True)
             yield Static("", classes="error", id="error")
             with Horizontal():
-                yield Button("Back (esc)", id="back")
-                yield Button("Roll back", id="rollback", variant="error")
+                yield Button("Back (esc)", id="back", compact=True)
+                yield Button("Roll back", id="rollback", variant="error", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#reason", Input).focus()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -46,7 +45,7 @@ def status_line(step: StepView) -> Text:
 class StepPanel(Vertical):
     DEFAULT_CSS = """
     StepPanel { height: 1fr; border-top: solid $primary-darken-2; }
-    StepPanel #step-head { height: auto; max-height: 8; }
+    StepPanel #step-head { height: 1; max-height: 8; text-wrap: nowrap; text-overflow: ellipsis; }
     StepPanel Log { height: 1fr; }
     """
 
@@ -57,6 +56,7 @@ class StepPanel(Vertical):
     def show(self, step: StepView | None, view: RunView) -> None:
         head = self.query_one("#step-head", Static)
         if step is None:
+            head.styles.height = 1
             head.update(Text("Select a step (↑/↓) to see its progress and log.", style="dim"))
             return
         parts: list[Text] = [describe(step), status_line(step)]
@@ -73,7 +73,12 @@ class StepPanel(Vertical):
         for bar in step.progress[:4]:
             parts.append(progress_line(bar.label if bar.label != step.title else "", bar.done, bar.total,
                                        bar.unit, bar.rate))
-        head.update(Group(*parts))
+        # One Text of several lines: it measures its height the same way in every Textual driver.
+        text = Text("\n", no_wrap=True, overflow="ellipsis").join(parts)
+        text.no_wrap, text.overflow = True, "ellipsis"
+        # An explicit height: an auto height is not always measured again when the content grows.
+        head.styles.height = len(parts)
+        head.update(text)
 
     def replace_log(self, lines: Iterable[str]) -> None:
         log = self.query_one(Log)

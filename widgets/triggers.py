@@ -35,7 +35,8 @@ class TriggerStrip(Static):
             text.append(" ")
         else:
             text.append(" triggers ", style="bold")
-        for trigger in view.triggers:
+        # Fired triggers first: at 80 columns the end of the strip may be cut off.
+        for trigger in sorted(view.triggers, key=lambda t: not t.fired):
             if trigger.fired:
                 text.append(f"✖ {trigger.id} ", style="bold red")
             elif view.state in ("done", "rolled_back", "abandoned"):

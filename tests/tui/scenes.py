@@ -1,0 +1,128 @@
+"""Deterministic screens of the PERM Tracker runbook for snapshots: frozen clock, fixed states.
+
+The engine is opened but not started, and step states are set directly, so every render of a
+scene is identical: the header's clock is frozen and durations come from fixed wall times.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from conftest import ROOT
+
+from cockpit import runbook as runbook_module
+from cockpit.app import CockpitApp, make_app
+from cockpit.clock import FrozenClock
+from cockpit.engine import Engine
+from cockpit.events import RunState, StepState
+from cockpit.journal import Journal, journal_dir
+from cockpit.lock import RunLock
+from cockpit.operator import Operator
+from cockpit.rollback import RollbackState
+from cockpit.runtime import ProgressState
+from cockpit.session import Session
+
+ENV = {"V1_DATABASE_URL": "postgresql://postgres@127.0.0.1:5/permtracker", "V1_URL": "http://127.0.0.1:6",
+       "V2_URL": "http://127.0.0.1:7"}
+WALL = 1_800_000_000.0  # a fixed "now" for durations
+
+
+def perm_session(folder: Path, at: timedelta) -> Session:
+    shutil.copy(ROOT / "runbook.toml", folder / "runbook.toml")
+    rb = runbook_module.load(folder / "runbook.toml", env=ENV)
+    lock = RunLock(journal_dir(rb.source) / "run.lock")
+    lock.acquire("snapshot", "test")
+    journal = Journal.for_runbook(rb.source)
+    clock = FrozenClock(rb.t0 + at)
+    engine = Engine(rb, journal, clock=clock, operator=Operator("dana"), rehearsal=True, env=ENV)
+    engine.open()
+    return Session(rb, journal, lock, engine, clock)
+
+
+def _finish(engine: Engine, step_id: str, seconds: float, state: StepState = StepState.SUCCEEDED,
+            reason: str = "", ago: float = 60.0) -> None:
+    rt = engine.step_runtime(step_id)
+    rt.state = state
+    rt.attempt = max(rt.attempt, 1)
+    if state == StepState.SUCCEEDED:
+        engine._completion += 1
+        rt.completed_seq = engine._completion
+    rt.started_wall = WALL - ago - seconds
+    rt.ended_wall = WALL - ago
+    rt.started_clock = engine.clock.now() - timedelta(seconds=ago + seconds)
+    rt.ended_clock = engine.clock.now() - timedelta(seconds=ago)
+    rt.reason = reason
+
+
+def _running(engine: Engine, step_id: str, seconds: float, progress: tuple[float, float, str] | None = None) -> None:
+    rt = engine.step_runtime(step_id)
+    rt.state = StepState.RUNNING
+    rt.attempt = 1
+    rt.started_wall = WALL - seconds
+    rt.started_clock = engine.clock.now() - timedelta(seconds=seconds)
+    import threading
+
+    rt.cancel = threading.Event()  # marks a live attempt, for the views
+    if progress is not None:
+        done, total, unit = progress
+        rt.progress[engine.runbook.step(step_id).label] = ProgressState(
+            engine.runbook.step(step_id).label, done, total, unit, rate=1.0)
+
+
+def _log(session: Session, step_id: str, lines: list[str]) -> None:
+    session.journal.append_logs(session.engine.run_id, [(step_id, n, 1, WALL, line)
+                                                        for n, line in enumerate(lines, 1)])
+    session.engine.step_runtime(step_id).log_count = len(lines)
+
+
+BEFORE_WINDOW = ["announce-30d", "audit-emails", "remind-7d", "remind-1d", "v1-health", "v2-health",
+                 "source-counts", "go-no-go"]
+
+
+def window_in_progress(folder: Path) -> Session:
+    """T+2m: the freeze is done, the smoke tests are running."""
+    session = perm_session(folder, timedelta(minutes=2))
+    engine = session.engine
+    for n, step in enumerate(BEFORE_WINDOW):
+        _finish(engine, step, 0.3 + n * 0.2, ago=3600.0)
+    _finish(engine, "read-only", 0.42, ago=110)
+    _finish(engine, "v1-refuses-writes", 0.07, ago=100)
+    _finish(engine, "smoke-cases", 4.2, ago=20)
+    _running(engine, "smoke-auth", 6.0, (2, 3, "checks"))
+    _running(engine, "smoke-latency", 7.5, (6, 10, "checks"))
+    _log(session, "smoke-auth", ["GET ••••••/api/auth/session -> 200 in 5 ms",
+                                 "GET ••••••/api/auth/session -> 200 in 4 ms"])
+    _log(session, "read-only", ["ALTER DATABASE permtracker SET default_transaction_read_only = on",
+                                "ended 1 open session(s) so they reconnect with the new default: 1 of authenticator",
+                                "proved: a write as authenticator is refused (25006 read-only transaction)"])
+    return session
+
+
+def smoke_failed_and_rolling_back(folder: Path) -> Session:
+    """T+3m: the dashboard check failed, its trigger fired, the rollback is running."""
+    session = window_in_progress(folder)
+    engine = session.engine
+    engine.clock.advance(60)  # type: ignore[attr-defined]
+    _finish(engine, "smoke-auth", 6.4, ago=40)
+    _finish(engine, "smoke-latency", 10.2, StepState.CANCELLED, "cancelled by the rollback", ago=30)
+    _finish(engine, "smoke-cases", 4.2, StepState.FAILED,
+            "3 of 3 checks failed: check 1: status 503, expected 200; check 2: status 503, expected 200; "
+            "check 3: status 503, expected 200", ago=45)
+    _log(session, "smoke-cases", [f"GET ••••••/api/cases?limit=5 -> 503 in {n} ms: status 503, expected 200"
+                                  for n in (6, 4, 5)])
+    now = engine.clock.now()
+    engine._triggers._fired["critical-feature"] = (now - timedelta(seconds=44), "step 'smoke-cases' is failed")
+    engine.run_state = RunState.ROLLING_BACK
+    engine.rollback_state = RollbackState(
+        reason="trigger 'critical-feature' (Critical feature broken): step 'smoke-cases' is failed",
+        trigger_id="critical-feature", deadline=now + timedelta(minutes=9, seconds=16),
+        plan=["read-write", "announce-rollback", "post-mortem"], position=0)
+    _running(engine, "read-write", 0.2)
+    return session
+
+
+def app_for(session: Session, **kwargs: Any) -> CockpitApp:
+    return make_app(session, start_engine=False, refresh_interval=3600.0, **kwargs)
