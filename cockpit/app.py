@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from cockpit import shutdown
 from cockpit.actions import ActionRefused
 from cockpit.clock import format_offset
 from cockpit.events import Alert, Event, GateOpened, StepLog, StepProgress, StepStateChanged, TriggerFired
@@ -115,13 +116,19 @@ class CockpitApp(App[int]):
     # -- composition ----------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield StatusHeader()
+        # Kept by reference: a modal on top or a shutdown under way must not break a refresh.
+        self._header = StatusHeader()
+        self._table = StepsTable(id="steps")
+        self._panel = StepPanel(id="panel")
+        self._strip = TriggerStrip()
+        self._too_small = Static(id="too-small")
+        yield self._header
         with Container(id="main"):
-            yield StepsTable(id="steps")
-            yield StepPanel(id="panel")
-        yield TriggerStrip()
+            yield self._table
+            yield self._panel
+        yield self._strip
         yield Footer(compact=True)
-        yield Static(id="too-small")
+        yield self._too_small
 
     def on_mount(self) -> None:
         # Subscribe first, then read the journal: a line in both is dropped by its number.
@@ -134,7 +141,7 @@ class CockpitApp(App[int]):
             self.autopilot = Autopilot(self.engine, self.autopilot_delay)
             self.engine.subscribe(self.autopilot)
         self._refresh_view()
-        self.query_one(StepsTable).focus()
+        self._table.focus()
         if self.start_engine:
             self._run_engine()
         self.set_interval(self.refresh_interval, self._refresh_view)
@@ -144,8 +151,9 @@ class CockpitApp(App[int]):
             import asyncio
 
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(sig, lambda: self.exit(0))
+            # The terminal is gone: a graceful Textual exit would block writing to it.
+            loop.add_signal_handler(signal.SIGHUP, lambda: shutdown.emergency_exit(128 + signal.SIGHUP))
+            loop.add_signal_handler(signal.SIGTERM, lambda: self.exit(128 + signal.SIGTERM))
         except (NotImplementedError, RuntimeError, ValueError):
             pass
 
@@ -219,24 +227,28 @@ class CockpitApp(App[int]):
     def _flush_log(self) -> None:
         if not self._pending:
             return
+        if not self._panel.is_mounted:
+            return
         lines, self._pending = self._pending, []
-        self.query_one(StepPanel).append_log(lines)
+        self._panel.append_log(lines)
         self.lines_shown += len(lines)
 
     def _refresh_view(self) -> None:
+        if not self._table.is_mounted:
+            return  # shutting down
         view = self.engine.view()
         self._view = view
-        self.query_one(StatusHeader).show(view)
-        table = self.query_one(StepsTable)
+        self._header.show(view)
+        table = self._table
         table.show(view)
         if self._follow and self._follow_target and self._follow_target in view.steps:
             table.select_step(self._follow_target)
-        self.query_one(TriggerStrip).show(view)
+        self._strip.show(view)
         self._show_selected(view)
 
     def _show_selected(self, view: RunView) -> None:
-        selected = self.query_one(StepsTable).selected_step
-        panel = self.query_one(StepPanel)
+        selected = self._table.selected_step
+        panel = self._panel
         if selected != self._shown:
             self._shown = selected
             self._pending = []
@@ -266,7 +278,7 @@ class CockpitApp(App[int]):
         small = width < MIN_WIDTH or height < MIN_HEIGHT
         self.screen.set_class(small, "-too-small")
         if small:
-            self.query_one("#too-small", Static).update(
+            self._too_small.update(
                 f"Terminal too small: {width}x{height}\n\nThe cockpit needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
                 "The run goes on; enlarge the window to see it.")
 
@@ -277,7 +289,7 @@ class CockpitApp(App[int]):
         return self.engine.operator
 
     def _selected_view(self) -> StepView | None:
-        step_id = self.query_one(StepsTable).selected_step
+        step_id = self._table.selected_step
         if step_id is None or self._view is None:
             return None
         return self._view.steps.get(step_id)
@@ -325,7 +337,7 @@ class CockpitApp(App[int]):
         if step is None or step.gate is None:
             self.notify("no step is waiting for an answer", severity="warning")
             return
-        self.query_one(StepsTable).select_step(step.id)
+        self._table.select_step(step.id)
         gate, step_id = step.gate, step.id
         if gate.kind == "start":
             self._confirm_then(ConfirmModal("Start step", f"Start {step.title!r} now?", "Start"),
@@ -453,7 +465,7 @@ class CockpitApp(App[int]):
         yield SystemCommand("Quit", "Quit the cockpit (the run resumes later)", self.action_request_quit)
         for step in self.engine.runbook.steps:
             yield SystemCommand(f"Go to {step.id}", step.label,
-                                lambda s=step.id: self.query_one(StepsTable).select_step(s), discover=False)
+                                lambda s=step.id: self._table.select_step(s), discover=False)
 
 
 def make_app(session: Session, **kwargs: Any) -> CockpitApp:

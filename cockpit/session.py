@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from cockpit import runbook as runbook_module
+from cockpit import shutdown
 from cockpit.clock import Clock, DurationError, RealClock, RehearsalClock, parse_offset
 from cockpit.engine import Engine, RunConflict
 from cockpit.journal import Journal, journal_dir
@@ -55,8 +56,17 @@ class Session:
     lock: RunLock
     engine: Engine
     clock: Clock
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        self._unregister = shutdown.register(self.close)
 
     def close(self) -> None:
+        """Stop the engine (running steps are journaled as interrupted) and release the run. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self._unregister()
         self.engine.stop()
         self.lock.release()
         self.journal.close()

@@ -50,11 +50,15 @@ class StepPanel(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static(id="step-head")
-        yield Log(max_lines=MAX_LOG_LINES, auto_scroll=True, id="step-log")
+        self._head = Static(id="step-head")
+        self._log = Log(max_lines=MAX_LOG_LINES, auto_scroll=True, id="step-log")
+        yield self._head
+        yield self._log
 
     def show(self, step: StepView | None, view: RunView) -> None:
-        head = self.query_one("#step-head", Static)
+        head = self._head
+        if not head.is_mounted:
+            return
         if step is None:
             head.styles.height = 1
             head.update(Text("Select a step (↑/↓) to see its progress and log.", style="dim"))
@@ -81,9 +85,10 @@ class StepPanel(Vertical):
         head.update(text)
 
     def replace_log(self, lines: Iterable[str]) -> None:
-        log = self.query_one(Log)
-        log.clear()
-        log.write_lines(list(lines))
+        if self._log.is_mounted:
+            self._log.clear()
+            self._log.write_lines(list(lines))
 
     def append_log(self, lines: list[str]) -> None:
-        self.query_one(Log).write_lines(lines)
+        if self._log.is_mounted:
+            self._log.write_lines(lines)

@@ -57,8 +57,10 @@ def find_bin_dir() -> Path:
 class PostgresServer:
     """initdb + pg_ctl on 127.0.0.1; `stop()` removes everything it created."""
 
-    def __init__(self, bin_dir: Path | None = None, *, port: int | None = None, run_as: str | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, *, port: int | None = None, run_as: str | None = None,
+                 name: str = "cockpit-pgdata") -> None:
         self.bin_dir = bin_dir or find_bin_dir()
+        self.name = name
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.data_dir: Path | None = None
@@ -106,7 +108,7 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         bin_dir = self._reachable_bin_dir()
-        self.data_dir = Path(tempfile.mkdtemp(prefix="cockpit-pgdata-"))
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         if self._user is not None:
             os.chown(self.data_dir, self._user.pw_uid, self._user.pw_gid)
         os.chmod(self.data_dir, 0o700)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cockpit import shutdown
 from cockpit.sandbox.postgres import PostgresServer
 from cockpit.sandbox.seed import SeedSize, seed
 from cockpit.sandbox.web import StandInServer, v1_app, v2_app
@@ -35,12 +36,14 @@ class Sandbox:
         self.v2: StandInServer | None = None
         self.env: dict[str, str] = {}
         self.counts: dict[str, int] = {}
+        self._unregister: Callable[[], None] = lambda: None
 
     def start(self) -> Sandbox:
+        self._unregister = shutdown.register(self.stop)
         try:
             size = SeedSize.for_scale(self.scale)
             self.say("starting PostgreSQL on 127.0.0.1 (sandbox)")
-            self.postgres = PostgresServer().start()
+            self.postgres = PostgresServer(name="cockpit-demo-pgdata").start()
             dsn = self.postgres.create_database("permtracker")
             self.say(f"seeding v1: {size.users:,} users, {size.cases:,} cases, {size.notifications:,} notifications")
             self.counts = seed(dsn, size)
@@ -58,6 +61,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        self._unregister()
         for server in (self.v2, self.v1):
             if server is not None:
                 server.stop()

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 def _sandbox_processes() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "cockpit-pgdata-" in line]
+    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "cockpit-demo-pgdata-" in line]
 
 
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

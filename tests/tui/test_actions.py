@@ -1,0 +1,323 @@
+"""Every operator action through the screen: keys, modals, and what the engine journals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import LEDGER, make_session
+from textual.pilot import Pilot
+from textual.widgets import Log, Static
+
+from cockpit.app import CockpitApp, make_app
+from cockpit.clock import RehearsalClock
+from cockpit.session import Session
+from widgets.help import HelpScreen
+from widgets.modals import ChecklistModal, ConfirmModal, GateModal, QuitModal, ReasonModal, RollbackModal
+from widgets.steps_table import StepsTable
+
+pytestmark = pytest.mark.tui
+
+
+def _step(step_id: str, kind: str = "fake.work", extra: str = "", with_: str = "", phase: str = "window") -> str:
+    return f'\n[[step]]\nid = "{step_id}"\nphase = "{phase}"\nkind = "{kind}"\n{extra}\nwith = {{ {with_} }}\n'
+
+
+async def until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def state(session: Session, step_id: str) -> str:
+    return session.engine.step_runtime(step_id).state.value
+
+
+def actions(session: Session) -> list[tuple[str, str, str | None, str]]:
+    return [a[1:] for a in session.journal.actions(session.engine.run_id)]
+
+
+async def select(pilot: Pilot[Any], step_id: str) -> None:
+    pilot.app.query_one(StepsTable).select_step(step_id)
+    await pilot.pause()
+
+
+class Cockpit:
+    """An app over a session of fake steps, closed at the end of the test."""
+
+    def __init__(self, tmp_path: Path, body: str, **options: Any) -> None:
+        self.session = make_session(tmp_path, body, **options)
+        self.app: CockpitApp = make_app(self.session, refresh_interval=0.1)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+@pytest.fixture
+def cockpit(tmp_path: Path) -> Any:
+    made: list[Cockpit] = []
+
+    def build(body: str, **options: Any) -> Cockpit:
+        made.append(Cockpit(tmp_path, body, **options))
+        return made[-1]
+
+    yield build
+    for c in made:
+        c.close()
+
+
+async def test_answer_a_gate_yes(cockpit: Any) -> None:
+    c = cockpit(_step("go", "manual", with_='question = "Backups verified?"'))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "go") == "waiting")
+        await pilot.press("a")
+        assert isinstance(c.app.screen, GateModal)
+        await pilot.click("#yes")
+        await until(pilot, lambda: state(c.session, "go") == "succeeded")
+    assert ("tester", "answer", "go", "yes") in actions(c.session)
+
+
+async def test_answer_a_gate_no_fails_the_step(cockpit: Any) -> None:
+    c = cockpit(_step("go", "manual", with_='question = "Proceed?"'))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "go") == "waiting")
+        await pilot.press("a")
+        await pilot.click("#no")
+        await until(pilot, lambda: state(c.session, "go") == "failed")
+
+
+async def test_a_confirm_word_must_be_typed(cockpit: Any) -> None:
+    c = cockpit(_step("go", "manual", with_='question = "Open the window?", confirm = "GO"'))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "go") == "waiting")
+        await pilot.press("a")
+        await pilot.press(*"go", "enter")
+        assert "Type exactly GO" in str(c.app.screen.query_one("#error", Static).render())
+        assert state(c.session, "go") == "waiting"
+        await pilot.press("backspace", "backspace", *"GO", "enter")
+        await until(pilot, lambda: state(c.session, "go") == "succeeded")
+
+
+async def test_start_a_step_before_it_is_due(cockpit: Any, tmp_path: Path) -> None:
+    from fakes import T0
+
+    c = cockpit(_step("later", extra='at = "T+2d"'), clock=RehearsalClock(T0, speed=1), jump_idle=False)
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert state(c.session, "later") == "scheduled"
+        await select(pilot, "later")
+        await pilot.press("s")
+        modal = c.app.screen
+        assert isinstance(modal, ConfirmModal)
+        assert "It is due at T+2d" in " ".join(str(w.render()) for w in modal.query(Static))
+        await pilot.click("#yes")
+        await until(pilot, lambda: state(c.session, "later") == "succeeded")
+    assert ("tester", "start", "later", "") in actions(c.session)
+
+
+async def test_retry_a_failed_step(cockpit: Any) -> None:
+    c = cockpit(_step("flaky", with_="fail_attempts = 1"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "flaky") == "failed")
+        await select(pilot, "flaky")
+        await pilot.press("r")
+        await pilot.click("#yes")
+        await until(pilot, lambda: state(c.session, "flaky") == "succeeded")
+    assert LEDGER.count("start", "flaky") == 2
+
+
+async def test_skip_asks_for_a_reason(cockpit: Any) -> None:
+    c = cockpit(_step("broken", with_="fail_attempts = 9") + _step("after", extra='needs = ["broken"]'))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "broken") == "failed")
+        await select(pilot, "broken")
+        await pilot.press("k")
+        assert isinstance(c.app.screen, ReasonModal)
+        await pilot.press("enter")
+        assert "A reason is required" in str(c.app.screen.query_one("#error", Static).render())
+        await pilot.press(*"fixed by hand", "enter")
+        await until(pilot, lambda: state(c.session, "after") == "succeeded")
+    assert state(c.session, "broken") == "skipped"
+    assert ("tester", "skip", "broken", "fixed by hand") in actions(c.session)
+
+
+async def test_mark_done_asks_for_a_reason(cockpit: Any) -> None:
+    c = cockpit(_step("broken", with_="fail_attempts = 9"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "broken") == "failed")
+        await select(pilot, "broken")
+        await pilot.press("d", *"restored from backup", "enter")
+        await until(pilot, lambda: state(c.session, "broken") == "succeeded")
+    assert ("tester", "mark_done", "broken", "restored from backup") in actions(c.session)
+
+
+async def test_escape_backs_out_without_acting(cockpit: Any) -> None:
+    c = cockpit(_step("broken", with_="fail_attempts = 9"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "broken") == "failed")
+        await select(pilot, "broken")
+        await pilot.press("k", *"oops", "escape")
+        await pilot.pause()
+        assert not isinstance(c.app.screen, ReasonModal)
+    assert state(c.session, "broken") == "failed" and actions(c.session) == []
+
+
+async def test_cancel_a_running_step(cockpit: Any) -> None:
+    c = cockpit(_step("long", with_="seconds = 30"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "long") == "running")
+        await select(pilot, "long")
+        await pilot.press("x")
+        await pilot.click("#yes")
+        await until(pilot, lambda: state(c.session, "long") == "cancelled")
+
+
+async def test_pause_and_resume(cockpit: Any) -> None:
+    c = cockpit(_step("first", with_="seconds = 0.5") + _step("second", extra='needs = ["first"]'))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "first") == "running")
+        await pilot.press("p")
+        await until(pilot, lambda: state(c.session, "first") == "succeeded")
+        await pilot.pause(0.3)
+        assert LEDGER.count("start", "second") == 0
+        assert "PAUSED" in str(c.app.query_one("StatusHeader").render())
+        await pilot.press("p")
+        await until(pilot, lambda: state(c.session, "second") == "succeeded")
+    assert [a[1] for a in actions(c.session)] == ["pause", "resume"]
+
+
+async def test_rollback_from_the_screen(cockpit: Any) -> None:
+    body = (_step("freeze", extra='undo = "thaw"') + _step("watch", extra='needs = ["freeze"]', with_="seconds = 30")
+            + _step("thaw", phase="rollback"))
+    c = cockpit(body)
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "watch") == "running")
+        await pilot.press("b")
+        assert isinstance(c.app.screen, RollbackModal)
+        await pilot.press(*"v2 error rate at 40%", "enter")
+        await until(pilot, lambda: c.session.engine.run_state.value == "rolled_back")
+    assert state(c.session, "thaw") == "succeeded" and state(c.session, "watch") == "cancelled"
+    assert ("tester", "rollback", None, "v2 error rate at 40%") in actions(c.session)
+
+
+async def test_past_the_point_of_no_return_rollback_needs_the_word(cockpit: Any) -> None:
+    body = (_step("open", extra='point_of_no_return = true\nundo = "thaw"')
+            + _step("watch", extra='needs = ["open"]', with_="seconds = 30") + _step("thaw", phase="rollback"))
+    c = cockpit(body)
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "watch") == "running")
+        await pilot.press("b", *"bad data", "enter")  # enter moves to the ROLLBACK field
+        await pilot.press(*"rollback", "enter")
+        assert "Type exactly ROLLBACK" in str(c.app.screen.query_one("#error", Static).render())
+        await pilot.press(*["backspace"] * 8, *"ROLLBACK", "enter")
+        await until(pilot, lambda: c.session.engine.run_state.value == "rolled_back")
+
+
+async def test_a_trigger_past_the_point_of_no_return_opens_the_rollback_modal(cockpit: Any) -> None:
+    body = (_step("open", extra='point_of_no_return = true')
+            + _step("smoke", extra='needs = ["open"]', with_="fail_attempts = 1") + _step("thaw", phase="rollback")
+            + '\n[[trigger]]\nid = "auth"\nwhen = { step = "smoke", state = "failed" }\naction = "rollback"\n')
+    c = cockpit(body)
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(c.app.screen, RollbackModal))
+        assert "A trigger asks for it" in " ".join(str(s.render()) for s in c.app.screen.query(Static))
+
+
+async def test_tick_a_checklist(cockpit: Any) -> None:
+    c = cockpit(_step("decom", "checklist", with_='items = ["Render scaled to 0", "Supabase paused"]'))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "decom") == "waiting")
+        await pilot.press("a")
+        assert isinstance(c.app.screen, ChecklistModal)
+        await pilot.press("space", "enter")  # tick the first, record
+        await until(pilot, lambda: len(actions(c.session)) == 1)
+        assert state(c.session, "decom") == "waiting"
+        await pilot.press("a", "down", "space", "enter")
+        await until(pilot, lambda: state(c.session, "decom") == "succeeded")
+    assert [a[3] for a in actions(c.session)] == ["Render scaled to 0", "Supabase paused"]
+
+
+async def test_a_refused_action_says_why(cockpit: Any) -> None:
+    c = cockpit(_step("fine") + _step("long", with_="seconds = 30"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "fine") == "succeeded")
+        await select(pilot, "fine")
+        await pilot.press("r")
+        await pilot.click("#yes")
+        await pilot.pause()
+        messages = [n.message for n in c.app._notifications]
+        assert any("only a failed, cancelled or interrupted step can be retried" in m for m in messages)
+
+
+async def test_help_and_palette(cockpit: Any) -> None:
+    c = cockpit(_step("long", with_="seconds = 30"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(c.app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(c.app.screen, HelpScreen)
+        titles = [cmd.title for cmd in c.app.get_system_commands(c.app.screen)]
+        for action in ("Answer", "Start step", "Retry step", "Skip step", "Mark done", "Cancel step",
+                       "Pause / resume", "Roll back", "Help", "Quit"):
+            assert action in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert c.app.screen.__class__.__name__ == "CommandPalette"
+
+
+async def test_quit_asks_while_a_step_runs(cockpit: Any) -> None:
+    c = cockpit(_step("long", with_="seconds = 30"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "long") == "running")
+        await pilot.press("ctrl+q")
+        assert isinstance(c.app.screen, QuitModal)
+        await pilot.press("escape")
+        assert c.app.is_running
+        await pilot.press("ctrl+q")
+        await pilot.click("#yes")
+        await pilot.pause()
+    assert c.app.return_code == 0
+    c.session.close()
+    assert state(c.session, "long") == "interrupted"
+
+
+async def test_the_log_follows_the_running_step(cockpit: Any) -> None:
+    c = cockpit(_step("chatty", with_='log_text = "hello from the step", seconds = 1'))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "hello from the step" in c.app.query_one(Log).lines)
+        assert c.app.query_one(StepsTable).selected_step == "chatty"
+
+
+async def test_a_log_flood_keeps_the_screen_responsive_and_the_journal_whole(cockpit: Any) -> None:
+    c = cockpit(_step("flood", with_="lines = 200000"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "flood") == "succeeded", timeout=60)
+        started = time.monotonic()
+        await pilot.press("question_mark")  # the screen still answers keys promptly
+        assert isinstance(c.app.screen, HelpScreen)
+        assert time.monotonic() - started < 2
+        await pilot.press("escape")
+        await until(pilot, lambda: c.app.query_one(Log).line_count > 0)
+        log = c.app.query_one(Log)
+        assert log.line_count <= 2000  # capped on screen...
+        assert log.lines[-1] == "line 200000"
+    lines = c.session.journal.log_lines(c.session.engine.run_id, "flood")
+    assert len(lines) == 200000  # ...complete on disk
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_screen_fits_and_a_smaller_one_shows_a_notice(cockpit: Any, size: tuple[int, int]) -> None:
+    c = cockpit(_step("a"))
+    async with c.app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert not c.app.screen.has_class("-too-small")
+        await pilot.resize_terminal(70, 20)
+        await pilot.pause()
+        assert c.app.screen.has_class("-too-small")
+        assert "Terminal too small: 70x20" in str(c.app.query_one("#too-small", Static).render())

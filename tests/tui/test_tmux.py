@@ -1,0 +1,112 @@
+"""`cockpit demo` in a real terminal (tmux, 80x24), driven by keys, read from the screen."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import COCKPIT, ROOT, subprocess_env
+
+pytestmark = [pytest.mark.tui, pytest.mark.skipif(shutil.which("tmux") is None,
+                                                  reason="tmux is not installed (.ci/run installs it)")]
+
+
+class Terminal:
+    def __init__(self, name: str, socket: Path) -> None:
+        self.name = name
+        self.socket = socket
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-S", str(self.socket), *args], capture_output=True, text=True,
+                              timeout=30).stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.name)
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.name, *keys)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen}")
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    term = Terminal("cockpit", tmp_path / "tmux.sock")
+    yield term
+    term.tmux("kill-server")
+    deadline = time.monotonic() + 30  # a demo still shutting down must not meet the next test
+    while _sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _sandbox_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "cockpit-demo-pgdata-" in line]
+
+
+def test_cockpit_demo_at_80x24(terminal: Terminal, tmp_path: Path) -> None:
+    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    env = subprocess_env(TERM="xterm-256color")
+    script = tmp_path / "run.sh"
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
+    script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\n"
+                      f"{shlex.quote(COCKPIT)} demo --speed 300 --scale 0.2\necho \"EXIT=$?\" > exit.txt\n")
+    before = _sandbox_processes()
+    terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
+    started = time.monotonic()
+    screen = terminal.wait_for("REHEARSAL 300×", timeout=60)
+    first_paint = time.monotonic() - started
+    assert first_paint < 60
+    lines = screen.splitlines()
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
+    assert "step" in lines[1] and "budget" in lines[1]
+    screen = terminal.wait_for("^q Quit")
+    assert "triggers" in screen
+    # The rehearsal moves through the window by itself (the demo's autopilot answers the gates).
+    screen = terminal.wait_for("Set v1 to read-only", timeout=90)
+    terminal.keys("?")
+    terminal.wait_for("Cutover cockpit: keys")
+    terminal.keys("Escape")
+    screen = terminal.wait_for("DONE", timeout=180)
+    assert "window closed" in screen
+    terminal.keys("C-q")
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "exit.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (tmp_path / "exit.txt").read_text().strip() == "EXIT=0"
+    assert _sandbox_processes() == before  # PostgreSQL and the stand-ins stopped with the demo
+    status = subprocess.run([COCKPIT, "status", "runbook.toml"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True)
+    assert "is done" in status.stdout
+
+
+def test_closing_the_terminal_stops_the_demo_and_its_sandbox(terminal: Terminal, tmp_path: Path) -> None:
+    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    env = subprocess_env(TERM="xterm-256color")
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
+    script = tmp_path / "run.sh"
+    script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\nexec {shlex.quote(COCKPIT)} demo --scale 0.1\n")
+    before = _sandbox_processes()
+    terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
+    terminal.wait_for("REHEARSAL 60×", timeout=60)
+    assert len(_sandbox_processes()) > len(before)
+    terminal.tmux("kill-session", "-t", terminal.name)  # the SSH session drops: SIGHUP
+    deadline = time.monotonic() + 30
+    while _sandbox_processes() != before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _sandbox_processes() == before
+    assert os.path.exists(tmp_path / ".cockpit" / "journal.db")
