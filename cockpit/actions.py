@@ -13,11 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from cockpit.events import OperatorActed, RunState, StepState
 from cockpit.operator import Operator
-from cockpit.runtime import Gate, StepRuntime
 
 if TYPE_CHECKING:
     from cockpit.events import Event
     from cockpit.runbook import Runbook
+    from cockpit.runtime import Gate, StepRuntime
+
+
+# What the operator types to roll back past a point of no return.
+CONFIRM_WORD = "ROLLBACK"
 
 
 class ActionRefused(Exception):

@@ -13,7 +13,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -25,28 +25,21 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+# Light modules only at the top: the first frame paints before the engine's modules load.
 from cockpit import shutdown
-from cockpit.actions import ActionRefused
+from cockpit.actions import CONFIRM_WORD, ActionRefused
 from cockpit.clock import format_offset
 from cockpit.events import Alert, Event, GateOpened, StepLog, StepProgress, StepStateChanged, TriggerFired
-from cockpit.rollback import CONFIRM_WORD
-from cockpit.runtime import RunView, StepView
-from cockpit.session import Session
+from cockpit.options import RunOptions, SessionError
 from widgets.header import StatusHeader
-from widgets.help import HelpScreen
-from widgets.modals import (
-    ChecklistModal,
-    ConfirmModal,
-    GateAnswer,
-    GateModal,
-    QuitModal,
-    ReasonModal,
-    RollbackModal,
-    RollbackRequest,
-)
 from widgets.step_panel import MAX_LOG_LINES, StepPanel
 from widgets.steps_table import StepsTable
 from widgets.triggers import TriggerStrip
+
+if TYPE_CHECKING:
+    from cockpit.engine import Engine
+    from cockpit.runtime import RunView, StepView
+    from cockpit.session import Session
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 
@@ -74,6 +67,14 @@ class LogArrived(EngineEvent):
     """A batch of log lines: never replaced, never dropped."""
 
 
+class SessionReady(Message):
+    """The runbook is validated and the run is open: the screen can fill in."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+
 class CockpitApp(App[int]):
     TITLE = "cutover cockpit"
     CSS_PATH = str(Path(__file__).resolve().parent.parent / "widgets" / "cockpit.tcss")
@@ -94,11 +95,17 @@ class CockpitApp(App[int]):
         Binding("ctrl+q,f10", "request_quit", "Quit", priority=True),
     ]
 
-    def __init__(self, session: Session, *, autopilot_delay: float | None = None,
-                 refresh_interval: float = 0.25, start_engine: bool = True) -> None:
+    def __init__(self, session: Session | None = None, *, loader: Callable[[], Session] | None = None,
+                 title: str = "", autopilot_delay: float | None = None, refresh_interval: float = 0.25,
+                 start_engine: bool = True) -> None:
         super().__init__()
-        self.session = session
-        self.engine = session.engine
+        if session is None and loader is None:
+            raise ValueError("give a session, or a loader that opens one")
+        self.session: Session | None = session
+        self.engine: Engine = session.engine if session is not None else None  # type: ignore[assignment]
+        self._loader = loader
+        self._title = title
+        self.load_problems: list[str] = []
         self.autopilot_delay = autopilot_delay
         self.refresh_interval = refresh_interval
         self.start_engine = start_engine
@@ -131,6 +138,48 @@ class CockpitApp(App[int]):
         yield self._too_small
 
     def on_mount(self) -> None:
+        self._check_size(self.size.width, self.size.height)
+        if self.session is not None:
+            self._connect_run()
+        else:
+            # Paint the frame at once; validate the runbook and open the run right after.
+            self._header.show_loading(self._title)
+            self.call_after_refresh(self._open_session)
+        try:
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            # The terminal is gone: a graceful Textual exit would block writing to it.
+            loop.add_signal_handler(signal.SIGHUP, lambda: shutdown.emergency_exit(128 + signal.SIGHUP))
+            loop.add_signal_handler(signal.SIGTERM, lambda: self.exit(128 + signal.SIGTERM))
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    @work(thread=True, exit_on_error=False, group="engine", description="Opening the run")
+    def _open_session(self) -> None:
+        assert self._loader is not None
+        try:
+            session = self._loader()
+        except SessionError as exc:
+            self.call_from_thread(self._cannot_open, exc.lines, 2)
+            return
+        except Exception as exc:  # reported on the terminal after the screen closes
+            self.call_from_thread(self._cannot_open, [f"cockpit: cannot open the run: {type(exc).__name__}: {exc}"], 1)
+            return
+        self.post_message(SessionReady(session))
+
+    def _cannot_open(self, lines: list[str], code: int) -> None:
+        self.load_problems = lines
+        self.exit(code)
+
+    @on(SessionReady)
+    def _session_ready(self, message: SessionReady) -> None:
+        self.session = message.session
+        self.engine = message.session.engine
+        self._connect_run()
+
+    def _connect_run(self) -> None:
+        """Connect the screen to the run: subscribe, load the journal's log tails, start the engine."""
         # Subscribe first, then read the journal: a line in both is dropped by its number.
         self.engine.subscribe(self._from_engine)
         for step in self.engine.runbook.steps:
@@ -146,16 +195,6 @@ class CockpitApp(App[int]):
             self._run_engine()
         self.set_interval(self.refresh_interval, self._refresh_view)
         self.set_interval(0.1, self._flush_log)
-        self._check_size(self.size.width, self.size.height)
-        try:
-            import asyncio
-
-            loop = asyncio.get_running_loop()
-            # The terminal is gone: a graceful Textual exit would block writing to it.
-            loop.add_signal_handler(signal.SIGHUP, lambda: shutdown.emergency_exit(128 + signal.SIGHUP))
-            loop.add_signal_handler(signal.SIGTERM, lambda: self.exit(128 + signal.SIGTERM))
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
 
     @work(thread=True, exit_on_error=False, group="engine", description="Starting the run engine")
     def _run_engine(self) -> None:
@@ -216,6 +255,7 @@ class CockpitApp(App[int]):
         if buffer is None:
             buffer = deque(maxlen=MAX_LOG_LINES)
             # A resumed run: the journal has the lines of earlier processes.
+            assert self.session is not None
             journal = self.session.journal
             count = journal.log_count(self.engine.run_id, step_id)
             if count:
@@ -234,8 +274,8 @@ class CockpitApp(App[int]):
         self.lines_shown += len(lines)
 
     def _refresh_view(self) -> None:
-        if not self._table.is_mounted:
-            return  # shutting down
+        if not self._table.is_mounted or self.engine is None:
+            return  # shutting down, or still opening the run
         view = self.engine.view()
         self._view = view
         self._header.show(view)
@@ -294,6 +334,10 @@ class CockpitApp(App[int]):
             return None
         return self._view.steps.get(step_id)
 
+    @property
+    def attached(self) -> bool:
+        return self.engine is not None
+
     def _do(self, action: Callable[[], None], done: str | None = None) -> None:
         try:
             action()
@@ -327,6 +371,9 @@ class CockpitApp(App[int]):
         return step
 
     def action_answer(self) -> None:
+        if not self.attached:
+            return
+        from widgets.modals import ChecklistModal, ConfirmModal, GateAnswer, GateModal
         view = self.engine.view()
         if view.rollback is not None and view.rollback.awaiting_confirmation:
             self.action_rollback()
@@ -361,6 +408,8 @@ class CockpitApp(App[int]):
             self._do(lambda i=index: self.engine.tick(step_id, i, self.operator))  # type: ignore[misc]
 
     def action_start_step(self) -> None:
+        from widgets.modals import ConfirmModal
+
         step = self._need_step()
         if step is None:
             return
@@ -372,6 +421,8 @@ class CockpitApp(App[int]):
                            lambda: self.engine.start_step(step_id, self.operator), f"started {step_id}")
 
     def action_retry(self) -> None:
+        from widgets.modals import ConfirmModal
+
         step = self._need_step()
         if step is None:
             return
@@ -381,6 +432,8 @@ class CockpitApp(App[int]):
                            lambda: self.engine.retry(step_id, self.operator), f"retrying {step_id}")
 
     def action_skip(self) -> None:
+        from widgets.modals import ReasonModal
+
         step = self._need_step()
         if step is None:
             return
@@ -389,6 +442,8 @@ class CockpitApp(App[int]):
                           lambda reason: self.engine.skip(step_id, reason, self.operator), f"skipped {step_id}")
 
     def action_mark_done(self) -> None:
+        from widgets.modals import ReasonModal
+
         step = self._need_step()
         if step is None:
             return
@@ -398,6 +453,8 @@ class CockpitApp(App[int]):
                           f"marked done: {step_id}")
 
     def action_cancel_step(self) -> None:
+        from widgets.modals import ConfirmModal
+
         step = self._need_step()
         if step is None:
             return
@@ -406,12 +463,18 @@ class CockpitApp(App[int]):
                            lambda: self.engine.cancel(step_id, self.operator), f"cancelling {step_id}")
 
     def action_toggle_pause(self) -> None:
+        if not self.attached:
+            return
         if self.engine.paused:
             self._do(lambda: self.engine.resume(self.operator), "resumed")
         else:
             self._do(lambda: self.engine.pause(self.operator), "paused: no new step starts")
 
     def action_rollback(self) -> None:
+        if not self.attached:
+            return
+        from widgets.modals import RollbackModal, RollbackRequest
+
         if self._rollback_modal_open:
             return
         view = self.engine.view()
@@ -438,10 +501,14 @@ class CockpitApp(App[int]):
             self.screen.maximize(self.query_one("#step-log"))
 
     def action_help(self) -> None:
+        from widgets.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_request_quit(self) -> None:
-        running = self.engine.running_steps()
+        from widgets.modals import QuitModal
+
+        running = self.engine.running_steps() if self.attached else []
         if not running:
             self.exit(0)
             return
@@ -463,7 +530,7 @@ class CockpitApp(App[int]):
         yield SystemCommand("Enlarge log", "Show the selected step's log on the whole screen", self.action_toggle_log)
         yield SystemCommand("Help", "Keys and glyphs", self.action_help)
         yield SystemCommand("Quit", "Quit the cockpit (the run resumes later)", self.action_request_quit)
-        for step in self.engine.runbook.steps:
+        for step in self.engine.runbook.steps if self.attached else ():
             yield SystemCommand(f"Go to {step.id}", step.label,
                                 lambda s=step.id: self._table.select_step(s), discover=False)
 
@@ -473,12 +540,22 @@ def make_app(session: Session, **kwargs: Any) -> CockpitApp:
     return CockpitApp(session, **kwargs)
 
 
-def run_app(session: Session, autopilot_delay: float | None = None) -> int:
-    app = make_app(session, autopilot_delay=autopilot_delay)
+def run_screen(options: RunOptions, autopilot_delay: float | None = None) -> tuple[int, list[str]]:
+    """Run the cockpit on the terminal; return the exit code and any problems that kept the run shut."""
+
+    def open_run() -> Session:
+        from cockpit.session import open_session
+
+        return open_session(options)
+
+    from cockpit.options import quick_title
+
+    app = CockpitApp(loader=open_run, title=quick_title(options.runbook), autopilot_delay=autopilot_delay)
     try:
         code = app.run()
     finally:
         if app.autopilot is not None:
             app.autopilot.cancel()
-        session.close()
-    return int(code or 0)
+        if app.session is not None:
+            app.session.close()
+    return int(code or 0), app.load_problems

@@ -24,7 +24,8 @@ from typing import Any
 
 import click
 
-from cockpit.session import RunOptions, SessionError, open_session
+# Only light modules here: the screen paints its first frame before the core is imported.
+from cockpit.options import RunOptions, SessionError
 
 EXIT_INVALID = 2
 
@@ -231,6 +232,7 @@ def _exit_on_signals() -> None:
 
 def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None = None) -> int:
     from cockpit.headless import HeadlessPrinter
+    from cockpit.session import open_session
 
     _exit_on_signals()
     try:
@@ -285,14 +287,11 @@ def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None 
 
 
 def _screen(options: RunOptions, autopilot_delay: float | None = None, exit_after: bool = True) -> int:
-    from cockpit.app import run_app
+    from cockpit.app import run_screen
 
-    try:
-        session = open_session(options)
-    except SessionError as exc:
-        _fail(exc.lines)
-        raise AssertionError from None
-    code = run_app(session, autopilot_delay=autopilot_delay)
+    code, problems = run_screen(options, autopilot_delay=autopilot_delay)
+    if problems:
+        _fail(problems, code)
     if exit_after:
         sys.exit(code)
     return code

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cockpit.actions import ActionRefused
+from cockpit.actions import CONFIRM_WORD, ActionRefused
 from cockpit.clock import Clock, format_duration
 from cockpit.events import GateOpened, RollbackFinished, RollbackStarted, RunState, StepState, TriggerFired
 from cockpit.operator import Operator
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cockpit.journal import Journal
     from cockpit.runbook import Runbook
 
-CONFIRM_WORD = "ROLLBACK"
+__all__ = ["CONFIRM_WORD", "RollbackControl", "RollbackState"]
 
 
 @dataclass

@@ -71,7 +71,7 @@ Identifier = Annotated[str, BeforeValidator(_identifier)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RunbookHeader(_Model):

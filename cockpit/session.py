@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,32 +21,10 @@ from cockpit.engine import Engine, RunConflict
 from cockpit.journal import Journal, journal_dir
 from cockpit.lock import RunLock, RunLocked
 from cockpit.operator import Operator
+from cockpit.options import RunOptions, SessionError
 from cockpit.runbook import Runbook, RunbookError
 
 ANSWER_VALUES = "yes, no, retry, skip:REASON or done:REASON"
-
-
-class SessionError(Exception):
-    """A run that cannot start; `lines` say why, each naming the file, line or option."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        super().__init__("\n".join(lines))
-
-
-@dataclass
-class RunOptions:
-    runbook: Path
-    dry_run: bool = False
-    rehearsal: bool = False
-    speed: float = 60.0
-    start_from: str | None = None
-    answers: list[str] = field(default_factory=list)
-    new_run: bool = False
-    glide: float = 0.0
-    env: Mapping[str, str] | None = None
-    operator: Operator | None = None
-    command: str = ""
 
 
 @dataclass

@@ -45,7 +45,7 @@ class StepCancelled(Exception):
 class StepParams(BaseModel):
     """Base of every kind's `with` model: strict, immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @dataclass(frozen=True)

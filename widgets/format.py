@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from cockpit.clock import format_duration, format_offset, format_t_clock
 from cockpit.events import StepState
-from cockpit.runtime import RunView, StepView
+
+if TYPE_CHECKING:
+    from cockpit.runtime import RunView, StepView
 
 GLYPHS = {
     StepState.SCHEDULED: ("·", "dim"),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.widgets import Static
 
 from cockpit.clock import format_duration
-from cockpit.runtime import RunView
 from widgets.format import mode_label, run_state_label, t_clock
+
+if TYPE_CHECKING:
+    from cockpit.runtime import RunView
 
 
 def window_text(view: RunView) -> Text:
@@ -31,6 +35,12 @@ class StatusHeader(Static):
     DEFAULT_CSS = """
     StatusHeader { height: 1; background: $panel; color: $foreground; }
     """
+
+    def show_loading(self, title: str) -> None:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f" {title}", style="bold")
+        text.append("  validating the runbook and opening its run…", style="dim")
+        self.update(text)
 
     def show(self, view: RunView) -> None:
         waiting = [s for s in view.steps.values() if s.gate is not None]

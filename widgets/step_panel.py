@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Log, Static
 
-from cockpit.runtime import RunView, StepView
 from widgets.format import duration, glyph, progress_line, state_label
+
+if TYPE_CHECKING:
+    from cockpit.runtime import RunView, StepView
 
 # The screen keeps this many lines per step; the journal keeps them all (`cockpit status --log`).
 MAX_LOG_LINES = 2000

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.widgets import DataTable
 
-from cockpit.runtime import RunView, StepView
 from widgets.format import duration, glyph, offset
+
+if TYPE_CHECKING:
+    from cockpit.runtime import RunView, StepView
 
 PHASE_PREFIX = "phase:"
 _TITLE_WIDTH = 34

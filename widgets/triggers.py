@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.widgets import Static
 
 from cockpit.clock import format_duration
-from cockpit.runtime import RunView
+
+if TYPE_CHECKING:
+    from cockpit.runtime import RunView
 
 
 class TriggerStrip(Static):
