@@ -297,11 +297,12 @@ class CockpitApp(App[int]):
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value
-        if self._follow and self._follow_target is not None and key != self._follow_target:
-            # The operator moved the cursor: stop following until `f`.
-            self._follow = False
-            self.notify("follow is off: press f to follow running steps again", timeout=4)
+        if self._table.moved_by_operator:
+            self._table.moved_by_operator = False
+            if self._follow and event.row_key.value != self._follow_target:
+                # The operator looks elsewhere: stop following until `f`.
+                self._follow = False
+                self.notify("follow is off: press f to follow running steps again", timeout=4)
         if self._view is not None:
             self._show_selected(self._view)
 
@@ -492,6 +493,12 @@ class CockpitApp(App[int]):
 
     def action_toggle_follow(self) -> None:
         self._follow = not self._follow
+        if self._follow and self._view is not None:
+            # Catch up with what runs now: the step that started last among those running or waiting.
+            active = [s for s in self._view.steps.values() if s.state.value in ("running", "waiting") and s.started]
+            if active:
+                self._follow_target = max(active, key=lambda s: s.started or self._view.now).id  # type: ignore[union-attr]
+                self._refresh_view()
         self.notify("follow is " + ("on" if self._follow else "off"), timeout=3)
 
     def action_toggle_log(self) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 
 from widgets.format import duration, glyph, offset
@@ -31,6 +33,40 @@ class StepsTable(DataTable[Text]):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
         self._rendered: dict[str, tuple[str, ...]] = {}
         self._loaded = False
+        # Set when the operator moves the cursor (keys, mouse), as opposed to the cockpit following a step.
+        self.moved_by_operator = False
+
+    def action_cursor_up(self) -> None:
+        self._operator_moves(super().action_cursor_up)
+
+    def action_cursor_down(self) -> None:
+        self._operator_moves(super().action_cursor_down)
+
+    def action_page_up(self) -> None:
+        self._operator_moves(super().action_page_up)
+
+    def action_page_down(self) -> None:
+        self._operator_moves(super().action_page_down)
+
+    def action_scroll_top(self) -> None:
+        self._operator_moves(super().action_scroll_top)
+
+    def action_scroll_bottom(self) -> None:
+        self._operator_moves(super().action_scroll_bottom)
+
+    async def _on_click(self, event: events.Click) -> None:
+        before = self.cursor_row
+        self.moved_by_operator = True
+        await super()._on_click(event)
+        if self.cursor_row == before:
+            self.moved_by_operator = False
+
+    def _operator_moves(self, move: Callable[[], None]) -> None:
+        before = self.cursor_row
+        self.moved_by_operator = True
+        move()
+        if self.cursor_row == before:
+            self.moved_by_operator = False  # nothing moved: no highlight message will consume the flag
 
     def load(self, view: RunView) -> None:
         self.clear(columns=True)

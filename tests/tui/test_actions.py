@@ -288,10 +288,29 @@ async def test_quit_asks_while_a_step_runs(cockpit: Any) -> None:
 
 
 async def test_the_log_follows_the_running_step(cockpit: Any) -> None:
-    c = cockpit(_step("chatty", with_='log_text = "hello from the step", seconds = 1'))
+    c = cockpit(_step("chatty", with_='log_text = "hello from the step", seconds = 1')
+                + _step("next", extra='needs = ["chatty"]', with_='log_text = "and from the next", seconds = 1'))
     async with c.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: "hello from the step" in c.app.query_one(Log).lines)
         assert c.app.query_one(StepsTable).selected_step == "chatty"
+        await until(pilot, lambda: "and from the next" in c.app.query_one(Log).lines)
+        assert c.app.query_one(StepsTable).selected_step == "next"
+        assert c.app._follow  # the cockpit's own cursor moves never turn following off
+
+
+async def test_moving_the_cursor_stops_following(cockpit: Any) -> None:
+    c = cockpit(_step("first", with_="seconds = 0.5") + _step("second", extra='needs = ["first"]',
+                                                             with_="seconds = 0.5"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: c.app.query_one(StepsTable).selected_step == "first")
+        await pilot.press("up")
+        await pilot.pause()
+        assert not c.app._follow
+        await until(pilot, lambda: state(c.session, "second") == "running")
+        await pilot.pause(0.3)
+        assert c.app.query_one(StepsTable).selected_step != "second"
+        await pilot.press("f")
+        await until(pilot, lambda: c.app.query_one(StepsTable).selected_step == "second")
 
 
 async def test_a_log_flood_keeps_the_screen_responsive_and_the_journal_whole(cockpit: Any) -> None:

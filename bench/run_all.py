@@ -1,0 +1,57 @@
+"""`make bench`: every benchmark in bench/, each against its baseline in the same run, as one table.
+
+    python bench/run_all.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = ["first_paint.py", "log_flood.py"]
+
+# (bench, figure, what it is, target) for the table; every figure is also in the JSON.
+ROWS = [
+    ("first_paint", "bare_textual_s", "first paint, bare Textual app (s)", "baseline"),
+    ("first_paint", "cockpit_s", "first paint, cockpit (s)", ""),
+    ("first_paint", "ratio", "first paint, cockpit / bare", "<= 1.5x"),
+    ("first_paint", "cockpit_filled_s", "runbook validated and on screen (s)", ""),
+    ("log_flood", "rate_lines_per_s", "log flood, lines/s printed by the step", ""),
+    ("log_flood", "screen_lines_shown_per_s", "log flood, lines/s shown on screen", ""),
+    ("log_flood", "screen_worst_stall_ms", "log flood, worst screen stall (ms)", ""),
+    ("log_flood", "headless_peak_rss_mb", "log flood, peak memory headless (MB)", "baseline"),
+    ("log_flood", "screen_peak_rss_mb", "log flood, peak memory with screen (MB)", ""),
+    ("log_flood", "memory_ratio_screen_vs_headless", "log flood, memory screen / headless", ""),
+    ("log_flood", "lines_missing_from_journal", "log flood, lines missing from the journal", "0"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures: dict[str, dict[str, float]] = {}
+    for bench in BENCHES:
+        print(f"running {bench} ...", file=sys.stderr)
+        out = subprocess.run([sys.executable, str(HERE / bench), "--json"], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr, file=sys.stderr)
+            sys.exit(f"{bench} failed")
+        figures.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.json:
+        print(json.dumps(figures))
+        return
+    width = max(len(r[2]) for r in ROWS)
+    print(f"{'figure':<{width}}  {'value':>12}  target")
+    for bench, key, label, target in ROWS:
+        value = figures.get(bench, {}).get(key, "n/a")
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+        print(f"{label:<{width}}  {text:>12}  {target}")
+
+
+if __name__ == "__main__":
+    main()
