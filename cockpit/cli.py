@@ -174,13 +174,16 @@ def status(runbook: str, as_json: bool, log_step: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="With --headless: one JSON event per line.")
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Size of the seeded v1 database: 1 is 1,000 users and 10,000 cases.")
-@click.option("--speed", type=float, default=60.0, show_default=True, help="Rehearsal clock speed.")
+@click.option("--speed", type=float, default=None,
+              help="Rehearsal clock speed (default 30 on screen, paced to about two minutes; 60 headless).")
+@click.option("--glide", type=float, default=None,
+              help="On screen, seconds the clock takes to sweep over each idle gap (default 5; 0 jumps at once).")
 @click.option("--break", "breaks", multiple=True, type=click.Choice(["auth", "cases", "health"]),
               help="Make a v2 stand-in endpoint fail, to rehearse a rollback.")
 @click.option("--runbook", "runbook_path", type=click.Path(dir_okay=False), default=None,
               help="The runbook to rehearse (default: ./runbook.toml, else the one shipped with the cockpit).")
-def demo(headless: bool, as_json: bool, scale: float, speed: float, breaks: tuple[str, ...],
-         runbook_path: str | None) -> None:
+def demo(headless: bool, as_json: bool, scale: float, speed: float | None, glide: float | None,
+         breaks: tuple[str, ...], runbook_path: str | None) -> None:
     """Start the sandbox (PostgreSQL, v1 and v2 stand-ins) and rehearse the runbook against it."""
     from cockpit.sandbox.world import Sandbox
 
@@ -191,13 +194,16 @@ def demo(headless: bool, as_json: bool, scale: float, speed: float, breaks: tupl
     try:
         with Sandbox(scale, breaks=breaks, say=say) as sandbox:
             env = {**os.environ, **sandbox.env}
-            options = RunOptions(runbook=path, rehearsal=True, speed=speed,
-                                 new_run=True, glide=0.0 if headless else 2.0, env=env,
+            # On screen the demo is paced for watching: the clock glides between due times and the
+            # autopilot lets each question show before it answers.
+            options = RunOptions(runbook=path, rehearsal=True, speed=speed or (60.0 if headless else 30.0),
+                                 new_run=True, glide=0.0 if headless else (5.0 if glide is None else glide),
+                                 env=env,
                                  command="cockpit demo" + (" --headless" if headless else ""))
             if headless:
                 code = _headless(options, as_json, autopilot_delay=0.0)
             else:
-                code = _screen(options, autopilot_delay=1.5, exit_after=False)
+                code = _screen(options, autopilot_delay=3.0, exit_after=False)
     except KeyboardInterrupt:
         click.echo("demo: stopped; the sandbox is shut down", err=True)
         sys.exit(130)

@@ -64,7 +64,7 @@ def test_cockpit_demo_at_80x24(terminal: Terminal, tmp_path: Path) -> None:
     script = tmp_path / "run.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\n"
-                      f"{shlex.quote(COCKPIT)} demo --speed 300 --scale 0.2\necho \"EXIT=$?\" > exit.txt\n")
+                      f"{shlex.quote(COCKPIT)} demo --speed 300 --glide 0.3 --scale 0.2\necho \"EXIT=$?\" > exit.txt\n")
     before = _sandbox_processes()
     terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
     started = time.monotonic()
@@ -102,7 +102,7 @@ def test_closing_the_terminal_stops_the_demo_and_its_sandbox(terminal: Terminal,
     script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\nexec {shlex.quote(COCKPIT)} demo --scale 0.1\n")
     before = _sandbox_processes()
     terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
-    terminal.wait_for("REHEARSAL 60×", timeout=60)
+    terminal.wait_for("REHEARSAL 30×", timeout=60)
     assert len(_sandbox_processes()) > len(before)
     terminal.tmux("kill-session", "-t", terminal.name)  # the SSH session drops: SIGHUP
     deadline = time.monotonic() + 30
@@ -110,3 +110,20 @@ def test_closing_the_terminal_stops_the_demo_and_its_sandbox(terminal: Terminal,
         time.sleep(0.2)
     assert _sandbox_processes() == before
     assert os.path.exists(tmp_path / ".cockpit" / "journal.db")
+
+
+def test_a_broken_runbook_never_starts_and_its_problems_are_printed(terminal: Terminal, tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text('[runbook]\nname = "Broken"\nt0 = 2026-12-05T23:00:00Z\n\n'
+                                       '[[phase]]\nid = "w"\nat = "T-0"\n\n'
+                                       '[[step]]\nid = "a"\nphase = "w"\nkind = "shell"\nbudget = "soon"\n'
+                                       'with = { argv = ["true"] }\n')
+    env = subprocess_env(TERM="xterm-256color")
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
+    script = tmp_path / "run.sh"
+    script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\n{shlex.quote(COCKPIT)} bad.toml\n"
+                      "echo \"EXIT=$?\"\nsleep 30\n")
+    terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
+    screen = terminal.wait_for("EXIT=", timeout=60)
+    assert "bad.toml:13: step 'a': budget: bad duration 'soon'" in screen
+    assert "EXIT=2" in screen
+    assert not (tmp_path / ".cockpit" / "journal.db").exists()  # nothing started
