@@ -151,7 +151,7 @@ class CockpitApp(App[int]):
             loop = asyncio.get_running_loop()
             # The terminal is gone: a graceful Textual exit would block writing to it.
             loop.add_signal_handler(signal.SIGHUP, lambda: shutdown.emergency_exit(128 + signal.SIGHUP))
-            loop.add_signal_handler(signal.SIGTERM, lambda: self.exit(128 + signal.SIGTERM))
+            loop.add_signal_handler(signal.SIGTERM, lambda: self.exit(130))  # as Ctrl+C headless
         except (NotImplementedError, RuntimeError, ValueError):
             pass
 

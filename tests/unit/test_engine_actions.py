@@ -228,3 +228,20 @@ def test_without_an_answer_a_gate_leaves_the_run_waiting(tmp_path: Path) -> None
         assert Outcome.WAITING.exit_code == 4
     finally:
         h.close()
+
+
+def test_checklist_ticks_survive_a_restart(tmp_path: Path) -> None:
+    body = _step("decom", kind="checklist", with_='items = ["Render scaled to 0", "Supabase paused"]')
+    first = Harness(tmp_path, body).start()
+    first.wait_state("decom", "waiting")
+    first.engine.tick("decom", 0, ALICE)
+    first.close()  # the cockpit stops while the checklist waits
+    second = Harness(tmp_path, None).start()
+    try:
+        second.wait_state("decom", "waiting")
+        gate = second.engine.view().steps["decom"].gate
+        assert gate is not None and gate.ticked == frozenset({0})  # asked again, with its tick
+        second.engine.tick("decom", 1, ALICE)
+        assert second.settle() == Outcome.DONE
+    finally:
+        second.close()
