@@ -84,9 +84,11 @@ class PostgresServer:
         """The bin folder, copied to a shared cache when the unprivileged user cannot execute it."""
         if self._user is None:
             return self.bin_dir
-        probe = self._run([str(self.bin_dir / "postgres"), "--version"], cwd="/")
-        if probe.returncode == 0:
-            return self.bin_dir
+        try:
+            if self._run([str(self.bin_dir / "postgres"), "--version"], cwd="/").returncode == 0:
+                return self.bin_dir
+        except PermissionError:
+            pass  # a folder on the way (a checkout under /root) is closed to that user
         install = self.bin_dir.parent
         digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
         cache = Path(tempfile.gettempdir()) / f"cockpit-pg-{digest}"
