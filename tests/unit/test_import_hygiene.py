@@ -33,3 +33,10 @@ def test_core_module_does_not_pull_in_textual(module: str) -> None:
 def test_the_list_of_core_modules_is_not_empty() -> None:
     modules = _modules()
     assert "cockpit.engine" in modules and "cockpit.journal" in modules and "steps.postgres" in modules
+
+
+def test_the_import_linter_contract_holds() -> None:
+    lint = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "The core and the step kinds run without the screen KEPT" in result.stdout
