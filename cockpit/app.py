@@ -559,10 +559,18 @@ def run_screen(options: RunOptions, autopilot_delay: float | None = None) -> tup
 
     app = CockpitApp(loader=open_run, title=quick_title(options.runbook), autopilot_delay=autopilot_delay)
     try:
-        code = app.run()
+        code = int(app.run() or 0)
+        if code == 0 and app.session is not None:
+            # The screen exits as a headless run would when the run ended or cannot go on
+            # (3 rolled back, 1 failed); quitting a run that is still going is 0.
+            from cockpit.runtime import Outcome
+
+            outcome = app.session.engine.outcome()
+            if outcome in (Outcome.ROLLED_BACK, Outcome.FAILED):
+                code = outcome.exit_code
     finally:
         if app.autopilot is not None:
             app.autopilot.cancel()
         if app.session is not None:
             app.session.close()
-    return int(code or 0), app.load_problems
+    return code, app.load_problems

@@ -127,3 +127,21 @@ def test_a_broken_runbook_never_starts_and_its_problems_are_printed(terminal: Te
     assert "bad.toml:13: step 'a': budget: bad duration 'soon'" in screen
     assert "EXIT=2" in screen
     assert not (tmp_path / ".cockpit" / "journal.db").exists()  # nothing started
+
+
+def test_the_screen_exits_3_after_a_rollback(terminal: Terminal, tmp_path: Path) -> None:
+    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    env = subprocess_env(TERM="xterm-256color")
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
+    script = tmp_path / "run.sh"
+    script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\n"
+                      f"{shlex.quote(COCKPIT)} demo --break auth --speed 600 --glide 0.2 --scale 0.1\n"
+                      "echo \"EXIT=$?\" > exit.txt\n")
+    terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
+    screen = terminal.wait_for("ROLLED BACK", timeout=120)
+    assert "✖ auth-failing" in screen
+    terminal.keys("C-q")
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "exit.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (tmp_path / "exit.txt").read_text().strip() == "EXIT=3"
