@@ -129,7 +129,8 @@ class Engine(OperatorActions, RollbackControl):
         for step in rb.steps:
             try:
                 resolved = secrets.resolve(step.with_, self.env, self.redact)
-                self._params[step.id] = rb.kind_of(step.id).Params.model_validate(resolved)
+                self._params[step.id] = rb.kind_of(step.id).Params.model_validate(
+                    resolved, context={"base_dir": rb.base_dir})
             except secrets.UnsetVariable as exc:
                 problems.append(Problem(rb.source, rb.step_line(step.id, "with", _key_with_ref(step.with_, exc.name)),
                                         f"step {step.id!r}: {exc}"))

@@ -58,7 +58,7 @@ def parse_document(
     phases = _parse_list(document, "phase", Phase, collect)
     steps = _parse_list(document, "step", RunbookStep, collect)
     triggers = _parse_triggers(document, collect)
-    params = _parse_params(document.get("step", []), collect, kinds, env)
+    params = _parse_params(document.get("step", []), collect, kinds, env, collect.source.parent)
     declared = {
         key: frozenset(raw["id"] for raw in document.get(key, []) if isinstance(raw, dict)
                        and isinstance(raw.get("id"), str))
@@ -210,6 +210,7 @@ def _parse_params(
     collect: _Collector,
     kinds: Mapping[str, type[Step]],
     env: Mapping[str, str],
+    base_dir: Any,
 ) -> dict[str, StepParams]:
     """Validate each step's `with` by its kind's model, even when other keys of the step are wrong."""
     params: dict[str, StepParams] = {}
@@ -228,7 +229,8 @@ def _parse_params(
         if not isinstance(with_, dict):
             continue  # the step's own model reports a `with` that is not a table
         try:
-            validated = kind.Params.model_validate(with_)
+            # The context lets a kind check files it names, relative to the runbook.
+            validated = kind.Params.model_validate(with_, context={"base_dir": base_dir})
         except ValidationError as exc:
             collect.validation(exc, ("step", index, "with"), f"step {step_id!r} ({kind_name})", kind.Params)
             continue

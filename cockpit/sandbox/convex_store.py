@@ -1,0 +1,172 @@
+"""The Convex stand-in's document storage: SQLite, Convex-shaped ids, `_creationTime`.
+
+Documents keep Convex's default order (by `_creationTime`), pages come with an opaque cursor,
+and each table has the `by_legacy_id` index the shipped functions use. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Convex ids are 32 characters of lowercase Crockford base32.
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(32))
+
+
+@dataclass(frozen=True)
+class Page:
+    documents: list[dict[str, Any]]
+    is_done: bool
+    continue_cursor: str
+
+
+class DocumentStore:
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.executescript("""
+            CREATE TABLE IF NOT EXISTS documents (
+                tbl TEXT NOT NULL, id TEXT PRIMARY KEY, ct REAL NOT NULL, legacy_id TEXT, body TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS by_order ON documents (tbl, ct, id);
+            CREATE INDEX IF NOT EXISTS by_legacy_id ON documents (tbl, legacy_id);
+        """)
+        self._lock = threading.RLock()
+        self._last_ct = 0.0
+
+    def _creation_time(self) -> float:
+        # Strictly increasing milliseconds, like Convex's, so order is insertion order.
+        now = time.time() * 1000
+        self._last_ct = max(now, self._last_ct + 0.001)
+        return round(self._last_ct, 3)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def insert_many(self, table: str, documents: Iterable[dict[str, Any]]) -> int:
+        """Insert documents (in an open transaction); each gets an _id and a _creationTime."""
+        rows = []
+        for doc in documents:
+            body = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
+            legacy = body.get("legacyId")
+            rows.append((table, doc.get("_id") or new_id(), doc.get("_creationTime") or self._creation_time(),
+                         legacy if isinstance(legacy, str) else None, json.dumps(body, separators=(",", ":"))))
+        with self._lock:
+            self._db.executemany("INSERT INTO documents (tbl, id, ct, legacy_id, body) VALUES (?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def clear(self, table: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM documents WHERE tbl = ?", (table,))
+
+    def count(self, table: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM documents WHERE tbl = ?", (table,)).fetchone()
+        return int(row[0])
+
+    def tables(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT tbl FROM documents ORDER BY tbl")]
+
+    @staticmethod
+    def _document(row: tuple[Any, ...]) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(row[3])
+        doc["_id"] = row[0]
+        doc["_creationTime"] = row[1]
+        return doc
+
+    def get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            row = self._db.execute("SELECT id, ct, tbl, body FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        if row is None:
+            return None
+        return row[2], self._document((row[0], row[1], row[2], row[3]))
+
+    def by_legacy_id(self, table: str, legacy_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? AND legacy_id = ? ORDER BY ct LIMIT 1",
+                (table, legacy_id)).fetchone()
+        return self._document(row) if row else None
+
+    def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            if row is None:
+                raise KeyError(doc_id)
+            body = json.loads(row[0])
+            for key, value in fields.items():
+                if value is None:
+                    body.pop(key, None)  # patching a field to undefined removes it
+                else:
+                    body[key] = value
+            legacy = body.get("legacyId")
+            self._db.execute("UPDATE documents SET body = ?, legacy_id = ? WHERE id = ?",
+                             (json.dumps(body, separators=(",", ":")), legacy if isinstance(legacy, str) else None,
+                              doc_id))
+
+    def paginate(self, table: str, cursor: str | None, num_items: int) -> Page:
+        after = _decode_cursor(cursor)
+        with self._lock:
+            if after is None:
+                rows = self._db.execute(
+                    "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? ORDER BY ct, id LIMIT ?",
+                    (table, num_items + 1)).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? AND (ct > ? OR (ct = ? AND id > ?))"
+                    " ORDER BY ct, id LIMIT ?", (table, after[0], after[0], after[1], num_items + 1)).fetchall()
+        more = len(rows) > num_items
+        rows = rows[:num_items]
+        last = (rows[-1][1], rows[-1][0]) if rows else after
+        return Page([self._document(r) for r in rows], not more, _encode_cursor(last))
+
+    def documents(self, table: str) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            page = self.paginate(table, cursor, 1000)
+            yield from page.documents
+            if page.is_done:
+                return
+            cursor = page.continue_cursor
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _encode_cursor(position: tuple[float, str] | None) -> str:
+    raw = json.dumps(list(position) if position else None)
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
+    if not cursor:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
+    return (float(value[0]), str(value[1])) if value else None

@@ -1,0 +1,136 @@
+// Functions the cutover cockpit calls on your Convex deployment, over the HTTP API with the
+// deploy key (internal functions are callable with a deploy key). Copy this file into your
+// project's convex/ folder and give each migrated table an index on legacyId:
+//
+//     cases: defineTable({ ... }).index("by_legacy_id", ["legacyId"]),
+//
+// Every function works one page at a time and returns a cursor, so no call comes near
+// Convex's per-transaction limits (16,000 documents written, 32,000 scanned, 4,096 index
+// ranges read); the cockpit loops until isDone. The cockpit's sandbox has a stand-in that
+// behaves exactly like these functions (cockpit/sandbox/convex_functions.py).
+
+import { v } from "convex/values";
+import { internalMutation, internalQuery } from "./_generated/server";
+
+const page = { cursor: v.union(v.string(), v.null()), numItems: v.number() };
+
+// Resolve one page of legacy references: for each document of `table` whose `legacyField`
+// holds a v1 uuid and whose `idField` is not set yet, look the uuid up in `target` by its
+// legacyId and store the found document's _id in `idField`. Idempotent: a resolved document is
+// skipped, so a retried or resumed page writes nothing twice.
+export const resolveRefs = internalMutation({
+  args: { table: v.string(), legacyField: v.string(), idField: v.string(), target: v.string(), ...page },
+  handler: async (ctx, args) => {
+    const result = await ctx.db
+      .query(args.table as any)
+      .paginate({ cursor: args.cursor, numItems: args.numItems });
+    let resolved = 0;
+    let missing = 0;
+    let skipped = 0;
+    for (const doc of result.page as any[]) {
+      const legacy = doc[args.legacyField];
+      if (legacy === undefined || legacy === null || doc[args.idField] !== undefined) {
+        skipped += 1;
+        continue;
+      }
+      const found = await ctx.db
+        .query(args.target as any)
+        .withIndex("by_legacy_id", (q: any) => q.eq("legacyId", legacy))
+        .first();
+      if (found === null) {
+        missing += 1;
+        continue;
+      }
+      await ctx.db.patch(doc._id, { [args.idField]: found._id });
+      resolved += 1;
+    }
+    return {
+      processed: result.page.length,
+      resolved,
+      missing,
+      skipped,
+      isDone: result.isDone,
+      continueCursor: result.continueCursor,
+    };
+  },
+});
+
+// Count one page of a table's documents.
+export const countPage = internalQuery({
+  args: { table: v.string(), ...page },
+  handler: async (ctx, args) => {
+    const result = await ctx.db
+      .query(args.table as any)
+      .paginate({ cursor: args.cursor, numItems: args.numItems });
+    return { count: result.page.length, isDone: result.isDone, continueCursor: result.continueCursor };
+  },
+});
+
+// The documents of `table` whose legacyId is one of `legacyIds` (for sample verification).
+export const byLegacyIds = internalQuery({
+  args: { table: v.string(), legacyIds: v.array(v.string()) },
+  handler: async (ctx, args) => {
+    const found = [];
+    for (const legacyId of args.legacyIds) {
+      const doc = await ctx.db
+        .query(args.table as any)
+        .withIndex("by_legacy_id", (q: any) => q.eq("legacyId", legacyId))
+        .first();
+      if (doc !== null) {
+        found.push(doc);
+      }
+    }
+    return found;
+  },
+});
+
+// Check one page of references: a document whose `legacyField` is set must have an `idField`
+// that points at an existing document of `target`.
+export const checkRefs = internalQuery({
+  args: { table: v.string(), legacyField: v.string(), idField: v.string(), target: v.string(), ...page },
+  handler: async (ctx, args) => {
+    const result = await ctx.db
+      .query(args.table as any)
+      .paginate({ cursor: args.cursor, numItems: args.numItems });
+    let checked = 0;
+    let unresolved = 0;
+    let dangling = 0;
+    for (const doc of result.page as any[]) {
+      const legacy = doc[args.legacyField];
+      if (legacy === undefined || legacy === null) {
+        continue;
+      }
+      checked += 1;
+      const id = doc[args.idField];
+      if (id === undefined) {
+        unresolved += 1;
+        continue;
+      }
+      const target = await ctx.db.get(id);
+      if (target === null) {
+        dangling += 1;
+      }
+    }
+    return { checked, unresolved, dangling, isDone: result.isDone, continueCursor: result.continueCursor };
+  },
+});
+
+// Aggregate one page: a count per value of `groupBy` (or one group, ""), and the sum of `sum`.
+export const aggregatePage = internalQuery({
+  args: { table: v.string(), groupBy: v.optional(v.string()), sum: v.optional(v.string()), ...page },
+  handler: async (ctx, args) => {
+    const result = await ctx.db
+      .query(args.table as any)
+      .paginate({ cursor: args.cursor, numItems: args.numItems });
+    const groups: Record<string, { count: number; sum: number }> = {};
+    for (const doc of result.page as any[]) {
+      const key = args.groupBy === undefined ? "" : String(doc[args.groupBy] ?? "null");
+      const group = (groups[key] ??= { count: 0, sum: 0 });
+      group.count += 1;
+      if (args.sum !== undefined && typeof doc[args.sum] === "number") {
+        group.sum += doc[args.sum];
+      }
+    }
+    return { groups, isDone: result.isDone, continueCursor: result.continueCursor };
+  },
+});

@@ -1,0 +1,204 @@
+"""A small client for a Convex deployment's HTTP APIs, for the convex.* step kinds.
+
+Authenticates with `Authorization: Convex <deploy key>` (admin: may call internal functions).
+Retries 429 (after Retry-After), 5xx and dropped connections with doubling delays, waiting on
+the step's cancellation event. A request that is not safe to repeat (finishing an upload)
+raises `Ambiguous` when its fate is unknown, so the caller can look before trying again.
+Function results are read from the body whenever the status is 200 or 560 (a function error).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import random
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from cockpit import __version__
+from cockpit.step import StepCancelled
+
+FUNCTION_ERROR_STATUS = 560
+
+
+class ConvexError(Exception):
+    """The deployment refused a request ({code, message}), or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ConvexFunctionError(ConvexError):
+    """A function threw: `status: "error"` in the body."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.data = data
+
+
+class Ambiguous(ConvexError):
+    """The request may or may not have taken effect: the connection dropped after it was sent."""
+
+
+def decode(value: Any) -> Any:
+    """Convex's JSON value encoding to Python: $integer (Int64), $float, $bytes."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (key, inner), = value.items()
+            if key == "$integer" and isinstance(inner, str):
+                return struct.unpack("<q", base64.b64decode(inner))[0]
+            if key == "$float" and isinstance(inner, str):
+                return struct.unpack("<d", base64.b64decode(inner))[0]
+            if key == "$bytes" and isinstance(inner, str):
+                return base64.b64decode(inner)
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+class ConvexClient:
+    def __init__(self, url: str, deploy_key: str, *, cancel: threading.Event | None = None,
+                 log: Callable[[str], None] | None = None, attempts: int = 8, timeout: float = 60.0,
+                 max_delay: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._cancel = cancel or threading.Event()
+        self._log = log or (lambda text: None)
+        self._attempts = attempts
+        self._max_delay = max_delay
+        self._random = random.Random()
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout,
+            headers={"Authorization": f"Convex {deploy_key}", "Convex-Client": f"cutover-cockpit-{__version__}"},
+        )
+        self.retries = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ConvexClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> None:
+        if self._cancel.wait(seconds):
+            raise StepCancelled("cancelled while waiting to retry")
+
+    def request(self, method: str, path: str, *, json: Any = None, content: bytes | None = None,
+                params: dict[str, Any] | None = None, repeatable: bool = True,
+                headers: dict[str, str] | None = None) -> httpx.Response:
+        """Send, retrying what can be retried; raise ConvexError (or Ambiguous) otherwise."""
+        delay = 0.5
+        for attempt in range(1, self._attempts + 1):
+            if self._cancel.is_set():
+                raise StepCancelled("cancelled")
+            try:
+                response = self._http.request(method, path, json=json, content=content, params=params,
+                                              headers=headers)
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if sent and not repeatable:
+                    raise Ambiguous(f"{method} {path}: the connection dropped after the request was sent "
+                                    f"({type(exc).__name__})") from exc
+                if attempt == self._attempts:
+                    raise ConvexError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                self._retrying(f"{type(exc).__name__}", attempt, delay)
+                self._wait(delay + self._random.uniform(0, delay / 5))
+                delay = min(delay * 2, self._max_delay)
+                continue
+            server_error = response.status_code >= 500 and response.status_code != FUNCTION_ERROR_STATUS
+            if response.status_code == 429 or server_error:
+                if attempt == self._attempts:
+                    raise ConvexError(f"{method} {path}: HTTP {response.status_code} after {attempt} attempts",
+                                      status=response.status_code)
+                wait = delay
+                retry_after = response.headers.get("Retry-After")
+                if response.status_code == 429 and retry_after:
+                    with contextlib.suppress(ValueError):  # an HTTP date: keep our own delay
+                        wait = max(float(retry_after), 0.0)
+                self._retrying(f"HTTP {response.status_code}", attempt, wait)
+                self._wait(wait + self._random.uniform(0, wait / 5))
+                delay = min(delay * 2, self._max_delay)
+                continue
+            if response.status_code >= 400 and response.status_code != FUNCTION_ERROR_STATUS:
+                code, message = _error_body(response)
+                raise ConvexError(f"{method} {path}: HTTP {response.status_code} {code}: {message}",
+                                  status=response.status_code, code=code)
+            return response
+        raise AssertionError("unreachable")
+
+    def _retrying(self, what: str, attempt: int, wait: float) -> None:
+        self.retries += 1
+        self._log(f"[convex] {what}; retrying in {wait:.1f}s (attempt {attempt + 1} of {self._attempts})")
+
+    # -- the Functions API -----------------------------------------------------------------------
+
+    def call(self, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
+        """Run a query, mutation or action; return its value, or raise ConvexFunctionError."""
+        response = self.request("POST", f"/api/{kind}", json={"path": path, "args": args or {}, "format": "json"})
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ConvexError(f"{kind} {path}: the answer is not JSON") from exc
+        if body.get("status") == "success":
+            return decode(body.get("value"))
+        if body.get("status") == "error":
+            raise ConvexFunctionError(f"{path}: {body.get('errorMessage')}", decode(body.get("errorData")))
+        raise ConvexError(f"{kind} {path}: unexpected answer {str(body)[:200]}")
+
+    def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return self.call("query", path, args)
+
+    def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return self.call("mutation", path, args)
+
+    def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return self.call("action", path, args)
+
+    # -- snapshot import (the protocol of `npx convex import`) --------------------------------------
+
+    def start_upload(self) -> str:
+        return str(self.request("POST", "/api/import/start_upload").json()["uploadToken"])
+
+    def upload_part(self, upload_token: str, part_number: int, data: bytes) -> str:
+        response = self.request("POST", "/api/import/upload_part", content=data,
+                                params={"uploadToken": upload_token, "partNumber": part_number},
+                                headers={"Content-Type": "application/octet-stream"})
+        return str(response.json())
+
+    def finish_upload(self, table: str, mode: str, upload_token: str, part_tokens: list[str]) -> str:
+        body = {"import": {"tableName": table, "mode": mode, "format": "jsonLines"},
+                "uploadToken": upload_token, "partTokens": part_tokens}
+        return str(self.request("POST", "/api/import/finish_upload", json=body, repeatable=False).json()["importId"])
+
+    def import_state(self, import_id: str) -> dict[str, Any]:
+        value = self.query("_system/cli/queryImport", {"importId": import_id})
+        state: dict[str, Any] = value["state"]
+        return state
+
+    def list_imports(self) -> list[dict[str, Any]]:
+        value = self.query("_system/cli/queryImport:list", {})
+        return list(value)
+
+    def perform_import(self, import_id: str) -> None:
+        self.request("POST", "/api/perform_import", json={"importId": import_id})
+
+
+def _error_body(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("code", "")), str(body.get("message", body))
+    return "", str(body)[:200]

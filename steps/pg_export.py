@@ -1,0 +1,313 @@
+"""`postgres.export`: each table (or query) to a JSON Lines file, with a manifest.
+
+Rows leave PostgreSQL as `row_to_json` through psycopg's COPY API. In text format COPY would
+escape every backslash of the JSON (the raw bytes would not be valid JSON Lines); in CSV
+format with a quote and a delimiter that JSON never contains unescaped (\\x01, \\x02), COPY
+leaves the JSON as it is, so whole blocks are written straight to the file with no work per
+row in Python. Memory stays constant whatever the table's size.
+
+A large table is read by several connections at once, each a range of its pages (ctid), all
+in one snapshot exported by the first (`pg_export_snapshot`, as `pg_dump -j` does): the files
+agree with each other and the server's cores share the work of `row_to_json`.
+
+A table's file is written as `<file>.partial` and renamed only when complete, so after a crash
+a table exported again starts clean: never a line twice, never a truncated line. Finished
+tables are kept in the step's checkpoint and not exported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from cockpit.journal import private_dir
+from cockpit.step import ConnectionRef, Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
+from steps.postgres import _CancelWatch, connect
+
+# CSV with these quote and delimiter characters passes row_to_json's output through unchanged:
+# JSON escapes every control character inside strings, so neither can occur in a row.
+COPY_OPTIONS = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
+MANIFEST = "manifest.json"
+
+
+class TableSpec(StepParams):
+    name: str = Field(description="schema.table, e.g. public.cases")
+    query: str | None = Field(default=None, description="a SELECT to export instead of the whole table")
+    file: str | None = Field(default=None, description="file name; default the table's name + .jsonl")
+
+    @property
+    def file_name(self) -> str:
+        return self.file or f"{self.name.rsplit('.', 1)[-1]}.jsonl"
+
+
+class ExportParams(StepParams):
+    connection: Annotated[str, ConnectionRef("postgres")]
+    tables: list[TableSpec] = Field(min_length=1)
+    out: str = Field(description="folder for the files and the manifest, relative to the runbook")
+    jobs: int = Field(default=1, ge=1, le=16, description=(
+        "connections per large table: more help when the database server has cores to spare"))
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _names_as_specs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_files(self) -> ExportParams:
+        seen: dict[str, str] = {}
+        for table in self.tables:
+            if table.file_name in seen:
+                raise ValueError(f"{table.name} and {seen[table.file_name]} would both write {table.file_name}: "
+                                 "give one of them a file name")
+            seen[table.file_name] = table.name
+        return self
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Replace the manifest atomically (readers never see half of one)."""
+    tmp = folder / f".{MANIFEST}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(manifest, out, indent=2, sort_keys=True)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, folder / MANIFEST)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    try:
+        value: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StepFailed(f"no manifest in {folder}: has the step that writes it run?") from None
+    except ValueError as exc:
+        raise StepFailed(f"{path} is not valid JSON: {exc}") from None
+    return value
+
+
+def _quote_table(name: str) -> str:
+    from psycopg import sql
+
+    return sql.Identifier(*name.split(".")).as_string(None)
+
+
+class ExportStep(Step):
+    """Exports tables to JSON Lines; a probe (it only reads the database)."""
+
+    kind = "postgres.export"
+    effect = Effect.PROBE
+    Params = ExportParams
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, ExportParams)
+        return f"export {', '.join(t.name for t in params.tables)} to {params.out}"
+
+    def run(self, ctx: StepContext) -> None:
+        params = ctx.params
+        assert isinstance(params, ExportParams)
+        folder = private_dir(ctx.base_dir / params.out)
+        done: dict[str, Any] = dict(ctx.checkpoint.get("done", {}))
+        manifest: dict[str, Any] = {"tables": {}, "format": "jsonLines"}
+        import psycopg
+
+        with connect(ctx, params.connection) as conn, _CancelWatch(conn, ctx.cancel):
+            # One snapshot for every table: the files agree with each other.
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            manifest["server_version"] = conn.info.server_version
+            manifest["database"] = conn.info.dbname
+            # Other connections join this transaction's snapshot, for the large tables.
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+            jobs = params.jobs
+            for table in params.tables:
+                previous = done.get(table.name)
+                path = folder / table.file_name
+                if previous and path.exists() and path.stat().st_size == previous["bytes"]:
+                    ctx.log(f"{table.name}: exported before ({previous['rows']:,} rows), kept")
+                    ctx.progress(previous["rows"], previous["rows"], "rows", table.name)
+                    manifest["tables"][table.name] = previous
+                    continue
+                entry = self._export(ctx, conn, table, path, jobs, snapshot, params.connection)
+                done[table.name] = entry
+                manifest["tables"][table.name] = entry
+                ctx.checkpoint["done"] = done
+                ctx.metric(f"export.{table.name}.rows", entry["rows"])
+            conn.rollback()  # nothing to keep: the snapshot was only read
+        manifest["exported_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        write_manifest(folder, manifest)
+        total = sum(t["rows"] for t in manifest["tables"].values())
+        ctx.log(f"exported {total:,} rows from {len(params.tables)} tables to {params.out}")
+        for name, entry in manifest["tables"].items():
+            ctx.log(f"  {name:<28} {entry['rows']:>10,} rows {entry['bytes']:>14,} bytes  {entry['file']}")
+
+    def _export(self, ctx: StepContext, conn: Any, table: TableSpec, path: Path, jobs: int,
+                snapshot: str, connection: str) -> dict[str, Any]:
+        source = table.query or f"SELECT * FROM {_quote_table(table.name)}"
+        estimate = _estimate_rows(conn, source)
+        ranges = _page_ranges(conn, table, jobs) if table.query is None else [None]
+        started = time.monotonic()
+        counter = _Counter(ctx, table.name, estimate)
+        partial = path.with_name(path.name + ".partial")
+        pieces = [partial] if len(ranges) == 1 else [path.with_name(f"{path.name}.partial-{i}")
+                                                     for i in range(len(ranges))]
+        stop = threading.Event()  # one connection failed: the others stop too
+        digest = hashlib.sha256()
+        try:
+            if len(ranges) == 1:
+                self._copy(conn, source, pieces[0], counter, ctx, stop, digest)
+                rows, size = counter.rows, pieces[0].stat().st_size
+            else:
+                from psycopg import sql
+
+                errors: list[BaseException] = []
+
+                def work(index: int) -> None:
+                    try:
+                        with connect(ctx, connection, autocommit=True) as own, _CancelWatch(own, ctx.cancel):
+                            own.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                            own.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+                            self._copy(own, _in_range(source, ranges[index]), pieces[index], counter, ctx, stop,
+                                       None)
+                            own.execute("ROLLBACK")
+                    except BaseException as exc:  # reported by the caller
+                        errors.append(exc)
+                        stop.set()
+
+                threads = [threading.Thread(target=work, args=(i,), name=f"export-{table.name}-{i}")
+                           for i in range(len(ranges))]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                if errors:
+                    raise errors[0]
+                rows, size = _join(pieces, partial, digest)
+        except BaseException:
+            for piece in {*pieces, partial}:
+                piece.unlink(missing_ok=True)
+            raise
+        os.replace(partial, path)
+        seconds = time.monotonic() - started
+        ctx.progress(rows, rows, "rows", table.name)
+        rate = rows / seconds if seconds > 0 else 0.0
+        how = f" by {len(ranges)} connections" if len(ranges) > 1 else ""
+        ctx.log(f"{table.name}: {rows:,} rows, {size:,} bytes in {seconds:.1f}s ({rate:,.0f} rows/s){how}")
+        return {"file": path.name, "rows": rows, "bytes": size, "sha256": digest.hexdigest(), "source": source}
+
+    @staticmethod
+    def _copy(conn: Any, source: str, target: Path, counter: _Counter, ctx: StepContext,
+              stop: threading.Event, digest: Any) -> None:
+        import psycopg
+
+        sql = f"COPY (SELECT row_to_json(r) FROM ({source}) r) TO STDOUT WITH ({COPY_OPTIONS})"
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out, conn.cursor() as cur, cur.copy(sql.encode()) as copy:
+                while True:
+                    block = copy.read()
+                    if not block:
+                        break
+                    data = bytes(block)
+                    out.write(data)
+                    if digest is not None:
+                        digest.update(data)
+                    counter.add(data.count(b"\n"))
+                    if ctx.cancelled:
+                        raise StepCancelled("export cancelled")
+                    if stop.is_set():
+                        raise StepFailed("stopped: another connection of this table failed")
+                out.flush()
+                os.fsync(out.fileno())
+        except psycopg.errors.QueryCanceled:
+            raise StepCancelled("export cancelled") from None
+        except psycopg.Error as exc:
+            raise StepFailed(f"{exc.sqlstate or 'error'}: {str(exc).strip().splitlines()[0]}") from None
+
+
+class _Counter:
+    """Rows copied so far, across the connections of one table; reports progress now and then."""
+
+    def __init__(self, ctx: StepContext, label: str, estimate: int) -> None:
+        self._ctx = ctx
+        self._label = label
+        self._estimate = estimate
+        self._lock = threading.Lock()
+        self._rows = 0
+        self._last = 0.0
+
+    @property
+    def rows(self) -> int:
+        with self._lock:
+            return self._rows
+
+    def add(self, rows: int) -> None:
+        with self._lock:
+            self._rows += rows
+            now = time.monotonic()
+            if now - self._last < 0.2:
+                return
+            self._last = now
+            done = self._rows
+        self._ctx.progress(done, max(self._estimate, done) if self._estimate else None, "rows", self._label)
+
+
+def _page_ranges(conn: Any, table: TableSpec, jobs: int) -> list[tuple[int, int | None] | None]:
+    """Split a large table into `jobs` ranges of pages; a small one is one range."""
+    if jobs <= 1:
+        return [None]
+    row = conn.execute("SELECT pg_relation_size(%s::regclass), current_setting('block_size')::int",
+                       (table.name,)).fetchone()
+    size, block = int(row[0]), int(row[1])
+    if size < 16 << 20:  # under 16 MB one connection is quicker than coordinating several
+        return [None]
+    pages = size // block + 1
+    step = pages // jobs + 1
+    bounds = [i * step for i in range(jobs)]
+    return [(start, bounds[i + 1] if i + 1 < len(bounds) else None) for i, start in enumerate(bounds)]
+
+
+def _in_range(source: str, pages: tuple[int, int | None] | None) -> str:
+    if pages is None:
+        return source
+    start, end = pages
+    condition = f"ctid >= '({start},0)'::tid" + (f" AND ctid < '({end},0)'::tid" if end is not None else "")
+    return f"{source} WHERE {condition}"
+
+
+def _join(pieces: list[Path], target: Path, digest: Any) -> tuple[int, int]:
+    """Concatenate the pieces into `target`, hashing and counting."""
+    rows = size = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        for piece in pieces:
+            with piece.open("rb") as src:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    rows += block.count(b"\n")
+                    size += len(block)
+                    out.write(block)
+            piece.unlink()
+        out.flush()
+        os.fsync(out.fileno())
+    return rows, size
+
+
+def _estimate_rows(conn: Any, source: str) -> int:
+    """The planner's row estimate (no scan): good enough for a progress bar and an ETA."""
+    import psycopg
+
+    try:
+        with conn.transaction():  # a savepoint: a failed estimate must not abort the snapshot
+            plan = conn.execute(f"EXPLAIN (FORMAT JSON) {source}").fetchone()[0]
+        return int(plan[0]["Plan"]["Plan Rows"])
+    except (psycopg.Error, LookupError, TypeError, ValueError):
+        return 0
