@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -9,9 +10,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from pydantic import Field, model_validator
 
@@ -49,35 +51,59 @@ class ShellStep(Step):
     def run(self, ctx: StepContext) -> None:
         params = ctx.params
         assert isinstance(params, ShellParams)
-        _stop_leftovers(ctx)
         cwd = ctx.base_dir / params.cwd if params.cwd else ctx.base_dir
-        env = {**os.environ, **params.env}
-        if not cwd.is_dir():
-            raise StepFailed(f"cwd is not a folder: {cwd}")
-        program = _find_program(params.argv[0], env, cwd)
-        try:
-            proc = subprocess.Popen(
-                [*_DIE_WITH_COCKPIT, program, *params.argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=cwd, env=env, start_new_session=True, bufsize=0,
-            )
-        except OSError as exc:
-            raise StepFailed(f"cannot start {params.argv[0]}: {exc.strerror}") from None
-        # If the cockpit dies now, the next attempt finds this group by its leader's start time.
-        ctx.checkpoint[_PROCESS] = {"pgid": proc.pid, "started": _start_time(proc.pid)}
-        finished = threading.Event()
-        watcher = threading.Thread(target=_stop_on_cancel, args=(proc, ctx.cancel, finished), daemon=True)
-        watcher.start()
-        try:
-            _stream_lines(proc, ctx)
-            code = proc.wait()
-        finally:
-            finished.set()
-        del ctx.checkpoint[_PROCESS]
-        if ctx.cancel.is_set():
-            raise StepCancelled(f"command stopped (exit status {code})")
-        if code != 0:
-            what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            raise StepFailed(f"{params.argv[0]} {what}")
+        run_command(ctx, params.argv, {**os.environ, **params.env}, cwd)
+
+
+def run_command(ctx: StepContext, argv: list[str], env: dict[str, str], cwd: Path,
+                sink: Callable[[bytes], None] | None = None) -> None:
+    """Run a command for a step: output to the log, dies with the cockpit, stopped on cancel.
+
+    With `sink`, standard output goes to it in blocks (a dump to a file) and only standard
+    error to the log. A non-zero exit raises StepFailed; a cancelled step kills the command's
+    process group.
+    """
+    _stop_leftovers(ctx)
+    if not cwd.is_dir():
+        raise StepFailed(f"cwd is not a folder: {cwd}")
+    program = _find_program(argv[0], env, cwd)
+    try:
+        proc = subprocess.Popen(
+            [*_DIE_WITH_COCKPIT, program, *argv[1:]], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if sink else subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, cwd=cwd, env=env, start_new_session=True, bufsize=0,
+        )
+    except OSError as exc:
+        raise StepFailed(f"cannot start {argv[0]}: {exc.strerror}") from None
+    # If the cockpit dies now, the next attempt finds this group by its leader's start time.
+    ctx.checkpoint[_PROCESS] = {"pgid": proc.pid, "started": _start_time(proc.pid)}
+    finished = threading.Event()
+    watcher = threading.Thread(target=_stop_on_cancel, args=(proc, ctx.cancel, finished), daemon=True)
+    watcher.start()
+    errors = None
+    try:
+        if sink is None:
+            _stream_lines(proc.stdout, ctx)
+        else:
+            errors = threading.Thread(target=_stream_lines, args=(proc.stderr, ctx), daemon=True)
+            errors.start()
+            _stream_blocks(proc.stdout, sink)
+        code = proc.wait()
+        if errors is not None:
+            errors.join()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):  # our side failed (a full disk): stop the command too
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        finished.set()
+    del ctx.checkpoint[_PROCESS]
+    if ctx.cancel.is_set():
+        raise StepCancelled(f"command stopped (exit status {code})")
+    if code != 0:
+        what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise StepFailed(f"{argv[0]} {what}")
 
 
 _PROCESS = "_process"
@@ -150,9 +176,16 @@ def _stop_leftovers(ctx: StepContext) -> None:
     del ctx.checkpoint[_PROCESS]
 
 
-def _stream_lines(proc: subprocess.Popen[bytes], ctx: StepContext) -> None:
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
+def _stream_blocks(stream: IO[bytes] | None, sink: Callable[[bytes], None]) -> None:
+    assert stream is not None
+    fd = stream.fileno()
+    while block := os.read(fd, 1 << 20):
+        sink(block)
+
+
+def _stream_lines(stream: IO[bytes] | None, ctx: StepContext) -> None:
+    assert stream is not None
+    fd = stream.fileno()
     partial = b""
     while True:
         chunk = os.read(fd, 1 << 16)

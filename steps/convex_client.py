@@ -14,7 +14,7 @@ import contextlib
 import random
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -164,6 +164,24 @@ class ConvexClient:
 
     def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
         return self.call("action", path, args)
+
+    def pages(self, kind: str, path: str, args: dict[str, Any], num_items: int,
+              cursor: str | None = None) -> Iterator[tuple[dict[str, Any], str | None]]:
+        """Call a paged function (`cursor`, `numItems` in; `isDone`, `continueCursor` out) to the end.
+
+        Yields each page's value with the cursor that starts the next page (None after the
+        last), so a caller can checkpoint it and resume there.
+        """
+        while True:
+            if self._cancel.is_set():
+                raise StepCancelled("cancelled")
+            value = self.call(kind, path, {**args, "cursor": cursor, "numItems": num_items})
+            if not isinstance(value, dict) or "isDone" not in value:
+                raise ConvexError(f"{path} did not answer a page (isDone, continueCursor): {str(value)[:200]}")
+            cursor = None if value["isDone"] else str(value["continueCursor"])
+            yield value, cursor
+            if cursor is None:
+                return
 
     # -- snapshot import (the protocol of `npx convex import`) --------------------------------------
 

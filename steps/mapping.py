@@ -226,7 +226,9 @@ def exact_decimal(value: Any) -> Decimal:
     if isinstance(value, float):
         text = repr(value)
         digits = len(text.split("e")[0].replace("-", "").replace(".", "").lstrip("0"))
-        if digits > 15:
+        if digits >= 15:
+            # Text of 16 or more digits reads into a float whose shortest form may have 15:
+            # 90071992547409.91 becomes 90071992547409.9. Only the text is exact.
             raise _NeedsExactParse
         return Decimal(text)
     if isinstance(value, Decimal):
@@ -254,10 +256,11 @@ def to_cents(value: Any) -> int:
         return cents
     if type(value) is float:
         # The shortest repr of a float read from up to 15 digits is those digits: cents are
-        # exact integer arithmetic on the text, with no Decimal needed.
+        # exact integer arithmetic on the text, with no Decimal needed. A repr of 15 digits or
+        # more may stand for longer text, which only an exact parse of the line recovers.
         text = repr(value)
         units, _, fraction = text.partition(".")
-        if "e" not in text and "n" not in text and len(text.replace("-", "").replace(".", "").lstrip("0")) <= 15:
+        if "e" not in text and "n" not in text and len(text.replace("-", "").replace(".", "").lstrip("0")) < 15:
             if len(fraction) > 2:
                 raise RejectRow(f"{text} is not a whole number of cents")
             sign = -1 if units.startswith("-") else 1
@@ -419,7 +422,10 @@ class RowTransformer:
                 lines.append("        if t is str or t is bool or t is float or (t is int and -SAFE <= v <= SAFE):")
                 lines.append(f"            d[{out}] = v")
                 lines.append("        else:")
-                lines.append(f"            d[{out}] = _plain(v)")
+                lines.append("            try:")
+                lines.append(f"                d[{out}] = _plain(v)")
+                lines.append("            except RejectRow as exc:")
+                lines.append(f"                raise RejectRow({field!r} + ': ' + str(exc)) from None")
             else:
                 namespace[f"convert_{index}"] = convert
                 lines.append("        try:")

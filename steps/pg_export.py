@@ -29,7 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from cockpit.journal import private_dir
 from cockpit.step import ConnectionRef, Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
-from steps.postgres import _CancelWatch, connect
+from steps.postgres import CancelWatch, connect
 
 # CSV with these quote and delimiter characters passes row_to_json's output through unchanged:
 # JSON escapes every control character inside strings, so neither can occur in a row.
@@ -119,7 +119,7 @@ class ExportStep(Step):
         manifest: dict[str, Any] = {"tables": {}, "format": "jsonLines"}
         import psycopg
 
-        with connect(ctx, params.connection) as conn, _CancelWatch(conn, ctx.cancel):
+        with connect(ctx, params.connection) as conn, CancelWatch(conn, ctx.cancel):
             # One snapshot for every table: the files agree with each other.
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
@@ -172,7 +172,7 @@ class ExportStep(Step):
 
                 def work(index: int) -> None:
                     try:
-                        with connect(ctx, connection, autocommit=True) as own, _CancelWatch(own, ctx.cancel):
+                        with connect(ctx, connection, autocommit=True) as own, CancelWatch(own, ctx.cancel):
                             own.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                             own.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
                             self._copy(own, _in_range(source, ranges[index]), pieces[index], counter, ctx, stop,

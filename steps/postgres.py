@@ -31,7 +31,7 @@ def connect(ctx: StepContext, name: str, **kwargs: Any) -> psycopg.Connection[An
         raise StepFailed(f"cannot connect to {name!r}: {first}") from None
 
 
-class _CancelWatch:
+class CancelWatch:
     """Cancels the connection's running query when the step is cancelled."""
 
     def __init__(self, conn: psycopg.Connection[Any], cancel: threading.Event) -> None:
@@ -47,7 +47,7 @@ class _CancelWatch:
                     self._conn.cancel_safe()
                 return
 
-    def __enter__(self) -> _CancelWatch:
+    def __enter__(self) -> CancelWatch:
         self._thread.start()
         return self
 
@@ -84,7 +84,7 @@ class SqlStep(Step):
         params = ctx.params
         assert isinstance(params, SqlParams)
         statements = [params.sql] if isinstance(params.sql, str) else params.sql
-        with connect(ctx, params.connection) as conn, _CancelWatch(conn, ctx.cancel):
+        with connect(ctx, params.connection) as conn, CancelWatch(conn, ctx.cancel):
             conn.read_only = params.read_only
             try:
                 with conn.transaction(), conn.cursor() as cur:

@@ -22,10 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
+from pydantic_core import from_json, to_json
 
 from cockpit.journal import private_dir
 from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
-from steps.mapping import MAX_SAFE_INTEGER, Mapping, MappingError, NeedsExactParse, RejectRow, load_mapping
+from steps.mapping import (
+    MAX_SAFE_INTEGER,
+    Mapping,
+    MappingError,
+    NeedsExactParse,
+    RejectRow,
+    RowTransformer,
+    load_mapping,
+)
 from steps.pg_export import read_manifest, write_manifest
 
 MAX_DOCUMENT_BYTES = 1 << 20  # Convex's limit on one document
@@ -72,11 +81,29 @@ def _decimals_to_floats(value: Any) -> Any:
     return value
 
 
+def document_of(transform: RowTransformer, line: bytes) -> bytes:
+    """One exported line (without its newline) as its document's JSON; RejectRow says why not.
+
+    The transform step and `verify.sample` both call this, so a sample is checked against
+    exactly what the import was given.
+    """
+    try:
+        row = from_json(line)
+    except ValueError as exc:
+        raise RejectRow(_parse_error(line, exc)) from None
+    try:
+        document = transform(row)
+    except NeedsExactParse:
+        document = _decimals_to_floats(transform(json.loads(line, parse_float=Decimal)))
+    data: bytes = to_json(document)
+    if len(data) >= MAX_DOCUMENT_BYTES:
+        raise RejectRow(f"the document is {len(data):,} bytes, over Convex's 1 MiB")
+    return data
+
+
 def convert_range(mapping_path: str, source_table: str, input_path: str, start: int, end: int,
                   out_path: str, rejects_path: str, index: int) -> ChunkResult:
     """Convert the lines that start within [start, end) of the input. Runs in a worker process."""
-    from pydantic_core import from_json, to_json
-
     transform = load_mapping(Path(mapping_path)).compile(source_table)
     rows = documents = rejects = 0
     reasons: dict[str, int] = {}
@@ -97,17 +124,7 @@ def convert_range(mapping_path: str, source_table: str, input_path: str, start: 
             line = raw.rstrip(b"\n")
             rows += 1
             try:
-                try:
-                    row = from_json(line)
-                except ValueError as exc:
-                    raise RejectRow(_parse_error(line, exc)) from None
-                try:
-                    document = transform(row)
-                except NeedsExactParse:
-                    document = _decimals_to_floats(transform(json.loads(line, parse_float=Decimal)))
-                data = to_json(document)
-                if len(data) >= MAX_DOCUMENT_BYTES:
-                    raise RejectRow(f"the document is {len(data):,} bytes, over Convex's 1 MiB")
+                data = document_of(transform, line)
                 out.write(data)
                 out.write(b"\n")
                 documents += 1

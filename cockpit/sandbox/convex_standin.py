@@ -77,6 +77,7 @@ class ConvexStandIn:
                  function_error_status: int = 200) -> None:
         self.folder = folder or Path(tempfile.mkdtemp(prefix="cockpit-convex-standin-"))
         self._own_folder = folder is None
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.deploy_key = deploy_key or "prod:standin|" + secrets.token_hex(16)
         self.faults = faults or Faults()
         self.function_error_status = function_error_status  # 200 as the OSS backend, or 560

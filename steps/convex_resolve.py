@@ -1,0 +1,123 @@
+"""`convex.resolve_refs`: turn every `legacy<Target>Id` into the `_id` of the document it names.
+
+The references come from the mapping file (`references = { user_id = "users" }` makes
+`legacyUserId`, resolved into `userId`). Each page is one call of the `resolveRefs` mutation
+shipped in `convex/cockpit.ts`, sized as the migration research says: 100 documents when
+they are small (under 1 KB), 50 up to 10 KB, 25 above. The mutation skips a document whose
+id field is already set, so a page done twice (a retry after a lost answer, a resume after a
+crash) writes nothing twice; the cursor after each page is checkpointed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from steps.convex_client import ConvexClient, ConvexFunctionError
+from steps.mapping import Mapping, MappingError, Reference, load_mapping
+from steps.pg_export import read_manifest
+
+
+def batch_size_for(average_document_bytes: float) -> int:
+    """The research's batch sizes: small documents 100, medium (1-10 KB) 50, large 25."""
+    if average_document_bytes < 1024:
+        return 100
+    if average_document_bytes < 10 * 1024:
+        return 50
+    return 25
+
+
+class ResolveParams(StepParams):
+    connection: Annotated[str, ConnectionRef("convex")]
+    mapping: str = Field(description="the mapping file whose `references` say what to resolve")
+    transformed: str | None = Field(default=None, description="the transform's output folder: document sizes "
+                                                               "and counts, for batch sizes and progress")
+    tables: list[str] = Field(default_factory=list, description="Convex tables to resolve; default all")
+    batch_size: int | None = Field(default=None, ge=1, le=4000, description="override the size-based batch")
+    functions: str = Field(default="cockpit", description="the module holding resolveRefs (convex/cockpit.ts)")
+    max_missing: int = Field(default=0, ge=0, description="references whose target is not found, allowed")
+
+
+def load_checked_mapping(base_dir: Path, name: str) -> Mapping:
+    try:
+        return load_mapping(base_dir / name)
+    except MappingError as exc:
+        raise StepFailed(str(exc)) from None
+    except OSError as exc:
+        raise StepFailed(f"cannot read the mapping {name}: {exc.strerror}") from None
+
+
+class ResolveStep(Step):
+    """Patches v2 documents: a mutation."""
+
+    kind = "convex.resolve_refs"
+    effect = Effect.MUTATE
+    Params = ResolveParams
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, ResolveParams)
+        return f"resolve the legacy references of {params.mapping} in {params.connection!r}"
+
+    def run(self, ctx: StepContext) -> None:
+        params = ctx.params
+        assert isinstance(params, ResolveParams)
+        mapping = load_checked_mapping(ctx.base_dir, params.mapping)
+        references = [r for r in mapping.references() if not params.tables or r.table in params.tables]
+        unknown = set(params.tables) - {t.target for t in mapping.tables.values()}
+        if unknown:
+            raise StepFailed(f"{', '.join(sorted(unknown))} not a target table of {params.mapping}")
+        sizes = read_manifest(ctx.base_dir / params.transformed)["tables"] if params.transformed else {}
+        connection = ctx.connection(params.connection)
+        done: dict[str, Any] = dict(ctx.checkpoint.get("done", {}))
+        missing_total = 0
+        with ConvexClient(connection.url, connection.deploy_key, cancel=ctx.cancel, log=ctx.log) as client:
+            for ref in references:
+                key = f"{ref.table}.{ref.id_field}"
+                if key not in done:
+                    done[key] = self._resolve(ctx, client, params, ref, sizes.get(ref.table))
+                    ctx.checkpoint["done"] = done
+                    ctx.checkpoint.pop(f"page:{key}", None)
+                else:
+                    ctx.log(f"{key}: resolved before this resume, kept")
+                missing_total += done[key]["missing"]
+                ctx.metric(f"resolve.{key}.missing", done[key]["missing"])
+        ctx.metric("resolve.missing", missing_total)
+        ctx.log(f"{'reference':<34} {'documents':>10} {'resolved':>9} {'missing':>8}")
+        for key, figures in done.items():
+            ctx.log(f"{key:<34} {figures['processed']:>10,} {figures['resolved']:>9,} {figures['missing']:>8,}")
+        if missing_total > params.max_missing:
+            raise StepFailed(f"{missing_total:,} references name a document that is not in v2 "
+                             f"(max_missing is {params.max_missing:,}): see the log")
+
+    def _resolve(self, ctx: StepContext, client: ConvexClient, params: ResolveParams, ref: Reference,
+                 size: dict[str, Any] | None) -> dict[str, Any]:
+        key = f"{ref.table}.{ref.id_field}"
+        documents = int(size["output_rows"]) if size else None
+        average = size["bytes"] / size["output_rows"] if size and size["output_rows"] else 0
+        batch = params.batch_size or batch_size_for(average)
+        saved = ctx.checkpoint.get(f"page:{key}") or {}
+        start = saved.get("cursor")
+        figures = dict(saved.get("figures") or {"processed": 0, "resolved": 0, "missing": 0, "skipped": 0})
+        if start:
+            ctx.log(f"{key}: continuing after {figures['processed']:,} documents")
+        else:
+            ctx.log(f"{key}: {ref.legacy_field} -> {ref.target}._id, {batch} documents per call")
+        started, counted = time.monotonic(), figures["processed"]
+        path = f"{params.functions}:resolveRefs"
+        args = {"table": ref.table, "legacyField": ref.legacy_field, "idField": ref.id_field, "target": ref.target}
+        try:
+            for value, cursor in client.pages("mutation", path, args, batch, start):
+                for name in figures:
+                    figures[name] += int(value.get(name, 0))
+                ctx.checkpoint[f"page:{key}"] = {"cursor": cursor, "figures": figures}
+                rate = (figures["processed"] - counted) / max(time.monotonic() - started, 1e-6)
+                ctx.progress(figures["processed"], documents, "documents", f"{key} ({rate:,.0f}/s)")
+        except ConvexFunctionError as exc:
+            raise StepFailed(f"{key}: {exc}") from None
+        ctx.log(f"{key}: {figures['resolved']:,} resolved, {figures['missing']:,} not found, "
+                f"{figures['skipped']:,} without a reference or resolved before")
+        return figures
