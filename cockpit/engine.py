@@ -491,9 +491,15 @@ class Engine(OperatorActions, RollbackControl):
                 t0=self.runbook.t0,
             )
             effect = kind.effect_of(params)
+            # A probe after a step the dry run did not run would look at what that step did not
+            # make (an empty v2) and raise false alarms: it is not run either.
+            skipped_needs = [n for n in step.needs if self._steps[n].not_run] if self.dry_run else []
             if self.dry_run and effect != Effect.PROBE:
                 ctx.log(f"dry run: would {kind.describe(params)}")
                 outcome, reason = "not_run", f"dry run: {effect.value} step not run"
+            elif skipped_needs:
+                ctx.log(f"dry run: would {kind.describe(params)}, after {', '.join(skipped_needs)}")
+                outcome, reason = "not_run", f"dry run: needs {', '.join(skipped_needs)}, which did not run"
             else:
                 kind.run(ctx)
         except StepCancelled as exc:

@@ -56,12 +56,12 @@ class ShellStep(Step):
 
 
 def run_command(ctx: StepContext, argv: list[str], env: dict[str, str], cwd: Path,
-                sink: Callable[[bytes], None] | None = None) -> None:
+                sink: Callable[[bytes], None] | None = None, watch: Callable[[str], None] | None = None) -> None:
     """Run a command for a step: output to the log, dies with the cockpit, stopped on cancel.
 
     With `sink`, standard output goes to it in blocks (a dump to a file) and only standard
-    error to the log. A non-zero exit raises StepFailed; a cancelled step kills the command's
-    process group.
+    error to the log. `watch` sees every line that goes to the log (to read a figure from
+    it). A non-zero exit raises StepFailed; a cancelled step kills the command's process group.
     """
     _stop_leftovers(ctx)
     if not cwd.is_dir():
@@ -83,9 +83,9 @@ def run_command(ctx: StepContext, argv: list[str], env: dict[str, str], cwd: Pat
     errors = None
     try:
         if sink is None:
-            _stream_lines(proc.stdout, ctx)
+            _stream_lines(proc.stdout, ctx, watch)
         else:
-            errors = threading.Thread(target=_stream_lines, args=(proc.stderr, ctx), daemon=True)
+            errors = threading.Thread(target=_stream_lines, args=(proc.stderr, ctx, watch), daemon=True)
             errors.start()
             _stream_blocks(proc.stdout, sink)
         code = proc.wait()
@@ -183,10 +183,18 @@ def _stream_blocks(stream: IO[bytes] | None, sink: Callable[[bytes], None]) -> N
         sink(block)
 
 
-def _stream_lines(stream: IO[bytes] | None, ctx: StepContext) -> None:
+def _stream_lines(stream: IO[bytes] | None, ctx: StepContext, watch: Callable[[str], None] | None = None) -> None:
     assert stream is not None
     fd = stream.fileno()
     partial = b""
+
+    def emit(raw: list[bytes]) -> None:
+        lines = [line.decode("utf-8", "replace").rstrip("\r") for line in raw]
+        ctx.log_lines(lines)
+        if watch is not None:
+            for line in lines:
+                watch(line)
+
     while True:
         chunk = os.read(fd, 1 << 16)
         if not chunk:
@@ -195,9 +203,9 @@ def _stream_lines(stream: IO[bytes] | None, ctx: StepContext) -> None:
         lines = data.split(b"\n")
         partial = lines.pop()
         if lines:
-            ctx.log_lines([line.decode("utf-8", "replace").rstrip("\r") for line in lines])
+            emit(lines)
     if partial:
-        ctx.log_lines([partial.decode("utf-8", "replace").rstrip("\r")])
+        emit([partial])
 
 
 def _stop_on_cancel(proc: subprocess.Popen[bytes], cancel: threading.Event, finished: threading.Event) -> None:

@@ -226,8 +226,16 @@ class ImportStep(Step):
             env["CONVEX_SELF_HOSTED_URL"] = connection.url
             env["CONVEX_SELF_HOSTED_ADMIN_KEY"] = connection.deploy_key
         ctx.log(f"{table}: {' '.join(argv[:-1])} {path.name}")
-        run_command(ctx, argv, env, ctx.base_dir)
-        return None
+        written: list[int] = []
+
+        def read_count(line: str) -> None:
+            # The CLI's last word: `Added <n> documents to table "<table>".`
+            match = re.search(r'Added (\d[\d,]*) documents? to table "([^"]+)"', line)
+            if match and match.group(2) == table:
+                written.append(int(match.group(1).replace(",", "")))
+
+        run_command(ctx, argv, env, ctx.base_dir, watch=read_count)
+        return written[-1] if written else None
 
 
 def _count_in(message: str) -> int | None:

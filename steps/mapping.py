@@ -35,7 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cockpit import tomlpos
 from cockpit.runbook import Problem, _Collector
 
-MAX_SAFE_INTEGER = 2**53  # Convex stores numbers as float64: integers are exact below this
+# Convex stores numbers as float64: integers are exact up to this (JavaScript's Number.MAX_SAFE_INTEGER);
+# 2^53 itself is not safe, since 2^53 + 1 reads as the same float.
+MAX_SAFE_INTEGER = 2**53 - 1
 MAX_FIELDS = 1024
 MAX_ARRAY = 8192
 MAX_DEPTH = 16
@@ -200,9 +202,11 @@ _GOOD_DATES: set[str] = set()
 def check_date(value: Any) -> str:
     # PostgreSQL writes only real dates as YYYY-MM-DD (else 'infinity', or a year past 9999):
     # the shape is the whole check for an export. Dates repeat, so a date seen once is known good.
+    if type(value) is not str:
+        raise RejectRow(f"date {value!r} is not YYYY-MM-DD")
     if value in _GOOD_DATES:
-        return value  # type: ignore[no-any-return]
-    if type(value) is not str or len(value) != 10 or value[4] != "-" or value[7] != "-" or not (
+        return value
+    if len(value) != 10 or value[4] != "-" or value[7] != "-" or not (
             value[:4].isdigit() and value[5:7].isdigit() and value[8:].isdigit()):
         raise RejectRow(f"date {value!r} is not YYYY-MM-DD")
     if len(_GOOD_DATES) > 100_000:
@@ -266,7 +270,7 @@ def to_cents(value: Any) -> int:
             sign = -1 if units.startswith("-") else 1
             quick = sign * (abs(int(units)) * 100 + int(fraction.ljust(2, "0") or 0))
             if abs(quick) > MAX_SAFE_INTEGER:
-                raise RejectRow(f"{text} is {quick} cents, beyond 2^53: not exact in Convex (float64)")
+                raise RejectRow(f"{text} is {quick} cents, beyond 2^53 - 1: not exact in Convex (float64)")
             return quick
     amount = exact_decimal(value)
     exact = amount * 100
@@ -274,7 +278,7 @@ def to_cents(value: Any) -> int:
         raise RejectRow(f"{amount} is not a whole number of cents")
     cents = int(exact)
     if abs(cents) > MAX_SAFE_INTEGER:
-        raise RejectRow(f"{amount} is {cents} cents, beyond 2^53: not exact in Convex (float64)")
+        raise RejectRow(f"{amount} is {cents} cents, beyond 2^53 - 1: not exact in Convex (float64)")
     return cents
 
 
@@ -304,7 +308,7 @@ def check_value(value: Any, depth: int) -> None:
         return
     if kind is int:
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise RejectRow(f"integer {value} is beyond 2^53: not exact in Convex (float64)")
+            raise RejectRow(f"integer {value} is beyond 2^53 - 1: not exact in Convex (float64)")
         return
     if depth > MAX_DEPTH:
         raise RejectRow(f"nested more than {MAX_DEPTH} levels deep")
@@ -326,7 +330,7 @@ def check_value(value: Any, depth: int) -> None:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
-        raise RejectRow(f"integer {value} is beyond 2^53: not exact in Convex (float64)")
+        raise RejectRow(f"integer {value} is beyond 2^53 - 1: not exact in Convex (float64)")
     if isinstance(value, dict | list):
         check_value(value, 1)
     return value

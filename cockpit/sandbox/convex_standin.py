@@ -24,7 +24,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +45,7 @@ class Faults:
     drop_rate: float = 0.0  # do the work, then close the connection without answering
     latency: float = 0.0
     paths: tuple[str, ...] = ("/api/",)  # which requests the faults apply to
+    drop_next: dict[str, int] = field(default_factory=dict)  # path -> answers to lose next, after the work
     seed: int = 20261205
     injected: dict[str, int] = field(default_factory=dict)
 
@@ -82,6 +83,8 @@ class ConvexStandIn:
         self.faults = faults or Faults()
         self.function_error_status = function_error_status  # 200 as the OSS backend, or 560
         self.store = DocumentStore(self.folder / "documents.db")
+        # The shipped functions; tests may define more (a user's migration, a status query).
+        self.functions: dict[str, tuple[str, bool, Callable[[DocumentStore, dict[str, Any]], Any]]] = dict(FUNCTIONS)
         self.imports: dict[str, _Import] = {}
         self.requests: list[str] = []
         self._uploads: dict[str, dict[str, Path]] = {}
@@ -91,6 +94,9 @@ class ConvexStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle's algorithm, the second waits
+            # for the client's delayed ACK, 40 ms per request.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
@@ -130,6 +136,13 @@ class ConvexStandIn:
         with self._lock:
             return rate > 0 and self._random.random() < rate
 
+    def _take_drop(self, path: str) -> bool:
+        with self._lock:
+            left = self.faults.drop_next.get(path, 0)
+            if left:
+                self.faults.drop_next[path] = left - 1
+            return left > 0
+
     def _count_fault(self, kind: str) -> None:
         with self._lock:
             self.faults.injected[kind] = self.faults.injected.get(kind, 0) + 1
@@ -163,7 +176,7 @@ class ConvexStandIn:
             status, payload = self._route(method, path, query, body)
         except _BadRequest as exc:
             status, payload = 400, {"code": exc.code, "message": str(exc)}
-        if faulty and self._chance(self.faults.drop_rate):
+        if self._take_drop(path) or (faulty and self._chance(self.faults.drop_rate)):
             self._count_fault("dropped")
             self._drop(request)  # it happened, but the client will never know
             return
@@ -382,7 +395,7 @@ class ConvexStandIn:
             with self._lock:
                 value = [self._import_value(i) for i in self.imports.values()]
             return 200, {"status": "success", "value": value, "logLines": []}
-        entry = FUNCTIONS.get(name)
+        entry = self.functions.get(name)
         if entry is None:
             return self._function_error(f"Could not find function for '{path}'. Did you forget to run "
                                         "`npx convex dev` or `npx convex deploy`?")

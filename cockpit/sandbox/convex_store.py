@@ -43,7 +43,8 @@ class DocumentStore:
                 tbl TEXT NOT NULL, id TEXT PRIMARY KEY, ct REAL NOT NULL, legacy_id TEXT, body TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS by_order ON documents (tbl, ct, id);
-            CREATE INDEX IF NOT EXISTS by_legacy_id ON documents (tbl, legacy_id);
+            -- With ct in it, the index serves `ORDER BY ct LIMIT 1` too: otherwise SQLite walks by_order.
+            CREATE INDEX IF NOT EXISTS by_legacy_id ON documents (tbl, legacy_id, ct);
         """)
         self._lock = threading.RLock()
         self._last_ct = 0.0
@@ -135,9 +136,10 @@ class DocumentStore:
                     "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? ORDER BY ct, id LIMIT ?",
                     (table, num_items + 1)).fetchall()
             else:
+                # A row value, so that SQLite seeks in the index instead of scanning from the start.
                 rows = self._db.execute(
-                    "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? AND (ct > ? OR (ct = ? AND id > ?))"
-                    " ORDER BY ct, id LIMIT ?", (table, after[0], after[0], after[1], num_items + 1)).fetchall()
+                    "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? AND (ct, id) > (?, ?)"
+                    " ORDER BY ct, id LIMIT ?", (table, after[0], after[1], num_items + 1)).fetchall()
         more = len(rows) > num_items
         rows = rows[:num_items]
         last = (rows[-1][1], rows[-1][0]) if rows else after

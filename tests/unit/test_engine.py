@@ -256,3 +256,21 @@ def test_dry_run_runs_probes_and_describes_the_rest(tmp_path: Path, dry_run: boo
             assert log == ["dry run: would run sh -c 'echo mutated'"]
     finally:
         h.close()
+
+
+def test_a_dry_run_does_not_run_a_probe_that_needs_a_step_it_did_not_run(tmp_path: Path) -> None:
+    # A verification after an import the dry run skipped would find nothing and raise alarms.
+    body = (_step("change") + _step("verify", kind="fake.probe", extra='needs = ["change"]')
+            + _step("after", kind="fake.probe", extra='needs = ["verify"]')
+            + _step("independent", kind="fake.probe"))
+    h = Harness(tmp_path, body, dry_run=True).start()
+    try:
+        assert h.settle() == Outcome.DONE
+        assert LEDGER.count("start", "independent") == 1
+        for step in ("change", "verify", "after"):
+            assert LEDGER.count("start", step) == 0, step
+            assert h.engine.view().steps[step].not_run
+        assert h.engine.view().steps["verify"].reason == "dry run: needs change, which did not run"
+        assert h.engine.view().steps["after"].reason == "dry run: needs verify, which did not run"
+    finally:
+        h.close()

@@ -1,0 +1,191 @@
+"""The mapping file and the row rules: names, timestamps, dates, exact cents, JSON, defaults, rejects."""
+
+from __future__ import annotations
+
+import json
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from steps.mapping import MAX_SAFE_INTEGER, MappingError, RejectRow, camel, load_mapping, reference_fields, to_cents
+from steps.transform import document_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CASES = '''
+[defaults]
+nulls = "omit"
+
+[table."public.cases"]
+target = "cases"
+references = { user_id = "users" }
+timestamps = ["created_at"]
+dates = ["filed_on"]
+cents = ["wage"]
+json = { methods = "array", meta = "object" }
+defaults = { is_favorite = false, tags = [] }
+emails = ["contact"]
+rename = { notes = "remarks" }
+drop = ["secret"]
+required = ["employer"]
+
+[table."auth.users"]
+target = "users"
+'''
+
+
+def _mapping(tmp_path: Path, text: str = CASES):  # type: ignore[no-untyped-def]
+    path = tmp_path / "mapping.toml"
+    path.write_text(text)
+    return load_mapping(path)
+
+
+def _line(**row: object) -> bytes:
+    base: dict[str, object] = {"id": "u-1", "user_id": "u-9", "employer": "Acme", "created_at": None,
+                               "filed_on": None, "wage": None, "methods": None, "meta": None, "is_favorite": None,
+                               "tags": None, "contact": None, "notes": None, "secret": "pw"}
+    base.update(row)
+    return json.dumps(base).encode()
+
+
+def _convert(tmp_path: Path, line: bytes) -> dict[str, object]:
+    transform = _mapping(tmp_path).compile("public.cases")
+    return dict(json.loads(document_of(transform, line)))
+
+
+def test_names_follow_the_research_rules() -> None:
+    assert camel("pwd_wage_amount") == "pwdWageAmount"
+    assert camel("eta9089_filing_date") == "eta9089FilingDate"
+    assert reference_fields("user_id") == ("legacyUserId", "userId")
+    assert reference_fields("case_id") == ("legacyCaseId", "caseId")
+
+
+def test_a_row_becomes_a_document(tmp_path: Path) -> None:
+    doc = _convert(tmp_path, _line(created_at="2026-12-05T23:00:00.123-05:00", filed_on="2026-01-31",
+                                   wage="123456.78", methods=["radio"], meta={"a": 1}, contact="  Jo@Example.COM ",
+                                   notes="n"))
+    assert doc == {
+        "legacyId": "u-1", "legacyUserId": "u-9", "employer": "Acme", "createdAt": 1796529600123,
+        "filedOn": "2026-01-31", "wage": 12345678, "methods": ["radio"], "meta": {"a": 1}, "isFavorite": False,
+        "tags": [], "contact": "jo@example.com", "remarks": "n",
+    }
+
+
+def test_nulls_are_omitted_or_defaulted_and_dropped_fields_never_appear(tmp_path: Path) -> None:
+    doc = _convert(tmp_path, _line())
+    assert doc == {"legacyId": "u-1", "legacyUserId": "u-9", "employer": "Acme", "isFavorite": False, "tags": []}
+
+
+@pytest.mark.parametrize(("text", "cents"), [
+    ("0.10", 10), ("0.29", 29), ("1.005e2", 10050), ("19.99", 1999), ("-0.01", -1), ("0", 0),
+    ("99999999.99", 9999999999), ("90071992547409.91", 9007199254740991), ("12345678901234.56", 1234567890123456),
+    ("70368744177663.99", 7036874417766399),
+])
+def test_cents_are_exact(tmp_path: Path, text: str, cents: int) -> None:
+    # The number written as text in the JSON line, as row_to_json writes a numeric.
+    line = _line().replace(b'"wage": null', b'"wage": ' + text.encode())
+    assert _convert(tmp_path, line)["wage"] == cents
+    assert to_cents(Decimal(text)) == cents
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("0.005", "not a whole number of cents"),
+    ("90071992547409.92", "beyond 2\\^53 - 1"),
+    ("99999999999999999.99", "beyond 2\\^53 - 1"),
+    ("1.234", "not a whole number of cents"),
+])
+def test_cents_that_cannot_be_exact_are_rejected(tmp_path: Path, text: str, reason: str) -> None:
+    line = _line().replace(b'"wage": null', b'"wage": ' + text.encode())
+    with pytest.raises(RejectRow, match=reason) as caught:
+        _convert(tmp_path, line)
+    assert str(caught.value).startswith("wage: ")
+
+
+def test_cents_of_random_two_decimal_amounts_equal_decimal_arithmetic(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    transform = _mapping(tmp_path).compile("public.cases")
+    for _ in range(5000):
+        digits = rng.randint(1, 16)
+        units = rng.randint(0, 10**digits)
+        text = f"{'-' if rng.random() < 0.2 else ''}{units}.{rng.randint(0, 99):02d}"
+        line = _line().replace(b'"wage": null', b'"wage": ' + text.encode())
+        exact = int(Decimal(text) * 100)
+        if abs(exact) > MAX_SAFE_INTEGER:
+            with pytest.raises(RejectRow):
+                document_of(transform, line)
+        else:
+            assert json.loads(document_of(transform, line))["wage"] == exact, text
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("created_at", "infinity", "does not parse"),
+    ("created_at", "294276-12-31T00:00:00+00:00", "does not parse"),
+    ("filed_on", "infinity", "not YYYY-MM-DD"),
+    ("methods", {"not": "an array"}, "expected a JSON array"),
+    ("meta", [1], "expected a JSON object"),
+    ("meta", {"_id": 1}, "reserved in Convex"),
+    ("meta", {"n": 2**60}, "beyond 2\\^53 - 1"),
+    ("employer", None, "NULL in required field"),
+    ("notes", 2**60, "beyond 2\\^53 - 1"),
+])
+def test_bad_values_reject_the_row_naming_the_field(tmp_path: Path, field: str, value: object, reason: str) -> None:
+    with pytest.raises(RejectRow, match=reason) as caught:
+        _convert(tmp_path, _line(**{field: value}))
+    assert field in str(caught.value)
+
+
+def test_lines_that_are_not_json_objects_are_rejected(tmp_path: Path) -> None:
+    transform = _mapping(tmp_path).compile("public.cases")
+    with pytest.raises(RejectRow, match="invalid UTF-8 at byte 10"):
+        document_of(transform, b'{"id": "ab\xffcd"}')
+    with pytest.raises(RejectRow, match="not valid JSON"):
+        document_of(transform, b'{"id": ')
+    with pytest.raises(RejectRow, match="not a JSON object"):
+        document_of(transform, b"[1, 2]")
+
+
+def test_the_fast_path_and_the_general_path_agree(tmp_path: Path) -> None:
+    """The generated converter serves rows of the first row's shape; any other shape takes the general path."""
+    transform = _mapping(tmp_path).compile("public.cases")
+    rng = random.Random(11)
+    values = [None, "x", "2026-01-01", 3, 2.5, True, [], {}, "2026-12-05T23:00:00+00:00", "12.34", 12.34]
+    for _ in range(3000):
+        row = json.loads(_line())
+        for field in ("created_at", "filed_on", "wage", "methods", "meta", "notes", "contact", "employer"):
+            if rng.random() < 0.5:
+                row[field] = rng.choice(values)
+        fast = general = None
+        try:
+            fast = transform(dict(row))
+        except RejectRow as exc:
+            fast = ("reject", str(exc))
+        try:
+            general = transform._general(dict(row))
+        except RejectRow as exc:
+            general = ("reject", str(exc))
+        assert fast == general, row
+
+
+def test_mapping_problems_are_reported_with_their_line(tmp_path: Path) -> None:
+    text = ('[table."public.cases"]\ntarget = "cases"\nreferences = { user_id = "people" }\n'
+            'timestamps = ["a"]\ndates = ["a"]\nunknown_key = 1\n\n[table."public.other"]\ntarget = "cases"\n')
+    with pytest.raises(MappingError) as caught:
+        _mapping(tmp_path, text)
+    messages = [(p.line, p.message) for p in caught.value.problems]
+    assert any(line == 6 and "unknown_key" in message for line, message in messages), messages
+    text = text.replace("unknown_key = 1\n", "")
+    with pytest.raises(MappingError) as caught:
+        _mapping(tmp_path, text)
+    messages = [(p.line, p.message) for p in caught.value.problems]
+    assert any(line == 3 and "'people'" in m for line, m in messages), messages
+    assert any(line == 5 and "in both timestamps and dates" in m for line, m in messages), messages
+    assert any(line == 8 and "also the target" in m for line, m in messages), messages
+
+
+def test_the_shipped_perm_mapping_loads() -> None:
+    mapping = load_mapping(ROOT / "migration" / "perm-mapping.toml")
+    assert mapping.target_of("public.cases") == "cases"
+    assert {(r.table, r.id_field, r.target) for r in mapping.references()} >= {
+        ("cases", "userId", "users"), ("notifications", "caseId", "cases")}
