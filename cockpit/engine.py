@@ -542,6 +542,10 @@ class Engine(OperatorActions, RollbackControl):
         elif outcome == "not_run":
             rt.not_run = True
             self._set_state(rt, StepState.SKIPPED, reason)
+        elif intent == "rollback" and outcome == "failed":
+            # It failed on its own as the rollback began, often with the very finding that
+            # called the rollback: its reason is worth more than "cancelled".
+            self._set_state(rt, StepState.FAILED, reason)
         elif intent in ("cancel", "rollback") or outcome == "cancelled":
             self._set_state(rt, StepState.CANCELLED, intent_reason or reason)
         elif rt.retries_left > 0 and not (self.run_state == RunState.ROLLING_BACK

@@ -10,6 +10,7 @@ Function results are read from the body whenever the status is 200 or 560 (a fun
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import random
 import struct
@@ -78,9 +79,15 @@ class ConvexClient:
             headers={"Authorization": f"Convex {deploy_key}", "Convex-Client": f"cutover-cockpit-{__version__}"},
         )
         self.retries = 0
+        # Requests run on this thread while the step's thread waits for them or for a cancel:
+        # a cancelled step stops at once, not when a slow upload or a long poll ends.
+        self._sender = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="convex-request")
+        self._abandoned = False
 
     def close(self) -> None:
-        self._http.close()
+        self._sender.shutdown(wait=not self._abandoned, cancel_futures=True)
+        if not self._abandoned:  # an abandoned request still uses the client; it ends with its timeout
+            self._http.close()
 
     def __enter__(self) -> ConvexClient:
         return self
@@ -103,8 +110,7 @@ class ConvexClient:
             if self._cancel.is_set():
                 raise StepCancelled("cancelled")
             try:
-                response = self._http.request(method, path, json=json, content=content, params=params,
-                                              headers=headers)
+                response = self._send(method, path, json=json, content=content, params=params, headers=headers)
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if sent and not repeatable:
@@ -136,6 +142,16 @@ class ConvexClient:
                                   status=response.status_code, code=code)
             return response
         raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        future = self._sender.submit(self._http.request, method, path, **options)
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except concurrent.futures.TimeoutError:
+                if self._cancel.is_set():
+                    self._abandoned = True
+                    raise StepCancelled(f"cancelled during {method} {path}") from None
 
     def _retrying(self, what: str, attempt: int, wait: float) -> None:
         self.retries += 1

@@ -134,6 +134,33 @@ def comment_out_reserved_roles(sql: bytes) -> bytes:
     return pattern.sub(rb"-- \1", sql)
 
 
+class SchemaEditor:
+    """The edits `supabase db dump` makes to the schema, line by line as the dump streams.
+
+    Grants on the platform's schemas and the platform admin's default privileges belong to
+    the platform: a restore into a new project must not touch them.
+    """
+
+    def __init__(self) -> None:
+        names = "|".join(re.escape(s).replace(r"\*", ".*") for s in INTERNAL_SCHEMAS)
+        self._pattern = re.compile(
+            rb'^(ALTER DEFAULT PRIVILEGES FOR ROLE "supabase_admin"|(?:GRANT|REVOKE) .+ ON .+ "(?:'
+            + names.encode() + rb')"|CREATE POLICY "cron_job_|ALTER TABLE "cron")')
+        self._rest = b""
+
+    def feed(self, block: bytes) -> bytes:
+        lines = (self._rest + block).split(b"\n")
+        self._rest = lines.pop()
+        return b"".join(self._line(line) + b"\n" for line in lines)
+
+    def finish(self) -> bytes:
+        rest, self._rest = self._rest, b""
+        return self._line(rest) if rest else b""
+
+    def _line(self, line: bytes) -> bytes:
+        return b"-- " + line if self._pattern.match(line) else line
+
+
 class BackupStep(Step):
     """Dumps v1 to three SQL files; a probe (it only reads the database)."""
 
@@ -164,8 +191,10 @@ class BackupStep(Step):
         data_excludes += [a for t in [*DATA_EXCLUDED_TABLES, *params.exclude_tables] for a in ("--exclude-table", t)]
         commands = {
             "roles.sql": [str(tools / "pg_dumpall"), "--roles-only", "--no-role-passwords", "-l", database],
+            # As `supabase db dump`: --extension '*' keeps event triggers out, --no-comments lets a
+            # non-superuser restore it.
             "schema.sql": [str(tools / "pg_dump"), "--schema-only", "--quote-all-identifiers", *schema_excludes,
-                           "--schema", "*"],
+                           "--extension", "*", "--no-comments"],
             "data.sql": [str(tools / "pg_dump"), "--data-only", "--quote-all-identifiers", *data_excludes,
                          "--schema", "*"],
         }
@@ -192,6 +221,7 @@ class BackupStep(Step):
         started = last = time.monotonic()
         roles = path.name == "roles.sql"
         held: list[bytes] = []  # roles.sql is small: edited as a whole before writing
+        edit = SchemaEditor() if path.name == "schema.sql" else None
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 
         def sink(block: bytes) -> None:
@@ -199,6 +229,8 @@ class BackupStep(Step):
             if roles:
                 held.append(block)
                 return
+            if edit is not None:
+                block = edit.feed(block)
             _write_all(fd, block)
             digest.update(block)
             written += len(block)
@@ -210,13 +242,18 @@ class BackupStep(Step):
                              f"{path.name} ({rate / 1e6:,.1f} MB/s)")
 
         try:
-            ctx.log(f"{path.name}: {' '.join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))}")
+            ctx.log(f"{path.name}: {shown_command(argv)}")
             run_command(ctx, argv, env, path.parent, sink=sink)
             if roles:
                 data = comment_out_reserved_roles(b"".join(held))
                 _write_all(fd, data)
                 digest.update(data)
                 written = len(data)
+            if edit is not None:
+                tail = edit.finish()  # the last line, if it had no newline
+                _write_all(fd, tail)
+                digest.update(tail)
+                written += len(tail)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -228,6 +265,21 @@ class BackupStep(Step):
         ctx.progress(written, written, "bytes", path.name)
         ctx.log(f"{path.name}: {written:,} bytes in {seconds:.1f}s")
         return {"bytes": written, "sha256": digest.hexdigest()}
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command for the log, its long exclusion lists counted rather than spelled out."""
+    shown = [Path(argv[0]).name]
+    counted: dict[str, int] = {}
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in ("--exclude-schema", "--exclude-table"):
+            next(args, None)
+            counted[arg] = counted.get(arg, 0) + 1
+        else:
+            shown.append(arg)
+    shown += [f"({count} x {flag})" for flag, count in counted.items()]
+    return " ".join(shown)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -230,6 +230,7 @@ class ExportStep(Step):
         except psycopg.errors.QueryCanceled:
             raise StepCancelled("export cancelled") from None
         except psycopg.Error as exc:
+            ctx.raise_if_cancelled()  # the connection was cut to stop at once
             raise StepFailed(f"{exc.sqlstate or 'error'}: {str(exc).strip().splitlines()[0]}") from None
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
@@ -32,7 +34,15 @@ def connect(ctx: StepContext, name: str, **kwargs: Any) -> psycopg.Connection[An
 
 
 class CancelWatch:
-    """Cancels the connection's running query when the step is cancelled."""
+    """Cancels the connection's running query when the step is cancelled.
+
+    The polite way first (a cancel request). A query that is still busy half a second later is
+    usually a COPY draining what the server already sent over a slow link: then the socket is
+    shut, so that the step stops now rather than when the buffers empty. The server rolls the
+    transaction back either way.
+    """
+
+    GRACE = 0.5
 
     def __init__(self, conn: psycopg.Connection[Any], cancel: threading.Event) -> None:
         self._conn = conn
@@ -45,6 +55,10 @@ class CancelWatch:
             if self._cancel.wait(0.1):
                 with contextlib.suppress(Exception):  # the query may have ended meanwhile
                     self._conn.cancel_safe()
+                if not self._done.wait(self.GRACE):
+                    # A duplicate of the descriptor: shutting it ends the connection for both.
+                    with contextlib.suppress(Exception), socket.socket(fileno=os.dup(self._conn.fileno())) as dup:
+                        dup.shutdown(socket.SHUT_RDWR)
                 return
 
     def __enter__(self) -> CancelWatch:

@@ -46,6 +46,7 @@ class Faults:
     latency: float = 0.0
     paths: tuple[str, ...] = ("/api/",)  # which requests the faults apply to
     drop_next: dict[str, int] = field(default_factory=dict)  # path -> answers to lose next, after the work
+    refuse_next: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer next, before it
     seed: int = 20261205
     injected: dict[str, int] = field(default_factory=dict)
 
@@ -143,6 +144,11 @@ class ConvexStandIn:
                 self.faults.drop_next[path] = left - 1
             return left > 0
 
+    def _take_refusal(self, path: str) -> int | None:
+        with self._lock:
+            queue = self.faults.refuse_next.get(path)
+            return queue.pop(0) if queue else None
+
     def _count_fault(self, kind: str) -> None:
         with self._lock:
             self.faults.injected[kind] = self.faults.injected.get(kind, 0) + 1
@@ -157,6 +163,12 @@ class ConvexStandIn:
         faulty = any(path.startswith(p) for p in self.faults.paths)
         if faulty and self.faults.latency:
             time.sleep(self.faults.latency)
+        refusal = self._take_refusal(path)
+        if refusal is not None:
+            self._count_fault(f"refused {refusal}")
+            self._send(request, refusal, {"code": "Refused", "message": f"stand-in: injected {refusal}"},
+                       {"Retry-After": f"{self.faults.retry_after:g}"} if refusal == 429 else None)
+            return
         if faulty and self._chance(self.faults.rate_limit_rate):
             self._count_fault("rate_limit")
             self._send(request, 429, {"code": "RateLimited", "message": "Too many requests"},

@@ -128,6 +128,11 @@ class DocumentStore:
                              (json.dumps(body, separators=(",", ":")), legacy if isinstance(legacy, str) else None,
                               doc_id))
 
+    def delete(self, doc_id: str) -> None:
+        with self._lock:
+            if self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount == 0:
+                raise KeyError(doc_id)
+
     def paginate(self, table: str, cursor: str | None, num_items: int) -> Page:
         after = _decode_cursor(cursor)
         with self._lock:
