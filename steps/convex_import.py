@@ -179,6 +179,7 @@ class ImportStep(Step):
                 expected: int | None) -> int:
         shown = 0
         confirmed = False
+        pause = 0.05  # a small import is done in a blink; a large one is asked once a second
         while True:
             ctx.raise_if_cancelled()
             state = client.import_state(import_id)
@@ -206,7 +207,8 @@ class ImportStep(Step):
                 written = _count_in(str(state.get("progress_message") or ""))
                 if written is not None:
                     ctx.progress(written, expected, "documents", f"{table} import")
-            ctx.sleep(0.2)
+            ctx.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     # -- the Convex CLI --------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, S
 from steps.convex_client import ConvexClient, ConvexFunctionError
 from steps.mapping import Mapping, MappingError, Reference, load_mapping
 from steps.pg_export import read_manifest
+from steps.transform import MappingPath
 
 
 def batch_size_for(average_document_bytes: float) -> int:
@@ -33,7 +34,7 @@ def batch_size_for(average_document_bytes: float) -> int:
 
 class ResolveParams(StepParams):
     connection: Annotated[str, ConnectionRef("convex")]
-    mapping: str = Field(description="the mapping file whose `references` say what to resolve")
+    mapping: MappingPath = Field(description="the mapping file whose `references` say what to resolve")
     transformed: str | None = Field(default=None, description="the transform's output folder: document sizes "
                                                                "and counts, for batch sizes and progress")
     tables: list[str] = Field(default_factory=list, description="Convex tables to resolve; default all")

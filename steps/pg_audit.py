@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from cockpit.journal import private_dir
 from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.postgres import CancelWatch, connect
 from steps.verify import quote_table
@@ -63,7 +64,8 @@ class AuditStep(Step):
         unverified = (sql.SQL("count(*) FILTER (WHERE {} IS NULL)").format(sql.Identifier(params.verified_column))
                       if params.verified_column else sql.SQL("0"))
         report_path = ctx.base_dir / params.report
-        report_path.parent.mkdir(parents=True, exist_ok=True)
+        if not report_path.parent.exists():  # a new folder for the report: private, as the report is
+            private_dir(report_path.parent)
         partial = report_path.with_name(report_path.name + ".partial")
         lines: list[str] = []
         groups = in_groups = 0

@@ -19,9 +19,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo
 from pydantic_core import from_json, to_json
 
 from cockpit.journal import private_dir
@@ -42,23 +42,29 @@ CHUNK_BYTES = 8 << 20
 PARALLEL_FROM_BYTES = 32 << 20  # below this, worker processes cost more than they save
 
 
+def _mapping_is_sound(value: str, info: ValidationInfo) -> str:
+    """Check the mapping file when the runbook is loaded: its problems are the runbook's."""
+    base = (info.context or {}).get("base_dir")
+    if base is not None:
+        try:
+            load_mapping(Path(base) / value)
+        except MappingError as exc:
+            # Named as the runbook names it: the operator finds it from there.
+            raise ValueError("; ".join(f"{value}{f':{p.line}' if p.line else ''}: {p.message}"
+                                       for p in exc.problems)) from None
+    return value
+
+
+MappingPath = Annotated[str, AfterValidator(_mapping_is_sound)]
+
+
 class TransformParams(StepParams):
-    mapping: str = Field(description="the mapping file (TOML), relative to the runbook")
+    mapping: MappingPath = Field(description="the mapping file (TOML), relative to the runbook")
     input: str = Field(description="the export folder (with its manifest.json)")
     out: str = Field(description="folder for the documents, the rejects and the manifest")
     max_rejects: int = Field(default=0, ge=0, description="fail when more rows than this are rejected, in all")
     workers: int = Field(default=0, ge=0, description="worker processes; 0 means one per CPU")
 
-    @field_validator("mapping")
-    @classmethod
-    def _mapping_is_sound(cls, value: str, info: Any) -> str:
-        base = (info.context or {}).get("base_dir")
-        if base is not None:
-            try:
-                load_mapping(Path(base) / value)
-            except MappingError as exc:
-                raise ValueError("; ".join(f"{p.file.name}:{p.line}: {p.message}" for p in exc.problems)) from None
-        return value
 
 
 @dataclass

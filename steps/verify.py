@@ -21,6 +21,7 @@ from steps.convex_resolve import load_checked_mapping
 from steps.mapping import Mapping
 from steps.pg_export import read_manifest
 from steps.postgres import CancelWatch, connect
+from steps.transform import MappingPath
 
 # Convex reads at most 16 MiB and scans at most 32,000 documents in one transaction.
 READ_LIMIT_BYTES = 16 << 20
@@ -30,7 +31,7 @@ MAX_PAGE = 8000
 class VerifyParams(StepParams):
     source: Annotated[str, ConnectionRef("postgres")] = Field(description="v1")
     target: Annotated[str, ConnectionRef("convex")] = Field(description="v2")
-    mapping: str = Field(description="the mapping file: which tables and references to verify")
+    mapping: MappingPath = Field(description="the mapping file: which tables and references to verify")
     tables: list[str] = Field(default_factory=list, description="source or target tables; default all")
     transformed: str | None = Field(default=None, description="the transform's output folder: rejected rows "
                                                                "and document sizes")

@@ -91,6 +91,9 @@ class StepPanel(Vertical):
         if self._log.is_mounted:
             self._log.clear()
             self._log.write_lines(list(lines))
+            # Again once the layout settles: the head above may have changed height with the new
+            # step, and the newest line must stay in sight.
+            self._log.call_after_refresh(self._log.scroll_end, animate=False, x_axis=False)
 
     def append_log(self, lines: list[str]) -> None:
         if self._log.is_mounted:

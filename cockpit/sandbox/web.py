@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cockpit.sandbox.convex_store import DocumentStore
+
 Handler = Callable[[str, dict[str, list[str]], bytes], tuple[int, Any]]
 
 
@@ -168,8 +170,11 @@ def v1_app(dsn: str) -> StandInServer:
     return server
 
 
-def v2_app() -> StandInServer:
-    """PERM Tracker v2 stand-in: health, Google sign-in session, the case list."""
+def v2_app(documents: DocumentStore | None = None) -> StandInServer:
+    """PERM Tracker v2 stand-in: health, Google sign-in session, the case list.
+
+    With the Convex stand-in's documents, the case list is what the data path imported.
+    """
 
     def health(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         return 200, {"status": "ok", "app": "v2"}
@@ -179,7 +184,12 @@ def v2_app() -> StandInServer:
 
     def cases(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         limit = int(q.get("limit", ["20"])[0])
-        return 200, {"items": [], "limit": limit}
+        if documents is None:
+            return 200, {"items": [], "limit": limit}
+        page = documents.paginate("cases", None, limit)
+        items = [{"_id": d["_id"], "employerName": d.get("employerName"), "caseStatus": d.get("caseStatus")}
+                 for d in page.documents]
+        return 200, {"items": items, "limit": limit, "total": documents.count("cases")}
 
     return StandInServer("v2", {
         ("GET", "/health"): health,

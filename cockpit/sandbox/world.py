@@ -1,8 +1,9 @@
 """The rehearsal world on this machine: everything the demo's runbook talks to, on loopback.
 
-`Sandbox` starts PostgreSQL (seeded with the PERM Tracker shape) and the v1 and v2 web
-stand-ins, hands back the environment variables the runbook references, and stops all of it
-on exit, on Ctrl+C too.
+`Sandbox` starts PostgreSQL (seeded with the PERM Tracker shape), the Convex stand-in and
+the v1 and v2 web stand-ins (v2's case list reads the Convex stand-in's documents), hands
+back the environment variables the runbook references, and stops all of it on exit, on
+Ctrl+C too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cockpit import shutdown
+from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.postgres import PostgresServer
 from cockpit.sandbox.seed import SeedSize, seed
 from cockpit.sandbox.web import StandInServer, v1_app, v2_app
@@ -34,6 +36,7 @@ class Sandbox:
         self.postgres: PostgresServer | None = None
         self.v1: StandInServer | None = None
         self.v2: StandInServer | None = None
+        self.convex: ConvexStandIn | None = None
         self.env: dict[str, str] = {}
         self.counts: dict[str, int] = {}
         self._unregister: Callable[[], None] = lambda: None
@@ -47,13 +50,16 @@ class Sandbox:
             dsn = self.postgres.create_database("permtracker")
             self.say(f"seeding v1: {size.users:,} users, {size.cases:,} cases, {size.notifications:,} notifications")
             self.counts = seed(dsn, size)
+            self.convex = ConvexStandIn().start()
+            self.say(f"Convex stand-in at {self.convex.url}")
             self.v1 = v1_app(dsn).start()
-            self.v2 = v2_app().start()
+            self.v2 = v2_app(self.convex.store).start()
             for name in self.breaks:
                 app, path = BREAKABLE[name]
                 (self.v1 if app == "v1" else self.v2).break_path(path)
                 self.say(f"stand-in {app} will fail {path} (--break {name})")
-            self.env = {"V1_DATABASE_URL": dsn, "V1_URL": self.v1.url, "V2_URL": self.v2.url}
+            self.env = {"V1_DATABASE_URL": dsn, "V1_URL": self.v1.url, "V2_URL": self.v2.url,
+                        "CONVEX_URL": self.convex.url, "CONVEX_DEPLOY_KEY": self.convex.deploy_key}
             self.say(f"v1 stand-in at {self.v1.url}, v2 stand-in at {self.v2.url}")
         except BaseException:
             self.stop()
@@ -66,6 +72,9 @@ class Sandbox:
             if server is not None:
                 server.stop()
         self.v1 = self.v2 = None
+        if self.convex is not None:
+            self.convex.stop()
+            self.convex = None
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None

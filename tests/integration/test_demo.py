@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,7 @@ def _sandbox_processes() -> list[str]:
 
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    shutil.copytree(ROOT / "migration", tmp_path / "migration")  # the mapping the runbook names
     return subprocess.run([COCKPIT, "demo", "--headless", "--speed", "600", "--scale", "0.2", *args], cwd=tmp_path,
                           env=subprocess_env(), capture_output=True, text=True, timeout=300)
 
@@ -30,13 +32,19 @@ def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "run 1 starts: PERM Tracker v1 to v2 (rehearsal)" in out
-    for step in ("audit-emails", "read-only", "v1-refuses-writes", "smoke-auth", "open-v2", "supabase-off"):
+    for step in ("audit-emails", "read-only", "v1-refuses-writes", "backup", "export", "transform", "import",
+                 "resolve", "verify-counts", "verify-refs", "verify-sample", "verify-calc", "smoke-auth", "open-v2",
+                 "supabase-off"):
         assert f"{step:<22} succeeded" in out, step
     assert "run is done: every step succeeded or was skipped" in out
     assert "sandbox: seeding v1: 200 users, 2,000 cases" in result.stderr
     log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "audit-emails"], cwd=tmp_path,
                          env=subprocess_env(), capture_output=True, text=True).stdout
-    assert "total_users | unique_emails | null_emails | unverified | duplicate_groups" in log
+    assert "200 users," in log and "emails shared by" in log
+    # The data path ran for real: every seeded case is a document in the Convex stand-in.
+    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "verify-counts"], cwd=tmp_path,
+                         env=subprocess_env(), capture_output=True, text=True).stdout
+    assert re.search(r"public\.cases -> cases\s+2,000\s+0\s+2,000", log), log
     assert _sandbox_processes() == before  # PostgreSQL and the stand-ins stopped with the demo
 
 

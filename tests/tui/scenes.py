@@ -26,12 +26,13 @@ from cockpit.runtime import ProgressState
 from cockpit.session import Session
 
 ENV = {"V1_DATABASE_URL": "postgresql://postgres@127.0.0.1:5/permtracker", "V1_URL": "http://127.0.0.1:6",
-       "V2_URL": "http://127.0.0.1:7"}
+       "V2_URL": "http://127.0.0.1:7", "CONVEX_URL": "http://127.0.0.1:8", "CONVEX_DEPLOY_KEY": "prod:snapshot|0"}
 WALL = 1_800_000_000.0  # a fixed "now" for durations
 
 
 def perm_session(folder: Path, at: timedelta) -> Session:
     shutil.copy(ROOT / "runbook.toml", folder / "runbook.toml")
+    shutil.copytree(ROOT / "migration", folder / "migration", dirs_exist_ok=True)
     rb = runbook_module.load(folder / "runbook.toml", env=ENV)
     lock = RunLock(journal_dir(rb.source) / "run.lock")
     lock.acquire("snapshot", "test")
@@ -69,7 +70,7 @@ def _running(engine: Engine, step_id: str, seconds: float, progress: tuple[float
     if progress is not None:
         done, total, unit = progress
         rt.progress[engine.runbook.step(step_id).label] = ProgressState(
-            engine.runbook.step(step_id).label, done, total, unit, rate=1.0)
+            engine.runbook.step(step_id).label, done, total, unit, rate=done / seconds)
 
 
 def _log(session: Session, step_id: str, lines: list[str]) -> None:
@@ -83,29 +84,42 @@ BEFORE_WINDOW = ["announce-30d", "audit-emails", "remind-7d", "remind-1d", "v1-h
 
 
 def window_in_progress(folder: Path) -> Session:
-    """T+2m: the freeze is done, the smoke tests are running."""
-    session = perm_session(folder, timedelta(minutes=2))
+    """T+5m: v1 is frozen, backed up, exported and transformed; the import is running."""
+    session = perm_session(folder, timedelta(minutes=5))
     engine = session.engine
     for n, step in enumerate(BEFORE_WINDOW):
         _finish(engine, step, 0.3 + n * 0.2, ago=3600.0)
-    _finish(engine, "read-only", 0.42, ago=110)
-    _finish(engine, "v1-refuses-writes", 0.07, ago=100)
-    _finish(engine, "smoke-cases", 4.2, ago=20)
-    _running(engine, "smoke-auth", 6.0, (2, 3, "checks"))
-    _running(engine, "smoke-latency", 7.5, (6, 10, "checks"))
-    _log(session, "smoke-auth", ["GET ••••••/api/auth/session -> 200 in 5 ms",
-                                 "GET ••••••/api/auth/session -> 200 in 4 ms"])
+    _finish(engine, "read-only", 0.42, ago=290)
+    _finish(engine, "v1-refuses-writes", 0.07, ago=280)
+    _finish(engine, "backup", 38.2, ago=240)
+    _finish(engine, "export", 4.1, ago=270)
+    _finish(engine, "transform", 3.2, ago=265)
+    _running(engine, "import", 62.0, (6200, 10000, "documents"))
     _log(session, "read-only", ["ALTER DATABASE permtracker SET default_transaction_read_only = on",
                                 "ended 1 open session(s) so they reconnect with the new default: 1 of authenticator",
                                 "proved: a write as authenticator is refused (25006 read-only transaction)"])
+    _log(session, "import", ["users: uploaded 264,310 bytes in 1 parts in 0.1s",
+                             "users: import k57a3d0b9f1c2e4a6b8d0f2e4a6b8d0f started (requireEmpty)",
+                             "users: Import change summary:",
+                             "users: table | create | delete |",
+                             "users: users | 1000 | 0 of 0 |",
+                             "users: Imported \"users\" (1000 documents)",
+                             "users: Convex wrote 1,000 documents",
+                             "cases: uploaded 8,671,140 bytes in 2 parts in 0.6s",
+                             "cases: import k57b4e1c0a2d3f5b7c9e1a3c5e7f9a1b started (requireEmpty)"])
     return session
+
+
+DATA_PATH = ["import", "resolve", "verify-counts", "verify-refs", "verify-sample", "verify-calc"]
 
 
 def smoke_failed_and_rolling_back(folder: Path) -> Session:
     """T+3m: the dashboard check failed, its trigger fired, the rollback is running."""
     session = window_in_progress(folder)
     engine = session.engine
-    engine.clock.advance(60)  # type: ignore[attr-defined]
+    engine.clock.advance(8 * 60)  # type: ignore[attr-defined]
+    for n, step in enumerate(DATA_PATH):
+        _finish(engine, step, 20.0 - n * 2, ago=400 - n * 40)
     _finish(engine, "smoke-auth", 6.4, ago=40)
     _finish(engine, "smoke-latency", 10.2, StepState.CANCELLED, "cancelled by the rollback", ago=30)
     _finish(engine, "smoke-cases", 4.2, StepState.FAILED,

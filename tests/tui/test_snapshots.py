@@ -34,7 +34,7 @@ def _select(step_id: str) -> Any:
 def test_main_screen_80x24(snap_compare: Any, tmp_path: Path) -> None:
     session = window_in_progress(tmp_path)
     try:
-        assert snap_compare(app_for(session), terminal_size=(80, 24), run_before=_select("smoke-auth"))
+        assert snap_compare(app_for(session), terminal_size=(80, 24), run_before=_select("import"))
     finally:
         session.close()
 

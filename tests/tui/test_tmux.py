@@ -60,6 +60,7 @@ def _sandbox_processes() -> list[str]:
 
 def test_cockpit_demo_at_80x24(terminal: Terminal, tmp_path: Path) -> None:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    shutil.copytree(ROOT / "migration", tmp_path / "migration")
     env = subprocess_env(TERM="xterm-256color")
     script = tmp_path / "run.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
@@ -96,6 +97,7 @@ def test_cockpit_demo_at_80x24(terminal: Terminal, tmp_path: Path) -> None:
 
 def test_closing_the_terminal_stops_the_demo_and_its_sandbox(terminal: Terminal, tmp_path: Path) -> None:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    shutil.copytree(ROOT / "migration", tmp_path / "migration")
     env = subprocess_env(TERM="xterm-256color")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script = tmp_path / "run.sh"
@@ -131,6 +133,7 @@ def test_a_broken_runbook_never_starts_and_its_problems_are_printed(terminal: Te
 
 def test_the_screen_exits_3_after_a_rollback(terminal: Terminal, tmp_path: Path) -> None:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    shutil.copytree(ROOT / "migration", tmp_path / "migration")
     env = subprocess_env(TERM="xterm-256color")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script = tmp_path / "run.sh"
