@@ -69,7 +69,7 @@ def test_check_reports_every_problem_with_its_line_and_exits_2(tmp_path: Path) -
 
 def test_check_a_missing_file_exits_2(tmp_path: Path) -> None:
     result = cockpit(tmp_path, "check", "nothere.toml")
-    assert result.returncode == 2 and "nothere.toml:0: no such file" in result.stderr
+    assert result.returncode == 2 and "nothere.toml: no such file" in result.stderr
 
 
 def test_plan_shows_both_zones_the_window_and_the_critical_path(tmp_path: Path) -> None:
