@@ -81,7 +81,8 @@ class ConvexClient:
         self.retries = 0
         # Requests run on this thread while the step's thread waits for them or for a cancel:
         # a cancelled step stops at once, not when a slow upload or a long poll ends.
-        self._sender = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="convex-request")
+        # Several: a step may send from several threads at once (httpx.Client allows it).
+        self._sender = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="convex-request")
         self._abandoned = False
 
     def close(self) -> None:

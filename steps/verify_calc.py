@@ -92,9 +92,11 @@ class CalcStep(Step):
         rows: list[list[Any]] = []
         mismatches = 0
         connection = ctx.connection(params.target)
+        passes = plan_passes(params.checks)
+        scanned: dict[Pass, dict[str, dict[str, float]]] = {}
         with ConvexClient(connection.url, connection.deploy_key, cancel=ctx.cancel, log=ctx.log) as client:
             for index, check in enumerate(params.checks):
-                v2 = self._target(ctx, client, params, check, v1[index])
+                v2 = self._target(ctx, client, params, check, v1[index], passes.get(index), scanned)
                 for key in sorted(v1[index].keys() | v2.keys()):
                     for measure in sorted(v1[index].get(key, {}).keys() | v2.get(key, {}).keys()):
                         left = v1[index].get(key, {}).get(measure)
@@ -144,10 +146,13 @@ class CalcStep(Step):
         return results
 
     def _target(self, ctx: StepContext, client: ConvexClient, params: CalcParams, check: CalcCheck,
-                v1: Groups) -> Groups:
+                v1: Groups, scan: Pass | None, scanned: dict[Pass, dict[str, dict[str, float]]]) -> Groups:
         try:
             if check.table is not None:
-                return self._aggregate(ctx, client, params, check, v1)
+                assert scan is not None
+                if scan not in scanned:
+                    scanned[scan] = self._aggregate(ctx, client, params, check.name, scan)
+                return _derive(scanned[scan], check, v1)
             assert check.function is not None
             value = client.query(check.function, check.args)
         except ConvexFunctionError as exc:
@@ -155,14 +160,14 @@ class CalcStep(Step):
         return _function_groups(check.name, value, v1)
 
     @staticmethod
-    def _aggregate(ctx: StepContext, client: ConvexClient, params: CalcParams, check: CalcCheck,
-                   v1: Groups) -> Groups:
-        args: dict[str, Any] = {"table": check.table}
-        if check.group_by:
-            args["groupBy"] = check.group_by
-        if check.sum:
-            args["sum"] = check.sum
-        wanted = {m for group in v1.values() for m in group}
+    def _aggregate(ctx: StepContext, client: ConvexClient, params: CalcParams, name: str,
+                   scan: Pass) -> dict[str, dict[str, float]]:
+        table, group_by, total_of = scan
+        args: dict[str, Any] = {"table": table}
+        if group_by:
+            args["groupBy"] = group_by
+        if total_of:
+            args["sum"] = total_of
         totals: dict[str, dict[str, float]] = {}
         scanned = 0
         for value, _cursor in client.pages("query", f"{params.functions}:aggregatePage", args, params.page_size):
@@ -171,8 +176,44 @@ class CalcStep(Step):
                 total["count"] += group["count"]
                 total["sum"] += group["sum"]
                 scanned += group["count"]
-            ctx.progress(scanned, None, "documents", f"{check.name}: {check.table}")
-        return {key: {m: v for m, v in total.items() if m in wanted} for key, total in totals.items()}
+            ctx.progress(scanned, None, "documents", f"{name}: {table}")
+        return totals
+
+
+Pass = tuple[str, str | None, str | None]  # one scan of a v2 table: (table, group_by, sum)
+
+
+def plan_passes(checks: list[CalcCheck]) -> dict[int, Pass]:
+    """Which scan serves each table check. Checks of one table share a scan when they can: an
+    ungrouped check collapses a grouped scan, a count ignores a scan's sum. Each scan reads
+    every document of its table, so this halves the time of, say, cases per status and total
+    wages."""
+    scans: list[Pass] = []
+    served: dict[int, int] = {}
+    for index, check in enumerate(checks):
+        if check.table is None:
+            continue
+        for n, (table, group_by, total_of) in enumerate(scans):
+            if (table == check.table and (group_by is None or check.group_by is None or group_by == check.group_by)
+                    and (total_of is None or check.sum is None or total_of == check.sum)):
+                scans[n] = (table, group_by or check.group_by, total_of or check.sum)
+                served[index] = n
+                break
+        else:
+            served[index] = len(scans)
+            scans.append((check.table, check.group_by, check.sum))
+    return {index: scans[n] for index, n in served.items()}
+
+
+def _derive(totals: dict[str, dict[str, float]], check: CalcCheck, v1: Groups) -> Groups:
+    """A check's figures from a scan that may be grouped more finely or sum a field it does not."""
+    wanted = {m for group in v1.values() for m in group}
+    if check.group_by is None:
+        merged = {"count": sum(t["count"] for t in totals.values()), "sum": sum(t["sum"] for t in totals.values())}
+        totals = {"": merged}  # an empty table too: count 0, as SQL's count(*) says
+    if check.sum is None:
+        totals = {key: {**total, "sum": 0} for key, total in totals.items()}
+    return {key: {m: v for m, v in total.items() if m in wanted} for key, total in totals.items()}
 
 
 def _function_groups(name: str, value: Any, v1: Groups) -> Groups:

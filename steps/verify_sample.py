@@ -11,7 +11,9 @@ rejects must not be in v2. Memory stays constant: rows stream in batches.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pydantic import Field
@@ -27,6 +29,7 @@ from steps.transform import document_of
 from steps.verify import VerifyParams, _Verification, chosen_tables, log_table, quote_table, transformed_tables
 
 SYSTEM_FIELDS = frozenset({"_id", "_creationTime"})
+FETCHES_IN_FLIGHT = 3
 SHOWN_MISMATCHES = 20
 
 
@@ -122,20 +125,8 @@ class SampleStep(_Verification):
         figures = {"sampled": 0, "rejected": 0, "missing": 0, "wrong": 0}
         estimate = int(int(entry["input_rows"]) * params.fraction) if entry else None
         shown = 0
-        for lines in self._sampled_lines(ctx, params, source, pk):
-            expected: dict[str, dict[str, Any]] = {}
-            for line in lines:
-                figures["sampled"] += 1
-                try:
-                    document = from_json(document_of(transform, line))
-                except RejectRow:
-                    legacy = _key_of(line, pk)
-                    figures["rejected"] += 1
-                    if legacy is not None:
-                        expected[str(legacy)] = {}  # rejected: it must not be in v2
-                    continue
-                expected[str(document["legacyId"])] = document
-            found = self._fetch(client, params, target, list(expected))
+        def compare(expected: dict[str, dict[str, Any]], found: dict[str, dict[str, Any]]) -> None:
+            nonlocal shown
             for legacy_id, document in expected.items():
                 problems: list[str]
                 if not document:
@@ -152,6 +143,31 @@ class SampleStep(_Verification):
                     ctx.log(f"{target} {legacy_id}: {'; '.join(problems)}")
             ctx.progress(figures["sampled"], max(estimate or 0, figures["sampled"]) or None, "rows",
                          f"{target} sampled")
+
+        # v2 is asked for a batch while the next one is read from v1 and transformed: a few
+        # batches in flight, in order, so memory stays bounded.
+        in_flight: deque[tuple[dict[str, dict[str, Any]], Future[dict[str, dict[str, Any]]]]] = deque()
+        with ThreadPoolExecutor(max_workers=FETCHES_IN_FLIGHT, thread_name_prefix="sample-fetch") as pool:
+            for lines in self._sampled_lines(ctx, params, source, pk):
+                expected: dict[str, dict[str, Any]] = {}
+                for line in lines:
+                    figures["sampled"] += 1
+                    try:
+                        document = from_json(document_of(transform, line))
+                    except RejectRow:
+                        legacy = _key_of(line, pk)
+                        figures["rejected"] += 1
+                        if legacy is not None:
+                            expected[str(legacy)] = {}  # rejected: it must not be in v2
+                        continue
+                    expected[str(document["legacyId"])] = document
+                in_flight.append((expected, pool.submit(self._fetch, client, params, target, list(expected))))
+                while len(in_flight) >= FETCHES_IN_FLIGHT:
+                    waiting, future = in_flight.popleft()
+                    compare(waiting, future.result())
+            while in_flight:
+                waiting, future = in_flight.popleft()
+                compare(waiting, future.result())
         if shown == SHOWN_MISMATCHES:
             ctx.log(f"{target}: only the first {SHOWN_MISMATCHES} differences are shown")
         return figures

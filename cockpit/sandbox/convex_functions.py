@@ -6,6 +6,7 @@ returns the same fields as its TypeScript original.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ def _require(args: dict[str, Any], *names: str) -> None:
 
 def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "table", "legacyField", "idField", "target", "cursor", "numItems")
-    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]))
+    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), [args["legacyField"], args["idField"]])
     resolved = missing = skipped = 0
     with store.transaction():  # a mutation is one transaction
         for doc in page.documents:
@@ -45,7 +46,7 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
 
 def count_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "table", "cursor", "numItems")
-    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]))
+    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), [])
     return {"count": len(page.documents), "isDone": page.is_done, "continueCursor": page.continue_cursor}
 
 
@@ -59,21 +60,22 @@ def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> list[dict[str, 
     return found
 
 
+def json_path(field: str) -> str:
+    return '$."' + field.replace('"', '\\"') + '"'
+
+
 def check_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "table", "legacyField", "idField", "target", "cursor", "numItems")
-    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]))
-    checked = unresolved = dangling = 0
-    for doc in page.documents:
-        if doc.get(args["legacyField"]) is None:
-            continue
-        checked += 1
-        target_id = doc.get(args["idField"])
-        if target_id is None:
-            unresolved += 1
-            continue
-        if store.get(target_id) is None:
-            dangling += 1
-    return {"checked": checked, "unresolved": unresolved, "dangling": dangling, "isDone": page.is_done,
+    cte, parameters, page = store.page_of(args["table"], args["cursor"], int(args["numItems"]))
+    legacy, target = json_path(args["legacyField"]), json_path(args["idField"])
+    # The loop of the shipped function, in SQL: a set legacy field is checked; no id is
+    # unresolved; an id that is no document (ctx.db.get is null) is dangling.
+    row = store.query(
+        f"{cte}, refs AS (SELECT body ->> ? AS target FROM page WHERE coalesce(body -> ?, 'null') != 'null')"
+        " SELECT count(*), count(*) FILTER (WHERE target IS NULL),"
+        " count(*) FILTER (WHERE target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = target))"
+        " FROM refs", [*parameters, target, legacy])[0]
+    return {"checked": row[0], "unresolved": row[1], "dangling": row[2], "isDone": page.is_done,
             "continueCursor": page.continue_cursor}
 
 
@@ -85,6 +87,10 @@ def js_string(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, list):
+        return ",".join("" if v is None else js_string(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
@@ -96,16 +102,23 @@ def js_string(value: Any) -> str:
 
 def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "table", "cursor", "numItems")
-    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]))
     group_by, total_of = args.get("groupBy"), args.get("sum")
+    cte, parameters, page = store.page_of(args["table"], args["cursor"], int(args["numItems"]))
+    # The loop of the shipped function, in SQL: the raw JSON of the group field (named as
+    # JavaScript's String() would, below), a count, and the sum of the values that are numbers
+    # (total(): a float, as JavaScript sums).
+    key = "body -> ?" if group_by is not None else "NULL"
+    number = "CASE WHEN json_type(body, ?) IN ('integer', 'real') THEN body ->> ? END" if total_of else "0"
+    bound = ([json_path(group_by)] if group_by is not None else []) + \
+        ([json_path(total_of)] * 2 if total_of else [])
+    rows = store.query(f"{cte} SELECT {key} AS k, count(*), total({number}) FROM page GROUP BY k",
+                       [*parameters, *bound])
     groups: dict[str, dict[str, float]] = {}
-    for doc in page.documents:
-        key = "" if group_by is None else js_string(doc.get(group_by))
-        group = groups.setdefault(key, {"count": 0, "sum": 0})
-        group["count"] += 1
-        value = doc.get(total_of) if total_of is not None else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            group["sum"] += value
+    for raw, count, total in rows:
+        name = "" if group_by is None else js_string(None if raw is None else json.loads(raw))
+        group = groups.setdefault(name, {"count": 0, "sum": 0})
+        group["count"] += count
+        group["sum"] += total if total != int(total) else int(total)
     return {"groups": groups, "isDone": page.is_done, "continueCursor": page.continue_cursor}
 
 

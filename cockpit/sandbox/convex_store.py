@@ -22,8 +22,13 @@ from typing import Any
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+# Each random byte to one of the 32 letters (256 is a multiple of 32: no letter is favoured).
+_LETTER_OF_BYTE = bytes(_ID_ALPHABET.encode()[b % 32] for b in range(256))
+
+
 def new_id() -> str:
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(32))
+    """32 characters of Convex's id alphabet, 160 random bits."""
+    return secrets.token_bytes(32).translate(_LETTER_OF_BYTE).decode()
 
 
 @dataclass(frozen=True)
@@ -133,22 +138,53 @@ class DocumentStore:
             if self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount == 0:
                 raise KeyError(doc_id)
 
-    def paginate(self, table: str, cursor: str | None, num_items: int) -> Page:
+    def paginate(self, table: str, cursor: str | None, num_items: int, fields: list[str] | None = None) -> Page:
+        """A page in creation order. With `fields`, each document holds only `_id` and those of
+        them it has (read in SQL, as Convex reads only what a function touches): a whole-table
+        scan then costs a fraction of parsing every document."""
         after = _decode_cursor(cursor)
+        if fields is None:
+            columns, parameters = "body", []
+        else:
+            columns = ", ".join(["NULL", *(["body -> ?"] * len(fields))])
+            parameters = ['$."' + f.replace('"', '\\"') + '"' for f in fields]
+        where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
         with self._lock:
-            if after is None:
-                rows = self._db.execute(
-                    "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? ORDER BY ct, id LIMIT ?",
-                    (table, num_items + 1)).fetchall()
-            else:
-                # A row value, so that SQLite seeks in the index instead of scanning from the start.
-                rows = self._db.execute(
-                    "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? AND (ct, id) > (?, ?)"
-                    " ORDER BY ct, id LIMIT ?", (table, after[0], after[1], num_items + 1)).fetchall()
+            # A row value for the cursor, so that SQLite seeks in the index instead of scanning.
+            rows = self._db.execute(
+                f"SELECT id, ct, {columns} FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?",
+                (*parameters, table, *bound, num_items + 1)).fetchall()
         more = len(rows) > num_items
         rows = rows[:num_items]
         last = (rows[-1][1], rows[-1][0]) if rows else after
-        return Page([self._document(r) for r in rows], not more, _encode_cursor(last))
+        if fields is None:
+            documents = [self._document((r[0], r[1], table, r[2])) for r in rows]
+        else:
+            documents = [{"_id": r[0], **{f: json.loads(v) for f, v in zip(fields, r[3:], strict=True)
+                                          if v is not None}} for r in rows]
+        return Page(documents, not more, _encode_cursor(last))
+
+    def page_of(self, table: str, cursor: str | None, num_items: int) -> tuple[str, list[Any], Page]:
+        """A page's rows as SQL (a `page` CTE of id, ct, body) for a function to compute over in
+        SQLite, and the page itself with ids only (its size, whether more follow, its cursor)."""
+        after = _decode_cursor(cursor)
+        where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
+        cte = f"WITH page AS (SELECT id, ct, body FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?)"
+        return cte, [table, *bound, num_items], self.paginate(table, cursor, num_items, [])
+
+    def query(self, sql: str, parameters: list[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
+
+    def existing(self, ids: list[str]) -> set[str]:
+        """Which of these ids are documents."""
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(r[0] for r in self._db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
+        return found
 
     def documents(self, table: str) -> Iterator[dict[str, Any]]:
         cursor = None
