@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["first_paint.py", "log_flood.py"]
+BENCHES = ["first_paint.py", "log_flood.py", "data_path.py"]
 
 # (bench, figure, what it is, target) for the table; every figure is also in the JSON.
 ROWS = [
@@ -27,6 +27,15 @@ ROWS = [
     ("log_flood", "screen_peak_rss_mb", "log flood, peak memory with screen (MB)", ""),
     ("log_flood", "memory_ratio_screen_vs_headless", "log flood, memory screen / headless", ""),
     ("log_flood", "lines_missing_from_journal", "log flood, lines missing from the journal", "0"),
+    ("data_path", "psql_copy_rows_per_s", "data path, psql \\copy row_to_json, rows/s", "baseline"),
+    ("data_path", "export_rows_per_s", "data path, postgres.export, rows/s", ""),
+    ("data_path", "export_vs_psql", "data path, export / psql", ">= 0.9x"),
+    ("data_path", "export_transform_vs_psql", "data path, export + transform / psql", ">= 0.5x"),
+    ("data_path", "peak_memory_large_vs_small", "data path, peak memory 1M / 100k rows", "<= 1.2x"),
+    ("data_path", "import_docs_per_s", "data path, convex.import docs/s (stand-in)", ""),
+    ("data_path", "import_vs_ceiling", "data path, import / stand-in's own import", ""),
+    ("data_path", "verify_vs_export", "data path, verification / export", "<= 1x"),
+    ("data_path", "verify_without_standin_vs_export", "data path, verification less stand-in / export", ""),
 ]
 
 

@@ -225,8 +225,12 @@ async def test_a_trigger_past_the_point_of_no_return_opens_the_rollback_modal(co
             + '\n[[trigger]]\nid = "auth"\nwhen = { step = "smoke", state = "failed" }\naction = "rollback"\n')
     c = cockpit(body)
     async with c.app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: isinstance(c.app.screen, RollbackModal))
-        assert "A trigger asks for it" in " ".join(str(s.render()) for s in c.app.screen.query(Static))
+        def shown() -> str:
+            return " ".join(str(s.render()) for s in c.app.screen.query(Static))
+
+        # The modal's text is filled in once it is mounted: wait for it, not just for the screen.
+        await until(pilot, lambda: isinstance(c.app.screen, RollbackModal) and "A trigger" in shown())
+        assert "A trigger asks for it" in shown()
 
 
 async def test_tick_a_checklist(cockpit: Any) -> None:
