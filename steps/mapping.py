@@ -432,10 +432,18 @@ class RowTransformer:
                 lines.append(f"                raise RejectRow({field!r} + ': ' + str(exc)) from None")
             else:
                 namespace[f"convert_{index}"] = convert
-                lines.append("        try:")
-                lines.append(f"            d[{out}] = convert_{index}(v)")
-                lines.append("        except RejectRow as exc:")
-                lines.append(f"            raise RejectRow({field!r} + ': ' + str(exc)) from None")
+                indent = "        "
+                if convert is check_date:
+                    # Most dates were seen before: a set lookup, no call.
+                    namespace["GOOD_DATES"] = _GOOD_DATES
+                    lines.append("        if type(v) is str and v in GOOD_DATES:")
+                    lines.append(f"            d[{out}] = v")
+                    lines.append("        else:")
+                    indent += "    "
+                lines.append(f"{indent}try:")
+                lines.append(f"{indent}    d[{out}] = convert_{index}(v)")
+                lines.append(f"{indent}except RejectRow as exc:")
+                lines.append(f"{indent}    raise RejectRow({field!r} + ': ' + str(exc)) from None")
         lines.append("    return d")
         exec("\n".join(lines), namespace)  # noqa: S102 - our own generated code, from the mapping
         generated: Callable[[dict[str, Any]], dict[str, Any]] = namespace["fast"]
