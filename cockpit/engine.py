@@ -3,17 +3,18 @@
 One scheduler thread decides; one worker thread per running attempt works. A step starts
 when it is due, its needs are met and the run is not paused. Every change goes through
 `_emit`, which commits it to the journal before any subscriber sees it. Operator actions are
-in `cockpit.actions`, the rollback sequence in `cockpit.rollback`.
+in `cockpit.actions`, the rollback sequence in `cockpit.rollback`, journaling and publishing
+and what a running step calls in `cockpit.engine_host`, opening and resuming a run in
+`cockpit.run_opening`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,44 +22,32 @@ from typing import Any
 from cockpit import secrets
 from cockpit.actions import OperatorActions
 from cockpit.clock import Clock, format_duration
+from cockpit.engine_host import EventJournal, StepHost, Subscriber
 from cockpit.events import (
     Alert,
-    Event,
     GateOpened,
-    MetricRecorded,
-    RunOpened,
     RunState,
     RunStateChanged,
-    StepLog,
-    StepProgress,
     StepState,
     StepStateChanged,
 )
-from cockpit.journal import Journal, RunRecord, private_dir
-from cockpit.logpump import LogChunk, LogPump, ProgressReport
+from cockpit.journal import Journal, private_dir
+from cockpit.logpump import LogPump
 from cockpit.operator import Operator
 from cockpit.plan import compute_plan
 from cockpit.rollback import RollbackControl
-from cockpit.runbook import Problem, Runbook, RunbookError
-from cockpit.runtime import Gate, Outcome, ProgressState, StepRuntime
+from cockpit.run_opening import RunOpening
+from cockpit.runbook import Runbook
+from cockpit.runtime import Gate, Outcome, StepRuntime
 from cockpit.step import Effect, StepCancelled, StepContext, StepFailed, StepParams
-from cockpit.triggers import Firing, TriggerWatch
+from cockpit.triggers import TriggerWatch
 from cockpit.views import build_view
-
-Subscriber = Callable[[Event], None]
-
-# The checkpoint key under which a checklist's ticked items survive a restart.
-TICKED = "_ticked"
 
 # How long a stopped attempt may take to notice its cancellation before it is abandoned.
 DEFAULT_GRACE = 5.0
 
 
-class RunConflict(RuntimeError):
-    """The unfinished run cannot be continued with these options."""
-
-
-class Engine(OperatorActions, RollbackControl):
+class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackControl):
     def __init__(
         self,
         runbook: Runbook,
@@ -109,182 +98,6 @@ class Engine(OperatorActions, RollbackControl):
         self._triggers: TriggerWatch
         self._pump = LogPump(self._write_logs, self._write_progress, redact=self.redact)
         self._init_rollback()
-
-    # -- setup --------------------------------------------------------------------
-
-    def resolve_secrets(self) -> None:
-        """Resolve every ${VAR}; raise RunbookError naming each unset one at its line."""
-        problems: list[Problem] = []
-        rb = self.runbook
-        for name, raw in rb.raw_connections.items():
-            try:
-                self._connections[name] = type(rb.connections[name]).model_validate(
-                    secrets.resolve(raw, self.env, self.redact))
-            except secrets.UnsetVariable as exc:
-                problems.append(Problem(rb.source, rb.line_of("connections", name, _key_with_ref(raw, exc.name)),
-                                        f"connection {name!r}: {exc}"))
-            except ValueError as exc:
-                problems.append(Problem(rb.source, rb.line_of("connections", name),
-                                        f"connection {name!r}: after substituting variables: {exc}"))
-        for step in rb.steps:
-            try:
-                resolved = secrets.resolve(step.with_, self.env, self.redact)
-                self._params[step.id] = rb.kind_of(step.id).Params.model_validate(
-                    resolved, context={"base_dir": rb.base_dir})
-            except secrets.UnsetVariable as exc:
-                problems.append(Problem(rb.source, rb.step_line(step.id, "with", _key_with_ref(step.with_, exc.name)),
-                                        f"step {step.id!r}: {exc}"))
-            except ValueError as exc:
-                problems.append(Problem(rb.source, rb.step_line(step.id, "with"),
-                                        f"step {step.id!r}: after substituting variables: {self.redact(str(exc))}"))
-        if problems:
-            raise RunbookError(problems)
-
-    def open(self) -> None:
-        """Resolve secrets, then start a new run or continue the unfinished one."""
-        self.resolve_secrets()
-        rb = self.runbook
-        source = str(rb.source.resolve())
-        mode = "rehearsal" if self.rehearsal else "live"
-        last = self.journal.latest_run(source)
-        continuing = last is not None and not RunState(last.state).ended
-        if continuing and last is not None and not self.new_run:
-            if last.mode != mode or last.dry_run != self.dry_run:
-                kind = ("dry run" if last.dry_run else "") + (" rehearsal" if last.mode == "rehearsal" else " live run")
-                raise RunConflict(
-                    f"the unfinished run {last.id} is a{kind.strip() and ' ' + kind.strip()}; continue it with the "
-                    "same options, or start afresh with --new (the old run is kept, marked abandoned)")
-            self.run_id = last.id
-            self.resumed = True
-            self._restore(last)
-        else:
-            if continuing and last is not None:
-                self.journal.record(last.id, RunStateChanged(state=RunState.ABANDONED.value,
-                                                             reason=f"abandoned by {self.operator} (--new)",
-                                                             wall=time.time()),
-                                    run={"state": RunState.ABANDONED.value, "ended_wall": time.time()},
-                                    action=(str(self.operator), "abandon", None, "--new"))
-            self.run_id = self.journal.create_run(
-                source=source, name=rb.name, digest=rb.digest, runbook_text=rb.text, mode=mode,
-                dry_run=self.dry_run, options={"speed": self.clock.speed},
-            )
-            for step in rb.steps:
-                self._steps[step.id] = StepRuntime(step.id, retries_left=step.retries)
-        self._triggers = TriggerWatch(rb, self.plan, self.journal.fired_triggers(self.run_id))
-        self._completion = max((s.completed_seq or 0 for s in self._steps.values()), default=0)
-        with self._lock:
-            self._emit(RunOpened(run_id=self.run_id, runbook=rb.name, mode=mode, dry_run=self.dry_run,
-                                 resumed=self.resumed, operator=str(self.operator)))
-            if self.resumed:
-                self._after_restore()
-
-    def _restore(self, run: RunRecord) -> None:
-        records = self.journal.steps(run.id)
-        self.run_state = RunState(run.state)
-        self.paused = run.paused
-        for step in self.runbook.steps:
-            rec = records.get(step.id)
-            rt = StepRuntime(step.id, retries_left=step.retries)
-            if rec is not None:
-                rt.state = StepState(rec.state)
-                rt.attempt = rec.attempt
-                rt.retries_left = rec.retries_left
-                rt.reason = rec.reason
-                rt.started_clock, rt.ended_clock = rec.started_clock, rec.ended_clock
-                rt.started_wall, rt.ended_wall = rec.started_wall, rec.ended_wall
-                rt.completed_seq = rec.completed_seq
-                rt.operator_started = rec.operator_started
-                rt.not_run = rec.not_run
-            rt.log_count = self.journal.log_count(run.id, step.id)
-            self._steps[step.id] = rt
-        self._metrics = self.journal.metrics(run.id)
-        self._restore_rollback(run.rollback)
-
-    def _after_restore(self) -> None:
-        for rt in self._steps.values():
-            asks_only = self.runbook.kind_of(rt.id).asks_only
-            if rt.state == StepState.WAITING and rt.attempt > 0 and asks_only:
-                # It was waiting for the operator, not working: ask again.
-                rt.operator_started = True
-                self._set_state(rt, StepState.SCHEDULED, "asks again: the cockpit stopped while it waited")
-            elif rt.state == StepState.RUNNING or (rt.state == StepState.WAITING and rt.attempt > 0):
-                self._set_state(rt, StepState.INTERRUPTED,
-                                "the cockpit stopped while this step ran; retry (resumes from its checkpoint), "
-                                "skip or mark done")
-                self._apply_answer(rt)
-            elif rt.state in (StepState.READY, StepState.WAITING):
-                # Not started yet: the scheduler re-decides (and re-opens a start gate).
-                self._set_state(rt, StepState.SCHEDULED, "re-evaluated after restart")
-            elif rt.state in (StepState.FAILED, StepState.CANCELLED):
-                self._apply_answer(rt)
-
-    # -- subscribers and the journal -------------------------------------------------
-
-    def subscribe(self, subscriber: Subscriber) -> None:
-        with self._publish_lock:
-            self._subscribers.append(subscriber)
-
-    def _publish(self, event: Event) -> None:
-        with self._publish_lock:
-            for subscriber in list(self._subscribers):
-                try:
-                    subscriber(event)
-                except Exception:  # a broken reader must not stop the run
-                    traceback.print_exc()
-
-    def _redact_event(self, event: Event) -> Event:
-        changes: dict[str, Any] = {}
-        for f in dataclasses.fields(event):
-            value = getattr(event, f.name)
-            if isinstance(value, str):
-                clean = self.redact(value)
-                if clean is not value:
-                    changes[f.name] = clean
-            elif isinstance(value, tuple) and value and isinstance(value[0], str):
-                changes[f.name] = tuple(self.redact(v) for v in value)
-        return dataclasses.replace(event, **changes) if changes else event
-
-    def _emit(self, event: Event, *, step: StepRuntime | None = None, run: dict[str, Any] | None = None,
-              action: tuple[str, str, str | None, str] | None = None,
-              trigger: tuple[str, str] | None = None) -> Event:
-        """Journal, then publish. Call with the engine lock held, so journal order is event order."""
-        event = self._redact_event(dataclasses.replace(event, wall=time.time(), clock=self.clock.now()))
-        if action is not None:
-            action = (action[0], action[1], action[2], self.redact(action[3]))
-        seq = self.journal.record(self.run_id, event, step=step.record() if step else None, run=run,
-                                  action=action, trigger=trigger)
-        event = dataclasses.replace(event, seq=seq)
-        self._publish(event)
-        return event
-
-    def _write_logs(self, chunks: list[LogChunk]) -> None:
-        rows: list[tuple[str, int, int, float, str]] = []
-        events: list[StepLog] = []
-        with self._lock:
-            for chunk in chunks:
-                rt = self._steps.get(chunk.step_id)
-                if rt is None:
-                    continue
-                first = rt.log_count + 1
-                for i, line in enumerate(chunk.lines):
-                    rows.append((chunk.step_id, first + i, chunk.attempt, chunk.wall, line))
-                rt.log_count += len(chunk.lines)
-                events.append(StepLog(step_id=chunk.step_id, attempt=chunk.attempt, first_line=first,
-                                      lines=tuple(chunk.lines), wall=chunk.wall, clock=self.clock.now()))
-        self.journal.append_logs(self.run_id, rows)
-        # Log batches are not journal events (the lines table holds them): publish directly.
-        for event in events:
-            self._publish(event)
-
-    def _write_progress(self, reports: list[ProgressReport]) -> None:
-        self.journal.save_progress(self.run_id, [(r.step_id, r.label, r.done, r.total, r.unit) for r in reports])
-        for r in reports:
-            with self._lock:
-                rt = self._steps.get(r.step_id)
-                state = rt.progress.get(r.label) if rt else None
-                rate = state.rate if state else None
-            self._publish(StepProgress(step_id=r.step_id, attempt=r.attempt, label=r.label, done=r.done,
-                                       total=r.total, unit=r.unit, rate=rate, wall=r.wall, clock=self.clock.now()))
 
     # -- state changes ----------------------------------------------------------------
 
@@ -570,87 +383,6 @@ class Engine(OperatorActions, RollbackControl):
     def _log(self, rt: StepRuntime, line: str) -> None:
         self._pump.add(rt.id, rt.attempt, [f"[cockpit] {line}"])
 
-    # -- StepHost: called from worker threads ------------------------------------------------
-
-    def step_log(self, step_id: str, attempt: int, lines: list[str]) -> None:
-        self._pump.add(step_id, attempt, lines)
-
-    def step_progress(self, step_id: str, attempt: int, done: float, total: float | None, unit: str,
-                      label: str) -> None:
-        wall = time.time()
-        label = label or self.runbook.step(step_id).label
-        with self._lock:
-            rt = self._steps[step_id]
-            if rt.attempt != attempt:
-                return
-            state = rt.progress.get(label)
-            if state is None:
-                state = rt.progress[label] = ProgressState(label, done, total, unit, None, wall, done, wall)
-            elif wall - state.last_wall >= 0.2:
-                instant = (done - state.done) / (wall - state.last_wall)
-                state.rate = instant if state.rate is None else 0.7 * state.rate + 0.3 * instant
-                state.last_wall = wall
-                state.done = done
-            else:
-                state.done = done
-            if state.rate is None and wall - state.first_wall > 0.05 and done > state.first_done:
-                state.rate = (done - state.first_done) / (wall - state.first_wall)
-            state.total, state.unit = total, unit
-        self._pump.report(ProgressReport(step_id, attempt, label, done, total, unit, wall))
-
-    def step_metric(self, step_id: str, name: str, value: float) -> None:
-        with self._lock:
-            self._metrics[name] = value
-            self.journal.save_metric(self.run_id, name, value, step_id)
-            self._emit(MetricRecorded(step_id=step_id, name=name, value=value))
-            self._on_triggers(self._triggers.on_metric(name, value, self.clock.now()))
-
-    def step_checkpoint(self, step_id: str, data: dict[str, Any]) -> None:
-        self.journal.save_checkpoint(self.run_id, step_id, self.redact.deep(data))
-
-    def step_ask(self, step_id: str, question: str, confirm: str | None, cancel: threading.Event) -> bool:
-        return self._gate(step_id, Gate("ask", question, confirm), cancel)
-
-    def step_checklist(self, step_id: str, items: list[str], cancel: threading.Event) -> bool:
-        gate = Gate("checklist", f"Tick each item of {step_id!r}", None, tuple(items))
-        # Items ticked before a restart stay ticked.
-        gate.ticked = {i for i in self.journal.checkpoint(self.run_id, step_id).get(TICKED, []) if i < len(items)}
-        if len(gate.ticked) == len(items):
-            return True
-        return self._gate(step_id, gate, cancel)
-
-    def _save_ticks(self, step_id: str, ticked: set[int]) -> None:
-        data = self.journal.checkpoint(self.run_id, step_id)
-        data[TICKED] = sorted(ticked)
-        self.journal.save_checkpoint(self.run_id, step_id, data)
-
-    def _gate(self, step_id: str, gate: Gate, cancel: threading.Event) -> bool:
-        with self._lock:
-            rt = self._steps[step_id]
-            if rt.state != StepState.RUNNING:
-                raise StepCancelled("no longer running")
-            rt.gate = gate
-            self._set_state(rt, StepState.WAITING, gate.question)
-            self._emit(GateOpened(step_id=step_id, gate=gate.kind, question=gate.question, confirm=gate.confirm,
-                                  items=gate.items))
-            self._apply_answer(rt)
-        while not gate.answered.wait(0.05):
-            if cancel.is_set():
-                raise StepCancelled("cancelled while waiting for the operator")
-        with self._lock:
-            if rt.gate is gate:
-                rt.gate = None
-                state: StepState = rt.state  # changed by the operator while this thread waited
-                if state == StepState.WAITING:
-                    self._set_state(rt, StepState.RUNNING, "answered " + ("yes" if gate.answer else "no"))
-        return bool(gate.answer)
-
-    # -- triggers -------------------------------------------------------------------------
-
-    def _on_triggers(self, firings: list[Firing]) -> None:
-        for firing in firings:
-            self._fire(firing)
-
     # -- running to an end ------------------------------------------------------------------
 
     def outcome(self) -> Outcome:
@@ -751,10 +483,3 @@ class Engine(OperatorActions, RollbackControl):
     @property
     def artifacts_root(self) -> Path:
         return self.journal.path.parent / "runs" / str(self.run_id)
-
-
-def _key_with_ref(value: Mapping[str, Any], name: str) -> str:
-    for key, v in value.items():
-        if name in set(secrets.references(v)):
-            return str(key)
-    return ""

@@ -17,11 +17,12 @@ from pathlib import Path
 from cockpit import runbook as runbook_module
 from cockpit import shutdown
 from cockpit.clock import Clock, DurationError, RealClock, RehearsalClock, parse_offset
-from cockpit.engine import Engine, RunConflict
+from cockpit.engine import Engine
 from cockpit.journal import Journal, journal_dir
 from cockpit.lock import RunLock, RunLocked
 from cockpit.operator import Operator
 from cockpit.options import RunOptions, SessionError
+from cockpit.run_opening import RunConflict
 from cockpit.runbook import Runbook, RunbookError
 
 ANSWER_VALUES = "yes, no, retry, skip:REASON or done:REASON"

@@ -43,13 +43,13 @@ def step(step_id: str, kind: str, with_: str, extra: str = "") -> str:
     return f'\n[[step]]\nid = "{step_id}"\nphase = "window"\nkind = "{kind}"\n{extra}\n[step.with]\n{with_}\n'
 
 
-def run(folder: Path, body: str, dsn: str, standin: ConvexStandIn | None = None, timeout: float = 90
-        ) -> tuple[Harness, Outcome]:
+def run(folder: Path, body: str, dsn: str, standin: ConvexStandIn | None = None, timeout: float = 90,
+        **options: object) -> tuple[Harness, Outcome]:
     folder.mkdir(exist_ok=True)
     (folder / "mapping.toml").write_text(MAPPING)
     env = {"TEST_DSN": dsn, "CONVEX_URL": standin.url if standin else "http://127.0.0.1:9",
            "CONVEX_DEPLOY_KEY": standin.deploy_key if standin else "none"}
-    h = Harness(folder, body, header=HEADER + CONNECTIONS, env=env).start()
+    h = Harness(folder, body, header=HEADER + CONNECTIONS, env=env, **options).start()
     try:
         outcome = h.settle(timeout)
     finally:
@@ -172,6 +172,22 @@ def test_verification_on_an_intact_copy_passes_with_zeros(tmp_path: Path, perm_d
     assert 200 < len(first) < 400  # 30% of 1,000 cases
     shown = re.search(r"public\.cases -> cases\s+(\d+)", log_of(h, "sample"))
     assert shown and int(shown.group(1)) == len(first)  # the step compared exactly those rows
+
+
+def test_a_dry_run_reads_v1_and_writes_local_files_but_never_touches_v2(tmp_path: Path, perm_dsn: str,
+                                                                         standin: ConvexStandIn) -> None:
+    body = PREPARE + step("counts", "verify.counts", VERIFY_WITH.replace("../prepare/", ""), 'needs = ["resolve"]')
+    h, outcome = run(tmp_path, body, perm_dsn, standin, dry_run=True)
+    assert outcome == Outcome.DONE
+    view = h.engine.view().steps
+    # Probes run for real: the export and the transform (local files only).
+    assert not view["export"].not_run and not view["transform"].not_run
+    assert json.loads((tmp_path / "transformed" / "manifest.json").read_text())["tables"]["cases"]["output_rows"]
+    # Mutations are described, not run; a probe after them would look at nothing, so it waits too.
+    assert view["import"].not_run and view["resolve"].not_run and view["counts"].not_run
+    assert log_of(h, "import").startswith("dry run: would import every table from transformed into 'v2'")
+    assert h.engine.step_runtime("counts").reason == "dry run: needs resolve, which did not run"
+    assert standin.store.tables() == [] and not any("/api/import" in r for r in standin.requests)
 
 
 # -- the email audit -------------------------------------------------------------------------------
