@@ -4,7 +4,8 @@ Engine threads never touch a widget: `_from_engine` (called on an engine thread)
 messages, which are thread-safe. Log lines arrive in batches and are flushed to the `Log`
 every 100 ms; progress messages replace one another; state changes never do. The screen
 re-reads the engine's frozen view a few times a second. Every operator action goes through
-a modal where it is dangerous, and ends in one engine call that journals it.
+a modal where it is dangerous (widgets/operator_keys.py), and ends in one engine call that
+journals it.
 """
 
 from __future__ import annotations
