@@ -67,3 +67,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 COCKPIT = str(Path(sys.executable).parent / "cockpit")
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[object]:
+    """A Convex stand-in (cockpit/sandbox/convex_standin.py) on loopback, for one test."""
+    from cockpit.sandbox.convex_standin import ConvexStandIn
+
+    server = ConvexStandIn(tmp_path / "convex").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from datapath import V2_CONNECTION, env_for, log_of, step
 from fakes import HEADER, Harness
 
-from cockpit.events import StepLog, StepProgress
+from cockpit.events import StepProgress
 from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_functions import FunctionError
 from cockpit.sandbox.convex_standin import ConvexStandIn
@@ -21,23 +21,6 @@ from steps.convex_client import ConvexClient, ConvexError, ConvexFunctionError
 from steps.pg_export import write_manifest
 
 pytestmark = pytest.mark.integration
-
-CONVEX = '''
-[connections.v2]
-kind = "convex"
-url = "${CONVEX_URL}"
-deploy_key = "${CONVEX_DEPLOY_KEY}"
-'''
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[ConvexStandIn]:
-    server = ConvexStandIn(tmp_path / "convex").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 def write_transformed(folder: Path, tables: dict[str, list[dict[str, Any]]], *, prefix: bytes = b"") -> Path:
     """A transform's output folder as the transform step leaves it: JSON Lines and a manifest."""
@@ -53,23 +36,15 @@ def write_transformed(folder: Path, tables: dict[str, list[dict[str, Any]]], *, 
     return out
 
 
-def step(step_id: str, kind: str, with_: str, extra: str = "") -> str:
-    return f'\n[[step]]\nid = "{step_id}"\nphase = "window"\nkind = "{kind}"\n{extra}\n[step.with]\n{with_}\n'
-
-
 def run(folder: Path, body: str, standin: ConvexStandIn, timeout: float = 60, deploy_key: str | None = None
         ) -> tuple[Harness, Outcome]:
-    env = {"CONVEX_URL": standin.url, "CONVEX_DEPLOY_KEY": deploy_key or standin.deploy_key}
-    h = Harness(folder, body, header=HEADER + CONVEX, env=env).start()
+    env = {**env_for(standin=standin), "CONVEX_DEPLOY_KEY": deploy_key or standin.deploy_key}
+    h = Harness(folder, body, header=HEADER + V2_CONNECTION, env=env).start()
     try:
         outcome = h.settle(timeout)
     finally:
         h.close()
     return h, outcome
-
-
-def log_of(h: Harness, step_id: str) -> str:
-    return "\n".join(line for e in h.of_type(StepLog) if e.step_id == step_id for line in e.lines)
 
 
 def users(n: int, pad: int = 0) -> list[dict[str, Any]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from datapath import CALC_CHECKS, CONNECTIONS, MAPPING, PERM_TABLES, env_for
 from fakes import HEADER, Harness
 
 from cockpit.runtime import Outcome
@@ -17,21 +17,7 @@ from cockpit.sandbox.convex_standin import ConvexStandIn
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-MAPPING = (ROOT / "migration" / "perm-mapping.toml").read_text()
-
-CONNECTIONS = '''
-[connections.v1]
-kind = "postgres"
-dsn = "${TEST_DSN}"
-
-[connections.v2]
-kind = "convex"
-url = "${CONVEX_URL}"
-deploy_key = "${CONVEX_DEPLOY_KEY}"
-'''
-
-TABLES = '["auth.users", "public.cases", "public.user_settings", "public.user_preferences", "public.notifications"]'
+TABLES = json.dumps(PERM_TABLES)
 
 DATA_PATH = f'''
 [[step]]
@@ -96,32 +82,12 @@ needs = ["resolve"]
 [step.with]
 source = "v1"
 target = "v2"
-[[step.with.checks]]
-name = "cases per status"
-sql = "SELECT case_status AS key, count(*) AS count FROM public.cases GROUP BY 1"
-table = "cases"
-group_by = "caseStatus"
-[[step.with.checks]]
-name = "total wages"
-sql = "SELECT count(*) AS count, sum(round(pwd_wage_amount * 100)) AS sum FROM public.cases"
-table = "cases"
-sum = "pwdWageAmount"
-'''
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[ConvexStandIn]:
-    server = ConvexStandIn(tmp_path / "convex").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+''' + CALC_CHECKS
 
 
 def run_data_path(folder: Path, dsn: str, standin: ConvexStandIn, body: str = DATA_PATH) -> Harness:
     (folder / "mapping.toml").write_text(MAPPING)
-    env = {"TEST_DSN": dsn, "CONVEX_URL": standin.url, "CONVEX_DEPLOY_KEY": standin.deploy_key}
-    return Harness(folder, body, header=HEADER + CONNECTIONS, env=env).start()
+    return Harness(folder, body, header=HEADER + CONNECTIONS, env=env_for(dsn, standin)).start()
 
 
 def source_counts(dsn: str) -> dict[str, int]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from datapath import CONNECTIONS, env_for, step
 from fakes import HEADER, Harness
 from throttle import ThrottledProxy
 
@@ -18,21 +19,7 @@ from cockpit.sandbox.convex_standin import ConvexStandIn, Faults
 
 pytestmark = pytest.mark.integration
 
-CONNECTIONS = '''
-[connections.v1]
-kind = "postgres"
-dsn = "${TEST_DSN}"
-
-[connections.v2]
-kind = "convex"
-url = "${CONVEX_URL}"
-deploy_key = "${CONVEX_DEPLOY_KEY}"
-'''
 PROMPT = 2.0  # seconds from the cancel to the step's end: "at once" for an operator
-
-
-def step(step_id: str, kind: str, with_: str) -> str:
-    return f'\n[[step]]\nid = "{step_id}"\nphase = "window"\nkind = "{kind}"\n[step.with]\n{with_}\n'
 
 
 @pytest.fixture
@@ -55,9 +42,7 @@ def cancel_when(h: Harness, step_id: str, ready: object, timeout: float = 30) ->
 
 
 def harness(folder: Path, body: str, dsn: str, standin: ConvexStandIn | None) -> Harness:
-    env = {"TEST_DSN": dsn, "CONVEX_URL": standin.url if standin else "http://127.0.0.1:9",
-           "CONVEX_DEPLOY_KEY": standin.deploy_key if standin else "none"}
-    return Harness(folder, body, header=HEADER + CONNECTIONS, env=env).start()
+    return Harness(folder, body, header=HEADER + CONNECTIONS, env=env_for(dsn, standin)).start()
 
 
 def test_cancelling_an_export_on_a_slow_link_stops_at_once_and_leaves_no_table_file(

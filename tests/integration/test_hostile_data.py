@@ -5,11 +5,11 @@ Every row either arrives in v2 byte-exact or lands in the rejects file with its 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from datapath import CONNECTIONS, env_for
 from fakes import HEADER, Harness
 
 from cockpit.runtime import Outcome
@@ -61,15 +61,6 @@ ROWS: list[tuple[str, object, object, object, object, object, object, object, ob
 ]
 
 
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[ConvexStandIn]:
-    server = ConvexStandIn(tmp_path / "convex").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _uuid(suffix: str) -> str:
     return f"00000000-0000-4000-8000-0000000000{suffix}"
 
@@ -82,16 +73,7 @@ def _seed(dsn: str) -> None:
                          (_uuid(suffix), *values))
 
 
-BODY = '''
-[connections.v1]
-kind = "postgres"
-dsn = "${TEST_DSN}"
-
-[connections.v2]
-kind = "convex"
-url = "${CONVEX_URL}"
-deploy_key = "${CONVEX_DEPLOY_KEY}"
-
+BODY = CONNECTIONS + '''
 [[step]]
 id = "export"
 phase = "window"
@@ -132,7 +114,7 @@ def test_hostile_rows_arrive_exact_or_are_rejected_with_their_reason(tmp_path: P
                                                                     standin: ConvexStandIn) -> None:
     _seed(pg_dsn)
     (tmp_path / "mapping.toml").write_text(HOSTILE_MAPPING)
-    env = {"TEST_DSN": pg_dsn, "CONVEX_URL": standin.url, "CONVEX_DEPLOY_KEY": standin.deploy_key}
+    env = env_for(pg_dsn, standin)
     h = Harness(tmp_path, BODY, header=HEADER, env=env).start()
     try:
         outcome = h.settle(60)
@@ -173,7 +155,7 @@ def test_invalid_utf8_from_a_sql_ascii_database_is_rejected_not_lost(tmp_path: P
                      "'SQL_ASCII'), 'x')", (_uuid("01"), _uuid("02")))
     (tmp_path / "mapping.toml").write_text('[table."public.hostile"]\ntarget = "hostile"\n')
     body = BODY.split('[[step]]\nid = "import"')[0]
-    env = {"TEST_DSN": dsn, "CONVEX_URL": "http://127.0.0.1:9", "CONVEX_DEPLOY_KEY": "unused"}
+    env = env_for(dsn)
     h = Harness(tmp_path, body, header=HEADER, env=env).start()
     try:
         assert h.settle(60) == Outcome.DONE

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from datapath import CALC_CHECKS, CONNECTIONS, MAPPING, PERM_TABLES, env_for, log_of, step
 from fakes import HEADER, Harness
 
-from cockpit.events import RollbackStarted, StepLog, TriggerFired
+from cockpit.events import RollbackStarted, TriggerFired
 from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.seed import SCHEMA
@@ -23,33 +24,11 @@ from steps.verify_sample import sample_condition
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-MAPPING = (ROOT / "migration" / "perm-mapping.toml").read_text()
-TABLES = ("auth.users", "public.cases", "public.user_settings", "public.user_preferences", "public.notifications")
-
-CONNECTIONS = '''
-[connections.v1]
-kind = "postgres"
-dsn = "${TEST_DSN}"
-
-[connections.v2]
-kind = "convex"
-url = "${CONVEX_URL}"
-deploy_key = "${CONVEX_DEPLOY_KEY}"
-'''
-
-
-def step(step_id: str, kind: str, with_: str, extra: str = "") -> str:
-    return f'\n[[step]]\nid = "{step_id}"\nphase = "window"\nkind = "{kind}"\n{extra}\n[step.with]\n{with_}\n'
-
-
 def run(folder: Path, body: str, dsn: str, standin: ConvexStandIn | None = None, timeout: float = 90,
         **options: object) -> tuple[Harness, Outcome]:
     folder.mkdir(exist_ok=True)
     (folder / "mapping.toml").write_text(MAPPING)
-    env = {"TEST_DSN": dsn, "CONVEX_URL": standin.url if standin else "http://127.0.0.1:9",
-           "CONVEX_DEPLOY_KEY": standin.deploy_key if standin else "none"}
-    h = Harness(folder, body, header=HEADER + CONNECTIONS, env=env, **options).start()
+    h = Harness(folder, body, header=HEADER + CONNECTIONS, env=env_for(dsn, standin), **options).start()
     try:
         outcome = h.settle(timeout)
     finally:
@@ -57,12 +36,8 @@ def run(folder: Path, body: str, dsn: str, standin: ConvexStandIn | None = None,
     return h, outcome
 
 
-def log_of(h: Harness, step_id: str) -> str:
-    return "\n".join(line for e in h.of_type(StepLog) if e.step_id == step_id for line in e.lines)
-
-
 PREPARE = (
-    step("export", "postgres.export", f'connection = "v1"\nout = "export"\ntables = {json.dumps(list(TABLES))}')
+    step("export", "postgres.export", f'connection = "v1"\nout = "export"\ntables = {json.dumps(PERM_TABLES)}')
     + step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "transformed"\n'
            'max_rejects = 10', 'needs = ["export"]')
     + step("import", "convex.import", 'connection = "v2"\ninput = "transformed"', 'needs = ["transform"]')
@@ -70,18 +45,7 @@ PREPARE = (
            'transformed = "transformed"', 'needs = ["import"]')
 )
 VERIFY_WITH = 'source = "v1"\ntarget = "v2"\nmapping = "mapping.toml"\ntransformed = "../prepare/transformed"'
-CALC = '''
-[[step.with.checks]]
-name = "cases per status"
-sql = "SELECT case_status AS key, count(*) AS count FROM public.cases GROUP BY 1"
-table = "cases"
-group_by = "caseStatus"
-[[step.with.checks]]
-name = "total wages"
-sql = "SELECT count(*) AS count, sum(round(pwd_wage_amount * 100)) AS sum FROM public.cases"
-table = "cases"
-sum = "pwdWageAmount"
-'''
+CALC = CALC_CHECKS
 ROLLBACK = '''
 [[step]]
 id = "undo"
@@ -95,13 +59,6 @@ when = { metric = "rows_missing", above = 0 }
 action = "rollback"
 within = "10m"
 '''
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> ConvexStandIn:
-    server = ConvexStandIn(tmp_path / "convex").start()
-    yield server  # type: ignore[misc]
-    server.stop()
 
 
 def test_each_verification_catches_its_own_kind_of_damage(tmp_path: Path, perm_dsn: str,
@@ -248,7 +205,7 @@ def table_digests(dsn: str) -> dict[str, tuple[int, str]]:
     with psycopg.connect(dsn) as conn:
         return {t: conn.execute(f"SELECT count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x.id::text), '')) "
                                 f"FROM {t} x").fetchone()  # type: ignore[misc]
-                for t in TABLES}
+                for t in PERM_TABLES}
 
 
 def test_the_backup_restores_into_a_fresh_database_with_every_row(tmp_path: Path, perm_dsn: str,
