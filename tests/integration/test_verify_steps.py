@@ -19,7 +19,7 @@ from cockpit.events import RollbackStarted, TriggerFired
 from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.seed import SCHEMA
-from steps.pg_backup import shown_command
+from steps.pg_backup import SchemaEditor, shown_command
 from steps.verify_sample import sample_condition
 
 pytestmark = pytest.mark.integration
@@ -170,6 +170,7 @@ def test_the_email_audit_reports_duplicates_nulls_and_unverified(tmp_path: Path,
     assert h.engine.step_runtime("audit").reason.startswith("1 emails are shared by several accounts")
     report = tmp_path / "fail" / "reports" / "email-audit.md"
     assert stat.S_IMODE(report.stat().st_mode) == 0o600
+    assert stat.S_IMODE(report.parent.stat().st_mode) == 0o700  # the folder it made for the report
     text = report.read_text()
     assert "| users | 5 |" in text and "| distinct lower(trim(email)) | 3 |" in text
     assert "| NULL emails | 1 |" in text and "| unverified emails | 2 |" in text
@@ -265,6 +266,22 @@ def test_the_password_reaches_pg_dump_by_environment_never_by_argv(tmp_path: Pat
     assert all("pw-s3cret" not in line for line in calls.splitlines() if line.startswith("argv"))
     assert "pw-s3cret" not in log_of(h, "backup")
     assert "pw-s3cret" not in (tmp_path / "run" / "backup" / "manifest.json").read_text()
+
+
+def test_the_schema_is_edited_line_by_line_as_supabase_db_dump_does() -> None:
+    dump = (b'GRANT USAGE ON SCHEMA "auth" TO "anon";\nGRANT SELECT ON TABLE "public"."cases" TO "anon";\n'
+            b'ALTER DEFAULT PRIVILEGES FOR ROLE "supabase_admin" IN SCHEMA "public" GRANT ALL ON TABLES TO "anon";\n'
+            b'REVOKE ALL ON SCHEMA "storage" FROM "anon";\nCREATE TABLE "public"."x" (id int);')
+    editor = SchemaEditor()
+    # Fed in blocks that cut lines anywhere, as pg_dump's output arrives.
+    out = b"".join(editor.feed(dump[i:i + 7]) for i in range(0, len(dump), 7)) + editor.finish()
+    assert out.decode().splitlines() == [
+        '-- GRANT USAGE ON SCHEMA "auth" TO "anon";',
+        'GRANT SELECT ON TABLE "public"."cases" TO "anon";',
+        '-- ALTER DEFAULT PRIVILEGES FOR ROLE "supabase_admin" IN SCHEMA "public" GRANT ALL ON TABLES TO "anon";',
+        '-- REVOKE ALL ON SCHEMA "storage" FROM "anon";',
+        'CREATE TABLE "public"."x" (id int);',
+    ]
 
 
 def test_shown_command_counts_the_exclusions() -> None:
