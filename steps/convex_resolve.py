@@ -10,7 +10,6 @@ crash) writes nothing twice; the cursor after each page is checkpointed.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -107,7 +106,6 @@ class ResolveStep(Step):
             ctx.log(f"{key}: continuing after {figures['processed']:,} documents")
         else:
             ctx.log(f"{key}: {ref.legacy_field} -> {ref.target}._id, {batch} documents per call")
-        started, counted = time.monotonic(), figures["processed"]
         path = f"{params.functions}:resolveRefs"
         args = {"table": ref.table, "legacyField": ref.legacy_field, "idField": ref.id_field, "target": ref.target}
         try:
@@ -115,8 +113,9 @@ class ResolveStep(Step):
                 for name in figures:
                     figures[name] += int(value.get(name, 0))
                 ctx.checkpoint[f"page:{key}"] = {"cursor": cursor, "figures": figures}
-                rate = (figures["processed"] - counted) / max(time.monotonic() - started, 1e-6)
-                ctx.progress(figures["processed"], documents, "documents", f"{key} ({rate:,.0f}/s)")
+                # One label per reference, the same every time: the label names the bar (the
+                # cockpit works out the rate itself).
+                ctx.progress(figures["processed"], documents, "documents", key)
         except ConvexFunctionError as exc:
             raise StepFailed(f"{key}: {exc}") from None
         ctx.log(f"{key}: {figures['resolved']:,} resolved, {figures['missing']:,} not found, "

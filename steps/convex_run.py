@@ -11,7 +11,6 @@ run, which schedules its own batches and returns at once, is driven and watched.
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -117,7 +116,6 @@ class RunStep(Step):
                 ctx.log(f"{params.function} finished before this resume ({calls:,} calls)")
                 return ctx.checkpoint.get("value")
             ctx.log(f"continuing {params.function} after {calls:,} calls")
-        started = time.monotonic()
         while True:
             args = dict(params.args)
             if params.loop:
@@ -137,8 +135,7 @@ class RunStep(Step):
             done = bool(value[params.done_field])
             cursor = None if done else value.get(params.cursor_field)
             ctx.checkpoint.update_all({"calls": calls, "cursor": cursor, "done": done, "value": _small(value)})
-            rate = calls / max(time.monotonic() - started, 1e-6)
-            ctx.progress(calls, None, "calls", f"{params.function} ({rate:,.1f} calls/s)")
+            ctx.progress(calls, None, "calls", params.function)  # a stable label: it names the bar
             if done:
                 ctx.log(f"{params.function} done after {calls:,} calls; last value {short(value)}")
                 return value

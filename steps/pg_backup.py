@@ -237,9 +237,7 @@ class BackupStep(Step):
             now = time.monotonic()
             if now - last >= 0.2:
                 last = now
-                rate = written / max(now - started, 1e-6)
-                ctx.progress(written, max(estimate, written) if estimate else None, "bytes",
-                             f"{path.name} ({rate / 1e6:,.1f} MB/s)")
+                ctx.progress(written, max(estimate, written) if estimate else None, "bytes", path.name)
 
         try:
             ctx.log(f"{path.name}: {shown_command(argv)}")

@@ -262,6 +262,7 @@ def test_run_loops_while_the_cursor_is_not_done_and_checks_expect(tmp_path: Path
     assert len(calls) == 10 and calls[0]["cursor"] is None and calls[1]["cursor"] is not None
     assert all(d.get("migrated") for d in standin.store.documents("users"))
     assert "done after 10 calls" in log_of(h, "migrate")
+    assert {e.label for e in h.of_type(StepProgress) if e.step_id == "migrate"} == {"migrations:run"}
 
 
 def test_run_polls_a_status_function_and_shows_its_progress(tmp_path: Path, standin: ConvexStandIn) -> None:
@@ -331,6 +332,8 @@ def test_resolve_sizes_its_batches_by_the_documents_size(tmp_path: Path, standin
     h, outcome = run(tmp_path, RESOLVE, standin)
     assert outcome == Outcome.DONE, h.engine.step_runtime("resolve").reason
     assert {c["numItems"] for c in calls} == {batch}
+    # One bar per reference, named the same at every page (a label that changes makes a new bar).
+    assert {e.label for e in h.of_type(StepProgress) if e.step_id == "resolve"} == {"cases.userId"}
     ids = {d["legacyId"]: d["_id"] for d in standin.store.documents("users")}
     for doc in standin.store.documents("cases"):
         assert doc["userId"] == ids[doc["legacyUserId"]]

@@ -12,6 +12,7 @@ import pytest
 from datapath import CALC_CHECKS, CONNECTIONS, MAPPING, PERM_TABLES, env_for
 from fakes import HEADER, Harness
 
+from cockpit.events import StepProgress
 from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn
 
@@ -115,6 +116,12 @@ def test_the_whole_data_path_moves_every_row_and_proves_it(tmp_path: Path, perm_
         assert counts("notifications") == source["public.notifications"] - rejected["notifications"]
         metrics = h.engine.view().metrics
         assert metrics["rows_missing"] == 0 and metrics["refs_unresolved"] == 0
+        # Each step names its bars the same way throughout: per table, file or reference.
+        labels: dict[str, set[str]] = {}
+        for event in h.of_type(StepProgress):
+            labels.setdefault(event.step_id, set()).add(event.label)
+        assert labels["backup"] <= {"roles.sql", "schema.sql", "data.sql"}
+        assert all(len(names) <= 2 * 5 for names in labels.values()), labels  # import: upload and import
         assert metrics["sample.rows_differ"] == 0 and metrics["calc.mismatches"] == 0
         # The backup: three files and a manifest, private.
         backup = tmp_path / "backup"
