@@ -6,6 +6,7 @@
     cockpit run RUNBOOK --headless   run without the screen; --json prints one event per line
     cockpit status RUNBOOK           the journal's view of the current run
     cockpit demo [--headless]        start the sandbox and rehearse runbook.toml against it
+    cockpit dns check NAME --expect VALUE   a propagation check without a runbook
 
 Exit codes: 0 done, 1 a step or the run failed, 2 invalid input, 3 rolled back, 4 waiting for
 an operator (headless).
@@ -167,6 +168,39 @@ def status(runbook: str, as_json: bool, log_step: str | None) -> None:
                                "steps": steps, "metrics": journal.metrics(run.id)}, indent=2, default=str))
         return
     click.echo(status_report(journal, run, journal_dir(path) / "run.lock"))
+
+
+@main.group()
+def dns() -> None:
+    """DNS checks without a runbook."""
+
+
+@dns.command("check")
+@click.argument("name")
+@click.option("--type", "kind", default="A", show_default=True, help="Record type: A, AAAA, CNAME, TXT, MX, ...")
+@click.option("--expect", multiple=True, metavar="VALUE", help="The new value (repeat for several records).")
+@click.option("--old", multiple=True, metavar="VALUE", help="The value before the change: shown as 'old'.")
+@click.option("--resolvers", "resolvers_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML file of [[resolver]] name, address, port, filtering; replaces the built-in set.")
+@click.option("--authoritative", multiple=True, metavar="ADDRESS[:PORT]",
+              help="The zone's authoritative servers (default: found from NS).")
+@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds per query.")
+@click.option("--watch", is_flag=True, help="Check again every --interval until it holds (Ctrl+C stops).")
+@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between checks with --watch.")
+@click.option("--within", type=float, default=None, help="With --watch: give up after this many seconds.")
+@click.option("--require", type=float, default=0.9, show_default=True,
+              help="Fraction of answering resolvers that must be new.")
+@click.option("--json", "as_json", is_flag=True, help="Each server's state, answer and TTL as one JSON document.")
+def dns_check(name: str, kind: str, expect: tuple[str, ...], old: tuple[str, ...], resolvers_file: str | None,
+              authoritative: tuple[str, ...], timeout: float, watch: bool, interval: float, within: float | None,
+              require: float, as_json: bool) -> None:
+    """Ask every resolver and authoritative server for NAME at once; exit 0 when the expected
+    answer holds where required, 1 when not, 2 on bad input."""
+    from cockpit.dnscheck.command import CheckRequest, run_check
+
+    request = CheckRequest(name, kind, expect, old, resolvers_file, authoritative, timeout, watch, interval,
+                           within, require, as_json)
+    sys.exit(run_check(request, out=click.echo, err=lambda text: click.echo(text, err=True)))
 
 
 @main.command()

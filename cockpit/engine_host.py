@@ -9,13 +9,14 @@ Both are mixins of `Engine`, sharing its lock and state.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cockpit.events import Event, GateOpened, MetricRecorded, StepLog, StepProgress, StepState
+from cockpit.events import Event, GateOpened, MetricRecorded, StepLog, StepProgress, StepReport, StepState
 from cockpit.logpump import LogChunk, LogPump, ProgressReport
 from cockpit.runtime import Gate, ProgressState, StepRuntime
 from cockpit.step import StepCancelled
@@ -168,6 +169,17 @@ class StepHost:
 
     def step_checkpoint(self, step_id: str, data: dict[str, Any]) -> None:
         self.journal.save_checkpoint(self.run_id, step_id, self.redact.deep(data))
+
+    def step_checkpoint_of(self, step_id: str) -> dict[str, Any]:
+        return self.journal.checkpoint(self.run_id, step_id)
+
+    def step_report(self, step_id: str, attempt: int, topic: str, data: dict[str, Any]) -> None:
+        text = json.dumps(self.redact.deep(data), default=str)
+        with self._lock:
+            rt = self._steps.get(step_id)
+            if rt is None or rt.attempt != attempt:
+                return
+            self._emit(StepReport(step_id=step_id, attempt=attempt, topic=topic, data=text))
 
     def step_ask(self, step_id: str, question: str, confirm: str | None, cancel: threading.Event) -> bool:
         return self._gate(step_id, Gate("ask", question, confirm), cancel)

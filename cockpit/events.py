@@ -151,6 +151,21 @@ class MetricRecorded(Event):
 
 
 @dataclass(frozen=True)
+class StepReport(Event):
+    """A structured snapshot a step publishes for a view of its own (the DNS grid reads the
+    `dns.propagation` topic); each replaces the step's previous report of the same topic."""
+
+    step_id: str
+    attempt: int
+    topic: str
+    data: str  # JSON text: a string, so that redaction covers it like any other field
+
+    @property
+    def step(self) -> str | None:
+        return self.step_id
+
+
+@dataclass(frozen=True)
 class GateOpened(Event):
     """A step waits for the operator: a question, a start, a checklist, or a rollback to confirm."""
 
@@ -217,6 +232,7 @@ _TYPE_NAMES: dict[type[Event], str] = {
     StepLog: "step_log",
     StepProgress: "step_progress",
     MetricRecorded: "metric",
+    StepReport: "step_report",
     GateOpened: "gate",
     OperatorActed: "operator_action",
     TriggerFired: "trigger_fired",

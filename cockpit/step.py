@@ -95,6 +95,10 @@ class StepHost(Protocol):
 
     def step_checkpoint(self, step_id: str, data: dict[str, Any]) -> None: ...
 
+    def step_report(self, step_id: str, attempt: int, topic: str, data: dict[str, Any]) -> None: ...
+
+    def step_checkpoint_of(self, step_id: str) -> dict[str, Any]: ...
+
     def step_ask(self, step_id: str, question: str, confirm: str | None, cancel: threading.Event) -> bool: ...
 
     def step_checklist(self, step_id: str, items: list[str], cancel: threading.Event) -> bool: ...
@@ -190,6 +194,14 @@ class StepContext:
     def metric(self, name: str, value: float) -> None:
         """Publish a measurement that `{metric, above}` triggers watch."""
         self._host.step_metric(self.step_id, name, float(value))
+
+    def report(self, topic: str, data: dict[str, Any]) -> None:
+        """Publish a structured snapshot (journaled) for a view that shows more than a log."""
+        self._host.step_report(self.step_id, self.attempt, topic, data)
+
+    def checkpoint_of(self, step_id: str) -> dict[str, Any]:
+        """Another step's saved state in this run: how an undo step finds what its step recorded."""
+        return self._host.step_checkpoint_of(step_id)
 
     def sleep(self, seconds: float) -> bool:
         """Wait on the run's clock; True (and return at once) if the step was cancelled."""

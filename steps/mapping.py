@@ -25,7 +25,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +42,7 @@ MAX_FIELDS = 1024
 MAX_ARRAY = 8192
 MAX_DEPTH = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -192,8 +193,8 @@ def to_millis(value: Any) -> int:
         raise RejectRow(f"timestamp {value!r} does not parse") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    # Floor division of timedeltas is exact integer arithmetic on microseconds.
+    return (moment - _EPOCH) // _MILLISECOND
 
 
 _GOOD_DATES: set[str] = set()

@@ -79,3 +79,15 @@ def standin(tmp_path: Path) -> Iterator[object]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def knot() -> Iterator[object]:
+    """Knot serving example.test on a loopback port, accepting updates signed with its TSIG key."""
+    from dnsworld import start_knot
+
+    server = start_knot()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,1 @@
+"""DNS propagation: asking many servers at once, and judging their answers."""
