@@ -10,6 +10,7 @@ journals it.
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import deque
 from collections.abc import Callable
@@ -27,13 +28,25 @@ from textual.worker import Worker, WorkerState
 
 # Light modules only at the top: the first frame paints before the engine's modules load.
 from cockpit import shutdown
-from cockpit.events import Alert, Event, GateOpened, StepLog, StepProgress, StepStateChanged, TriggerFired
+from cockpit.events import (
+    Alert,
+    Event,
+    GateOpened,
+    StepLog,
+    StepProgress,
+    StepReport,
+    StepStateChanged,
+    TriggerFired,
+)
 from cockpit.options import RunOptions, SessionError
+from widgets.dns_grid import DnsScreen, DnsStrip
 from widgets.header import StatusHeader
 from widgets.operator_keys import OperatorKeys
 from widgets.step_panel import MAX_LOG_LINES, StepPanel
 from widgets.steps_table import StepsTable
 from widgets.triggers import TriggerStrip
+
+DNS_TOPIC = "dns.propagation"  # what steps/dns_propagation.py publishes
 
 if TYPE_CHECKING:
     from cockpit.engine import Engine
@@ -90,6 +103,7 @@ class CockpitApp(OperatorKeys):
         Binding("b,f9", "rollback", "Rollback"),
         Binding("f", "toggle_follow", "Follow", show=False),
         Binding("l", "toggle_log", "Log", show=False),
+        Binding("g,f4", "dns_grid", "DNS", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q,f10", "request_quit", "Quit", priority=True),
     ]
@@ -118,6 +132,7 @@ class CockpitApp(OperatorKeys):
         self._view: RunView | None = None
         self.lines_shown = 0  # counted for bench/log_flood.py
         self.autopilot: Any = None
+        self.dns_report: dict[str, Any] | None = None  # the latest dns.propagation report
 
     # -- composition ----------------------------------------------------------------------
 
@@ -127,11 +142,13 @@ class CockpitApp(OperatorKeys):
         self._table = StepsTable(id="steps")
         self._panel = StepPanel(id="panel")
         self._strip = TriggerStrip()
+        self._dns_strip = DnsStrip()
         self._too_small = Static(id="too-small")
         yield self._header
         with Container(id="main"):
             yield self._table
             yield self._panel
+        yield self._dns_strip
         yield self._strip
         yield Footer(compact=True)
         yield self._too_small
@@ -188,6 +205,7 @@ class CockpitApp(OperatorKeys):
 
             self.autopilot = Autopilot(self.engine, self.autopilot_delay)
             self.engine.subscribe(self.autopilot)
+        self._load_dns_report()
         self._refresh_view()
         self._table.focus()
         if self.start_engine:
@@ -248,6 +266,29 @@ class CockpitApp(OperatorKeys):
                         severity="error", timeout=15)
         elif isinstance(event, GateOpened) and event.gate == "rollback":
             self.call_later(self.action_rollback)
+        elif isinstance(event, StepReport) and event.topic == DNS_TOPIC:
+            self._show_dns(json.loads(event.data))
+
+    def _load_dns_report(self) -> None:
+        """A resumed run: the last propagation report the journal holds."""
+        assert self.session is not None
+        last = None
+        for event in self.session.journal.events(self.engine.run_id, types=["step_report"]):
+            if isinstance(event, StepReport) and event.topic == DNS_TOPIC:
+                last = event
+        if last is not None:
+            self._show_dns(json.loads(last.data))
+
+    def _show_dns(self, report: dict[str, Any]) -> None:
+        self.dns_report = report
+        self._dns_strip.show(report)
+        if isinstance(self.screen, DnsScreen):
+            self.screen.show(report)
+
+    def action_dns_grid(self) -> None:
+        if isinstance(self.screen, DnsScreen):
+            return
+        self.push_screen(DnsScreen(self.dns_report))
 
     def _buffer(self, step_id: str) -> deque[str]:
         buffer = self._buffers.get(step_id)

@@ -12,9 +12,12 @@ cancelled step wakes at once.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -138,6 +141,9 @@ class Clock(Protocol):
     def real_seconds(self, clock_seconds: float) -> float:
         """How many wall seconds pass while the clock advances `clock_seconds`."""
 
+    def real_time(self) -> AbstractContextManager[None]:
+        """A block during which the clock runs at wall speed (a no-op but in a rehearsal)."""
+
 
 class _ClockBase:
     speed: float = 1.0
@@ -152,6 +158,10 @@ class _ClockBase:
 
     def real_seconds(self, clock_seconds: float) -> float:
         return clock_seconds / self.speed
+
+    def real_time(self) -> AbstractContextManager[None]:
+        """While held, time passes as on the wall: see RehearsalClock.real_time."""
+        return contextlib.nullcontext()
 
     def sleep(self, seconds: float, cancel: threading.Event | None = None) -> bool:
         return self.sleep_until(self.now() + timedelta(seconds=max(0.0, seconds)), cancel)
@@ -193,13 +203,48 @@ class RehearsalClock(_ClockBase):
         super().__init__()
         if speed <= 0:
             raise ValueError("speed must be positive")
-        self.speed = float(speed)
+        self._speed = float(speed)
+        self._held = 0
         self.glide = glide
         self._lock = threading.Lock()
         self._base_clock = start
         self._base_real = time.monotonic()
         self._glide_target: datetime | None = None
         self._glide_rate = 0.0
+
+    @property
+    def speed(self) -> float:
+        """The rehearsal's speed; 1 while a step holds real time."""
+        return 1.0 if self._held else self._speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        with self._lock:
+            real = time.monotonic()
+            self._base_clock = self._now_locked(real)
+            self._base_real = real
+            self._speed = float(value)
+
+    @contextlib.contextmanager
+    def real_time(self) -> Iterator[None]:
+        """Run at wall speed while the block runs. A step that waits on the real world (DNS caches
+        expiring) holds it: a rehearsal cannot make a TTL pass faster, and its deadlines must
+        mean what they say."""
+        self._hold(+1)
+        try:
+            yield
+        finally:
+            self._hold(-1)
+
+    def _hold(self, delta: int) -> None:
+        with self._lock:
+            real = time.monotonic()
+            self._base_clock = self._now_locked(real)
+            self._base_real = real
+            self._glide_target = None
+            self._held += delta
+        with self._changed:
+            self._changed.notify_all()
 
     def now(self) -> datetime:
         with self._lock:
@@ -211,7 +256,7 @@ class RehearsalClock(_ClockBase):
             candidate = self._base_clock + timedelta(seconds=elapsed * self._glide_rate)
             if candidate < self._glide_target:
                 return candidate
-            # The sweep is over: continue at normal speed from the target.
+            # The sweep is over: continue at the rehearsal's speed from the target.
             sweep_real = (self._glide_target - self._base_clock).total_seconds() / self._glide_rate
             self._base_clock = self._glide_target
             self._base_real += sweep_real

@@ -374,10 +374,31 @@ class _Collector:
 
 
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    names: list[str] = []
-    for name, info in model.model_fields.items():
-        names.append(info.alias or name)
-    return names
+    """The keys allowed at `loc` inside `model`: nested models (in lists or optional) included."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return []
+        if not isinstance(part, str):
+            continue  # a list index: the same model
+        info = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        current = _model_in(info.annotation) if info is not None else None
+    if current is None:
+        return []
+    return [info.alias or name for name, info in current.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `list[Resolver]` or `Requirement | None`."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def load(path: Path | str, kinds: Mapping[str, type[Step]] | None = None,

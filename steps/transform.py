@@ -95,7 +95,7 @@ def document_of(transform: RowTransformer, line: bytes) -> bytes:
     """
     try:
         # Cached keys: every row repeats the same column names, and a cached string keeps its
-        # hash, so the mapping's dict lookups cost less. Measured: 27 -> 19 us a row.
+        # hash, so the mapping's dict lookups cost less (about 5% a row, measured side by side).
         row = from_json(line, cache_strings="keys")
     except ValueError as exc:
         raise RejectRow(_parse_error(line, exc)) from None
@@ -116,21 +116,25 @@ def convert_range(mapping_path: str, source_table: str, input_path: str, start: 
     rows = documents = rejects = 0
     reasons: dict[str, int] = {}
     partial_out, partial_rej = out_path + ".partial", rejects_path + ".partial"
-    with open(input_path, "rb") as src, open(partial_out, "wb") as out, open(partial_rej, "wb") as rej:
+    # Large buffers: with the default 8 KiB, reading and writing cost a quarter of the time.
+    with open(input_path, "rb", buffering=1 << 20) as src, open(partial_out, "wb", buffering=1 << 20) as out, \
+            open(partial_rej, "wb") as rej:
         os.chmod(partial_out, 0o600)
         os.chmod(partial_rej, 0o600)
         src.seek(start)
-        # A range is a few MiB: read at once and written at once, which costs a quarter of
-        # what a readline and two writes per row do.
-        data = src.read(end - start)
-        lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()  # the range ends just after a newline
-        documents_out: list[bytes] = []
-        for line_number, line in enumerate(lines, 1):  # within this range: made global on joining
+        position = start
+        line_number = 1  # within this range: made global when the rejects are joined
+        while position < end:
+            raw = src.readline()
+            if not raw:
+                break
+            position += len(raw)
+            line = raw.rstrip(b"\n")
             rows += 1
             try:
-                documents_out.append(document_of(transform, line))
+                data = document_of(transform, line)
+                out.write(data)
+                out.write(b"\n")
                 documents += 1
             except RejectRow as exc:
                 reason = str(exc)
@@ -140,10 +144,7 @@ def convert_range(mapping_path: str, source_table: str, input_path: str, start: 
                 rej.write(to_json({"line": line_number, "reason": reason,
                                    "row": line.decode("utf-8", "backslashreplace")}))
                 rej.write(b"\n")
-        if documents_out:
-            documents_out.append(b"")
-            out.write(b"\n".join(documents_out))
-        position = start + len(data)
+            line_number += 1
     os.replace(partial_out, out_path)
     os.replace(partial_rej, rejects_path)
     return ChunkResult(index, rows, documents, rejects, position - start, reasons)

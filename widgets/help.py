@@ -24,6 +24,7 @@ KEYS = [
     ("b  F9", "roll back (asks first; past a point of no return, type ROLLBACK)"),
     ("f", "follow: select each step as it starts (on by default)"),
     ("l", "enlarge the log / restore"),
+    ("g  F4", "the DNS propagation grid: every resolver's answer, TTL, state and history"),
     ("ctrl+p", "the palette of every action"),
     ("?  F1", "this help"),
     ("ctrl+q  F10", "quit (asks while steps run; they resume as interrupted)"),

@@ -238,6 +238,8 @@ class OperatorKeys(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield SystemCommand("Answer", "Answer the waiting gate (question, start, checklist)", self.action_answer)
+        yield SystemCommand("DNS grid", "Every resolver's answer, TTL, state and history",
+                            self.action_dns_grid)  # type: ignore[attr-defined]
         yield SystemCommand("Start step", "Start the selected step now", self.action_start_step)
         yield SystemCommand("Retry step", "Run the selected step again", self.action_retry)
         yield SystemCommand("Skip step", "Skip the selected step, with a reason", self.action_skip)

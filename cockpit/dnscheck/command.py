@@ -59,7 +59,7 @@ def build(request: CheckRequest) -> Propagation:
             raise BadInput("--expect VALUE is required")
         expect = parse_values(kind, request.expect)
         old = parse_values(kind, request.old) if request.old else None
-        authoritative = [Resolver(name=f"authoritative {i + 1}", address=a, port=p)
+        authoritative = [Resolver(name=f"auth {i + 1}", address=a, port=p)
                          for i, (a, p) in enumerate(split_address(x) for x in request.authoritative)]
     except BadRecord as exc:
         raise BadInput(str(exc)) from None

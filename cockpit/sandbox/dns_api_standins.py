@@ -47,6 +47,11 @@ class _Server:
     _httpd: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    on_change: Callable[[list[StoredRecord]], None] | None = None  # called after each write
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(list(self.records))
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         raise NotImplementedError
@@ -133,7 +138,6 @@ class CloudflareStandIn(_Server):
     """Cloudflare API v4 DNS records for one zone, under /client/v4."""
 
     zone_id: str = "023e105f4ecef8ad9ca31a8372d0c353"
-    on_change: Callable[[list[StoredRecord]], None] | None = None
 
     def _record(self, r: StoredRecord) -> dict[str, Any]:
         return {"id": r.id, "zone_id": self.zone_id, "name": r.name, "type": r.type, "content": r.value,
@@ -181,10 +185,6 @@ class CloudflareStandIn(_Server):
         return 405, {"success": False, "errors": [{"code": 10405, "message": "method not allowed"}],
                      "messages": [], "result": None}
 
-    def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change(list(self.records))
-
     @property
     def api_url(self) -> str:
         return self.url + "/client/v4"
@@ -220,6 +220,7 @@ class VercelStandIn(_Server):
             created = StoredRecord(f"rec_{next(self._ids):024x}", body["name"], body["type"], body["value"],
                                    int(body.get("ttl", 60)))
             self.records.append(created)
+            self._changed()
             return 200, {"uid": created.id, "updated": 0}
         if method in ("PATCH", "DELETE"):
             found = self.find(path.rsplit("/", 1)[1])
@@ -228,8 +229,10 @@ class VercelStandIn(_Server):
             if method == "PATCH" and path.startswith("/v1/domains/records/"):
                 found.value = body.get("value", found.value)
                 found.ttl = int(body.get("ttl", found.ttl))
+                self._changed()
                 return 200, self._record(found)
             if path.startswith(creating + "/"):
                 self.records.remove(found)
+                self._changed()
                 return 200, {}
         return 404, {"error": {"code": "not_found", "message": f"no route {method} {path}"}}

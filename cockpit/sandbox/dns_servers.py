@@ -227,9 +227,9 @@ class Dnsmasq:
 class _UdpResponder:
     """A UDP socket served by a thread; `answer` turns a query's bytes into a reply, or None."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, port: int = 0) -> None:
         self.address = address
-        self.port = free_port_on(address)
+        self.port = port or free_port_on(address)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._socket.bind((address, self.port))
         self._socket.settimeout(0.2)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from cockpit import shutdown
 from cockpit.sandbox.convex_standin import ConvexStandIn
+from cockpit.sandbox.dns_world import DnsSandbox
 from cockpit.sandbox.postgres import PostgresServer
 from cockpit.sandbox.seed import SeedSize, seed
 from cockpit.sandbox.web import StandInServer, v1_app, v2_app
@@ -37,6 +38,7 @@ class Sandbox:
         self.v1: StandInServer | None = None
         self.v2: StandInServer | None = None
         self.convex: ConvexStandIn | None = None
+        self.dns: DnsSandbox | None = None
         self.env: dict[str, str] = {}
         self.counts: dict[str, int] = {}
         self._unregister: Callable[[], None] = lambda: None
@@ -58,8 +60,11 @@ class Sandbox:
                 app, path = BREAKABLE[name]
                 (self.v1 if app == "v1" else self.v2).break_path(path)
                 self.say(f"stand-in {app} will fail {path} (--break {name})")
+            self.dns = DnsSandbox().start()
+            self.say("DNS: Knot for permtracker.test at 127.0.53.1, 8 resolvers at 127.0.53.2-9 (port 53530), "
+                     "the Vercel API stand-in")
             self.env = {"V1_DATABASE_URL": dsn, "V1_URL": self.v1.url, "V2_URL": self.v2.url,
-                        "CONVEX_URL": self.convex.url, "CONVEX_DEPLOY_KEY": self.convex.deploy_key}
+                        "CONVEX_URL": self.convex.url, "CONVEX_DEPLOY_KEY": self.convex.deploy_key, **self.dns.env}
             self.say(f"v1 stand-in at {self.v1.url}, v2 stand-in at {self.v2.url}")
         except BaseException:
             self.stop()
@@ -72,6 +77,9 @@ class Sandbox:
             if server is not None:
                 server.stop()
         self.v1 = self.v2 = None
+        if self.dns is not None:
+            self.dns.stop()
+            self.dns = None
         if self.convex is not None:
             self.convex.stop()
             self.convex = None

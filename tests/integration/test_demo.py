@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 def _sandbox_processes() -> list[str]:
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "cockpit-demo-pgdata-" in line]
+    return [line for line in out.splitlines()
+            if "cockpit-demo-pgdata-" in line or "cockpit-knot-" in line or "127.0.53." in line]
 
 
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -33,8 +34,8 @@ def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> Non
     out = result.stdout
     assert "run 1 starts: PERM Tracker v1 to v2 (rehearsal)" in out
     for step in ("audit-emails", "read-only", "v1-refuses-writes", "backup", "export", "transform", "import",
-                 "resolve", "verify-counts", "verify-refs", "verify-sample", "verify-calc", "smoke-auth", "open-v2",
-                 "supabase-off"):
+                 "resolve", "verify-counts", "verify-refs", "verify-sample", "verify-calc", "dns-cutover",
+                 "dns-propagation", "smoke-auth", "open-v2", "supabase-off"):
         assert f"{step:<22} succeeded" in out, step
     assert "run is done: every step succeeded or was skipped" in out
     assert "sandbox: seeding v1: 200 users, 2,000 cases" in result.stderr
@@ -45,7 +46,12 @@ def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> Non
     log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "verify-counts"], cwd=tmp_path,
                          env=subprocess_env(), capture_output=True, text=True).stdout
     assert re.search(r"public\.cases -> cases\s+2,000\s+0\s+2,000", log), log
-    assert _sandbox_processes() == before  # PostgreSQL and the stand-ins stopped with the demo
+    # The DNS cutover ran against the sandbox's Knot and resolvers, and the grid filled in.
+    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "dns-propagation"], cwd=tmp_path,
+                         env=subprocess_env(), capture_output=True, text=True).stdout
+    assert "Google 127.0.53.2:53530: old -> new 198.51.100.20" in log, log
+    assert "holds: 5 of 5 resolvers new (100%), 2 not answering · authoritative 1/1 new, serial 2" in log
+    assert _sandbox_processes() == before  # PostgreSQL, Knot, dnsmasq and the stand-ins stopped with the demo
 
 
 def test_a_broken_sign_in_rolls_the_go_live_back_and_exits_3(tmp_path: Path) -> None:
@@ -55,12 +61,15 @@ def test_a_broken_sign_in_rolls_the_go_live_back_and_exits_3(tmp_path: Path) -> 
     assert ("smoke-auth             failed       3 of 3 checks failed: check 1: status 500, expected 200; "
             "check 2: status 500, expected 200; check 3: status 500, expected 200") in out
     assert "TRIGGER auth-failing fired (rollback): step 'smoke-auth' is failed" in out
-    assert "ROLLBACK starts" in out and "plan: read-write, announce-rollback, post-mortem" in out
-    assert "read-write             succeeded" in out
+    assert "ROLLBACK starts" in out and "plan: dns-restore, read-write, announce-rollback, post-mortem" in out
+    assert "dns-restore            succeeded" in out and "read-write             succeeded" in out
     assert "run is rolled_back" in out
     log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "read-write"], cwd=tmp_path,
                          env=subprocess_env(), capture_output=True, text=True).stdout
     assert "proved: a write as authenticated is accepted" in log
+    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "dns-restore"], cwd=tmp_path,
+                         env=subprocess_env(), capture_output=True, text=True).stdout
+    assert "restored: app.permtracker.test A 192.0.2.10 (TTL 10)" in log, log
 
 
 def test_the_seeded_database_has_the_hostile_mix(postgres: object) -> None:

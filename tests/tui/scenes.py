@@ -6,8 +6,9 @@ scene is identical: the header's clock is frozen and durations come from fixed w
 
 from __future__ import annotations
 
+import json
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from cockpit import runbook as runbook_module
 from cockpit.app import CockpitApp, make_app
 from cockpit.clock import FrozenClock
 from cockpit.engine import Engine
-from cockpit.events import RunState, StepState
+from cockpit.events import RunState, StepReport, StepState
 from cockpit.journal import Journal, journal_dir
 from cockpit.lock import RunLock
 from cockpit.operator import Operator
@@ -26,7 +27,8 @@ from cockpit.runtime import ProgressState
 from cockpit.session import Session
 
 ENV = {"V1_DATABASE_URL": "postgresql://postgres@127.0.0.1:5/permtracker", "V1_URL": "http://127.0.0.1:6",
-       "V2_URL": "http://127.0.0.1:7", "CONVEX_URL": "http://127.0.0.1:8", "CONVEX_DEPLOY_KEY": "prod:snapshot|0"}
+       "V2_URL": "http://127.0.0.1:7", "CONVEX_URL": "http://127.0.0.1:8", "CONVEX_DEPLOY_KEY": "prod:snapshot|0",
+       "VERCEL_TOKEN": "snapshot-token", "VERCEL_API_URL": "http://127.0.0.1:9"}
 WALL = 1_800_000_000.0  # a fixed "now" for durations
 
 
@@ -120,6 +122,8 @@ def smoke_failed_and_rolling_back(folder: Path) -> Session:
     engine.clock.advance(8 * 60)  # type: ignore[attr-defined]
     for n, step in enumerate(DATA_PATH):
         _finish(engine, step, 20.0 - n * 2, ago=400 - n * 40)
+    _finish(engine, "dns-cutover", 0.4, ago=150)
+    _finish(engine, "dns-propagation", 61.0, ago=60)
     _finish(engine, "smoke-auth", 6.4, ago=40)
     _finish(engine, "smoke-latency", 10.2, StepState.CANCELLED, "cancelled by the rollback", ago=30)
     _finish(engine, "smoke-cases", 4.2, StepState.FAILED,
@@ -135,6 +139,57 @@ def smoke_failed_and_rolling_back(folder: Path) -> Session:
         trigger_id="critical-feature", deadline=now + timedelta(minutes=9, seconds=16),
         plan=["read-write", "announce-rollback", "post-mortem"], position=0)
     _running(engine, "read-write", 0.2)
+    return session
+
+
+def _server(name: str, address: str, state: str, answer: list[str], ttl: int | None, ago: float,
+            history: list[str], **extra: Any) -> dict[str, Any]:
+    checked = datetime.fromtimestamp(WALL - ago, UTC).isoformat(timespec="seconds")
+    return {"name": name, "address": address, "port": 53, "filtering": False, "state": state, "answer": answer,
+            "ttl": ttl, "serial": None, "ms": 12.0, "tcp": False, "detail": "", "checked": checked,
+            "history": [{"at": checked, "state": h} for h in history], **extra}
+
+
+def dns_report() -> dict[str, Any]:
+    """A propagation check halfway: some caches still old, one filtering, two not answering."""
+    v1, v2 = "192.0.2.10", "198.51.100.20"
+    resolvers = [
+        _server("Google", "8.8.8.8", "new", [v2], 300, 4, ["old", "new"]),
+        _server("Google", "8.8.4.4", "new", [v2], 299, 4, ["old", "new"]),
+        _server("Cloudflare", "1.1.1.1", "old", [v1], 112, 4, ["old"]),
+        _server("Cloudflare", "1.0.0.1", "new", [v2], 300, 4, ["old", "new"]),
+        _server("Quad9", "9.9.9.9", "old", [v1], 41, 4, ["old"]),
+        _server("OpenDNS", "208.67.222.222", "nxdomain", [], None, 4, ["old", "nxdomain"]),
+        _server("Comodo", "8.26.56.26", "timeout", [], None, 2, ["timeout"], detail="no answer in 2s"),
+        _server("DNS.Watch", "84.200.69.80", "servfail", [], None, 4, ["servfail"]),
+        _server("AdGuard", "94.140.14.14", "other", ["0.0.0.0"], 0, 4, ["other"], filtering=True),
+    ]
+    authoritative = [_server("ns1.vercel-dns.com", "198.51.44.1", "new", [v2], 300, 4, ["old", "new"], serial=2),
+                     _server("ns2.vercel-dns.com", "198.51.45.1", "new", [v2], 300, 4, ["new"], serial=2)]
+    eta = datetime.fromtimestamp(WALL + 180, UTC).isoformat(timespec="seconds")
+    return {"name": "app.permtracker.test", "type": "A", "expect": [v2], "old": [v1], "round": 7,
+            "require": {"authoritative": "all", "resolvers": 0.9},
+            "summary": {"held": False, "new": 3, "counted": 6, "eligible": 8, "fraction": 0.5,
+                        "authoritative_new": 2, "authoritative": 2, "serials": [2, 2], "serials_agree": True,
+                        "changed_at": None, "old_ttl": 300, "eta": eta,
+                        "reason": "50% of resolvers new, 90% required"},
+            "resolvers": resolvers, "authoritative": authoritative}
+
+
+def dns_propagating(folder: Path) -> Session:
+    """T+12m: the data path verified, DNS switched, and the check halfway through."""
+    session = window_in_progress(folder)
+    engine = session.engine
+    engine.clock.advance(7 * 60)  # type: ignore[attr-defined]
+    for n, step in enumerate(DATA_PATH):
+        _finish(engine, step, 20.0 - n * 2, ago=400 - n * 40)
+    _finish(engine, "dns-cutover", 0.4, ago=62)
+    _running(engine, "dns-propagation", 61.0)
+    report = StepReport(step_id="dns-propagation", attempt=1, topic="dns.propagation",
+                        data=json.dumps(dns_report()), wall=WALL, clock=engine.clock.now())
+    session.journal.record(engine.run_id, report)
+    _log(session, "dns-propagation", ["round 7: 3 of 6 resolvers new (50%), 2 not answering · "
+                                      "authoritative 2/2 new, serial 2 · ETA 03:03:00"])
     return session
 
 

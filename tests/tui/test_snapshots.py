@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from scenes import WALL, app_for, smoke_failed_and_rolling_back, window_in_progress
+from scenes import WALL, app_for, dns_propagating, smoke_failed_and_rolling_back, window_in_progress
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -20,6 +21,12 @@ def _fixed_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
     import cockpit.views
 
     monkeypatch.setattr(cockpit.views.time, "time", lambda: WALL)
+    import widgets.dns_grid
+
+    monkeypatch.setattr(widgets.dns_grid.time, "time", lambda: WALL)
+    # Times of day (the DNS ETA) are shown in local time: one zone for every machine.
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
 
 
 def _select(step_id: str) -> Any:
@@ -76,5 +83,26 @@ def test_below_80x24_a_notice_replaces_the_screen(snap_compare: Any, tmp_path: P
     session = window_in_progress(tmp_path)
     try:
         assert snap_compare(app_for(session), terminal_size=(70, 20))
+    finally:
+        session.close()
+
+
+def test_the_dns_summary_on_the_main_screen(snap_compare: Any, tmp_path: Path) -> None:
+    session = dns_propagating(tmp_path)
+    try:
+        assert snap_compare(app_for(session), terminal_size=(80, 24), run_before=_select("dns-propagation"))
+    finally:
+        session.close()
+
+
+def test_the_dns_grid(snap_compare: Any, tmp_path: Path) -> None:
+    session = dns_propagating(tmp_path)
+
+    async def open_grid(pilot: Pilot[Any]) -> None:
+        await pilot.press("g")
+        await pilot.pause()
+
+    try:
+        assert snap_compare(app_for(session), terminal_size=(80, 24), run_before=open_grid)
     finally:
         session.close()

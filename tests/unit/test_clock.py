@@ -98,3 +98,26 @@ def test_sleep_is_compressed_and_cancellable() -> None:
     started = time.monotonic()
     assert clock.sleep(3600 * 24, cancel) is True
     assert time.monotonic() - started < 1.0
+
+
+def test_real_time_holds_the_rehearsal_clock_at_wall_speed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cockpit.clock
+
+    wall = [1000.0]
+    monkeypatch.setattr(cockpit.clock.time, "monotonic", lambda: wall[0])
+    clock = RehearsalClock(T0, speed=100)
+    wall[0] += 1  # 100 s of rehearsal time
+    with clock.real_time():
+        assert clock.speed == 1.0
+        held_at = clock.now()
+        wall[0] += 5
+        assert clock.now() - held_at == timedelta(seconds=5)  # a DNS TTL passes as on the wall
+        with clock.real_time():  # holds nest
+            wall[0] += 1
+        wall[0] += 1
+        assert clock.now() - held_at == timedelta(seconds=7)
+    assert clock.speed == 100
+    released_at = clock.now()
+    wall[0] += 1
+    assert clock.now() - released_at == timedelta(seconds=100)
+    assert released_at - T0 == timedelta(seconds=107)  # nothing lost or doubled at the switches

@@ -1,0 +1,133 @@
+"""The DNS of the rehearsal: an authoritative server, resolvers that lag, and the provider's API.
+
+- Knot serves `permtracker.test` at 127.0.53.1; `app.permtracker.test` points at v1.
+- The Vercel stand-in (the provider `runbook.toml` names) holds the same records and mirrors
+  every change into Knot as a TSIG-signed RFC 2136 update, as the real provider publishes to its
+  name servers.
+- Five dnsmasq resolvers forward the zone to Knot and cache each answer for at most 2, 4, 6, 8
+  and 10 seconds (the record's TTL): after the cutover each switches at its own time. A sixth
+  filters on purpose, one never answers and one answers SERVFAIL.
+- A traffic thread asks every caching resolver for the name each second, as users' browsers
+  do, so their caches hold the old answer when the cutover comes.
+
+Addresses and the port are fixed, so `migration/sandbox-resolvers.toml` can list them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from cockpit.sandbox.dns_api_standins import StoredRecord, VercelStandIn
+from cockpit.sandbox.dns_servers import Dnsmasq, KnotServer, Record, ServfailResolver, SilentResolver, stop_all
+
+PORT = 53530
+ZONE = "permtracker.test"
+NAME = "app.permtracker.test"
+V1_ADDRESS = "192.0.2.10"  # v1 on Vercel
+V2_ADDRESS = "198.51.100.20"  # v2
+TTL = 10
+AUTHORITATIVE = "127.0.53.1"
+
+
+@dataclass(frozen=True)
+class SandboxResolver:
+    name: str
+    address: str
+    behaviour: str  # caching | filtering | silent | servfail
+    cache_cap: int | None = None
+
+
+RESOLVERS = (
+    SandboxResolver("Google", "127.0.53.2", "caching", 2),
+    SandboxResolver("Cloudflare", "127.0.53.3", "caching", 4),
+    SandboxResolver("Quad9", "127.0.53.4", "caching", 6),
+    SandboxResolver("OpenDNS", "127.0.53.5", "caching", 8),
+    SandboxResolver("Comodo", "127.0.53.6", "caching", None),
+    SandboxResolver("AdGuard", "127.0.53.7", "filtering"),
+    SandboxResolver("Lost", "127.0.53.8", "silent"),
+    SandboxResolver("Broken", "127.0.53.9", "servfail"),
+)
+
+
+class DnsSandbox:
+    def __init__(self) -> None:
+        self.knot: KnotServer | None = None
+        self.vercel: VercelStandIn | None = None
+        self.servers: list[Any] = []
+        self._stopping = threading.Event()
+        self._traffic: threading.Thread | None = None
+        self._mirror_lock = threading.Lock()
+
+    def start(self) -> DnsSandbox:
+        try:
+            self.knot = KnotServer(ZONE, [Record("app", "A", V1_ADDRESS, ttl=TTL)], address=AUTHORITATIVE,
+                                   port=PORT).start()
+            for resolver in RESOLVERS:
+                server: Any
+                if resolver.behaviour == "caching":
+                    server = Dnsmasq(resolver.address, zone=ZONE, upstream=self.knot.where,
+                                     max_cache_ttl=resolver.cache_cap, port=PORT).start()
+                elif resolver.behaviour == "filtering":
+                    server = Dnsmasq(resolver.address, fixed={NAME: "0.0.0.0"}, port=PORT).start()
+                elif resolver.behaviour == "silent":
+                    server = SilentResolver(resolver.address, port=PORT).start()
+                else:
+                    server = ServfailResolver(resolver.address, port=PORT).start()
+                self.servers.append(server)
+            self.vercel = VercelStandIn(domain=ZONE)
+            self.vercel.records = [StoredRecord("rec_app_v1", "app", "A", V1_ADDRESS, TTL)]
+            self.vercel.on_change = self._mirror
+            self.vercel.start()
+            self._traffic = threading.Thread(target=self._browse, name="dns-traffic", daemon=True)
+            self._traffic.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def env(self) -> dict[str, str]:
+        assert self.vercel is not None
+        return {"VERCEL_API_URL": self.vercel.url, "VERCEL_TOKEN": self.vercel.token}
+
+    def _mirror(self, records: list[StoredRecord]) -> None:
+        """Publish the provider's records of `app` to the authoritative server (RFC 2136)."""
+        import dns.query
+        import dns.tsigkeyring
+        import dns.update
+
+        assert self.knot is not None
+        with self._mirror_lock:
+            keyring = dns.tsigkeyring.from_text({self.knot.key.name: self.knot.key.secret})
+            update = dns.update.UpdateMessage(ZONE, keyring=keyring)
+            mine = [r for r in records if r.name == "app" and r.type == "A"]
+            update.delete("app", "A")
+            for record in mine:
+                update.add("app", record.ttl, "A", record.value)
+            dns.query.tcp(update, self.knot.address, port=self.knot.port, timeout=5)
+
+    def _browse(self) -> None:
+        import dns.message
+        import dns.query
+
+        while not self._stopping.wait(1.0):
+            for resolver in RESOLVERS:
+                if resolver.behaviour != "caching":
+                    continue
+                with contextlib.suppress(Exception):
+                    dns.query.udp(dns.message.make_query(NAME, "A"), resolver.address, port=PORT, timeout=0.5)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._traffic is not None:
+            self._traffic.join(timeout=3)
+        if self.vercel is not None:
+            self.vercel.stop()
+        stop_all(self.servers)
+        self.servers = []
+        if self.knot is not None:
+            self.knot.stop()
+            self.knot = None

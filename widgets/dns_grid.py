@@ -1,0 +1,185 @@
+"""DNS propagation on screen: a one-line summary on the main screen, and the full grid on its own
+screen (`g`): every resolver and authoritative server with its answer, TTL left, state, when it
+was last checked and the history of its states. Both draw the `dns.propagation` reports that
+the step publishes; they never query anything themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+# One glyph and style per state: the history column is a row of them, oldest first.
+STATE_STYLE: dict[str, tuple[str, str]] = {
+    "new": ("●", "bold green"),
+    "old": ("○", "yellow"),
+    "other": ("◆", "magenta"),
+    "nxdomain": ("∅", "red"),
+    "servfail": ("!", "bold red"),
+    "refused": ("⊘", "red"),
+    "timeout": ("…", "dim"),
+    "error": ("✖", "red"),
+}
+HISTORY_WIDTH = 8
+
+
+def _local_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return "-"
+
+
+def summary_text(report: dict[str, Any], *, with_hint: bool = True) -> Text:
+    """`DNS app.example.com A 4/6 new · 2 silent · auth 1/1 #2 · ETA 23:41:05`; #2 is the serial."""
+    summary = report.get("summary") or {}
+    text = Text(no_wrap=True, overflow="ellipsis")
+    held = summary.get("held")
+    text.append(" DNS ", style="bold white on green" if held else "bold black on yellow")
+    text.append(f" {report.get('name', '?')} {report.get('type', '')} ")
+    new, counted = summary.get("new", 0), summary.get("counted", 0)
+    text.append(f"{new}/{counted} new", style="bold green" if held else "bold")
+    silent = summary.get("eligible", 0) - counted
+    if silent:
+        text.append(f" · {silent} silent", style="dim")
+    if summary.get("authoritative"):
+        serials = sorted({s for s in summary.get("serials") or [] if s is not None})
+        text.append(f" · auth {summary.get('authoritative_new', 0)}/{summary['authoritative']}")
+        text.append(" #" + ("/".join(map(str, serials)) if serials else "?"),
+                    style="" if summary.get("serials_agree") else "bold red")
+    if held:
+        text.append(" · holds", style="green")
+    elif summary.get("eta"):
+        text.append(f" · ETA {_local_time(summary['eta'])}")
+    if with_hint:
+        text.append("  g: grid", style="dim")
+    return text
+
+
+class DnsStrip(Static):
+    """The main screen's line for the latest propagation check; hidden until there is one."""
+
+    DEFAULT_CSS = """
+    DnsStrip { height: 1; background: $boost; display: none; }
+    DnsStrip.-shown { display: block; }
+    """
+
+    def show(self, report: dict[str, Any] | None) -> None:
+        self.set_class(report is not None, "-shown")
+        if report is not None:
+            self.update(summary_text(report))
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _ago(iso: str | None, now: float) -> str:
+    if not iso:
+        return "-"
+    try:
+        seconds = max(0, int(now - datetime.fromisoformat(iso).timestamp()))
+    except ValueError:
+        return "-"
+    return f"{seconds}s" if seconds < 100 else f"{seconds // 60}m" if seconds < 6000 else f"{seconds // 3600}h"
+
+
+def _row(server: dict[str, Any], now: float) -> list[Text | str]:
+    """One server; sized so that the seven columns fit 80 columns."""
+    state = server.get("state") or "-"
+    style = STATE_STYLE.get(state, ("?", ""))[1]
+    shown_state = Text(state, style=style)
+    if server.get("filtering"):
+        shown_state.append("*", style="dim")
+    answer = ", ".join(server.get("answer") or []) or server.get("detail") or ""
+    if server.get("serial") is not None:
+        answer = f"#{server['serial']} {answer}"
+    history = Text(no_wrap=True)
+    for change in (server.get("history") or [])[-HISTORY_WIDTH:]:
+        glyph, glyph_style = STATE_STYLE.get(change.get("state", ""), ("?", ""))
+        history.append(glyph, style=glyph_style)
+    ttl = server.get("ttl")
+    port = server.get("port", 53)
+    address = server.get("address", "") + ("" if port == 53 else f":{port}")
+    return [_fit(server.get("name", ""), 11), _fit(address, 16), _fit(answer, 15), "" if ttl is None else str(ttl),
+            shown_state, _ago(server.get("checked"), now), history]
+
+
+class DnsScreen(Screen[None]):
+    """The propagation grid, updated live by the app with each report."""
+
+    DEFAULT_CSS = """
+    DnsScreen { layout: vertical; }
+    DnsScreen #dns-title { height: auto; background: $boost; padding: 0 1; }
+    DnsScreen #dns-summary { height: 1; }
+    DnsScreen DataTable { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape,q,g,f4", "close", "Back")]
+    COLUMNS = ("resolver", "address", "answer", "TTL", "state", "ago", "history")
+
+    def __init__(self, report: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.report = report
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="dns-title")
+        yield Static(id="dns-summary")
+        table: DataTable[Any] = DataTable(id="dns-grid", zebra_stripes=True, cursor_type="row")
+        yield table
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in self.COLUMNS:
+            table.add_column(column, key=column)
+        self.show(self.report)
+        table.focus()
+        self.set_interval(1.0, lambda: self.show(self.report))  # the "ago" column counts up
+
+    def show(self, report: dict[str, Any] | None) -> None:
+        self.report = report
+        title = self.query_one("#dns-title", Static)
+        table = self.query_one(DataTable)
+        if report is None:
+            title.update(Text("No propagation check has run yet.", style="dim"))
+            table.clear()
+            return
+        expect = ", ".join(report.get("expect") or [])
+        old = ", ".join(report.get("old") or []) or "?"
+        require = report.get("require") or {}
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{report.get('name')} {report.get('type')}", style="bold")
+        line.append(f"  new {expect}  old {old}  round {report.get('round', '?')}")
+        if require:
+            line.append(f"  require auth {require.get('authoritative')}, "
+                        f"{float(require.get('resolvers', 0)):.0%} of resolvers", style="dim")
+        title.update(line)
+        summary = report.get("summary") or {}
+        status = summary_text(report, with_hint=False)
+        if summary.get("reason"):
+            status.append(f" · {summary['reason']}", style="dim")
+        self.query_one("#dns-summary", Static).update(status)
+        keep = table.cursor_row
+        table.clear()
+        now = time.time()
+        for server in report.get("resolvers") or []:
+            table.add_row(*_row(server, now))
+        authoritative = report.get("authoritative") or []
+        if authoritative:
+            table.add_row(Text("authorit.", style="bold"), Text("recursion off", style="dim"), "", "", "", "", "")
+            for server in authoritative:
+                table.add_row(*_row(server, now))
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
