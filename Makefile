@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check bench clean
+.PHONY: install system-tools demo test check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+# tmux, dnsmasq and Knot: apt-get installs whichever is missing (with sudo when not root).
+system-tools:
+	.ci/system-tools
+
+demo: install system-tools
 	$(VENV)/bin/cockpit demo
 
-test: install
+test: install system-tools
 	$(VENV)/bin/pytest -q
 
 check: install

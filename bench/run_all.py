@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["first_paint.py", "log_flood.py", "data_path.py"]
+BENCHES = ["first_paint.py", "log_flood.py", "data_path.py", "dns.py"]
 
 # (bench, figure, what it is, target) for the table; every figure is also in the JSON.
 ROWS = [
@@ -36,6 +36,11 @@ ROWS = [
     ("data_path", "import_vs_ceiling", "data path, import / stand-in's own import", ""),
     ("data_path", "verify_vs_export", "data path, verification / export", "<= 1x"),
     ("data_path", "verify_without_standin_vs_export", "data path, verification less stand-in / export", ""),
+    ("dns", "timeout_s", "dns, per-query timeout (s)", "baseline"),
+    ("dns", "check_s", "dns, one check of 16 resolvers, 2 silent (s)", ""),
+    ("dns", "check_vs_timeout", "dns, check / timeout", "<= 1.1x"),
+    ("dns", "sequential_vs_check", "dns, one after another / check", ">= 8x"),
+    ("dns", "sequential_vs_check_bound", "dns, bound of that from the latencies", ""),
 ]
 
 

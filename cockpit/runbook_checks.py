@@ -28,7 +28,7 @@ from cockpit.runbook import (
     _did_you_mean,
     condition_model,
 )
-from cockpit.step import ConnectionRef, Step, StepParams
+from cockpit.step import ConnectionRef, Step, StepParams, StepRef
 
 if TYPE_CHECKING:
     from cockpit.runbook import Runbook, _Collector
@@ -241,15 +241,24 @@ def _parse_params(
 
 def connection_fields(params: type[StepParams]) -> dict[str, str]:
     """The parameters of a kind that name a connection, and the kind each must be."""
+    return _marked_fields(params, ConnectionRef)
+
+
+def step_fields(params: type[StepParams]) -> dict[str, str]:
+    """The parameters of a kind that name another step, and the kind that step must be."""
+    return _marked_fields(params, StepRef)
+
+
+def _marked_fields(params: type[StepParams], marker: type[ConnectionRef] | type[StepRef]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, info in params.model_fields.items():
         for meta in info.metadata:
-            if isinstance(meta, ConnectionRef):
+            if isinstance(meta, marker):
                 out[info.alias or name] = meta.kind
         annotation = info.annotation
         for arg in typing.get_args(annotation):
             for meta in getattr(arg, "__metadata__", ()):
-                if isinstance(meta, ConnectionRef):
+                if isinstance(meta, marker):
                     out[info.alias or name] = meta.kind
     return out
 
@@ -382,6 +391,18 @@ def _check_step_connections(runbook: Runbook, step: RunbookStep, collect: _Colle
         elif connection.kind != wanted:
             collect.error(path, f"step {step.id!r}: connection {value!r} is {connection.kind!r}, "
                                 f"but {step.kind} needs a {wanted!r} connection")
+    for name, wanted in step_fields(kind.Params).items():
+        value = step.with_.get(name)
+        if value is None:
+            continue
+        path = _step_path(runbook, step, "with", name)
+        if not runbook.has_step(value):
+            collect.error(path, f"step {step.id!r}: {name} names no step {value!r}"
+                                f"{_did_you_mean(str(value), [s.id for s in runbook.steps])} "
+                                f"(it must be a {wanted} step)")
+        elif runbook.step(value).kind != wanted:
+            collect.error(path, f"step {step.id!r}: {name} names step {value!r}, which is "
+                                f"{runbook.step(value).kind}, not {wanted}")
 
 
 def _in_rollback_phase(runbook: Runbook, step_id: str) -> bool:

@@ -59,6 +59,18 @@ class ConnectionRef:
     kind: str
 
 
+@dataclass(frozen=True)
+class StepRef:
+    """Marks a parameter that names another step of the runbook, and the kind it must be.
+
+    Use as `update: Annotated[str, StepRef("dns.update")]`: `cockpit check` reports a missing
+    step or one of another kind at the parameter's line, so an undo step never looks for the
+    record of a step that does not exist.
+    """
+
+    kind: str
+
+
 class Step(ABC):
     """A step kind. One instance runs one attempt."""
 

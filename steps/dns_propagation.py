@@ -20,7 +20,7 @@ from cockpit.dnscheck.propagation import DiscoveryError, Propagation, Requiremen
 from cockpit.dnscheck.records import BadRecord, check_name, check_type, parse_values, split_address
 from cockpit.dnscheck.resolvers import BUILTIN, Resolver, ResolversFileError, combine, load_resolvers
 from cockpit.runbook import Duration
-from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
+from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams, StepRef
 
 REPORT_TOPIC = "dns.propagation"
 
@@ -79,8 +79,9 @@ class PropagationParams(StepParams):
     within: Duration = Field(default=timedelta(minutes=30), description="give up after this long")
     query_timeout: Duration = timedelta(seconds=2)
     old_ttl: int | None = Field(default=None, ge=0, description="the old record's TTL, if known; for the ETA")
-    update: str | None = Field(default=None, description="the dns.update step of this change: its recorded "
-                               "value is the old one, its TTL and time give the ETA")
+    update: Annotated[str | None, StepRef("dns.update")] = Field(
+        default=None, description="the dns.update step of this change: its recorded value is the old one, "
+                                  "its TTL and time give the ETA")
 
     @model_validator(mode="after")
     def _values_fit_the_type(self) -> PropagationParams:

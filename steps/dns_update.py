@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from cockpit.dnscheck.records import BadRecord, parse_values
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, StepRef
 from steps.dns_propagation import DnsName, RecordType
 from steps.dns_providers import DnsProvider, ProviderError, RecordSet, Rfc2136
 
@@ -120,7 +120,8 @@ class UpdateStep(Step):
 
 
 class RestoreParams(StepParams):
-    update: str = Field(description="the id of the dns.update step whose recorded records to put back")
+    update: Annotated[str, StepRef("dns.update")] = Field(
+        description="the id of the dns.update step whose recorded records to put back")
 
 
 class RestoreStep(Step):

@@ -187,6 +187,7 @@ class Dnsmasq:
     upstream: str | None = None  # "address:port"
     max_cache_ttl: int | None = None
     fixed: dict[str, str] = field(default_factory=dict)  # name -> IPv4 address
+    cache: bool = True  # False: every query goes upstream (no cache at all)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     folder: Path | None = None
@@ -202,6 +203,8 @@ class Dnsmasq:
         if self.zone and self.upstream:
             host, _, port = self.upstream.rpartition(":")
             args.append(f"--server=/{self.zone.rstrip('.')}/{host}#{port}")
+        if not self.cache:
+            args.append("--cache-size=0")
         if self.max_cache_ttl is not None:
             args.append(f"--max-cache-ttl={self.max_cache_ttl}")
         for name, value in self.fixed.items():

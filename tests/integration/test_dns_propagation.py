@@ -127,3 +127,37 @@ def test_requirement_any_and_none(knot: KnotServer) -> None:
         assert none_check.check().held
     finally:
         new.stop()
+
+
+def test_the_authoritative_servers_are_found_from_ns() -> None:
+    """Knot on port 53 (NS records carry no port), found through a resolver, then asked directly."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("port 53 needs root; CI runs as root")
+    from cockpit.dnscheck.propagation import discover_authoritative
+    from cockpit.sandbox.dns_servers import Record
+
+    knot = KnotServer(ZONE, [Record("app", "A", OLD, ttl=2)], address="127.0.0.77", port=53).start()
+    caching = forwarding("127.0.0.2", knot)
+    try:
+        zone, found = discover_authoritative(NAME, [resolver("caching", caching)], timeout=1.0)
+        assert zone == ZONE
+        assert [(s.name, s.address, s.port) for s in found] == [("ns1.example.test", "127.0.0.77", 53)]
+        check = Propagation(NAME, "A", parse_values("A", OLD), resolvers=[resolver("caching", caching)],
+                            authoritative=found, query_timeout=1.0)
+        summary = check.check()
+        assert summary.held and summary.serials == (1,) and check.zone is not None
+    finally:
+        stop_all([caching, knot])
+
+
+def test_discovery_failing_says_so() -> None:
+    from cockpit.dnscheck.propagation import DiscoveryError, discover_authoritative
+
+    silent = SilentResolver("127.0.0.2").start()
+    try:
+        with pytest.raises(DiscoveryError, match=r"cannot find the authoritative servers of app\.example\.test"):
+            discover_authoritative(NAME, [resolver("silent", silent)], timeout=0.3)
+    finally:
+        silent.stop()

@@ -274,3 +274,55 @@ def test_a_refused_token_changes_nothing_and_is_never_shown(tmp_path: Path, setu
         assert wrong not in everything_said(h)
     finally:
         api.stop()
+
+
+def test_a_restore_naming_a_missing_or_wrong_step_is_caught_by_check(tmp_path: Path) -> None:
+    body = UPDATE.format(name=NAME, value=f'"{NEW}"')
+    for wrong, message in (('update = "cutovr"', "update names no step 'cutovr' (did you mean 'cutover'?)"),
+                           ('update = "restore"', "update names step 'restore', which is dns.restore, "
+                                                  "not dns.update")):
+        document = HEADER + rfc2136("127.0.0.1:53") + body.replace('update = "cutover"', wrong)
+        path = tmp_path / "runbook.toml"
+        path.write_text(document)
+        _, problems = runbook_module.check(path)
+        errors = [p for p in problems if p.severity == "error"]
+        assert len(errors) == 1 and message in errors[0].message, errors
+        assert wrong in document.splitlines()[errors[0].line - 1]
+
+
+@pytest.mark.parametrize("setup", [cloudflare_setup, vercel_setup], ids=["cloudflare", "vercel"])
+def test_rest_restore_refuses_a_record_someone_else_changed(tmp_path: Path, setup: Any) -> None:
+    api, header, env = setup()
+    try:
+        body = UPDATE.format(name=NAME, value=f'"{NEW}"') + FAIL_AFTER.replace(
+            'argv = ["false"]', 'argv = ["sh", "-c", "sleep 0.5; exit 1"]')
+        h = Harness(tmp_path, body, header=HEADER + header, env=env).start()
+        try:
+            h.wait_state("cutover", "succeeded", timeout=30)
+            mine = next(r for r in api.records if r.name in (NAME, "app") and r.type == "A")
+            mine.value = "203.0.113.50"  # someone edits the record in the provider's dashboard
+            h.settle(30)
+        finally:
+            h.close()
+        assert h.states("restore")[-1] == "failed"
+        reason = h.engine.step_runtime("restore").reason
+        assert "changed since it was recorded (now holds 203.0.113.50): nothing was changed" in reason
+        assert [r[0] for r in app_records(api)] == ["203.0.113.50"]
+    finally:
+        api.stop()
+
+
+def test_a_dry_run_prints_the_change_and_changes_nothing(tmp_path: Path, knot: KnotServer) -> None:
+    from test_dns_steps import propagation
+
+    body = UPDATE.format(name=NAME, value=f'"{NEW}"') + propagation(knot, [knot])
+    folder = tmp_path
+    h = Harness(folder, body, header=HEADER + rfc2136(knot.where), env=rfc2136_env(knot), dry_run=True).start()
+    try:
+        h.settle(30)
+    finally:
+        h.close()
+    assert ("dry run: would set app.example.test A to 198.51.100.7 (TTL 60) through connection 'dns', "
+            "after recording the current value") in log_of(h, "cutover")
+    assert "dry run: needs cutover, which did not run" in h.engine.step_runtime("propagation").reason
+    assert answer(knot) == ([OLD], 2)
