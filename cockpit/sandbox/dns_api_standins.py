@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 class ApiFaults:
     throttle_next: int = 0  # answer 429 (Retry-After) to this many requests
     fail_next: int = 0  # answer 500 to this many requests
+    fail_writes_next: int = 0  # answer 500 to this many POST, PATCH or DELETE requests
     retry_after: float = 0.2
 
 
@@ -77,8 +78,11 @@ class _Server:
                         owner.faults.throttle_next -= 1
                         status, payload = 429, {"error": "rate limited (stand-in fault)"}
                         headers["Retry-After"] = f"{owner.faults.retry_after:g}"
-                    elif owner.faults.fail_next:
-                        owner.faults.fail_next -= 1
+                    elif owner.faults.fail_next or (owner.faults.fail_writes_next and method != "GET"):
+                        if owner.faults.fail_next:
+                            owner.faults.fail_next -= 1
+                        else:
+                            owner.faults.fail_writes_next -= 1
                         status, payload = 500, {"error": "internal error (stand-in fault)"}
                     elif self.headers.get("Authorization") != f"Bearer {owner.token}":
                         status, payload = owner.refused()

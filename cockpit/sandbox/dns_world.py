@@ -22,6 +22,7 @@ from typing import Any
 
 from cockpit.sandbox.dns_api_standins import StoredRecord, VercelStandIn
 from cockpit.sandbox.dns_servers import Dnsmasq, KnotServer, Record, ServfailResolver, SilentResolver, stop_all
+from cockpit.sandbox.postgres import SandboxError
 
 PORT = 53530
 ZONE = "permtracker.test"
@@ -52,6 +53,20 @@ RESOLVERS = (
 )
 
 
+def _check_free(addresses: list[str]) -> None:
+    """Fail at once, and say why, when another sandbox (another `cockpit demo`) holds the port."""
+    import socket
+
+    for address in addresses:
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            with socket.socket(socket.AF_INET, kind) as probe:
+                try:
+                    probe.bind((address, PORT))
+                except OSError as exc:
+                    raise SandboxError(f"the DNS sandbox needs {address}:{PORT}, which is taken ({exc.strerror}): "
+                                       "is another `cockpit demo` running?") from None
+
+
 class DnsSandbox:
     def __init__(self) -> None:
         self.knot: KnotServer | None = None
@@ -62,6 +77,7 @@ class DnsSandbox:
         self._mirror_lock = threading.Lock()
 
     def start(self) -> DnsSandbox:
+        _check_free([AUTHORITATIVE, *(r.address for r in RESOLVERS)])
         try:
             self.knot = KnotServer(ZONE, [Record("app", "A", V1_ADDRESS, ttl=TTL)], address=AUTHORITATIVE,
                                    port=PORT).start()

@@ -326,3 +326,29 @@ def test_a_dry_run_prints_the_change_and_changes_nothing(tmp_path: Path, knot: K
             "after recording the current value") in log_of(h, "cutover")
     assert "dry run: needs cutover, which did not run" in h.engine.step_runtime("propagation").reason
     assert answer(knot) == ([OLD], 2)
+
+
+def test_a_retry_keeps_the_first_attempts_record(tmp_path: Path) -> None:
+    """The first attempt records, then the provider fails every write: the retry changes the record
+    and the rollback still restores what was there before the first attempt."""
+    api, header, env = cloudflare_setup()
+    try:
+        before = app_records(api)
+        api.faults.fail_writes_next = 5  # more than one attempt's retries
+        api.faults.retry_after = 0.01
+        body = (UPDATE.format(name=NAME, value=f'"{NEW}"').replace('undo = "restore"',
+                                                                   'undo = "restore"\nretries = 1\nretry_delay = "1s"')
+                + FAIL_AFTER)
+        h = run(tmp_path, body, header, env)
+        from cockpit.events import StepStateChanged
+
+        log = log_of(h, "cutover")
+        changes = [(e.state, e.attempt, e.reason) for e in h.of_type(StepStateChanged) if e.step_id == "cutover"]
+        failed = [reason for state, attempt, reason in changes if reason.startswith("failed:") and attempt == 1]
+        assert failed and "Cloudflare answered 500 to PATCH" in failed[0], changes
+        assert ("succeeded", 2, "") in [(s, a, r) for s, a, r in changes if s == "succeeded"], changes
+        assert "recorded by an earlier attempt: app.example.test A 192.0.2.1, 192.0.2.2 (TTL 300)" in log
+        assert h.states("restore")[-1] == "succeeded"
+        assert app_records(api) == before
+    finally:
+        api.stop()

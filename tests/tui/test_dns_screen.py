@@ -44,3 +44,25 @@ async def test_the_grid_opens_with_g_and_updates_live(tmp_path: Path) -> None:
             assert "4/6 new" in str(strip.render())
     finally:
         session.close()
+
+
+async def test_a_long_grid_scrolls_at_80x24(tmp_path: Path) -> None:
+    session = dns_propagating(tmp_path)
+    app = app_for(session)
+    report = copy.deepcopy(dns_report())
+    template = report["resolvers"][0]
+    report["resolvers"] = [{**template, "name": f"ISP {i}", "address": f"192.0.2.{i + 1}"} for i in range(40)]
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            app._show_dns(report)
+            await pilot.press("g")
+            await pilot.pause()
+            table = app.screen.query_one(DataTable)
+            assert table.row_count == 40 + 3 and table.scroll_y == 0
+            for _ in range(42):
+                await pilot.press("down")
+            await pilot.pause()
+            assert table.cursor_row == 42 and table.scroll_y > 0  # the last row, scrolled into view
+            assert table.region.width <= 80
+    finally:
+        session.close()
