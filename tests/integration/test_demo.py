@@ -61,7 +61,7 @@ def test_a_broken_sign_in_rolls_the_go_live_back_and_exits_3(tmp_path: Path) -> 
     assert ("smoke-auth             failed       3 of 3 checks failed: check 1: status 500, expected 200; "
             "check 2: status 500, expected 200; check 3: status 500, expected 200") in out
     assert "TRIGGER auth-failing fired (rollback): step 'smoke-auth' is failed" in out
-    assert "ROLLBACK starts" in out and "plan: dns-restore, dns-back, read-write, announce-rollback, post-mortem" in out
+    assert "ROLLBACK starts" in out and "plan: dns-restore, read-write, dns-back, announce-rollback, post-mortem" in out
     assert "dns-restore            succeeded" in out and "read-write             succeeded" in out
     assert "dns-back               succeeded" in out  # the resolvers answer v1's address again
     assert "run is rolled_back" in out

@@ -1,0 +1,82 @@
+"""The stand-in's copies of convex/cockpit.ts, page by page, on a small store (no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cockpit.sandbox import convex_functions as functions
+from cockpit.sandbox.convex_store import DocumentStore
+
+
+def _pages(call: Any, store: DocumentStore, args: dict[str, Any]) -> list[dict[str, Any]]:
+    out, cursor = [], None
+    while True:
+        page = call(store, {**args, "cursor": cursor})
+        out.append(page)
+        if page["isDone"]:
+            return out
+        cursor = page["continueCursor"]
+
+
+def _store(tmp_path: Path) -> DocumentStore:
+    store = DocumentStore(tmp_path / "store.db")
+    with store.transaction():
+        store.insert_many("users", [{"legacyId": "u1"}, {"legacyId": "u2"}])
+    user = store.by_legacy_id("users", "u1")
+    assert user is not None
+    cases: list[dict[str, Any]] = [
+        {"legacyId": "c1", "status": "pwd", "wage": 100, "legacyUserId": "u1", "userId": user["_id"]},
+        {"legacyId": "c2", "status": "pwd", "wage": 50.5, "legacyUserId": "u1"},  # unresolved
+        {"legacyId": "c3", "status": None, "wage": "12", "legacyUserId": "u2", "userId": "nosuchid"},  # dangling
+        {"legacyId": "c4", "wage": 7},  # no status, no reference
+        {"legacyId": "c5", "status": ["a", None], "legacyUserId": None},
+        {"legacyId": "c6", "status": True, "wage": 1},
+        {"legacyId": "c7", "status": 3.0, "wage": 2},
+    ]
+    with store.transaction():
+        store.insert_many("cases", cases)
+    return store
+
+
+def test_pages_count_every_document_once(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    pages = _pages(functions.count_page, store, {"table": "cases", "numItems": 3})
+    assert [p["count"] for p in pages] == [3, 3, 1] and [p["isDone"] for p in pages] == [False, False, True]
+    exact = _pages(functions.count_page, store, {"table": "cases", "numItems": 7})
+    assert [(p["count"], p["isDone"]) for p in exact] == [(7, True)]
+    empty = _pages(functions.count_page, store, {"table": "nothing", "numItems": 3})
+    assert [(p["count"], p["isDone"]) for p in empty] == [(0, True)]
+
+
+def test_aggregate_groups_as_javascript_would(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    groups: dict[str, dict[str, float]] = {}
+    for page in _pages(functions.aggregate_page, store, {"table": "cases", "numItems": 2, "groupBy": "status",
+                                                         "sum": "wage"}):
+        for key, group in page["groups"].items():
+            total = groups.setdefault(key, {"count": 0, "sum": 0})
+            total["count"] += group["count"]
+            total["sum"] += group["sum"]
+    # String(x ?? "null"): missing and null are "null"; arrays join; a string wage is not summed.
+    assert groups == {"pwd": {"count": 2, "sum": 150.5}, "null": {"count": 2, "sum": 7},
+                      "a,": {"count": 1, "sum": 0}, "true": {"count": 1, "sum": 1}, "3": {"count": 1, "sum": 2}}
+    counted = functions.aggregate_page(store, {"table": "cases", "cursor": None, "numItems": 100})
+    assert counted["groups"] == {"": {"count": 7, "sum": 0}} and counted["isDone"]
+
+
+def test_check_refs_finds_unresolved_and_dangling(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    totals = {"checked": 0, "unresolved": 0, "dangling": 0}
+    for page in _pages(functions.check_refs, store, {"table": "cases", "legacyField": "legacyUserId",
+                                                     "idField": "userId", "target": "users", "numItems": 3}):
+        for key in totals:
+            totals[key] += page[key]
+    assert totals == {"checked": 3, "unresolved": 1, "dangling": 1}
+
+
+def test_by_legacy_ids_keeps_the_order_asked_and_skips_the_missing(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    found = functions.by_legacy_ids(store, {"table": "cases", "legacyIds": ["c3", "nope", "c1", "c3"]})
+    assert [d["legacyId"] for d in found] == ["c3", "c1", "c3"]
+    assert all("_id" in d and "_creationTime" in d for d in found)
