@@ -8,8 +8,9 @@
 - import rows/s into the Convex stand-in, against the stand-in's own one-shot import of the
   same file (the most that server can take);
 - verification (counts, refs, a 10% sample and two calculations, one after another) against
-  the export's time in the same run (target <= 1x); and the same without the time spent
-  inside the stand-in's functions, which stand for Convex's query engine and are Python here.
+  the export's time in the same run (target <= 1x); the same without the time spent inside
+  the stand-in's functions, which stand for Convex's query engine and are Python here; and the
+  four run at once, as runbook.toml runs them (each needs only the resolution).
 
 Each variant runs as `cockpit run --headless --json` in its own process, as an operator runs
 it; times are the steps' own, from their events. psql and the cockpit export run twice,
@@ -265,6 +266,17 @@ def main() -> None:
         verify_s = (max(spans[s][1] for s in ("counts", "refs", "sample", "calc"))
                     - min(spans[s][0] for s in ("counts", "refs", "sample", "calc")))
         full_export_s = spans["export"][1] - spans["export"][0]
+        # The same four verifications as runbook.toml runs them: all at once after the resolution.
+        say("the verifications again, at once, as the runbook runs them ...")
+        together = work / "together"
+        together.mkdir()
+        shared = ('source = "v1"\ntarget = "v2"\nmapping = "../full/mapping.toml"\n'
+                  'transformed = "../full/out"')
+        spans_together, _ = run_cockpit(together, step("counts", "verify.counts", shared)
+                                        + step("refs", "verify.refs", shared)
+                                        + step("sample", "verify.sample", shared + "\nfraction = 0.1")
+                                        + step("calc", "verify.calc", 'source = "v1"\ntarget = "v2"') + calc, env)
+        verify_together_s = (max(v[1] for v in spans_together.values()) - min(v[0] for v in spans_together.values()))
         say("the stand-in's own import of the same cases file ...")
         ceiling_s = direct_import(standin, full / "out" / "cases.jsonl")
         ceiling_rows = manifest["tables"]["cases"]["output_rows"]
@@ -292,6 +304,8 @@ def main() -> None:
         "verify_s": round(verify_s, 1),
         "export_s_same_run": round(full_export_s, 1),
         "verify_vs_export": round(verify_s / full_export_s, 2),
+        "verify_together_s": round(verify_together_s, 1),
+        "verify_together_vs_export": round(verify_together_s / full_export_s, 2),
         "verify_standin_function_s": round(verify_function_s, 1),
         "verify_without_standin_vs_export": round((verify_s - verify_function_s) / full_export_s, 2),
     }
@@ -314,6 +328,8 @@ def main() -> None:
         ("  of which inside the stand-in's functions (s)", figures["verify_standin_function_s"], ""),
         ("export in the same run (s)", figures["export_s_same_run"], "baseline"),
         ("verification / export", figures["verify_vs_export"], "<= 1x"),
+        ("verification at once, as runbook.toml runs it (s)", figures["verify_together_s"], ""),
+        ("verification at once / export", figures["verify_together_vs_export"], ""),
         ("verification without the stand-in's share / export", figures["verify_without_standin_vs_export"], ""),
     ]
     width = max(len(r[0]) for r in rows_table)

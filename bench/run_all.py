@@ -36,6 +36,7 @@ ROWS = [
     ("data_path", "import_vs_ceiling", "data path, import / stand-in's own import", ""),
     ("data_path", "verify_vs_export", "data path, verification / export", "<= 1x"),
     ("data_path", "verify_without_standin_vs_export", "data path, verification less stand-in / export", ""),
+    ("data_path", "verify_together_vs_export", "data path, verification at once / export", ""),
     ("dns", "timeout_s", "dns, per-query timeout (s)", "baseline"),
     ("dns", "check_s", "dns, one check of 16 resolvers, 2 silent (s)", ""),
     ("dns", "check_vs_timeout", "dns, check / timeout", "<= 1.1x"),
