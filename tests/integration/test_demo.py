@@ -49,7 +49,9 @@ def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> Non
     # The DNS cutover ran against the sandbox's Knot and resolvers, and the grid filled in.
     log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "dns-propagation"], cwd=tmp_path,
                          env=subprocess_env(), capture_output=True, text=True).stdout
-    assert "Google 127.0.53.2:53530: old -> new 198.51.100.20" in log, log
+    # Some cache still held v1's address at the first round, and switched later (which one
+    # depends on when each cache was last filled).
+    assert re.search(r"\w+ 127\.0\.53\.\d:53530: old -> new 198\.51\.100\.20", log), log
     assert "holds: 5 of 5 resolvers new (100%), 2 not answering · authoritative 1/1 new, serial 2" in log
     assert _sandbox_processes() == before  # PostgreSQL, Knot, dnsmasq and the stand-ins stopped with the demo
 

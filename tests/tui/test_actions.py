@@ -303,8 +303,9 @@ async def test_the_log_follows_the_running_step(cockpit: Any) -> None:
 
 
 async def test_moving_the_cursor_stops_following(cockpit: Any) -> None:
+    # "second" runs long enough to still be running when `f` is pressed, on a loaded machine too.
     c = cockpit(_step("first", with_="seconds = 0.5") + _step("second", extra='needs = ["first"]',
-                                                             with_="seconds = 0.5"))
+                                                             with_="seconds = 5"))
     async with c.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: c.app.query_one(StepsTable).selected_step == "first")
         await pilot.press("up")
