@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 from cockpit.clock import format_duration
 from cockpit.dnscheck.probe import State
 from cockpit.dnscheck.propagation import DiscoveryError, Propagation, Requirement, discover_authoritative
-from cockpit.dnscheck.records import BadRecord, check_name, check_type, parse_values, split_address
+from cockpit.dnscheck.records import check_name, check_type, parse_values, split_address
 from cockpit.dnscheck.resolvers import BUILTIN, Resolver, ResolversFileError, combine, load_resolvers
 from cockpit.runbook import Duration
 from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams, StepRef
@@ -25,26 +25,9 @@ from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, S
 REPORT_TOPIC = "dns.propagation"
 
 
-def _name(value: str) -> str:
-    try:
-        return check_name(value)
-    except BadRecord as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _type(value: str) -> str:
-    try:
-        return check_type(value)
-    except BadRecord as exc:
-        raise ValueError(str(exc)) from None
-
-
 def _addresses(values: list[str]) -> list[str]:
     for value in values:
-        try:
-            split_address(value)
-        except BadRecord as exc:
-            raise ValueError(str(exc)) from None
+        split_address(value)  # BadRecord is a ValueError: pydantic reports it at the key's line
     return values
 
 
@@ -59,8 +42,8 @@ def _resolvers_file(value: str | None, info: ValidationInfo) -> str | None:
     return value
 
 
-DnsName = Annotated[str, AfterValidator(_name)]
-RecordType = Annotated[str, AfterValidator(_type)]
+DnsName = Annotated[str, AfterValidator(check_name)]
+RecordType = Annotated[str, AfterValidator(check_type)]
 
 
 class PropagationParams(StepParams):
@@ -85,12 +68,9 @@ class PropagationParams(StepParams):
 
     @model_validator(mode="after")
     def _values_fit_the_type(self) -> PropagationParams:
-        try:
-            parse_values(self.type, self.expect)
-            if self.old is not None:
-                parse_values(self.type, self.old)
-        except BadRecord as exc:
-            raise ValueError(str(exc)) from None
+        parse_values(self.type, self.expect)
+        if self.old is not None:
+            parse_values(self.type, self.old)
         if not (self.builtin_resolvers or self.resolvers or self.resolvers_file):
             raise ValueError("no resolvers: set builtin_resolvers = true, or list resolvers or a resolvers_file")
         if self.query_timeout.total_seconds() <= 0 or self.interval.total_seconds() <= 0:

@@ -22,7 +22,6 @@ reason, never altered silently: `RejectRow`.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,10 +29,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from cockpit import tomlpos
-from cockpit.runbook import Problem, _Collector
+from cockpit.checked_toml import ProblemsError, load_checked
+from cockpit.runbook import Problem
 
 # Convex stores numbers as float64: integers are exact up to this (JavaScript's Number.MAX_SAFE_INTEGER);
 # 2^53 itself is not safe, since 2^53 + 1 reads as the same float.
@@ -123,30 +122,15 @@ class Mapping:
         return RowTransformer(self.tables[source_table], self.defaults)
 
 
-class MappingError(ValueError):
+class MappingError(ProblemsError):
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+        super().__init__(problems)
+        self.args = ("; ".join(str(p) for p in problems),)
 
 
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file; raise MappingError listing every problem with its line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError([Problem(path, 0, f"cannot read the mapping file: {exc.strerror}")]) from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        from cockpit.runbook import _syntax_problem
-
-        raise MappingError([_syntax_problem(path, exc)]) from None
-    collect = _Collector(path, tomlpos.scan(text))
-    try:
-        parsed = MappingFile.model_validate(document)
-    except ValidationError as exc:
-        collect.validation(exc, (), "", MappingFile)
-        raise MappingError(collect.problems) from None
+    parsed, collect = load_checked(path, MappingFile, "mapping file", MappingError)
     targets: dict[str, str] = {}
     for source, table in parsed.table.items():
         where = ("table", source)

@@ -15,13 +15,11 @@ measure operators, not places. Add regional resolvers when geography matters.
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cockpit import tomlpos
-from cockpit.runbook import Problem, _Collector
+from cockpit.checked_toml import ProblemsError, load_checked
 
 
 class Resolver(BaseModel):
@@ -70,30 +68,13 @@ class _ResolversFile(BaseModel):
     resolver: list[Resolver] = Field(min_length=1)
 
 
-class ResolversFileError(ValueError):
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+class ResolversFileError(ProblemsError):
+    pass
 
 
 def load_resolvers(path: Path) -> list[Resolver]:
     """Read a resolvers file; ResolversFileError lists every problem as file:line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ResolversFileError([Problem(path, 0, f"cannot read the resolvers file: {exc.strerror}")]) from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        from cockpit.runbook import _syntax_problem
-
-        raise ResolversFileError([_syntax_problem(path, exc)]) from None
-    collect = _Collector(path, tomlpos.scan(text))
-    try:
-        parsed = _ResolversFile.model_validate(document)
-    except ValidationError as exc:
-        collect.validation(exc, (), "", _ResolversFile)
-        raise ResolversFileError(collect.problems) from None
+    parsed, collect = load_checked(path, _ResolversFile, "resolvers file", ResolversFileError)
     seen: dict[tuple[str, int], int] = {}
     for index, resolver in enumerate(parsed.resolver):
         key = (resolver.address, resolver.port)

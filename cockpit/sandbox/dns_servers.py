@@ -68,6 +68,19 @@ def _wait_answering(address: str, port: int, process: subprocess.Popen[bytes] | 
     raise SandboxError(f"{what} did not answer on {address}:{port} within {deadline_s:.0f}s")
 
 
+def _launch(args: list[str], folder: Path, what: str, address: str, port: int) -> subprocess.Popen[bytes]:
+    """Start a server in the foreground, its output in `folder`, and wait until it answers."""
+    log = folder / f"{what}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_answering(address, port, process, what, log)
+    except BaseException:
+        _stop(process)
+        raise
+    return process
+
+
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
     if process is None or process.poll() is not None:
         return
@@ -148,12 +161,9 @@ log:
   - target: stderr
     any: info
 """)
-        log = self.folder / "knot.log"
-        with log.open("wb") as out:
-            self.process = subprocess.Popen([binary, "-c", str(self.folder / "knot.conf")], stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            _wait_answering(self.address, self.port, self.process, "knotd", log)
+            self.process = _launch([binary, "-c", str(self.folder / "knot.conf")], self.folder, "knotd",
+                                   self.address, self.port)
         except BaseException:
             self.stop()
             raise
@@ -209,11 +219,8 @@ class Dnsmasq:
             args.append(f"--max-cache-ttl={self.max_cache_ttl}")
         for name, value in self.fixed.items():
             args.append(f"--address=/{name.rstrip('.')}/{value}")
-        log = self.folder / "dnsmasq.log"
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            _wait_answering(self.address, self.port, self.process, "dnsmasq", log)
+            self.process = _launch(args, self.folder, "dnsmasq", self.address, self.port)
         except BaseException:
             self.stop()
             raise
