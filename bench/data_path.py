@@ -41,6 +41,9 @@ from cockpit.sandbox.convex_standin import ConvexStandIn  # noqa: E402
 from cockpit.sandbox.postgres import PostgresServer  # noqa: E402
 from cockpit.sandbox.seed import SeedSize, seed  # noqa: E402
 
+# As runbook.toml exports: two connections per large table, sharing one snapshot.
+EXPORT_JOBS = 2
+
 HEADER = '''[runbook]
 name = "Data path bench"
 t0 = 2026-12-05T23:00:00+00:00
@@ -204,7 +207,8 @@ def main() -> None:
             folder.mkdir()
             (folder / "mapping.toml").write_text(
                 mapping_of(["public.cases"], references=False).replace('"public.cases"', f'"{table}"'))
-            body = (step("export", "postgres.export", f'connection = "v1"\nout = "export"\ntables = ["{table}"]')
+            body = (step("export", "postgres.export", f'connection = "v1"\nout = "export"\ntables = ["{table}"]\n'
+                         f'jobs = {EXPORT_JOBS}')
                     + step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "out"',
                            ["export"]))
             return run_cockpit(folder, body, env)
@@ -238,7 +242,7 @@ def main() -> None:
                 'sql = "SELECT count(*) AS count, sum(round(pwd_wage_amount * 100)) AS sum FROM public.cases"\n'
                 'table = "cases"\nsum = "pwdWageAmount"\n')
         body = (step("export", "postgres.export", 'connection = "v1"\nout = "export"\n'
-                     'tables = ["auth.users", "public.cases"]')
+                     f'tables = ["auth.users", "public.cases"]\njobs = {EXPORT_JOBS}')
                 + step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "out"',
                        ["export"])
                 + step("import", "convex.import", 'connection = "v2"\ninput = "out"', ["transform"])
