@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from cockpit.journal import private_dir
 from cockpit.step import ConnectionRef, Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
+from cockpit.writeback import Writeback
 from steps.postgres import CancelWatch, connect
 
 # CSV with these quote and delimiter characters passes row_to_json's output through unchanged:
@@ -179,7 +180,7 @@ class ExportStep(Step):
                             own.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                             own.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
                             self._copy(own, _in_range(source, ranges[index]), pieces[index], counter, ctx, stop,
-                                       digest if index == 0 else None, durable=False)
+                                       digest if index == 0 else None, durable=False, kept=index == 0)
                             own.execute("ROLLBACK")
                     except BaseException as exc:  # reported by the caller
                         errors.append(exc)
@@ -209,7 +210,9 @@ class ExportStep(Step):
 
     @staticmethod
     def _copy(conn: Any, source: str, target: Path, counter: _Counter, ctx: StepContext,
-              stop: threading.Event, digest: Any, durable: bool = True) -> None:
+              stop: threading.Event, digest: Any, durable: bool = True, kept: bool = True) -> None:
+        """Copy the rows of `source` into `target`. `kept`: the file is (the start of) the table's
+        file, so its pages go to disk as they come; `durable`: sync it at the end."""
         import psycopg
 
         sql = f"COPY (SELECT row_to_json(r) FROM ({source}) r) TO STDOUT WITH ({COPY_OPTIONS})"
@@ -222,11 +225,15 @@ class ExportStep(Step):
                 # connections waited).
                 block = bytearray()
                 flushed = time.monotonic()
+                # A piece is only read back and appended: its pages need never reach the disk.
+                writeback = Writeback(out.fileno()) if kept else None
 
                 def flush() -> None:
                     nonlocal flushed
                     flushed = time.monotonic()
                     out.write(block)
+                    if writeback is not None:
+                        writeback.wrote(len(block))
                     if digest is not None:
                         digest.update(block)
                     counter.add(block.count(b"\n"))
@@ -309,6 +316,7 @@ def _append(pieces: list[Path], target: Path, digest: Any) -> None:
     fd = os.open(target, os.O_WRONLY)  # not O_APPEND: copy_file_range refuses it
     try:
         os.lseek(fd, 0, os.SEEK_END)
+        writeback = Writeback(fd)
         for piece in pieces:
             with piece.open("rb") as src:
                 while block := src.read(1 << 20):
@@ -316,10 +324,11 @@ def _append(pieces: list[Path], target: Path, digest: Any) -> None:
                 remaining = os.fstat(src.fileno()).st_size
                 src.seek(0)
                 while remaining > 0:
-                    copied = os.copy_file_range(src.fileno(), fd, remaining)
+                    copied = os.copy_file_range(src.fileno(), fd, min(remaining, writeback.every))
                     if copied == 0:
                         raise OSError(f"{piece.name}: copy stopped with {remaining:,} bytes left")
                     remaining -= copied
+                    writeback.wrote(copied)
             piece.unlink()
         os.fsync(fd)
     finally:

@@ -2,12 +2,19 @@
 
 Documents keep Convex's default order (by `_creationTime`), pages come with an opaque cursor,
 and each table has the `by_legacy_id` index the shipped functions use. Thread-safe.
+
+Writes go through one connection, one transaction at a time. Reads outside a transaction take
+a connection of their own from a pool, so that queries run side by side, as Convex runs them:
+SQLite releases the interpreter while it computes, and WAL lets readers see every committed
+write while a writer works. A read inside a transaction uses the writer's connection, so that
+a mutation sees its own writes.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import queue
 import secrets
 import sqlite3
 import threading
@@ -47,15 +54,21 @@ class PageMeta:
     continue_cursor: str
 
 
+def _connect(path: Path, cache_kib: int) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    # Whole-table scans (verification) and id lookups read the file again and again: a large
+    # page cache and a memory map keep them out of read() calls. A stand-in's trade.
+    db.execute(f"PRAGMA cache_size=-{cache_kib}")
+    db.execute("PRAGMA mmap_size=4294967296")
+    return db
+
+
 class DocumentStore:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
-        # Whole-table scans (verification) and id lookups read the file again and again: a large
-        # page cache and a memory map keep them out of read() calls. A stand-in's trade.
-        self._db.execute("PRAGMA cache_size=-262144")
-        self._db.execute("PRAGMA mmap_size=4294967296")
+        self._path = path
+        self._db = _connect(path, 262144)
         self._db.executescript("""
             CREATE TABLE IF NOT EXISTS documents (
                 tbl TEXT NOT NULL, id TEXT PRIMARY KEY, ct REAL NOT NULL, legacy_id TEXT, body TEXT NOT NULL
@@ -66,6 +79,33 @@ class DocumentStore:
         """)
         self._lock = threading.RLock()
         self._last_ct = 0.0
+        self._writing = threading.local()  # .depth: this thread's open transactions
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read with: the writer's inside a transaction, else one of the pool."""
+        if getattr(self._writing, "depth", 0):
+            with self._lock:
+                yield self._db
+            return
+        try:
+            db = self._readers.get_nowait()
+        except queue.Empty:
+            with self._readers_lock:  # not the writer's lock: a long transaction must not hold up reads
+                if self._closed:
+                    raise sqlite3.ProgrammingError("the store is closed") from None
+                # The memory map is shared by all; each reader keeps a smaller cache of its own.
+                db = _connect(self._path, 65536)
+                db.execute("PRAGMA query_only=ON")
+                self._all_readers.append(db)
+        try:
+            yield db
+        finally:
+            self._readers.put(db)
 
     def _creation_time(self) -> float:
         # Strictly increasing milliseconds, like Convex's, so order is insertion order.
@@ -77,12 +117,16 @@ class DocumentStore:
     def transaction(self) -> Iterator[None]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            self._writing.depth = getattr(self._writing, "depth", 0) + 1
             try:
                 yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._writing.depth -= 1
 
     def insert_many(self, table: str, documents: Iterable[dict[str, Any]]) -> int:
         """Insert documents (in an open transaction); each gets an _id and a _creationTime."""
@@ -101,13 +145,13 @@ class DocumentStore:
             self._db.execute("DELETE FROM documents WHERE tbl = ?", (table,))
 
     def count(self, table: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT count(*) FROM documents WHERE tbl = ?", (table,)).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT count(*) FROM documents WHERE tbl = ?", (table,)).fetchone()
         return int(row[0])
 
     def tables(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT tbl FROM documents ORDER BY tbl")]
+        with self._reading() as db:
+            return [r[0] for r in db.execute("SELECT DISTINCT tbl FROM documents ORDER BY tbl")]
 
     @staticmethod
     def _document(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -117,15 +161,15 @@ class DocumentStore:
         return doc
 
     def get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
-        with self._lock:
-            row = self._db.execute("SELECT id, ct, tbl, body FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT id, ct, tbl, body FROM documents WHERE id = ?", (doc_id,)).fetchone()
         if row is None:
             return None
         return row[2], self._document((row[0], row[1], row[2], row[3]))
 
     def by_legacy_id(self, table: str, legacy_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._reading() as db:
+            row = db.execute(
                 "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? AND legacy_id = ? ORDER BY ct LIMIT 1",
                 (table, legacy_id)).fetchone()
         return self._document(row) if row else None
@@ -133,11 +177,11 @@ class DocumentStore:
     def first_by_legacy_ids(self, table: str, legacy_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The earliest document of each legacy id (by the by_legacy_id index), in one query per 500."""
         found: dict[str, dict[str, Any]] = {}
-        with self._lock:
+        with self._reading() as db:
             for start in range(0, len(legacy_ids), 500):
                 chunk = legacy_ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                for legacy, doc_id, ct, body in self._db.execute(
+                for legacy, doc_id, ct, body in db.execute(
                         f"SELECT legacy_id, id, ct, body FROM documents WHERE tbl = ? AND legacy_id IN ({marks})"
                         " ORDER BY legacy_id, ct", [table, *chunk]):
                     if legacy not in found:
@@ -176,9 +220,9 @@ class DocumentStore:
             columns = ", ".join(["NULL", *(["body -> ?"] * len(fields))])
             parameters = ['$."' + f.replace('"', '\\"') + '"' for f in fields]
         where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
-        with self._lock:
+        with self._reading() as db:
             # A row value for the cursor, so that SQLite seeks in the index instead of scanning.
-            rows = self._db.execute(
+            rows = db.execute(
                 f"SELECT id, ct, {columns} FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?",
                 (*parameters, table, *bound, num_items + 1)).fetchall()
         more = len(rows) > num_items
@@ -207,29 +251,29 @@ class DocumentStore:
         after = _decode_cursor(cursor)
         where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
         rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id"
-        with self._lock:
-            (found,) = self._db.execute(f"SELECT count(*) FROM (SELECT 1 {rows} LIMIT ?)",
-                                        (table, *bound, num_items + 1)).fetchone()
+        with self._reading() as db:
+            (found,) = db.execute(f"SELECT count(*) FROM (SELECT 1 {rows} LIMIT ?)",
+                                  (table, *bound, num_items + 1)).fetchone()
             count = min(found, num_items)
             last = after
             if count:
-                ct, doc_id = self._db.execute(f"SELECT ct, id {rows} LIMIT 1 OFFSET ?",
+                ct, doc_id = db.execute(f"SELECT ct, id {rows} LIMIT 1 OFFSET ?",
                                               (table, *bound, count - 1)).fetchone()
                 last = (ct, doc_id)
         return PageMeta(count, found <= num_items, _encode_cursor(last))
 
     def query(self, sql: str, parameters: list[Any]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
+        with self._reading() as db:
+            return db.execute(sql, parameters).fetchall()
 
     def existing(self, ids: list[str]) -> set[str]:
         """Which of these ids are documents."""
         found: set[str] = set()
-        with self._lock:
+        with self._reading() as db:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                found.update(r[0] for r in self._db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
+                found.update(r[0] for r in db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
         return found
 
     def documents(self, table: str) -> Iterator[dict[str, Any]]:
@@ -242,7 +286,10 @@ class DocumentStore:
             cursor = page.continue_cursor
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._readers_lock:
+            self._closed = True
+            for reader in self._all_readers:
+                reader.close()
             self._db.close()
 
 

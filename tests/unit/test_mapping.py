@@ -168,6 +168,34 @@ def test_the_fast_path_and_the_general_path_agree(tmp_path: Path) -> None:
         assert fast == general, row
 
 
+@pytest.mark.parametrize("nulls", ["omit", "keep"])
+def test_after_a_full_first_row_the_fast_path_and_the_general_path_agree(tmp_path: Path, nulls: str) -> None:
+    """The generated converter is made from the first row: here one with every field filled. Later
+    rows with other types, bad dates or NULLs must convert exactly as the general path does."""
+    transform = _mapping(tmp_path, CASES.replace('nulls = "omit"', f'nulls = "{nulls}"')).compile("public.cases")
+    first = json.loads(_line(created_at="2026-12-05T23:00:00+00:00", filed_on="2026-01-02", wage=12.5,
+                             methods=[], meta={}, is_favorite=True, tags=["a"], contact="A@B.C", notes="n",
+                             flag=True, ratio=0.5, label="x", opened_on="2025-03-04"))
+    transform(dict(first))
+    rng = random.Random(7)
+    values = [None, "x", "2026-01-01", "2026-13-01", "2026-1-1", 3, 2**60, 2.5, True, [], {}, ["2026-01-01"],
+              {"k": 1}, "2026-12-05T23:00:00+00:00"]
+    changed = ("id", "user_id", "notes", "flag", "ratio", "label", "filed_on", "opened_on", "employer", "wage")
+    for _ in range(4000):
+        row = dict(first)
+        for field in rng.sample(changed, rng.randint(1, 3)):
+            row[field] = rng.choice(values)
+        try:
+            fast: object = transform(dict(row))
+        except RejectRow as exc:
+            fast = ("reject", str(exc))
+        try:
+            general: object = transform._general(dict(row))
+        except RejectRow as exc:
+            general = ("reject", str(exc))
+        assert fast == general, row
+
+
 def test_mapping_problems_are_reported_with_their_line(tmp_path: Path) -> None:
     text = ('[table."public.cases"]\ntarget = "cases"\nreferences = { user_id = "people" }\n'
             'timestamps = ["a"]\ndates = ["a"]\nunknown_key = 1\n\n[table."public.other"]\ntarget = "cases"\n')
