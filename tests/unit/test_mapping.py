@@ -217,3 +217,22 @@ def test_the_shipped_perm_mapping_loads() -> None:
     assert mapping.target_of("public.cases") == "cases"
     assert {(r.table, r.id_field, r.target) for r in mapping.references()} >= {
         ("cases", "userId", "users"), ("notifications", "caseId", "cases")}
+
+
+def test_timestamps_become_milliseconds_rounded_down_before_and_after_1970() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from steps.mapping import to_millis
+
+    assert to_millis("1970-01-01T00:00:00.000999+00:00") == 0
+    assert to_millis("1969-12-31T23:59:59.999500+00:00") == -1  # the floor, not towards zero
+    assert to_millis("1969-12-31T23:59:59+00:00") == -1000
+    assert to_millis("2026-12-06T04:00:00+00:00") == to_millis("2026-12-05T23:00:00-05:00") == 1796529600000
+    assert to_millis("2026-12-06T04:00:00") == 1796529600000  # no offset: UTC
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rng = random.Random(5)
+    for _ in range(2000):
+        moment = epoch + timedelta(microseconds=rng.randint(-70 * 365 * 86400 * 10**6, 130 * 365 * 86400 * 10**6))
+        zone = timezone(timedelta(minutes=rng.choice([-480, -300, 0, 60, 330, 345])))
+        text = moment.astimezone(zone).isoformat()
+        assert to_millis(text) == (moment - epoch) // timedelta(milliseconds=1), text
