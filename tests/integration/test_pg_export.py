@@ -27,6 +27,18 @@ def _export(folder: Path, dsn: str, jobs: int) -> Harness:
     return Harness(folder, body, header=HEADER + CONNECTIONS, env=env_for(dsn, None)).start()
 
 
+def _on_the_last_range(monkeypatch: pytest.MonkeyPatch, condition: str) -> None:
+    """Split every table, and add `condition` to the query of each table's last page range."""
+    monkeypatch.setattr(steps.pg_export, "PARALLEL_FROM_BYTES", 0)
+    real_in_range = steps.pg_export._in_range
+
+    def in_range(source: str, pages: tuple[int, int | None] | None) -> str:
+        text = real_in_range(source, pages)
+        return f"{text} AND {condition}" if pages is not None and pages[1] is None else text
+
+    monkeypatch.setattr(steps.pg_export, "_in_range", in_range)
+
+
 def test_several_connections_write_the_same_file_as_one(tmp_path: Path, perm_dsn: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     # The seed is small: every table is "large" here, so it is split into page ranges.
@@ -63,15 +75,8 @@ def test_several_connections_write_the_same_file_as_one(tmp_path: Path, perm_dsn
 
 def test_a_failed_connection_stops_the_others_and_leaves_no_pieces(tmp_path: Path, perm_dsn: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(steps.pg_export, "PARALLEL_FROM_BYTES", 0)
     # The last range's query fails at its first row: the step fails and the other connections stop.
-    real_in_range = steps.pg_export._in_range
-
-    def broken_last_range(source: str, pages: tuple[int, int | None] | None) -> str:
-        text = real_in_range(source, pages)
-        return text + " AND 1 / 0 = 1" if pages is not None and pages[1] is None else text
-
-    monkeypatch.setattr(steps.pg_export, "_in_range", broken_last_range)
+    _on_the_last_range(monkeypatch, "1 / 0 = 1")
     h = _export(tmp_path, perm_dsn, 3)
     try:
         assert h.settle(60) == Outcome.FAILED
@@ -84,15 +89,8 @@ def test_a_failed_connection_stops_the_others_and_leaves_no_pieces(tmp_path: Pat
 
 def test_cancelling_a_parallel_export_leaves_no_pieces(tmp_path: Path, perm_dsn: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(steps.pg_export, "PARALLEL_FROM_BYTES", 0)
-    real_in_range = steps.pg_export._in_range
-
-    def slow_range(source: str, pages: tuple[int, int | None] | None) -> str:
-        # Each row of the last range waits a little: the export is still running when cancelled.
-        text = real_in_range(source, pages)
-        return text + " AND pg_sleep(0.01) IS NOT NULL" if pages is not None and pages[1] is None else text
-
-    monkeypatch.setattr(steps.pg_export, "_in_range", slow_range)
+    # Each row of the last range waits a little: the export is still running when cancelled.
+    _on_the_last_range(monkeypatch, "pg_sleep(0.01) IS NOT NULL")
     h = _export(tmp_path, perm_dsn, 3)
     try:
         h.wait_for(lambda: bool(h.engine.step_runtime("export").progress), 30)
