@@ -102,9 +102,13 @@ class DocumentStore:
                 db = _connect(self._path, 65536)
                 db.execute("PRAGMA query_only=ON")
                 self._all_readers.append(db)
+        # One read transaction: a read of several statements (a page's size, then its cursor)
+        # sees one snapshot, as a Convex query does.
+        db.execute("BEGIN")
         try:
             yield db
         finally:
+            db.execute("ROLLBACK")  # nothing was written: only the snapshot ends
             self._readers.put(db)
 
     def _creation_time(self) -> float:

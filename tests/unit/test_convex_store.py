@@ -55,3 +55,16 @@ def test_readers_on_many_threads_get_the_right_documents(tmp_path: Path) -> None
     store.close()
     with pytest.raises(Exception, match="closed"):
         store.count("cases")
+
+
+def test_a_read_of_several_statements_sees_one_snapshot(tmp_path: Path) -> None:
+    store = DocumentStore(tmp_path / "documents.db")
+    store.insert_many("users", [{"legacyId": "u1"}])
+    with store._reading() as db:
+        before = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        writer = threading.Thread(target=store.insert_many, args=("users", [{"legacyId": "u2"}]))
+        writer.start()
+        writer.join()
+        assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == before == 1
+    assert store.count("users") == 2
+    store.close()
