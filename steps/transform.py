@@ -295,8 +295,9 @@ class TransformStep(Step):
                 f"({rows / seconds if seconds else 0:,.0f} rows/s)")
         for key, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
             ctx.log(f"  rejected {n:,}: {key}")
-        del ctx.checkpoint[f"chunks:{source_table}"]
-        del ctx.checkpoint[f"joined:{source_table}"]
+        # An empty table had no range, so neither key was ever written.
+        ctx.checkpoint.pop(f"chunks:{source_table}", None)
+        ctx.checkpoint.pop(f"joined:{source_table}", None)
         return {"source": source_table, "file": out.name, "rejects_file": rejected.name, "input_rows": rows,
                 "output_rows": documents, "rejects": rejects, "bytes": out.stat().st_size, "reasons": reasons}
 

@@ -74,3 +74,21 @@ def test_a_transform_failing_midway_then_retried_writes_the_file_of_a_clean_run(
     assert not partial.exists() and not (out / ".cases.parts").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tables"]["cases"]["output_rows"] == expected.count(b"\n")
+
+
+def test_an_empty_table_becomes_an_empty_file(tmp_path: Path, pg_dsn: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("CREATE TABLE public.cases (id uuid PRIMARY KEY, employer_name text)")
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "mapping.toml").write_text('[table."public.cases"]\ntarget = "cases"\n')
+    h = Harness(folder, EXPORT + TRANSFORM, header=HEADER + CONNECTIONS, env=env_for(pg_dsn, None)).start()
+    try:
+        assert h.settle(60) == Outcome.DONE, h.engine.step_runtime("transform").reason
+    finally:
+        h.close()
+    assert (folder / "out" / "cases.jsonl").read_bytes() == b""
+    manifest = json.loads((folder / "out" / "manifest.json").read_text())
+    assert manifest["tables"]["cases"]["input_rows"] == manifest["tables"]["cases"]["output_rows"] == 0
