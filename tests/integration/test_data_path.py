@@ -98,6 +98,25 @@ def source_counts(dsn: str) -> dict[str, int]:
                           "public.notifications")}
 
 
+def test_empty_tables_pass_through_every_step(tmp_path: Path, perm_dsn: str, standin: ConvexStandIn) -> None:
+    """A deployment that never used a feature has its tables empty: each step must take that."""
+    with psycopg.connect(perm_dsn) as conn:
+        conn.execute("DELETE FROM public.notifications")
+        conn.execute("DELETE FROM public.user_preferences")
+    h = run_data_path(tmp_path, perm_dsn, standin)
+    try:
+        outcome = h.settle(120)
+        failed = {s: h.engine.step_runtime(s).reason for s in ("backup", "export", "transform", "import", "resolve",
+                                                               "counts", "refs", "sample", "calc")
+                  if h.state(s) != "succeeded"}
+        assert outcome == Outcome.DONE, failed
+        assert standin.store.count("notifications") == standin.store.count("userPreferences") == 0
+        assert standin.store.count("cases") > 0
+        assert (tmp_path / "transformed" / "notifications.jsonl").read_bytes() == b""
+    finally:
+        h.close()
+
+
 def test_the_whole_data_path_moves_every_row_and_proves_it(tmp_path: Path, perm_dsn: str,
                                                           standin: ConvexStandIn) -> None:
     h = run_data_path(tmp_path, perm_dsn, standin)
