@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.table import print_table  # noqa: E402
 from cockpit.sandbox.convex_standin import ConvexStandIn  # noqa: E402
 from cockpit.sandbox.postgres import PostgresServer  # noqa: E402
 from cockpit.sandbox.seed import SeedSize, seed  # noqa: E402
@@ -340,10 +341,7 @@ def main() -> None:
         ("verification one after another / export", figures["verify_vs_export"], ""),
         ("the same without the stand-in's share / export", figures["verify_without_standin_vs_export"], ""),
     ]
-    width = max(len(r[0]) for r in rows_table)
-    print(f"{'figure':<{width}}  {'value':>12}  target")
-    for label, value, target in rows_table:
-        print(f"{label:<{width}}  {value:>12,}  {target}")
+    print_table(rows_table)
 
 
 if __name__ == "__main__":

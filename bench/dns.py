@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
+from bench.table import print_table  # noqa: E402
 from cockpit.dnscheck.probe import ask  # noqa: E402
 from cockpit.dnscheck.propagation import Propagation, Requirement  # noqa: E402
 from cockpit.dnscheck.records import parse_values  # noqa: E402
@@ -153,11 +154,8 @@ def main() -> None:
         ("one after another / check", figures["sequential_vs_check"], ">= 8x"),
         ("  bound from the latencies alone", figures["sequential_vs_check_bound"], ""),
     ]
-    width = max(len(r[0]) for r in rows)
     print(f"answering resolvers' latency: {low * 1000:.0f}-{high * 1000:.0f} ms; {args.rounds} rounds, medians")
-    print(f"{'figure':<{width}}  {'value':>10}  target")
-    for label, value, target in rows:
-        print(f"{label:<{width}}  {value:>10}  {target}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

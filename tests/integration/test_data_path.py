@@ -91,6 +91,13 @@ def run_data_path(folder: Path, dsn: str, standin: ConvexStandIn, body: str = DA
     return Harness(folder, body, header=HEADER + CONNECTIONS, env=env_for(dsn, standin)).start()
 
 
+def failures(h: Harness) -> dict[str, str | None]:
+    """Each step of DATA_PATH that did not succeed, with its reason."""
+    return {s: h.engine.step_runtime(s).reason for s in ("backup", "export", "transform", "import", "resolve",
+                                                         "counts", "refs", "sample", "calc")
+            if h.state(s) != "succeeded"}
+
+
 def source_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
@@ -106,10 +113,7 @@ def test_empty_tables_pass_through_every_step(tmp_path: Path, perm_dsn: str, sta
     h = run_data_path(tmp_path, perm_dsn, standin)
     try:
         outcome = h.settle(120)
-        failed = {s: h.engine.step_runtime(s).reason for s in ("backup", "export", "transform", "import", "resolve",
-                                                               "counts", "refs", "sample", "calc")
-                  if h.state(s) != "succeeded"}
-        assert outcome == Outcome.DONE, failed
+        assert outcome == Outcome.DONE, failures(h)
         assert standin.store.count("notifications") == standin.store.count("userPreferences") == 0
         assert standin.store.count("cases") > 0
         assert (tmp_path / "transformed" / "notifications.jsonl").read_bytes() == b""
@@ -122,10 +126,7 @@ def test_the_whole_data_path_moves_every_row_and_proves_it(tmp_path: Path, perm_
     h = run_data_path(tmp_path, perm_dsn, standin)
     try:
         outcome = h.settle(120)
-        failed = {s: h.engine.step_runtime(s).reason for s in ("backup", "export", "transform", "import", "resolve",
-                                                               "counts", "refs", "sample", "calc")
-                  if h.state(s) != "succeeded"}
-        assert outcome == Outcome.DONE, failed
+        assert outcome == Outcome.DONE, failures(h)
         counts = standin.store.count
         source = source_counts(perm_dsn)
         manifest = json.loads((tmp_path / "transformed" / "manifest.json").read_text())
