@@ -274,6 +274,9 @@ class ChecklistStep(Step):
             ctx.log(f"[ ] {item}")
         if not ctx.checklist(params.items):
             raise StepFailed("the checklist was refused")
+        # The log ends as the list now stands: read later, the boxes above were only the ask.
+        for item in params.items:
+            ctx.log(f"[x] {item}")
         ctx.log(f"all {len(params.items)} items ticked")
 
 

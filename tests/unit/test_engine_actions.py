@@ -204,6 +204,9 @@ def test_checklist_succeeds_when_every_item_is_ticked(tmp_path: Path) -> None:
         assert h.settle() == Outcome.DONE
         ticks = [a for a in _actions(h) if a[0] == "tick"]
         assert [t[3] for t in ticks] == ["Render scaled to 0", "Supabase paused"]
+        # The log ends with the list as it stands: every box ticked.
+        assert h.journal.log_lines(h.engine.run_id, "decom")[-3:] == [
+            "[x] Render scaled to 0", "[x] Supabase paused", "all 2 items ticked"]
     finally:
         h.close()
 
