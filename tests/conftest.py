@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,6 +20,8 @@ import netguard  # noqa: E402
 netguard.install()
 
 from fakes import LEDGER  # noqa: E402
+
+from cockpit.sandbox.convex_store import best_engine, has_jsonb  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +95,16 @@ def knot() -> Iterator[object]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["json-text", "jsonb"])
+def sqlite_engine(request: pytest.FixtureRequest) -> ModuleType:
+    """Both ways the Convex stand-in stores documents: Python's own SQLite (3.40 on Debian 12:
+    JSON text) and the bundled one with JSONB, which `pip install` brings on Linux x86_64."""
+    if request.param == "json-text":
+        if has_jsonb(sqlite3):
+            pytest.skip("this Python's SQLite has JSONB: the JSON-text store is not used here")
+        return sqlite3
+    engine = best_engine()
+    assert has_jsonb(engine), "pysqlite3-binary (SQLite with JSONB) is not installed: pip install -e '.[test]'"
+    return engine

@@ -8,6 +8,11 @@ a connection of their own from a pool, so that queries run side by side, as Conv
 SQLite releases the interpreter while it computes, and WAL lets readers see every committed
 write while a writer works. A read inside a transaction uses the writer's connection, so that
 a mutation sees its own writes.
+
+Documents are stored as SQLite's JSONB where SQLite is 3.45 or later (pysqlite3-binary bundles
+one; Debian 12's is 3.40): a function that reads a field of every document (verification) then
+walks the stored binary instead of parsing a kilobyte of text per document (measured on 1 KB
+documents: 0.5 us a field against 3.5 us). Older SQLite stores text; the SQL is the same.
 """
 
 from __future__ import annotations
@@ -23,7 +28,22 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+
+def best_engine() -> ModuleType:
+    """The SQLite module to store with: a bundled SQLite that has JSONB, else Python's own."""
+    try:
+        from pysqlite3 import dbapi2  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return sqlite3
+    engine: ModuleType = dbapi2
+    return engine if has_jsonb(engine) else sqlite3
+
+
+def has_jsonb(engine: ModuleType) -> bool:
+    return tuple(engine.sqlite_version_info) >= (3, 45)
 
 # Convex ids are 32 characters of lowercase Crockford base32.
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -54,8 +74,8 @@ class PageMeta:
     continue_cursor: str
 
 
-def _connect(path: Path, cache_kib: int) -> sqlite3.Connection:
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+def _connect(engine: ModuleType, path: Path, cache_kib: int) -> sqlite3.Connection:
+    db: sqlite3.Connection = engine.connect(path, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
     # Whole-table scans (verification) and id lookups read the file again and again: a large
@@ -66,12 +86,18 @@ def _connect(path: Path, cache_kib: int) -> sqlite3.Connection:
 
 
 class DocumentStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, engine: ModuleType | None = None) -> None:
         self._path = path
-        self._db = _connect(path, 262144)
+        self._engine = engine or best_engine()
+        self.jsonb = has_jsonb(self._engine)
+        # How a body is written, and read back as text: JSONB goes in and out through SQLite.
+        self._stored = "jsonb(?)" if self.jsonb else "?"
+        self._body = "json(body)" if self.jsonb else "body"
+        self._db = _connect(self._engine, path, 262144)
         self._db.executescript("""
+            -- body: the document without _id and _creationTime, as JSONB or (SQLite < 3.45) JSON text.
             CREATE TABLE IF NOT EXISTS documents (
-                tbl TEXT NOT NULL, id TEXT PRIMARY KEY, ct REAL NOT NULL, legacy_id TEXT, body TEXT NOT NULL
+                tbl TEXT NOT NULL, id TEXT PRIMARY KEY, ct REAL NOT NULL, legacy_id TEXT, body BLOB NOT NULL
             );
             CREATE INDEX IF NOT EXISTS by_order ON documents (tbl, ct, id);
             -- With ct in it, the index serves `ORDER BY ct LIMIT 1` too: otherwise SQLite walks by_order.
@@ -97,9 +123,9 @@ class DocumentStore:
         except queue.Empty:
             with self._readers_lock:  # not the writer's lock: a long transaction must not hold up reads
                 if self._closed:
-                    raise sqlite3.ProgrammingError("the store is closed") from None
+                    raise self._engine.ProgrammingError("the store is closed") from None
                 # The memory map is shared by all; each reader keeps a smaller cache of its own.
-                db = _connect(self._path, 65536)
+                db = _connect(self._engine, self._path, 65536)
                 db.execute("PRAGMA query_only=ON")
                 self._all_readers.append(db)
         # One read transaction: a read of several statements (a page's size, then its cursor)
@@ -141,7 +167,8 @@ class DocumentStore:
             rows.append((table, doc.get("_id") or new_id(), doc.get("_creationTime") or self._creation_time(),
                          legacy if isinstance(legacy, str) else None, json.dumps(body, separators=(",", ":"))))
         with self._lock:
-            self._db.executemany("INSERT INTO documents (tbl, id, ct, legacy_id, body) VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.executemany(
+                f"INSERT INTO documents (tbl, id, ct, legacy_id, body) VALUES (?, ?, ?, ?, {self._stored})", rows)
         return len(rows)
 
     def clear(self, table: str) -> None:
@@ -166,7 +193,7 @@ class DocumentStore:
 
     def get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
         with self._reading() as db:
-            row = db.execute("SELECT id, ct, tbl, body FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            row = db.execute(f"SELECT id, ct, tbl, {self._body} FROM documents WHERE id = ?", (doc_id,)).fetchone()
         if row is None:
             return None
         return row[2], self._document((row[0], row[1], row[2], row[3]))
@@ -174,7 +201,7 @@ class DocumentStore:
     def by_legacy_id(self, table: str, legacy_id: str) -> dict[str, Any] | None:
         with self._reading() as db:
             row = db.execute(
-                "SELECT id, ct, tbl, body FROM documents WHERE tbl = ? AND legacy_id = ? ORDER BY ct LIMIT 1",
+                f"SELECT id, ct, tbl, {self._body} FROM documents WHERE tbl = ? AND legacy_id = ? ORDER BY ct LIMIT 1",
                 (table, legacy_id)).fetchone()
         return self._document(row) if row else None
 
@@ -186,15 +213,15 @@ class DocumentStore:
                 chunk = legacy_ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
                 for legacy, doc_id, ct, body in db.execute(
-                        f"SELECT legacy_id, id, ct, body FROM documents WHERE tbl = ? AND legacy_id IN ({marks})"
-                        " ORDER BY legacy_id, ct", [table, *chunk]):
+                        f"SELECT legacy_id, id, ct, {self._body} FROM documents"
+                        f" WHERE tbl = ? AND legacy_id IN ({marks}) ORDER BY legacy_id, ct", [table, *chunk]):
                     if legacy not in found:
                         found[legacy] = self._document((doc_id, ct, table, body))
         return found
 
     def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
-            row = self._db.execute("SELECT body FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            row = self._db.execute(f"SELECT {self._body} FROM documents WHERE id = ?", (doc_id,)).fetchone()
             if row is None:
                 raise KeyError(doc_id)
             body = json.loads(row[0])
@@ -204,7 +231,7 @@ class DocumentStore:
                 else:
                     body[key] = value
             legacy = body.get("legacyId")
-            self._db.execute("UPDATE documents SET body = ?, legacy_id = ? WHERE id = ?",
+            self._db.execute(f"UPDATE documents SET body = {self._stored}, legacy_id = ? WHERE id = ?",
                              (json.dumps(body, separators=(",", ":")), legacy if isinstance(legacy, str) else None,
                               doc_id))
 
@@ -219,10 +246,10 @@ class DocumentStore:
         scan then costs a fraction of parsing every document."""
         after = _decode_cursor(cursor)
         if fields is None:
-            columns, parameters = "body", []
+            columns, parameters = self._body, []
         else:
             columns = ", ".join(["NULL", *(["body -> ?"] * len(fields))])
-            parameters = ['$."' + f.replace('"', '\\"') + '"' for f in fields]
+            parameters = [json_path(f) for f in fields]
         where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
         with self._reading() as db:
             # A row value for the cursor, so that SQLite seeks in the index instead of scanning.
@@ -239,17 +266,28 @@ class DocumentStore:
                                           if v is not None}} for r in rows]
         return Page(documents, not more, _encode_cursor(last))
 
-    def page_of(self, table: str, cursor: str | None, num_items: int, columns: str = "id, ct, body",
-                column_parameters: tuple[Any, ...] = ()) -> tuple[str, list[Any], PageMeta]:
-        """A page's rows as SQL (a `page` CTE of `columns`, by default id, ct and body) for a
-        function to compute over in SQLite, and what the function returns about the page: its
-        size, whether more follow and its cursor, found by walking the index in SQLite (no row
-        reaches Python). Naming the few values a function needs in `columns` keeps SQLite from
-        copying whole documents into the CTE."""
+    def page_fields(self, table: str, cursor: str | None, num_items: int,
+                    fields: list[str]) -> tuple[str, list[Any], PageMeta]:
+        """A page as SQL, for a function to compute over in SQLite: a `page` CTE with a column per
+        field (f0, f1, ...), each the field's value as JSON text, NULL when it is missing or null;
+        and what the function returns about the page: its size, whether more follow and its
+        cursor, found by walking the index (no row reaches Python). Only the named fields are
+        read: no whole document is copied into the CTE."""
         after = _decode_cursor(cursor)
         where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
-        cte = f"WITH page AS (SELECT {columns} FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?)"
-        return cte, [*column_parameters, table, *bound, num_items], self.page_meta(table, cursor, num_items)
+        rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?"
+        paths = [json_path(f) for f in fields]
+        if self.jsonb:
+            columns = ", ".join(f"NULLIF(body -> ?, 'null') AS f{i}" for i in range(len(fields))) or "1 AS one"
+            cte = f"WITH page AS (SELECT {columns} {rows})"
+        else:
+            # Text is parsed whole on every json_extract: one call takes every field at once (as an
+            # array; two paths at least, or SQLite returns the bare value).
+            paths += [_NO_FIELD] * max(0, 2 - len(paths))
+            marks = ", ".join("?" * len(paths))
+            columns = ", ".join(f"NULLIF(j -> '$[{i}]', 'null') AS f{i}" for i in range(len(fields))) or "1 AS one"
+            cte = f"WITH raw AS (SELECT json_extract(body, {marks}) AS j {rows}), page AS (SELECT {columns} FROM raw)"
+        return cte, [*paths, table, *bound, num_items], self.page_meta(table, cursor, num_items)
 
     def page_meta(self, table: str, cursor: str | None, num_items: int) -> PageMeta:
         after = _decode_cursor(cursor)
@@ -295,6 +333,16 @@ class DocumentStore:
             for reader in self._all_readers:
                 reader.close()
             self._db.close()
+
+
+# A path no document has: Convex reserves field names that start with "_".
+_NO_FIELD = '$."_cockpit_no_field"'
+
+
+def json_path(field: str) -> str:
+    """The SQLite JSON path of a top-level field (SQLite before 3.45 cannot name a field with a
+    double quote in it: its paths take no escapes)."""
+    return '$."' + field.replace('"', '\\"') + '"'
 
 
 def _encode_cursor(position: tuple[float, str] | None) -> str:

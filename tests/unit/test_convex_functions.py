@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from cockpit.sandbox import convex_functions as functions
@@ -19,8 +20,8 @@ def _pages(call: Any, store: DocumentStore, args: dict[str, Any]) -> list[dict[s
         cursor = page["continueCursor"]
 
 
-def _store(tmp_path: Path) -> DocumentStore:
-    store = DocumentStore(tmp_path / "store.db")
+def _store(tmp_path: Path, engine: ModuleType) -> DocumentStore:
+    store = DocumentStore(tmp_path / "store.db", engine)
     with store.transaction():
         store.insert_many("users", [{"legacyId": "u1"}, {"legacyId": "u2"}])
     user = store.by_legacy_id("users", "u1")
@@ -39,8 +40,8 @@ def _store(tmp_path: Path) -> DocumentStore:
     return store
 
 
-def test_pages_count_every_document_once(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_pages_count_every_document_once(tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    store = _store(tmp_path, sqlite_engine)
     pages = _pages(functions.count_page, store, {"table": "cases", "numItems": 3})
     assert [p["count"] for p in pages] == [3, 3, 1] and [p["isDone"] for p in pages] == [False, False, True]
     exact = _pages(functions.count_page, store, {"table": "cases", "numItems": 7})
@@ -49,8 +50,8 @@ def test_pages_count_every_document_once(tmp_path: Path) -> None:
     assert [(p["count"], p["isDone"]) for p in empty] == [(0, True)]
 
 
-def test_aggregate_groups_as_javascript_would(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_aggregate_groups_as_javascript_would(tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    store = _store(tmp_path, sqlite_engine)
     groups: dict[str, dict[str, float]] = {}
     for page in _pages(functions.aggregate_page, store, {"table": "cases", "numItems": 2, "groupBy": "status",
                                                          "sum": "wage"}):
@@ -65,8 +66,8 @@ def test_aggregate_groups_as_javascript_would(tmp_path: Path) -> None:
     assert counted["groups"] == {"": {"count": 7, "sum": 0}} and counted["isDone"]
 
 
-def test_check_refs_finds_unresolved_and_dangling(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_check_refs_finds_unresolved_and_dangling(tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    store = _store(tmp_path, sqlite_engine)
     totals = {"checked": 0, "unresolved": 0, "dangling": 0}
     for page in _pages(functions.check_refs, store, {"table": "cases", "legacyField": "legacyUserId",
                                                      "idField": "userId", "target": "users", "numItems": 3}):
@@ -75,8 +76,8 @@ def test_check_refs_finds_unresolved_and_dangling(tmp_path: Path) -> None:
     assert totals == {"checked": 3, "unresolved": 1, "dangling": 1}
 
 
-def test_by_legacy_ids_keeps_the_order_asked_and_skips_the_missing(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_by_legacy_ids_keeps_the_order_asked_and_skips_the_missing(tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    store = _store(tmp_path, sqlite_engine)
     found = functions.by_legacy_ids(store, {"table": "cases", "legacyIds": ["c3", "nope", "c1", "c3"]})
     assert [d["legacyId"] for d in found] == ["c3", "c1", "c3"]
     assert all("_id" in d and "_creationTime" in d for d in found)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
 from cockpit.sandbox.convex_store import DocumentStore
 
 
-def test_a_transaction_sees_its_writes_and_other_readers_see_them_only_after_commit(tmp_path: Path) -> None:
-    store = DocumentStore(tmp_path / "documents.db")
+def test_a_transaction_sees_its_writes_and_other_readers_see_them_only_after_commit(
+        tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    store = DocumentStore(tmp_path / "documents.db", sqlite_engine)
     store.insert_many("users", [{"legacyId": "u1"}])
     inside, committed = threading.Event(), threading.Event()
     seen_inside: list[int] = []
@@ -41,8 +44,8 @@ def test_a_transaction_sees_its_writes_and_other_readers_see_them_only_after_com
     store.close()
 
 
-def test_readers_on_many_threads_get_the_right_documents(tmp_path: Path) -> None:
-    store = DocumentStore(tmp_path / "documents.db")
+def test_readers_on_many_threads_get_the_right_documents(tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    store = DocumentStore(tmp_path / "documents.db", sqlite_engine)
     store.insert_many("cases", [{"legacyId": f"c{i}", "n": i} for i in range(2000)])
 
     def look(i: int) -> int:
@@ -57,8 +60,8 @@ def test_readers_on_many_threads_get_the_right_documents(tmp_path: Path) -> None
         store.count("cases")
 
 
-def test_a_read_of_several_statements_sees_one_snapshot(tmp_path: Path) -> None:
-    store = DocumentStore(tmp_path / "documents.db")
+def test_a_read_of_several_statements_sees_one_snapshot(tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    store = DocumentStore(tmp_path / "documents.db", sqlite_engine)
     store.insert_many("users", [{"legacyId": "u1"}])
     with store._reading() as db:
         before = db.execute("SELECT count(*) FROM documents").fetchone()[0]
@@ -67,4 +70,32 @@ def test_a_read_of_several_statements_sees_one_snapshot(tmp_path: Path) -> None:
         writer.join()
         assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == before == 1
     assert store.count("users") == 2
+    store.close()
+
+
+def test_documents_come_back_exactly_as_stored(tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    hostile: dict[str, Any] = {
+        "legacyId": "h1", "quote": 'a"b\\c\nd\te', "unicode": "Zoë 名前 \U0001f680 \u2028", "empty": "",
+        "floats": [0.1, 1e300, -2.5e-308, 123456789.123456789], "big": 2**53 + 1, "negative": -(2**62),
+        "nested": {"a": [1, {"b": None}], "c": {}}, "flags": [True, False, None], 'odd "key"': 1,
+    }
+    store = DocumentStore(tmp_path / "documents.db", sqlite_engine)
+    store.insert_many("cases", [hostile, {"legacyId": "h2"}])
+    kind = store.query("SELECT DISTINCT typeof(body) FROM documents", [])
+    assert kind == [("blob",)] if store.jsonb else [("text",)]
+
+    def without_system_fields(doc: dict[str, Any] | None) -> dict[str, Any]:
+        assert doc is not None
+        return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+    first = store.by_legacy_id("cases", "h1")
+    assert without_system_fields(first) == hostile
+    assert first is not None and store.get(first["_id"]) == ("cases", first)
+    assert [without_system_fields(d) for d in store.documents("cases")] == [hostile, {"legacyId": "h2"}]
+    assert without_system_fields(store.first_by_legacy_ids("cases", ["h1"])["h1"]) == hostile
+    picked = store.paginate("cases", None, 1, ["unicode", "nested", "missing"]).documents
+    assert picked == [{"_id": first["_id"], "unicode": hostile["unicode"], "nested": hostile["nested"]}]
+    store.patch(first["_id"], {"userId": "x" * 32, "empty": None})
+    patched = {k: v for k, v in hostile.items() if k != "empty"} | {"userId": "x" * 32}
+    assert without_system_fields(store.by_legacy_id("cases", "h1")) == patched
     store.close()
