@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+from pydantic_core import from_json
 
 from cockpit import __version__
 from cockpit.step import StepCancelled
@@ -163,14 +164,22 @@ class ConvexClient:
     def call(self, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
         """Run a query, mutation or action; return its value, or raise ConvexFunctionError."""
         response = self.request("POST", f"/api/{kind}", json={"path": path, "args": args or {}, "format": "json"})
+        content = response.content
         try:
-            body = response.json()
+            # pydantic's parser (Rust): a page of documents parses in half the time of json's.
+            body = from_json(content)
         except ValueError as exc:
             raise ConvexError(f"{kind} {path}: the answer is not JSON") from exc
+        if not isinstance(body, dict):
+            raise ConvexError(f"{kind} {path}: unexpected answer {str(body)[:200]}")
+        # Only an object with a "$..." key ($integer, $float, $bytes) needs decoding; the text
+        # says whether there may be one (a false alarm costs only the walk).
+        encoded = b'"$' in content or b"\\u0024" in content
         if body.get("status") == "success":
-            return decode(body.get("value"))
+            return decode(body.get("value")) if encoded else body.get("value")
         if body.get("status") == "error":
-            raise ConvexFunctionError(f"{path}: {body.get('errorMessage')}", decode(body.get("errorData")))
+            raise ConvexFunctionError(f"{path}: {body.get('errorMessage')}",
+                                      decode(body.get("errorData")) if encoded else body.get("errorData"))
         raise ConvexError(f"{kind} {path}: unexpected answer {str(body)[:200]}")
 
     def query(self, path: str, args: dict[str, Any] | None = None) -> Any:

@@ -14,6 +14,15 @@ from typing import Any
 from cockpit.sandbox.convex_store import DocumentStore
 
 
+class RawJSON:
+    """A function's value already written as JSON text: the server sends it as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 class FunctionError(Exception):
     """A function threw: the HTTP API answers status "error" with this message."""
 
@@ -50,12 +59,12 @@ def count_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     return {"count": page.count, "isDone": page.is_done, "continueCursor": page.continue_cursor}
 
 
-def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> list[dict[str, Any]]:
+def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> RawJSON:
     _require(args, "table", "legacyIds")
     # The shipped loop's `.first()` per id through the by_legacy_id index, as one query: the
-    # earliest document of each id, returned in the order asked.
-    first = store.first_by_legacy_ids(args["table"], [str(x) for x in args["legacyIds"]])
-    return [first[legacy_id] for legacy_id in args["legacyIds"] if legacy_id in first]
+    # earliest document of each id, returned in the order asked (as JSON text, unparsed).
+    first = store.first_json_by_legacy_ids(args["table"], [str(x) for x in args["legacyIds"]])
+    return RawJSON("[" + ",".join(first[legacy] for legacy in args["legacyIds"] if legacy in first) + "]")
 
 
 def check_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:

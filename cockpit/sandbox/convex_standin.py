@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cockpit.sandbox.convex_functions import FUNCTIONS, FunctionError
+from cockpit.sandbox.convex_functions import FUNCTIONS, FunctionError, RawJSON
 from cockpit.sandbox.convex_store import DocumentStore, new_id
 
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -200,7 +200,7 @@ class ConvexStandIn:
     @staticmethod
     def _send(request: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
               ) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
+        data = b"" if payload is None else _encoded(payload)
         request.send_response(status)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(data)))
@@ -436,6 +436,15 @@ class _BadRequest(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _encoded(payload: Any) -> bytes:
+    """The payload as JSON; a function's value that is JSON text already goes in as it is."""
+    value = payload.get("value") if isinstance(payload, dict) else None
+    if not isinstance(value, RawJSON):
+        return json.dumps(payload).encode()
+    rest = json.dumps({k: v for k, v in payload.items() if k != "value"})
+    return (rest[:-1] + (", " if rest != "{}" else "") + '"value": ' + value.text + "}").encode()
 
 
 def _json(body: bytes) -> dict[str, Any]:

@@ -206,8 +206,16 @@ class DocumentStore:
         return self._document(row) if row else None
 
     def first_by_legacy_ids(self, table: str, legacy_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The earliest document of each legacy id (by the by_legacy_id index), in one query per 500."""
-        found: dict[str, dict[str, Any]] = {}
+        """The earliest document of each legacy id (by the by_legacy_id index)."""
+        return {k: json.loads(v) for k, v in self.first_json_by_legacy_ids(table, legacy_ids).items()}
+
+    def first_json_by_legacy_ids(self, table: str, legacy_ids: list[str]) -> dict[str, str]:
+        """The earliest document of each legacy id as JSON text, in one query per 500 ids.
+
+        The text comes from SQLite with `_id` and `_creationTime` spliced in front, never parsed
+        here: a function that returns documents whole (the sample's) then costs the stand-in no
+        JSON work of its own (measured: 17 us to parse and 17 us to serialize a 1 KB document)."""
+        found: dict[str, str] = {}
         with self._reading() as db:
             for start in range(0, len(legacy_ids), 500):
                 chunk = legacy_ids[start:start + 500]
@@ -216,7 +224,7 @@ class DocumentStore:
                         f"SELECT legacy_id, id, ct, {self._body} FROM documents"
                         f" WHERE tbl = ? AND legacy_id IN ({marks}) ORDER BY legacy_id, ct", [table, *chunk]):
                     if legacy not in found:
-                        found[legacy] = self._document((doc_id, ct, table, body))
+                        found[legacy] = _with_system_fields(body, doc_id, ct)
         return found
 
     def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
@@ -333,6 +341,13 @@ class DocumentStore:
             for reader in self._all_readers:
                 reader.close()
             self._db.close()
+
+
+def _with_system_fields(body: str, doc_id: str, creation_time: float) -> str:
+    """A stored body (JSON text of an object) with `_id` and `_creationTime` first, as
+    `_document` would give them: the float as Python writes it, so no digit is lost."""
+    head = f'{{"_id":{json.dumps(doc_id)},"_creationTime":{float(creation_time)!r}'
+    return head + ("}" if body == "{}" else "," + body[1:])
 
 
 # A path no document has: Convex reserves field names that start with "_".

@@ -3,7 +3,9 @@ stand-in with deterministic faults: each lost answer, refusal and error the prot
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from fakes import HEADER, Harness
 
 from cockpit.events import StepProgress
 from cockpit.runtime import Outcome
-from cockpit.sandbox.convex_functions import FunctionError
+from cockpit.sandbox.convex_functions import FunctionError, RawJSON
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.convex_store import DocumentStore
 from steps.convex_client import ConvexClient, ConvexError, ConvexFunctionError
@@ -107,6 +109,24 @@ def test_function_errors_are_read_from_the_body_at_200_and_560(tmp_path: Path, s
             assert client.retries == 0  # a function error is an answer, not a fault to retry
     finally:
         server.stop()
+
+
+def test_values_decode_only_where_convex_encodes_them(standin: ConvexStandIn) -> None:
+    seven, half = (base64.b64encode(struct.pack(f, x)).decode() for f, x in (("<q", 7), ("<d", 0.5)))
+    answers = {
+        # Encoded values, one with its key escaped as JSON allows: both are Int64 7.
+        "t:encoded": {"n": {"$integer": seven}, "list": [{"$float": half}]},
+        "t:escaped": RawJSON(f'{{"n": {{"\\u0024integer": "{seven}"}}}}'),
+        # Text that looks like an encoding is text: a "$" inside a string, a key of two fields.
+        "t:plain": {"s": 'say "$integer"', "two": {"$integer": seven, "other": 1}, "ok": True, "f": 0.1},
+    }
+    for name, value in answers.items():
+        standin.functions[name] = ("query", False, lambda store, args, value=value: value)
+    with ConvexClient(standin.url, standin.deploy_key) as client:
+        assert client.query("t:encoded") == {"n": 7, "list": [0.5]}
+        assert client.query("t:escaped") == {"n": 7}
+        assert client.query("t:plain") == answers["t:plain"]
+        assert client.query("cockpit:byLegacyIds", {"table": "none", "legacyIds": ["x"]}) == []
 
 
 # -- convex.import -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -78,6 +79,6 @@ def test_check_refs_finds_unresolved_and_dangling(tmp_path: Path, sqlite_engine:
 
 def test_by_legacy_ids_keeps_the_order_asked_and_skips_the_missing(tmp_path: Path, sqlite_engine: ModuleType) -> None:
     store = _store(tmp_path, sqlite_engine)
-    found = functions.by_legacy_ids(store, {"table": "cases", "legacyIds": ["c3", "nope", "c1", "c3"]})
+    found = json.loads(functions.by_legacy_ids(store, {"table": "cases", "legacyIds": ["c3", "nope", "c1", "c3"]}).text)
     assert [d["legacyId"] for d in found] == ["c3", "c1", "c3"]
     assert all("_id" in d and "_creationTime" in d for d in found)
