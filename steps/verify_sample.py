@@ -53,6 +53,8 @@ def sample_condition(pk: str, fraction: float, seed: str) -> str:
 
 def differences(expected: dict[str, Any], found: dict[str, Any], ignored: frozenset[str]) -> list[str]:
     """The fields that differ, each as `field: v1 x, v2 y` (values shortened)."""
+    if _alike(expected, found, ignored):
+        return []
     out = []
     for field, value in expected.items():
         if field not in found:
@@ -62,6 +64,27 @@ def differences(expected: dict[str, Any], found: dict[str, Any], ignored: frozen
     for field in found.keys() - expected.keys() - ignored:
         out.append(f"{field}: only in v2 ({_brief(found[field])})")
     return out
+
+
+def _alike(expected: dict[str, Any], found: dict[str, Any], ignored: frozenset[str]) -> bool:
+    """Most documents match: say so with C-level dict operations, field by field only in the
+    containers (10 us a document less). False means: look field by field."""
+    try:
+        kinds = list(map(type, expected.values()))
+        # Same types at the top: `==` then means `_same` for str, int, float and bool (True == 1
+        # would otherwise pass, and 5 against 5.0 is left to the careful path).
+        if kinds != list(map(type, map(found.__getitem__, expected))):
+            return False
+    except KeyError:  # a field missing in v2
+        return False
+    if not expected.items() <= found.items():
+        return False
+    extra = len(found) - len(expected) - sum(1 for k in ignored if k in found and k not in expected)
+    if extra:
+        return False
+    if list in kinds or dict in kinds:  # `==` does not tell True from 1 inside them
+        return all(_same(v, found[k]) for k, v in expected.items() if type(v) is list or type(v) is dict)
+    return True
 
 
 def _same(a: Any, b: Any) -> bool:
