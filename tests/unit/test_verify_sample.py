@@ -30,8 +30,10 @@ def with_(**changes: Any) -> dict[str, Any]:
     (with_(ok=1), ["ok: v1 True, v2 1"]),  # True is not 1
     (with_(cents=True, ok=True), ["cents: v1 1250, v2 True"]),
     (with_(tags=["a", 1]), ["tags: v1 ['a', 'b'], v2 ['a', 1]"]),
-    (with_(meta={"n": 1, "flags": [1, None]}), ["meta: v1 {'n': 1, 'flags': [True, None]}, v2 {'n': 1, 'flags': [1, None]}"]),
-    (with_(meta={"n": True, "flags": [True, None]}), ["meta: v1 {'n': 1, 'flags': [True, None]}, v2 {'n': True, 'flags': [True, None]}"]),
+    (with_(meta={"n": 1, "flags": [1, None]}),
+     ["meta: v1 {'n': 1, 'flags': [True, None]}, v2 {'n': 1, 'flags': [1, None]}"]),
+    (with_(meta={"n": True, "flags": [True, None]}),
+     ["meta: v1 {'n': 1, 'flags': [True, None]}, v2 {'n': True, 'flags': [True, None]}"]),
     (with_(rate=0.25), ["rate: v1 0.5, v2 0.25"]),
     (with_(name="Zoe"), ["name: v1 'Zoë', v2 'Zoe'"]),
     (with_(none=KeyError), ["none: missing in v2"]),
