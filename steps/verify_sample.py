@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator
-from itertools import compress
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import compress
 from typing import Any
 
 from pydantic import Field

@@ -70,11 +70,11 @@ def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> RawJSON:
 def check_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "table", "legacyField", "idField", "target", "cursor", "numItems")
     cte, parameters, page = store.page_fields(args["table"], args["cursor"], int(args["numItems"]),
-                                              [args["legacyField"], args["idField"]])
+                                              [(args["legacyField"], "value"), (args["idField"], "value")])
     # The loop of the shipped function, in SQL: a set legacy field is checked; no id is
     # unresolved; an id that is no document (ctx.db.get is null) is dangling.
     row = store.query(
-        f"{cte}, refs AS (SELECT f1 ->> '$' AS target FROM page WHERE f0 IS NOT NULL)"
+        f"{cte}, refs AS (SELECT f1 AS target FROM page WHERE f0 IS NOT NULL)"
         " SELECT count(*), count(*) FILTER (WHERE target IS NULL),"
         " count(*) FILTER (WHERE target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = target))"
         " FROM refs", parameters)[0]
@@ -110,10 +110,9 @@ def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]
     # JavaScript's String() would, below), a count, and the sum of the values that are numbers
     # (total(): a float, as JavaScript sums); a missing field and a null both read as null, as
     # `?? "null"` does.
-    fields = ([group_by] if group_by is not None else []) + ([total_of] if total_of else [])
+    fields = ([(group_by, "json")] if group_by is not None else []) + ([(total_of, "number")] if total_of else [])
     key = "f0" if group_by is not None else "NULL"
-    value = f"f{fields.index(total_of)}" if total_of else None
-    number = f"CASE WHEN json_type({value}) IN ('integer', 'real') THEN {value} ->> '$' END" if value else "0"
+    number = f"f{len(fields) - 1}" if total_of else "0"
     cte, parameters, page = store.page_fields(args["table"], args["cursor"], int(args["numItems"]), fields)
     rows = store.query(f"{cte} SELECT {key} AS k, count(*), total({number}) FROM page GROUP BY k", parameters)
     groups: dict[str, dict[str, float]] = {}

@@ -275,27 +275,30 @@ class DocumentStore:
         return Page(documents, not more, _encode_cursor(last))
 
     def page_fields(self, table: str, cursor: str | None, num_items: int,
-                    fields: list[str]) -> tuple[str, list[Any], PageMeta]:
+                    fields: list[tuple[str, str]]) -> tuple[str, list[Any], PageMeta]:
         """A page as SQL, for a function to compute over in SQLite: a `page` CTE with a column per
-        field (f0, f1, ...), each the field's value as JSON text, NULL when it is missing or null;
-        and what the function returns about the page: its size, whether more follow and its
-        cursor, found by walking the index (no row reaches Python). Only the named fields are
-        read: no whole document is copied into the CTE."""
+        (field, form), f0, f1, ..., in one of three forms: "json", the field's value as JSON text;
+        "value", its SQL value (a string as text, true as 1); "number", its value if it is a
+        number. Each is NULL when the field is missing or null. With it, what the function returns
+        about the page: its size, whether more follow and its cursor, found by walking the index
+        (no row reaches Python). Only the named fields are read: no document is copied whole."""
         after = _decode_cursor(cursor)
         where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
         rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?"
-        paths = [json_path(f) for f in fields]
         if self.jsonb:
-            columns = ", ".join(f"NULLIF(body -> ?, 'null') AS f{i}" for i in range(len(fields))) or "1 AS one"
-            cte = f"WITH page AS (SELECT {columns} {rows})"
+            # JSONB is walked, not parsed: each column reads its field on its own.
+            columns = [_field_sql("body", "'" + json_path(f).replace("'", "''") + "'", form) for f, form in fields]
+            cte = f"WITH page AS (SELECT {', '.join(_named(columns))} {rows})"
         else:
             # Text is parsed whole on every json_extract: one call takes every field at once (as an
             # array; two paths at least, or SQLite returns the bare value).
+            paths = [json_path(f) for f, _form in fields]
             paths += [_NO_FIELD] * max(0, 2 - len(paths))
-            marks = ", ".join("?" * len(paths))
-            columns = ", ".join(f"NULLIF(j -> '$[{i}]', 'null') AS f{i}" for i in range(len(fields))) or "1 AS one"
-            cte = f"WITH raw AS (SELECT json_extract(body, {marks}) AS j {rows}), page AS (SELECT {columns} FROM raw)"
-        return cte, [*paths, table, *bound, num_items], self.page_meta(table, cursor, num_items)
+            columns = [_field_sql("j", f"'$[{i}]'", form) for i, (_f, form) in enumerate(fields)]
+            marks = ", ".join(f"'{p.replace(chr(39), chr(39) * 2)}'" for p in paths)
+            cte = (f"WITH raw AS (SELECT json_extract(body, {marks}) AS j {rows}),"
+                   f" page AS (SELECT {', '.join(_named(columns))} FROM raw)")
+        return cte, [table, *bound, num_items], self.page_meta(table, cursor, num_items)
 
     def page_meta(self, table: str, cursor: str | None, num_items: int) -> PageMeta:
         after = _decode_cursor(cursor)
@@ -341,6 +344,21 @@ class DocumentStore:
             for reader in self._all_readers:
                 reader.close()
             self._db.close()
+
+
+def _field_sql(json: str, path: str, form: str) -> str:
+    """SQL for a field of the JSON (or JSONB) in column `json` at `path` (an SQL literal)."""
+    if form == "json":
+        return f"NULLIF({json} -> {path}, 'null')"
+    if form == "value":
+        return f"{json} ->> {path}"
+    if form == "number":
+        return f"CASE WHEN json_type({json}, {path}) IN ('integer', 'real') THEN {json} ->> {path} END"
+    raise ValueError(f"unknown form {form!r}")
+
+
+def _named(columns: list[str]) -> list[str]:
+    return [f"{c} AS f{i}" for i, c in enumerate(columns)] or ["1 AS one"]
 
 
 def _with_system_fields(body: str, doc_id: str, creation_time: float) -> str:

@@ -82,3 +82,15 @@ def test_by_legacy_ids_keeps_the_order_asked_and_skips_the_missing(tmp_path: Pat
     found = json.loads(functions.by_legacy_ids(store, {"table": "cases", "legacyIds": ["c3", "nope", "c1", "c3"]}).text)
     assert [d["legacyId"] for d in found] == ["c3", "c1", "c3"]
     assert all("_id" in d and "_creationTime" in d for d in found)
+
+
+def test_field_names_with_quotes_reach_sql_as_literals(tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    store = DocumentStore(tmp_path / "store.db", sqlite_engine)
+    with store.transaction():
+        store.insert_many("t", [{"it's": "a", "wage'); --": 2}, {"it's": "a", "wage'); --": 3}, {"it's": "b"}])
+    page = functions.aggregate_page(store, {"table": "t", "cursor": None, "numItems": 10, "groupBy": "it's",
+                                            "sum": "wage'); --"})
+    assert page["groups"] == {"a": {"count": 2, "sum": 5}, "b": {"count": 1, "sum": 0}}
+    refs = functions.check_refs(store, {"table": "t", "cursor": None, "numItems": 10, "legacyField": "it's",
+                                        "idField": "wage'); --", "target": "t"})
+    assert (refs["checked"], refs["unresolved"], refs["dangling"]) == (3, 1, 2)
