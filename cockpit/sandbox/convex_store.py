@@ -287,7 +287,7 @@ class DocumentStore:
         rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?"
         if self.jsonb:
             # JSONB is walked, not parsed: each column reads its field on its own.
-            columns = [_field_sql("body", "'" + json_path(f).replace("'", "''") + "'", form) for f, form in fields]
+            columns = [_field_sql("body", _literal(json_path(f)), form) for f, form in fields]
             cte = f"WITH page AS (SELECT {', '.join(_named(columns))} {rows})"
         else:
             # Text is parsed whole on every json_extract: one call takes every field at once (as an
@@ -295,8 +295,7 @@ class DocumentStore:
             paths = [json_path(f) for f, _form in fields]
             paths += [_NO_FIELD] * max(0, 2 - len(paths))
             columns = [_field_sql("j", f"'$[{i}]'", form) for i, (_f, form) in enumerate(fields)]
-            marks = ", ".join(f"'{p.replace(chr(39), chr(39) * 2)}'" for p in paths)
-            cte = (f"WITH raw AS (SELECT json_extract(body, {marks}) AS j {rows}),"
+            cte = (f"WITH raw AS (SELECT json_extract(body, {', '.join(map(_literal, paths))}) AS j {rows}),"
                    f" page AS (SELECT {', '.join(_named(columns))} FROM raw)")
         return cte, [table, *bound, num_items], self.page_meta(table, cursor, num_items)
 
@@ -355,6 +354,11 @@ def _field_sql(json: str, path: str, form: str) -> str:
     if form == "number":
         return f"CASE WHEN json_type({json}, {path}) IN ('integer', 'real') THEN {json} ->> {path} END"
     raise ValueError(f"unknown form {form!r}")
+
+
+def _literal(text: str) -> str:
+    """Text as an SQL string literal: a field name is the caller's, so it is quoted, not pasted."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _named(columns: list[str]) -> list[str]:
