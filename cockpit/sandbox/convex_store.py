@@ -205,10 +205,6 @@ class DocumentStore:
                 (table, legacy_id)).fetchone()
         return self._document(row) if row else None
 
-    def first_by_legacy_ids(self, table: str, legacy_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The earliest document of each legacy id (by the by_legacy_id index)."""
-        return {k: json.loads(v) for k, v in self.first_json_by_legacy_ids(table, legacy_ids).items()}
-
     def first_json_by_legacy_ids(self, table: str, legacy_ids: list[str]) -> dict[str, str]:
         """The earliest document of each legacy id as JSON text, in one query per 500 ids.
 
@@ -366,10 +362,9 @@ def _named(columns: list[str]) -> list[str]:
 
 
 def _with_system_fields(body: str, doc_id: str, creation_time: float) -> str:
-    """A stored body (JSON text of an object) with `_id` and `_creationTime` first, as
-    `_document` would give them: the float as Python writes it, so no digit is lost."""
-    head = f'{{"_id":{json.dumps(doc_id)},"_creationTime":{float(creation_time)!r}'
-    return head + ("}" if body == "{}" else "," + body[1:])
+    """A stored body (JSON text of an object, never empty here: it has a legacyId) with `_id`
+    and `_creationTime` first, as `_document` gives them: the float as Python writes it."""
+    return f'{{"_id":{json.dumps(doc_id)},"_creationTime":{float(creation_time)!r},' + body[1:]
 
 
 # A path no document has: Convex reserves field names that start with "_".
