@@ -14,6 +14,21 @@ import { internalMutation, internalQuery } from "./_generated/server";
 
 const page = { cursor: v.union(v.string(), v.null()), numItems: v.number() };
 
+// A share of a table by creation time, `from` (inclusive) to `before` (exclusive), either open:
+// the cockpit reads a large table as a few shares at once, each paged on its own.
+const share = { from: v.optional(v.number()), before: v.optional(v.number()) };
+
+function pageOf(ctx: any, args: { table: string; from?: number; before?: number; cursor: string | null;
+                                  numItems: number }) {
+  const query = ctx.db.query(args.table as any);
+  const ranged = args.from === undefined && args.before === undefined ? query
+    : query.withIndex("by_creation_time", (q: any) => {
+        const low = args.from === undefined ? q : q.gte("_creationTime", args.from);
+        return args.before === undefined ? low : low.lt("_creationTime", args.before);
+      });
+  return ranged.paginate({ cursor: args.cursor, numItems: args.numItems });
+}
+
 // Resolve one page of legacy references: for each document of `table` whose `legacyField`
 // holds a v1 uuid and whose `idField` is not set yet, look the uuid up in `target` by its
 // legacyId and store the found document's _id in `idField`. Idempotent: a resolved document is
@@ -55,13 +70,22 @@ export const resolveRefs = internalMutation({
   },
 });
 
-// Count one page of a table's documents.
-export const countPage = internalQuery({
-  args: { table: v.string(), ...page },
+// The first and last _creationTime of a table (null when it is empty): where the cockpit cuts
+// a table into shares.
+export const timeSpan = internalQuery({
+  args: { table: v.string() },
   handler: async (ctx, args) => {
-    const result = await ctx.db
-      .query(args.table as any)
-      .paginate({ cursor: args.cursor, numItems: args.numItems });
+    const first = await ctx.db.query(args.table as any).order("asc").first();
+    const last = await ctx.db.query(args.table as any).order("desc").first();
+    return { first: first?._creationTime ?? null, last: last?._creationTime ?? null };
+  },
+});
+
+// Count one page of a table's documents (or of a share of them).
+export const countPage = internalQuery({
+  args: { table: v.string(), ...page, ...share },
+  handler: async (ctx, args) => {
+    const result = await pageOf(ctx, args);
     return { count: result.page.length, isDone: result.isDone, continueCursor: result.continueCursor };
   },
 });
@@ -87,11 +111,9 @@ export const byLegacyIds = internalQuery({
 // Check one page of references: a document whose `legacyField` is set must have an `idField`
 // that points at an existing document of `target`.
 export const checkRefs = internalQuery({
-  args: { table: v.string(), legacyField: v.string(), idField: v.string(), target: v.string(), ...page },
+  args: { table: v.string(), legacyField: v.string(), idField: v.string(), target: v.string(), ...page, ...share },
   handler: async (ctx, args) => {
-    const result = await ctx.db
-      .query(args.table as any)
-      .paginate({ cursor: args.cursor, numItems: args.numItems });
+    const result = await pageOf(ctx, args);
     let checked = 0;
     let unresolved = 0;
     let dangling = 0;
@@ -117,11 +139,9 @@ export const checkRefs = internalQuery({
 
 // Aggregate one page: a count per value of `groupBy` (or one group, ""), and the sum of `sum`.
 export const aggregatePage = internalQuery({
-  args: { table: v.string(), groupBy: v.optional(v.string()), sum: v.optional(v.string()), ...page },
+  args: { table: v.string(), groupBy: v.optional(v.string()), sum: v.optional(v.string()), ...page, ...share },
   handler: async (ctx, args) => {
-    const result = await ctx.db
-      .query(args.table as any)
-      .paginate({ cursor: args.cursor, numItems: args.numItems });
+    const result = await pageOf(ctx, args);
     const groups: Record<string, { count: number; sum: number }> = {};
     for (const doc of result.page as any[]) {
       const key = args.groupBy === undefined ? "" : String(doc[args.groupBy] ?? "null");

@@ -36,6 +36,8 @@ class VerifyParams(StepParams):
     transformed: str | None = Field(default=None, description="the transform's output folder: rejected rows "
                                                                "and document sizes")
     functions: str = Field(default="cockpit", description="the module holding the functions of convex/cockpit.ts")
+    parallel: int = Field(default=2, ge=1, le=16, description="shares of a large table read at once (by creation "
+                                                                "time), each a chain of pages")
 
 
 def chosen_tables(mapping: Mapping, tables: list[str]) -> list[str]:
@@ -57,6 +59,13 @@ def page_size(entry: dict[str, Any] | None) -> int:
         return 2000
     average = max(entry["bytes"] / entry["output_rows"], 1.0)
     return max(1, min(MAX_PAGE, int(READ_LIMIT_BYTES / 2 / average)))
+
+
+def shares_for(parallel: int, entry: dict[str, Any] | None, size: int) -> int:
+    """As many shares as asked, but no more than the table has pages (when its size is known)."""
+    if entry and entry.get("output_rows") is not None:
+        return max(1, min(parallel, -(-int(entry["output_rows"]) // size)))
+    return parallel
 
 
 def quote_table(name: str) -> str:
@@ -146,8 +155,10 @@ class CountsStep(_Verification):
                       entry: dict[str, Any] | None, expected: int) -> int:
         count = 0
         try:
-            for value, _cursor in client.pages("query", f"{params.functions}:countPage", {"table": table},
-                                               page_size(entry)):
+            size = page_size(entry)
+            for value in client.pages_in_shares("query", f"{params.functions}:countPage", {"table": table}, size,
+                                                shares_for(params.parallel, entry, size),
+                                                f"{params.functions}:timeSpan"):
                 count += int(value["count"])
                 ctx.progress(count, max(expected, count), "documents", f"{table} counted")
         except ConvexFunctionError as exc:
@@ -197,7 +208,9 @@ class RefsStep(_Verification):
         # Each document costs a lookup of its target, and Convex allows 4,096 reads per call.
         size = min(page_size(entry), 2000)
         try:
-            for value, _cursor in client.pages("query", f"{params.functions}:checkRefs", args, size):
+            for value in client.pages_in_shares("query", f"{params.functions}:checkRefs", args, size,
+                                                shares_for(params.parallel, entry, size),
+                                                f"{params.functions}:timeSpan"):
                 checked += int(value["checked"])
                 unresolved += int(value["unresolved"])
                 dangling += int(value["dangling"])

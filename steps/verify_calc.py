@@ -13,6 +13,7 @@ write the SQL as `sum(round(amount * 100))` for a field the mapping converted to
 
 from __future__ import annotations
 
+import math
 import time
 from decimal import Decimal
 from typing import Annotated, Any
@@ -52,6 +53,8 @@ class CalcParams(StepParams):
     checks: list[CalcCheck] = Field(min_length=1)
     functions: str = Field(default="cockpit", description="the module holding aggregatePage")
     page_size: int = Field(default=4000, ge=1, le=8000)
+    parallel: int = Field(default=2, ge=1, le=16, description="shares of a table read at once (by creation time), "
+                                                                "each a chain of pages")
 
 
 def js_key(value: Any) -> str:
@@ -168,16 +171,25 @@ class CalcStep(Step):
             args["groupBy"] = group_by
         if total_of:
             args["sum"] = total_of
-        totals: dict[str, dict[str, float]] = {}
+        counts: dict[str, int] = {}
+        sums: dict[str, list[float]] = {}
         scanned = 0
-        for value, _cursor in client.pages("query", f"{params.functions}:aggregatePage", args, params.page_size):
+        for value in client.pages_in_shares("query", f"{params.functions}:aggregatePage", args, params.page_size,
+                                            params.parallel, f"{params.functions}:timeSpan"):
             for key, group in value["groups"].items():
-                total = totals.setdefault(key, {"count": 0, "sum": 0})
-                total["count"] += group["count"]
-                total["sum"] += group["sum"]
-                scanned += group["count"]
+                counts[key] = counts.get(key, 0) + int(group["count"])
+                sums.setdefault(key, []).append(group["sum"])
+                scanned += int(group["count"])
             ctx.progress(scanned, None, "documents", f"{name}: {table}")
-        return totals
+        # Pages arrive in no fixed order: fsum's exactly rounded total does not depend on it (and
+        # whole numbers add as integers, exactly).
+        return {key: {"count": counts[key], "sum": _total(sums[key])} for key in counts}
+
+
+def _total(parts: list[float]) -> float:
+    if all(isinstance(part, int) for part in parts):
+        return sum(parts)
+    return math.fsum(parts)
 
 
 Pass = tuple[str, str | None, str | None]  # one scan of a v2 table: (table, group_by, sum)

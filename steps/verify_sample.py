@@ -5,33 +5,45 @@ the same seed picks the same rows every time, whatever the table's physical orde
 sampled row is read exactly as the export read it (`row_to_json` through COPY), put through
 the same transform (`steps.transform.converted`), and compared with the document found in
 v2 by its `legacyId`: every field must be there with the same value. Rows the transform
-rejects must not be in v2. Memory stays constant: rows stream in batches.
+rejects must not be in v2. Memory stays constant: rows stream in batches. A large sample is
+spread over one process per CPU (steps/sample_compare.py does a batch).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import compress
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 from pydantic import Field
-from pydantic_core import from_json
 
 from cockpit.step import StepContext, StepFailed, StepParams
-from steps.convex_client import ConvexClient, ConvexFunctionError
+from steps.convex_client import ConvexClient
 from steps.convex_resolve import load_checked_mapping
-from steps.mapping import Mapping, RejectRow
+from steps.mapping import Mapping
 from steps.pg_export import COPY_OPTIONS
 from steps.postgres import CancelWatch, connect
-from steps.transform import converted
+from steps.sample_compare import (
+    SHOWN_MISMATCHES,
+    SYSTEM_FIELDS,
+    BatchComparer,
+    BatchResult,
+    compare_in_worker,
+    start_worker,
+)
 from steps.verify import VerifyParams, _Verification, chosen_tables, log_table, quote_table, transformed_tables
 
-SYSTEM_FIELDS = frozenset({"_id", "_creationTime"})
 FETCHES_IN_FLIGHT = 3
-SHOWN_MISMATCHES = 20
+MAX_WORKERS = 16
+# One per CPU by default, but no more than this: each asks v2 for its batches at once.
+DEFAULT_MAX_WORKERS = 4
+# Fewer sampled rows than this are compared in this process: a spawned worker's imports cost
+# about as much as comparing a few thousand rows.
+WORKERS_FROM_ROWS = 20_000
 
 
 class SampleParams(VerifyParams):
@@ -39,6 +51,8 @@ class SampleParams(VerifyParams):
     seed: str = Field(default="cutover-cockpit", description="the same seed picks the same rows")
     batch: int = Field(default=500, ge=1, le=4000, description="documents fetched per call (a lookup each)")
     max_mismatches: int = Field(default=0, ge=0)
+    workers: int = Field(default=0, ge=0, le=MAX_WORKERS,
+                         description="processes comparing batches; 0: one per CPU (up to 4), one for a small sample")
 
 
 def sample_condition(pk: str, fraction: float, seed: str) -> str:
@@ -50,67 +64,6 @@ def sample_condition(pk: str, fraction: float, seed: str) -> str:
     threshold = f"{int(fraction * 16**8):08x}"
     return sql.SQL("left(md5({} || r.{}::text), 8) < {}").format(
         sql.Literal(seed), sql.Identifier(pk), sql.Literal(threshold)).as_string(None)
-
-
-def differences(expected: dict[str, Any], found: dict[str, Any], ignored: frozenset[str]) -> list[str]:
-    """The fields that differ, each as `field: v1 x, v2 y` (values shortened)."""
-    if _alike(expected, found, ignored):
-        return []
-    out = []
-    for field, value in expected.items():
-        if field not in found:
-            out.append(f"{field}: missing in v2")
-        elif not _same(value, found[field]):
-            out.append(f"{field}: v1 {_brief(value)}, v2 {_brief(found[field])}")
-    for field in found.keys() - expected.keys() - ignored:
-        out.append(f"{field}: only in v2 ({_brief(found[field])})")
-    return out
-
-
-def _alike(expected: dict[str, Any], found: dict[str, Any], ignored: frozenset[str]) -> bool:
-    """Most documents match: say so with C-level operations on the whole document (measured:
-    a 32-field case in 9 us, against 20 us field by field). False means: look field by field."""
-    try:
-        kinds = list(map(type, expected.values()))
-        # Same types at the top: `==` then means `_same` for str, int, float and bool (True == 1
-        # would otherwise pass, and 5 against 5.0 is left to the careful path).
-        if kinds != list(map(type, map(found.__getitem__, expected))):
-            return False
-    except KeyError:  # a field missing in v2
-        return False
-    if not expected.items() <= found.items():
-        return False
-    if len(found) != len(expected) + sum(1 for k in ignored if k in found and k not in expected):
-        return False  # a field only in v2
-    if not _CONTAINERS.isdisjoint(kinds):
-        # Inside lists and objects `==` does not tell True from 1; equal reprs do (and 5 against
-        # 5.0 goes to `_same`).
-        for key in compress(expected, map(_CONTAINERS.__contains__, kinds)):
-            if repr(expected[key]) != repr(found[key]) and not _same(expected[key], found[key]):
-                return False
-    return True
-
-
-_CONTAINERS = frozenset({list, dict})
-
-
-def _same(a: Any, b: Any) -> bool:
-    # Convex numbers are float64: 5 and 5.0 are the same value; True is not 1.
-    kind = type(a)
-    if kind is type(b) and (kind is str or kind is int or kind is float or kind is bool):
-        return bool(a == b)  # most fields: no conversions to weigh
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def _brief(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class SampleStep(_Verification):
@@ -135,11 +88,11 @@ class SampleStep(_Verification):
         with self.client(ctx, params) as client:
             for source in sources:
                 figures = self._table(ctx, client, params, mapping, source, transformed.get(mapping.target_of(source)))
-                wrong_total += figures["wrong"]
-                missing_total += figures["missing"]
-                verdict = "ok" if not figures["wrong"] and not figures["missing"] else "DIFFERS"
-                rows.append([f"{source} -> {mapping.target_of(source)}", figures["sampled"], figures["rejected"],
-                             figures["missing"], figures["wrong"], verdict])
+                wrong_total += figures.wrong
+                missing_total += figures.missing
+                verdict = "ok" if not figures.wrong and not figures.missing else "DIFFERS"
+                rows.append([f"{source} -> {mapping.target_of(source)}", figures.sampled, figures.rejected,
+                             figures.missing, figures.wrong, verdict])
         log_table(ctx, ["table", "sampled", "rejected", "missing", "differ", ""], rows)
         ctx.log(f"compared in {time.monotonic() - started:.1f}s")
         ctx.metric("sample.rows_missing", missing_total)
@@ -149,61 +102,95 @@ class SampleStep(_Verification):
                              f"(max_mismatches {params.max_mismatches:,})")
 
     def _table(self, ctx: StepContext, client: ConvexClient, params: SampleParams, mapping: Mapping, source: str,
-               entry: dict[str, Any] | None) -> dict[str, int]:
+               entry: dict[str, Any] | None) -> BatchResult:
         table = mapping.tables[source]
         target = table.target
         pk = table.primary_key or mapping.defaults.primary_key
-        transform = mapping.compile(source)
         ignored = SYSTEM_FIELDS | {r.id_field for r in mapping.references() if r.source_table == source}
-        figures = {"sampled": 0, "rejected": 0, "missing": 0, "wrong": 0}
+        comparer = BatchComparer(client, params.functions, target, mapping.compile(source), pk, ignored)
+        figures = BatchResult()
         estimate = int(int(entry["input_rows"]) * params.fraction) if entry else None
-        shown = 0
-        def compare(expected: dict[str, dict[str, Any]], found: dict[str, dict[str, Any]]) -> None:
-            nonlocal shown
-            for legacy_id, document in expected.items():
-                problems: list[str]
-                if not document:
-                    problems = ["rejected by the transform, but in v2"] if legacy_id in found else []
-                    figures["wrong"] += bool(problems)
-                elif legacy_id not in found:
-                    figures["missing"] += 1
-                    problems = ["not in v2"]
-                else:
-                    problems = differences(document, found[legacy_id], ignored)
-                    figures["wrong"] += bool(problems)
-                if problems and shown < SHOWN_MISMATCHES:
-                    shown += 1
-                    ctx.log(f"{target} {legacy_id}: {'; '.join(problems)}")
-            ctx.progress(figures["sampled"], max(estimate or 0, figures["sampled"]) or None, "rows",
-                         f"{target} sampled")
+        rows_by_process: dict[int, int] = {}
 
-        # v2 is asked for a batch while the next one is read from v1 and transformed: a few
-        # batches in flight, in order, so memory stays bounded.
-        in_flight: deque[tuple[dict[str, dict[str, Any]], Future[dict[str, dict[str, Any]]]]] = deque()
-        with ThreadPoolExecutor(max_workers=FETCHES_IN_FLIGHT, thread_name_prefix="sample-fetch") as pool:
-            for lines in self._sampled_lines(ctx, params, source, pk):
-                expected: dict[str, dict[str, Any]] = {}
-                for line in lines:
-                    figures["sampled"] += 1
-                    try:
-                        document = converted(transform, line)[0]
-                    except RejectRow:
-                        legacy = _key_of(line, pk)
-                        figures["rejected"] += 1
-                        if legacy is not None:
-                            expected[str(legacy)] = {}  # rejected: it must not be in v2
-                        continue
-                    expected[str(document["legacyId"])] = document
-                in_flight.append((expected, pool.submit(self._fetch, client, params, target, list(expected))))
-                while len(in_flight) >= FETCHES_IN_FLIGHT:
-                    waiting, future = in_flight.popleft()
-                    compare(waiting, future.result())
-            while in_flight:
-                waiting, future = in_flight.popleft()
-                compare(waiting, future.result())
-        if shown == SHOWN_MISMATCHES:
+        def record(result: BatchResult) -> None:
+            for field in ("sampled", "rejected", "missing", "wrong"):
+                setattr(figures, field, getattr(figures, field) + getattr(result, field))
+            rows_by_process[result.process] = rows_by_process.get(result.process, 0) + result.sampled
+            for line in result.log:
+                ctx.log(line)
+            for problem in result.problems:
+                if len(figures.problems) < SHOWN_MISMATCHES:
+                    figures.problems.append(problem)
+                    ctx.log(problem)
+            ctx.progress(figures.sampled, max(estimate or 0, figures.sampled) or None, "rows", f"{target} sampled")
+
+        workers = params.workers
+        if not workers:  # one per CPU, for a sample worth the workers' start
+            small = estimate is not None and estimate < WORKERS_FROM_ROWS
+            workers = 1 if small else min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS)
+        batches = self._sampled_lines(ctx, params, source, pk)
+        if workers > 1:
+            self._in_workers(ctx, params, mapping, source, comparer, batches, workers, record)
+            here = rows_by_process.get(os.getpid(), 0)
+            ctx.log(f"{target}: {figures.sampled:,} rows compared by {workers} processes ({here:,} here, "
+                    f"{figures.sampled - here:,} in {workers - 1} spawned)")
+        else:
+            self._in_process(comparer, batches, record)
+        if len(figures.problems) == SHOWN_MISMATCHES and figures.missing + figures.wrong > SHOWN_MISMATCHES:
             ctx.log(f"{target}: only the first {SHOWN_MISMATCHES} differences are shown")
         return figures
+
+    @staticmethod
+    def _in_process(comparer: BatchComparer, batches: Iterator[list[bytes]],
+                    record: Callable[[BatchResult], None]) -> None:
+        # v2 is asked for a batch while the next one is read from v1 and transformed: a few
+        # batches in flight, in order, so memory stays bounded and a slow network is hidden.
+        in_flight: deque[tuple[BatchResult, dict[str, dict[str, Any]], Future[dict[str, dict[str, Any]]]]] = deque()
+        with ThreadPoolExecutor(max_workers=FETCHES_IN_FLIGHT, thread_name_prefix="sample-fetch") as pool:
+            for lines in batches:
+                result = BatchResult()
+                expected = comparer.expect(lines, result)
+                in_flight.append((result, expected, pool.submit(comparer.fetch, list(expected))))
+                while len(in_flight) >= FETCHES_IN_FLIGHT:
+                    waiting, wanted, future = in_flight.popleft()
+                    comparer.compare(wanted, future.result(), waiting)
+                    record(waiting)
+            while in_flight:
+                waiting, wanted, future = in_flight.popleft()
+                comparer.compare(wanted, future.result(), waiting)
+                record(waiting)
+
+    @staticmethod
+    def _in_workers(ctx: StepContext, params: SampleParams, mapping: Mapping, source: str, comparer: BatchComparer,
+                    batches: Iterator[list[bytes]], workers: int, record: Callable[[BatchResult], None]) -> None:
+        """Batches spread over this process and `workers - 1` spawned ones, recorded in order.
+
+        The row work (parse, transform, compare: about 60 us a row) is bound by one interpreter;
+        each CPU takes a share. This thread reads v1 and takes every `workers`-th batch itself,
+        so one fewer process is spawned (each costs about half a second of imports)."""
+        connection = ctx.connection(params.target)
+        # Spawned, not forked: the cockpit is threaded, and a fork copies locks held by other threads.
+        pool = ProcessPoolExecutor(
+            max_workers=workers - 1, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+            initargs=(connection.url, connection.deploy_key, str(mapping.path), source, comparer.functions,
+                      comparer.target, comparer.pk, comparer.ignored))
+        pending: deque[Future[BatchResult] | BatchResult] = deque()
+        try:
+            for number, lines in enumerate(batches):
+                if number % workers == 0:
+                    pending.append(comparer.batch(lines))
+                else:
+                    pending.append(pool.submit(compare_in_worker, lines))
+                while len(pending) > workers * 2 or (pending and _ready(pending[0])):
+                    record(_result(pending.popleft()))
+                ctx.raise_if_cancelled()
+            while pending:
+                record(_result(pending.popleft()))
+        finally:
+            for item in pending:
+                if isinstance(item, Future):
+                    item.cancel()
+            pool.shutdown(wait=not ctx.cancelled, cancel_futures=True)
 
     @staticmethod
     def _sampled_lines(ctx: StepContext, params: SampleParams, source: str, pk: str) -> Iterator[list[bytes]]:
@@ -235,22 +222,10 @@ class SampleStep(_Verification):
             if batch:
                 yield batch
 
-    @staticmethod
-    def _fetch(client: ConvexClient, params: SampleParams, table: str, legacy_ids: list[str]
-               ) -> dict[str, dict[str, Any]]:
-        if not legacy_ids:
-            return {}
-        try:
-            documents = client.query(f"{params.functions}:byLegacyIds", {"table": table, "legacyIds": legacy_ids})
-        except ConvexFunctionError as exc:
-            raise StepFailed(f"{table}: {exc}") from None
-        return {str(d.get("legacyId")): d for d in documents}
+
+def _ready(item: Future[BatchResult] | BatchResult) -> bool:
+    return not isinstance(item, Future) or item.done()
 
 
-def _key_of(line: bytes, pk: str) -> Any:
-    """The primary key of a row the transform rejected, if the line can be read at all."""
-    try:
-        row = from_json(line)
-    except ValueError:
-        return None
-    return row.get(pk) if isinstance(row, dict) else None
+def _result(item: Future[BatchResult] | BatchResult) -> BatchResult:
+    return item.result() if isinstance(item, Future) else item

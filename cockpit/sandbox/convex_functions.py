@@ -27,14 +27,56 @@ class FunctionError(Exception):
     """A function threw: the HTTP API answers status "error" with this message."""
 
 
-def _require(args: dict[str, Any], *names: str) -> None:
-    for name in names:
-        if name not in args:
+# The validators of convex/cockpit.ts: path -> {argument: required}.
+_PAGE = {"cursor": True, "numItems": True}
+_SHARE = {"from": False, "before": False}
+_REFERENCE = {"table": True, "legacyField": True, "idField": True, "target": True}
+ARGUMENTS: dict[str, dict[str, bool]] = {
+    "cockpit:resolveRefs": {**_REFERENCE, **_PAGE},
+    "cockpit:timeSpan": {"table": True},
+    "cockpit:countPage": {"table": True, **_PAGE, **_SHARE},
+    "cockpit:byLegacyIds": {"table": True, "legacyIds": True},
+    "cockpit:checkRefs": {**_REFERENCE, **_PAGE, **_SHARE},
+    "cockpit:aggregatePage": {"table": True, "groupBy": False, "sum": False, **_PAGE, **_SHARE},
+}
+
+
+def check_arguments(path: str, args: dict[str, Any]) -> None:
+    """Refuse what Convex's validator refuses: a required argument missing, or one it does not
+    name (a deployment with older functions refuses a newer cockpit's arguments)."""
+    expected = ARGUMENTS.get(path)
+    if expected is None:
+        return
+    for name, required in expected.items():
+        if required and name not in args:
             raise FunctionError(f"ArgumentValidationError: Object is missing the required field `{name}`.")
+    for name in args:
+        if name not in expected:
+            raise FunctionError(f"ArgumentValidationError: Object contains extra field `{name}` that is not in "
+                                "the validator.")
+
+
+def _share(args: dict[str, Any]) -> tuple[float | None, float | None]:
+    """The optional `from` and `before` of a share, validated as `v.optional(v.number())` does."""
+    bounds: list[float | None] = []
+    for name in ("from", "before"):
+        if name not in args:  # v.optional: left out (JSON has no undefined; null is not a number)
+            bounds.append(None)
+            continue
+        value = args[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FunctionError(f"ArgumentValidationError: Value does not match validator. Path: .{name} "
+                                f"Value: {json.dumps(value)} Validator: v.number()")
+        bounds.append(float(value))
+    return bounds[0], bounds[1]
+
+
+def time_span(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
+    span = store.time_span(args["table"])
+    return {"first": span[0] if span else None, "last": span[1] if span else None}
 
 
 def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
-    _require(args, "table", "legacyField", "idField", "target", "cursor", "numItems")
     page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), [args["legacyField"], args["idField"]])
     resolved = missing = skipped = 0
     with store.transaction():  # a mutation is one transaction
@@ -54,13 +96,11 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def count_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
-    _require(args, "table", "cursor", "numItems")
-    page = store.page_meta(args["table"], args["cursor"], int(args["numItems"]))
+    page = store.page_meta(args["table"], args["cursor"], int(args["numItems"]), _share(args))
     return {"count": page.count, "isDone": page.is_done, "continueCursor": page.continue_cursor}
 
 
 def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> RawJSON:
-    _require(args, "table", "legacyIds")
     # The shipped loop's `.first()` per id through the by_legacy_id index, as one query: the
     # earliest document of each id, returned in the order asked (as JSON text, unparsed).
     first = store.first_json_by_legacy_ids(args["table"], [str(x) for x in args["legacyIds"]])
@@ -68,9 +108,9 @@ def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> RawJSON:
 
 
 def check_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
-    _require(args, "table", "legacyField", "idField", "target", "cursor", "numItems")
     cte, parameters, page = store.page_fields(args["table"], args["cursor"], int(args["numItems"]),
-                                              [(args["legacyField"], "value"), (args["idField"], "value")])
+                                              [(args["legacyField"], "value"), (args["idField"], "value")],
+                                              _share(args))
     # The loop of the shipped function, in SQL: a set legacy field is checked; no id is
     # unresolved; an id that is no document (ctx.db.get is null) is dangling.
     row = store.query(
@@ -104,7 +144,6 @@ def js_string(value: Any) -> str:
 
 
 def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
-    _require(args, "table", "cursor", "numItems")
     group_by, total_of = args.get("groupBy"), args.get("sum")
     # The loop of the shipped function, in SQL: the raw JSON of the group field (named as
     # JavaScript's String() would, below), a count, and the sum of the values that are numbers
@@ -113,7 +152,8 @@ def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]
     fields = ([(group_by, "json")] if group_by is not None else []) + ([(total_of, "number")] if total_of else [])
     key = "f0" if group_by is not None else "NULL"
     number = f"f{len(fields) - 1}" if total_of else "0"
-    cte, parameters, page = store.page_fields(args["table"], args["cursor"], int(args["numItems"]), fields)
+    cte, parameters, page = store.page_fields(args["table"], args["cursor"], int(args["numItems"]), fields,
+                                              _share(args))
     rows = store.query(f"{cte} SELECT {key} AS k, count(*), total({number}) FROM page GROUP BY k", parameters)
     groups: dict[str, dict[str, float]] = {}
     for raw, count, total in rows:
@@ -127,6 +167,7 @@ def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]
 # path -> (kind, internal, implementation)
 FUNCTIONS: dict[str, tuple[str, bool, Callable[[DocumentStore, dict[str, Any]], Any]]] = {
     "cockpit:resolveRefs": ("mutation", True, resolve_refs),
+    "cockpit:timeSpan": ("query", True, time_span),
     "cockpit:countPage": ("query", True, count_page),
     "cockpit:byLegacyIds": ("query", True, by_legacy_ids),
     "cockpit:checkRefs": ("query", True, check_refs),

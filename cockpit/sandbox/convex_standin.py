@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cockpit.sandbox.convex_functions import FUNCTIONS, FunctionError, RawJSON
+from cockpit.sandbox.convex_functions import FUNCTIONS, FunctionError, RawJSON, check_arguments
 from cockpit.sandbox.convex_store import DocumentStore, new_id
 
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -420,6 +420,7 @@ class ConvexStandIn:
                                         f"{function_kind.capitalize()}.")
         started = time.perf_counter()
         try:
+            check_arguments(name, args)
             value = implementation(self.store, args)
         except (FunctionError, ValueError, KeyError) as exc:
             return self._function_error(f"Uncaught Error: {exc}")

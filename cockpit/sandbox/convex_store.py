@@ -58,6 +58,10 @@ def new_id() -> str:
     return secrets.token_bytes(32).translate(_LETTER_OF_BYTE).decode()
 
 
+# A share of a table by creation time: (from, inclusive; before, exclusive), either open (None).
+Share = tuple[float | None, float | None]
+
+
 @dataclass(frozen=True)
 class Page:
     documents: list[dict[str, Any]]
@@ -175,6 +179,14 @@ class DocumentStore:
         with self._lock:
             self._db.execute("DELETE FROM documents WHERE tbl = ?", (table,))
 
+    def time_span(self, table: str) -> tuple[float, float] | None:
+        """The first and last creation time of a table's documents; None for an empty table."""
+        with self._reading() as db:
+            # Each an index seek: min() and max() in one statement would scan.
+            ends = [db.execute(f"SELECT ct FROM documents WHERE tbl = ? ORDER BY ct {order} LIMIT 1",
+                               (table,)).fetchone() for order in ("ASC", "DESC")]
+        return None if ends[0] is None or ends[1] is None else (float(ends[0][0]), float(ends[1][0]))
+
     def count(self, table: str) -> int:
         with self._reading() as db:
             row = db.execute("SELECT count(*) FROM documents WHERE tbl = ?", (table,)).fetchone()
@@ -244,7 +256,8 @@ class DocumentStore:
             if self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount == 0:
                 raise KeyError(doc_id)
 
-    def paginate(self, table: str, cursor: str | None, num_items: int, fields: list[str] | None = None) -> Page:
+    def paginate(self, table: str, cursor: str | None, num_items: int, fields: list[str] | None = None,
+                 share: Share = (None, None)) -> Page:
         """A page in creation order. With `fields`, each document holds only `_id` and those of
         them it has (read in SQL, as Convex reads only what a function touches): a whole-table
         scan then costs a fraction of parsing every document."""
@@ -254,9 +267,8 @@ class DocumentStore:
         else:
             columns = ", ".join(["NULL", *(["body -> ?"] * len(fields))])
             parameters = [json_path(f) for f in fields]
-        where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
+        where, bound = _after(after, share)
         with self._reading() as db:
-            # A row value for the cursor, so that SQLite seeks in the index instead of scanning.
             rows = db.execute(
                 f"SELECT id, ct, {columns} FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?",
                 (*parameters, table, *bound, num_items + 1)).fetchall()
@@ -270,16 +282,15 @@ class DocumentStore:
                                           if v is not None}} for r in rows]
         return Page(documents, not more, _encode_cursor(last))
 
-    def page_fields(self, table: str, cursor: str | None, num_items: int,
-                    fields: list[tuple[str, str]]) -> tuple[str, list[Any], PageMeta]:
+    def page_fields(self, table: str, cursor: str | None, num_items: int, fields: list[tuple[str, str]],
+                    share: Share = (None, None)) -> tuple[str, list[Any], PageMeta]:
         """A page as SQL, for a function to compute over in SQLite: a `page` CTE with a column per
         (field, form), f0, f1, ..., in one of three forms: "json", the field's value as JSON text;
         "value", its SQL value (a string as text, true as 1); "number", its value if it is a
         number. Each is NULL when the field is missing or null. With it, what the function returns
         about the page: its size, whether more follow and its cursor, found by walking the index
         (no row reaches Python). Only the named fields are read: no document is copied whole."""
-        after = _decode_cursor(cursor)
-        where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
+        where, bound = _after(_decode_cursor(cursor), share)
         rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?"
         if self.jsonb:
             # JSONB is walked, not parsed: each column reads its field on its own.
@@ -293,11 +304,11 @@ class DocumentStore:
             columns = [_field_sql("j", f"'$[{i}]'", form) for i, (_f, form) in enumerate(fields)]
             cte = (f"WITH raw AS (SELECT json_extract(body, {', '.join(map(_literal, paths))}) AS j {rows}),"
                    f" page AS (SELECT {', '.join(_named(columns))} FROM raw)")
-        return cte, [table, *bound, num_items], self.page_meta(table, cursor, num_items)
+        return cte, [table, *bound, num_items], self.page_meta(table, cursor, num_items, share)
 
-    def page_meta(self, table: str, cursor: str | None, num_items: int) -> PageMeta:
+    def page_meta(self, table: str, cursor: str | None, num_items: int, share: Share = (None, None)) -> PageMeta:
         after = _decode_cursor(cursor)
-        where, bound = ("", []) if after is None else (" AND (ct, id) > (?, ?)", [after[0], after[1]])
+        where, bound = _after(after, share)
         rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id"
         with self._reading() as db:
             (found,) = db.execute(f"SELECT count(*) FROM (SELECT 1 {rows} LIMIT ?)",
@@ -339,6 +350,21 @@ class DocumentStore:
             for reader in self._all_readers:
                 reader.close()
             self._db.close()
+
+
+def _after(cursor: tuple[float, str] | None, share: Share) -> tuple[str, list[Any]]:
+    """The SQL condition (after `tbl = ?`) and its parameters for the rows past the cursor and
+    inside the share: `ct >= from` and `ct < before`, each bound optional."""
+    conditions, bound = [], []
+    if cursor is not None:
+        # A row value, so that SQLite seeks in the index instead of scanning.
+        conditions.append("(ct, id) > (?, ?)")
+        bound += [cursor[0], cursor[1]]
+    for operator, value in zip((">=", "<"), share, strict=True):
+        if value is not None:
+            conditions.append(f"ct {operator} ?")
+            bound.append(float(value))
+    return "".join(f" AND {c}" for c in conditions), bound
 
 
 def _field_sql(json: str, path: str, form: str) -> str:

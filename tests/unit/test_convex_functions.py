@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 from cockpit.sandbox import convex_functions as functions
 from cockpit.sandbox.convex_store import DocumentStore
@@ -94,3 +97,67 @@ def test_field_names_with_quotes_reach_sql_as_literals(tmp_path: Path, sqlite_en
     refs = functions.check_refs(store, {"table": "t", "cursor": None, "numItems": 10, "legacyField": "it's",
                                         "idField": "wage'); --", "target": "t"})
     assert (refs["checked"], refs["unresolved"], refs["dangling"]) == (3, 1, 2)
+
+
+def _timed_store(tmp_path: Path, engine: ModuleType) -> DocumentStore:
+    """Ten documents created at 1000, 1001, ... 1009 ms."""
+    store = DocumentStore(tmp_path / "store.db", engine)
+    with store.transaction():
+        store.insert_many("t", [{"legacyId": f"d{i}", "_creationTime": 1000.0 + i, "n": i} for i in range(10)])
+    return store
+
+
+def test_a_share_holds_the_documents_from_its_start_up_to_before_its_end(tmp_path: Path,
+                                                                        sqlite_engine: ModuleType) -> None:
+    store = _timed_store(tmp_path, sqlite_engine)
+    assert functions.time_span(store, {"table": "t"}) == {"first": 1000.0, "last": 1009.0}
+    assert functions.time_span(store, {"table": "none"}) == {"first": None, "last": None}
+
+    def numbers(share: dict[str, float]) -> list[int]:
+        out = []
+        for page in _pages(functions.aggregate_page, store, {"table": "t", "numItems": 2, "groupBy": "n", **share}):
+            out += [int(k) for k in page["groups"]]
+        return sorted(out)
+
+    # `from` is inclusive, `before` exclusive, either may be left open; paging stays inside.
+    assert numbers({"before": 1003.0}) == [0, 1, 2]
+    assert numbers({"from": 1003.0, "before": 1007.0}) == [3, 4, 5, 6]
+    assert numbers({"from": 1007.0}) == [7, 8, 9]
+    assert numbers({"from": 1003.5, "before": 1004.0}) == []
+    counted = [p["count"] for p in _pages(functions.count_page, store, {"table": "t", "numItems": 3, "from": 1002,
+                                                                        "before": 1009})]
+    assert counted == [3, 3, 1]
+    checked = sum(p["checked"] for p in _pages(functions.check_refs, store, {
+        "table": "t", "legacyField": "legacyId", "idField": "none", "target": "t", "numItems": 4, "from": 1005}))
+    assert checked == 5
+
+
+def test_a_share_bound_that_is_not_a_number_is_refused_as_convex_refuses_it(tmp_path: Path,
+                                                                           sqlite_engine: ModuleType) -> None:
+    store = _timed_store(tmp_path, sqlite_engine)
+    for bad in ("1003", True, [1], None):
+        with pytest.raises(functions.FunctionError, match=r"ArgumentValidationError.*\.from"):
+            functions.count_page(store, {"table": "t", "cursor": None, "numItems": 3, "from": bad})
+
+
+def _exports(source: str) -> dict[str, tuple[str, set[str]]]:
+    """The functions convex/cockpit.ts exports: name -> (kind, argument names), spreads expanded."""
+    spreads = {name: set(re.findall(r"(\w+):", body))
+               for name, body in re.findall(r"^const (\w+) = \{(.*?)\};$", source, re.M)}
+    out = {}
+    for name, kind, args in re.findall(r"^export const (\w+) = internal(Query|Mutation)\(\{\n  args: \{(.*?)\},\n",
+                                       source, re.M):
+        names = set(re.findall(r"(?<![.\w])(\w+): v\.", args))
+        for spread in re.findall(r"\.\.\.(\w+)", args):
+            names |= spreads[spread]
+        out[name] = (kind.lower(), names)
+    return out
+
+
+def test_the_stand_in_has_every_function_of_cockpit_ts_with_the_same_kind_and_arguments() -> None:
+    source = (Path(__file__).resolve().parents[2] / "convex" / "cockpit.ts").read_text()
+    exported = _exports(source)
+    assert len(exported) == source.count("export const"), "a function of cockpit.ts was not read"
+    standin = {path.split(":")[1]: (kind, set(functions.ARGUMENTS[path]))
+               for path, (kind, _internal, _call) in functions.FUNCTIONS.items()}
+    assert standin == exported

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from steps.verify_calc import CalcCheck, _derive, plan_passes
+import itertools
+
+from steps.verify_calc import CalcCheck, _derive, _total, plan_passes
 
 
 def check(name: str, table: str | None = "cases", group_by: str | None = None, sum_: str | None = None) -> CalcCheck:
@@ -29,3 +31,10 @@ def test_a_check_is_derived_from_a_finer_scan() -> None:
     assert _derive(totals, check("per status", group_by="caseStatus"), v1_status) == v1_status
     # An empty table: one group of zeros, as SQL's count(*) answers.
     assert _derive({}, check("wages", sum_="x"), v1_total) == {"": {"count": 0, "sum": 0}}
+
+
+def test_page_sums_add_up_the_same_in_any_order() -> None:
+    # Shares' pages arrive in no fixed order: the total must not depend on it.
+    parts = [1e16, 1.0, -1e16, 0.5, 0.1, 0.2]
+    assert {_total(list(order)) for order in itertools.permutations(parts)} == {1.8}
+    assert _total([2**53, 1]) == 2**53 + 1 and isinstance(_total([2**53, 1]), int)  # whole numbers stay exact

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from steps.verify_sample import differences
+from steps.sample_compare import differences
 
 IGNORED = frozenset({"_id", "_creationTime", "userId"})
 BASE: dict[str, Any] = {"legacyId": "c1", "name": "Zoë", "cents": 1250, "rate": 0.5, "ok": True,
