@@ -39,7 +39,43 @@ def best_engine() -> ModuleType:
     except ImportError:
         return sqlite3
     engine: ModuleType = dbapi2
-    return engine if has_jsonb(engine) else sqlite3
+    if not has_jsonb(engine):
+        return sqlite3
+    _without_memory_statistics()
+    return engine
+
+
+_statistics_lock = threading.Lock()
+_statistics_off: bool | None = None
+SQLITE_CONFIG_MEMSTATUS = 9
+
+
+def _without_memory_statistics() -> bool:
+    """Turn off the bundled SQLite's memory statistics, once, before it opens anything.
+
+    With them on (SQLite's default unless built with SQLITE_DEFAULT_MEMSTATUS=0, as SQLite's own
+    advice for speed says), every allocation takes one process-wide mutex; two threads reading
+    fields of every document then spend 20-40% more CPU than one (measured: two shares of
+    aggregatePage over 1,000,000 documents, 3.1-3.9 CPU-seconds against 2.4-2.8 alone; 2.7
+    with statistics off). The module initialised SQLite on import, so this shuts it down,
+    configures and starts it again: legal only while no connection of that library is open,
+    and nothing but this store opens one. Python's own sqlite3 is a different library."""
+    global _statistics_off
+    with _statistics_lock:
+        if _statistics_off is None:
+            import ctypes
+
+            from pysqlite3 import _sqlite3  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+            library = ctypes.CDLL(_sqlite3.__file__)
+            library.sqlite3_memory_used.restype = ctypes.c_int64
+            if library.sqlite3_memory_used() != 0:  # something holds SQLite memory: a connection is open
+                _statistics_off = False
+            else:
+                _statistics_off = (library.sqlite3_shutdown() == 0
+                                   and library.sqlite3_config(SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0)
+                library.sqlite3_initialize()
+        return _statistics_off
 
 
 def has_jsonb(engine: ModuleType) -> bool:

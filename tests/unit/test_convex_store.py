@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cockpit.sandbox.convex_store import DocumentStore
+from cockpit.sandbox.convex_store import DocumentStore, best_engine, has_jsonb
 
 
 def test_a_transaction_sees_its_writes_and_other_readers_see_them_only_after_commit(
@@ -102,3 +102,22 @@ def test_documents_come_back_exactly_as_stored(tmp_path: Path, sqlite_engine: Mo
     patched = {k: v for k, v in hostile.items() if k != "empty"} | {"userId": "x" * 32}
     assert without_system_fields(store.by_legacy_id("cases", "h1")) == patched
     store.close()
+
+
+def test_the_bundled_sqlite_keeps_no_memory_statistics(tmp_path: Path) -> None:
+    # With statistics on, every allocation takes one process-wide mutex and threads reading side
+    # by side slow each other down; SQLite counts no memory when they are off.
+    engine = best_engine()
+    if not has_jsonb(engine):
+        pytest.skip("pysqlite3-binary is not installed: the stand-in uses Python's own SQLite")
+    import ctypes
+
+    from pysqlite3 import _sqlite3  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    library = ctypes.CDLL(_sqlite3.__file__)
+    library.sqlite3_memory_used.restype = ctypes.c_int64
+    store = DocumentStore(tmp_path / "store.db")
+    with store.transaction():
+        store.insert_many("t", [{"legacyId": f"d{i}", "pad": "x" * 500} for i in range(200)])
+    assert store.count("t") == 200
+    assert library.sqlite3_memory_used() == 0
