@@ -166,8 +166,10 @@ class SampleStep(_Verification):
         """Batches spread over this process and `workers - 1` spawned ones, recorded in order.
 
         The row work (parse, transform, compare: about 60 us a row) is bound by one interpreter;
-        each CPU takes a share. This thread reads v1 and takes every `workers`-th batch itself,
-        so one fewer process is spawned (each costs about half a second of imports)."""
+        each CPU takes a share. This thread reads v1 and compares a batch itself only when the
+        spawned ones have two each waiting: so one fewer process is spawned (each costs about
+        half a second of imports), and this one, which also serves the other steps running now,
+        takes only what the others cannot."""
         connection = ctx.connection(params.target)
         # Spawned, not forked: the cockpit is threaded, and a fork copies locks held by other threads.
         pool = ProcessPoolExecutor(
@@ -176,8 +178,9 @@ class SampleStep(_Verification):
                       comparer.target, comparer.pk, comparer.ignored))
         pending: deque[Future[BatchResult] | BatchResult] = deque()
         try:
-            for number, lines in enumerate(batches):
-                if number % workers == 0:
+            for lines in batches:
+                queued = sum(1 for item in pending if isinstance(item, Future) and not item.done())
+                if queued >= 2 * (workers - 1):
                     pending.append(comparer.batch(lines))
                 else:
                     pending.append(pool.submit(compare_in_worker, lines))
