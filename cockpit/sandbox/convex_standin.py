@@ -26,13 +26,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cockpit.sandbox.convex_functions import FUNCTIONS, FunctionError, RawJSON, check_arguments
 from cockpit.sandbox.convex_store import DocumentStore, new_id
+from cockpit.sandbox.loopback import loopback_server
 
 MAX_DOCUMENT_BYTES = 1 << 20
 
@@ -112,7 +113,7 @@ class ConvexStandIn:
             def do_PUT(self) -> None:  # noqa: N802
                 standin._handle(self, "PUT")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = loopback_server(Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="convex-standin", daemon=True)
 

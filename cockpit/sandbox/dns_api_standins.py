@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cockpit.sandbox.loopback import loopback_server
+
 
 @dataclass
 class ApiFaults:
@@ -117,7 +119,7 @@ class _Server:
             def do_DELETE(self) -> None:  # noqa: N802
                 self._serve("DELETE")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = loopback_server(Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__, daemon=True).start()
         return self

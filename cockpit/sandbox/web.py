@@ -12,11 +12,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cockpit.sandbox.convex_store import DocumentStore
+from cockpit.sandbox.loopback import loopback_server
 
 Handler = Callable[[str, dict[str, list[str]], bytes], tuple[int, Any]]
 
@@ -74,7 +75,7 @@ class StandInServer:
             def do_HEAD(self) -> None:  # noqa: N802
                 self._serve("HEAD")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = loopback_server(_Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"standin-{name}", daemon=True)
 

@@ -13,6 +13,7 @@ import pytest
 
 from cockpit.sandbox.convex_functions import FunctionError
 from cockpit.sandbox.convex_standin import ConvexStandIn
+from cockpit.step import StepCancelled
 from steps.convex_client import ConvexClient, ConvexFunctionError
 
 pytestmark = pytest.mark.integration
@@ -113,3 +114,25 @@ def test_an_error_in_one_share_ends_the_read_with_that_error(standin: ConvexStan
     assert calls[failing_share] == 2  # it stopped at its error
     # The other two chains (6 pages each) stopped after the page they were reading.
     assert sum(calls.values()) - calls[failing_share] <= 2 * 3, calls
+
+
+def test_a_cancel_stops_every_share_at_once(standin: ConvexStandIn) -> None:
+    fill(standin, 60)
+    name = "cockpit:countPage"
+    kind, internal, count_page = standin.functions[name]
+
+    def slow_count(store: Any, args: dict[str, Any]) -> Any:
+        time.sleep(3.0)  # every page: the cancel comes while all three shares wait for one
+        return count_page(store, args)
+
+    standin.functions[name] = (kind, internal, slow_count)
+    cancel = threading.Event()
+    timer = threading.Timer(0.5, cancel.set)
+    with ConvexClient(standin.url, standin.deploy_key, cancel=cancel) as client:
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(StepCancelled):
+            for _value in client.pages_in_shares("query", name, {"table": "t"}, 5, 3, SPAN):
+                pass
+        took = time.monotonic() - started
+    assert took < 0.5 + 1.0, f"the shares took {took:.1f}s to stop"
