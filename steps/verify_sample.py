@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from pydantic import Field
@@ -189,6 +190,9 @@ class SampleStep(_Verification):
                 ctx.raise_if_cancelled()
             while pending:
                 record(_result(pending.popleft()))
+        except BrokenProcessPool:
+            raise StepFailed(f"{comparer.target}: a worker process of the sample stopped (killed, or out of "
+                             "memory?); run the step again, or set workers = 1 to compare in this process") from None
         finally:
             for item in pending:
                 if isinstance(item, Future):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -93,5 +94,25 @@ def test_cancelling_a_sample_in_workers_stops_it_and_every_worker(tmp_path: Path
         assert h.state("sample") == "cancelled"
         assert took < 2.0, f"the sample took {took:.1f}s to stop"
         h.wait_for(lambda: not children(), 5)  # the workers end with their current batch
+    finally:
+        h.close()
+
+
+def test_a_worker_that_dies_fails_the_step_with_a_clear_reason(tmp_path: Path, perm_dsn: str,
+                                                               standin: ConvexStandIn) -> None:
+    h, outcome = run(tmp_path / "prepare", PREPARE, perm_dsn, standin)
+    assert outcome == Outcome.DONE
+    standin.faults.latency = 0.3
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    (folder / "mapping.toml").write_text((tmp_path / "prepare" / "mapping.toml").read_text())
+    h = Harness(folder, sample(3), header=HEADER + CONNECTIONS, env=env_for(perm_dsn, standin)).start()
+    try:
+        h.wait_for(lambda: len(children()) == 2 and h.engine.step_runtime("sample").progress, 30)
+        os.kill(min(children()), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        h.wait_for(lambda: h.state("sample") != "running", 30)
+        assert h.state("sample") == "failed"
+        assert "a worker process of the sample stopped" in h.engine.step_runtime("sample").reason
+        h.wait_for(lambda: not children(), 10)
     finally:
         h.close()
