@@ -210,17 +210,18 @@ class ConvexClient:
             if cursor is None:
                 return
 
-    def pages_in_shares(self, kind: str, path: str, args: dict[str, Any], num_items: int, shares: int,
-                        span_path: str) -> Iterator[dict[str, Any]]:
-        """Every page of a paged function over `args["table"]`, read as `shares` shares of the
-        table's creation times at once, each paged on its own (the function takes `from` and
-        `before`); the values come in the order they arrive.
+    def pages_in_shares(self, kind: str, path: str, args: dict[str, Any], num_items: int,
+                        shares: int) -> Iterator[dict[str, Any]]:
+        """Every page of a paged function (`module:name`) over `args["table"]`, read as `shares`
+        shares of the table's creation times at once, each paged on its own (the function takes
+        `from` and `before`); the values come in the order they arrive.
 
         One chain of pages waits a round trip per page; a few chains read a large table that
-        many times faster. `span_path` (the table's first and last _creationTime) says where to
-        cut. When it fails (a deployment with older functions) or the table is tiny, one chain
-        reads it all, as `pages` does.
+        many times faster. `timeSpan` of the same module (the table's first and last
+        _creationTime) says where to cut. When it fails (a deployment with older functions) or
+        the table is tiny, one chain reads it all, as `pages` does.
         """
+        span_path = f"{path.rpartition(':')[0]}:timeSpan"
         bounds = self._share_bounds(args["table"], shares, span_path) if shares > 1 else [None, None]
         if len(bounds) == 2:
             yield from (value for value, _cursor in self.pages(kind, path, args, num_items))

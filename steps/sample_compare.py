@@ -177,8 +177,8 @@ _worker_log: list[str] = []
 
 def start_worker(url: str, deploy_key: str, mapping_path: str, source: str, functions: str, target: str, pk: str,
                  ignored: frozenset[str]) -> None:
-    """A worker's initializer: its own client (the key arrives through the spawn pipe, never in
-    argv or the environment) and its own compiled transform."""
+    """A worker's initializer: its own client (the key arrives through the spawn pipe, not on a
+    command line another user could read) and its own compiled transform."""
     from pathlib import Path
 
     from steps.mapping import load_mapping

@@ -157,8 +157,7 @@ class CountsStep(_Verification):
         try:
             size = page_size(entry)
             for value in client.pages_in_shares("query", f"{params.functions}:countPage", {"table": table}, size,
-                                                shares_for(params.parallel, entry, size),
-                                                f"{params.functions}:timeSpan"):
+                                                shares_for(params.parallel, entry, size)):
                 count += int(value["count"])
                 ctx.progress(count, max(expected, count), "documents", f"{table} counted")
         except ConvexFunctionError as exc:
@@ -209,8 +208,7 @@ class RefsStep(_Verification):
         size = min(page_size(entry), 2000)
         try:
             for value in client.pages_in_shares("query", f"{params.functions}:checkRefs", args, size,
-                                                shares_for(params.parallel, entry, size),
-                                                f"{params.functions}:timeSpan"):
+                                                shares_for(params.parallel, entry, size)):
                 checked += int(value["checked"])
                 unresolved += int(value["unresolved"])
                 dangling += int(value["dangling"])

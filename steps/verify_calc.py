@@ -175,7 +175,7 @@ class CalcStep(Step):
         sums: dict[str, list[float]] = {}
         scanned = 0
         for value in client.pages_in_shares("query", f"{params.functions}:aggregatePage", args, params.page_size,
-                                            params.parallel, f"{params.functions}:timeSpan"):
+                                            params.parallel):
             for key, group in value["groups"].items():
                 counts[key] = counts.get(key, 0) + int(group["count"])
                 sums.setdefault(key, []).append(group["sum"])

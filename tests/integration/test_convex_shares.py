@@ -31,7 +31,7 @@ def seen(client: ConvexClient, shares: int, num_items: int = 7) -> Counter[str]:
     """How many times each legacyId was counted, grouping by it over every page of every share."""
     counted: Counter[str] = Counter()
     for value in client.pages_in_shares("query", "cockpit:aggregatePage", {"table": "t", "groupBy": "legacyId"},
-                                        num_items, shares, SPAN):
+                                        num_items, shares):
         for key, group in value["groups"].items():
             counted[key] += int(group["count"])
     return counted
@@ -43,7 +43,7 @@ def test_every_document_is_read_exactly_once_whatever_the_shares(standin: Convex
     with ConvexClient(standin.url, standin.deploy_key) as client:
         counted = seen(client, shares)
         total = sum(v["count"] for v in client.pages_in_shares("query", "cockpit:countPage", {"table": "t"}, 7,
-                                                               shares, SPAN))
+                                                               shares))
     assert counted == Counter({f"d{i:04d}": 1 for i in range(100)})
     assert total == 100
 
@@ -68,7 +68,7 @@ def test_the_shares_are_read_at_once(standin: ConvexStandIn) -> None:
 
     standin.functions[name] = (kind, internal, slow_count)
     with ConvexClient(standin.url, standin.deploy_key) as client:
-        total = sum(v["count"] for v in client.pages_in_shares("query", name, {"table": "t"}, 5, 4, SPAN))
+        total = sum(v["count"] for v in client.pages_in_shares("query", name, {"table": "t"}, 5, 4))
     assert total == 60
     assert len(shares_seen) == 4 and None in shares_seen  # the first share is open at its start
     assert most >= 3, f"at most {most} pages were read at once"
@@ -109,7 +109,7 @@ def test_an_error_in_one_share_ends_the_read_with_that_error(standin: ConvexStan
     standin.functions[name] = (kind, internal, failing)
     with ConvexClient(standin.url, standin.deploy_key) as client, \
             pytest.raises(ConvexFunctionError, match="the disk is on fire"):
-        for _value in client.pages_in_shares("query", name, {"table": "t"}, 5, 3, SPAN):
+        for _value in client.pages_in_shares("query", name, {"table": "t"}, 5, 3):
             pass
     assert calls[failing_share] == 2  # it stopped at its error
     # The other two chains (6 pages each) stopped after the page they were reading.
@@ -132,7 +132,7 @@ def test_a_cancel_stops_every_share_at_once(standin: ConvexStandIn) -> None:
         started = time.monotonic()
         timer.start()
         with pytest.raises(StepCancelled):
-            for _value in client.pages_in_shares("query", name, {"table": "t"}, 5, 3, SPAN):
+            for _value in client.pages_in_shares("query", name, {"table": "t"}, 5, 3):
                 pass
         took = time.monotonic() - started
     assert took < 0.5 + 1.0, f"the shares took {took:.1f}s to stop"
