@@ -17,7 +17,7 @@ from pydantic_core import from_json
 
 from cockpit.step import StepFailed
 from steps.convex_client import ConvexClient, ConvexError, ConvexFunctionError
-from steps.mapping import RejectRow
+from steps.row_values import RejectRow
 from steps.transform import converted
 
 SYSTEM_FIELDS = frozenset({"_id", "_creationTime"})
