@@ -21,6 +21,7 @@ MAX_ARRAY = 8192
 MAX_DEPTH = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+
 class RejectRow(Exception):
     """This row cannot become a document; the message says why."""
 
