@@ -143,3 +143,17 @@ def test_cents_that_only_the_text_holds_exactly_are_read_from_the_text(tmp_path:
     # 90071992547409.91 reads into a float whose shortest form is 90071992547409.9.
     document, _ = converted(transform, b'{"id": "a", "employer": "x", "wage": 90071992547409.91}')
     assert document["wage"] == 9007199254740991
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ({"_id": 1}, "reserved in Convex"),
+    ([{"$type": "x"}], "reserved in Convex"),
+    ({"a": 2**60}, "beyond 2^53 - 1"),
+    ([[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]], "nested more than"),
+])
+def test_a_field_without_a_rule_keeps_arrays_and_objects_within_convexs_limits(
+        tmp_path: Path, value: object, reason: str) -> None:
+    transform = _transform(tmp_path)
+    for field in ("notes", "extra"):  # a column of the first row (generated code), and one it lacked
+        kind, said = _outcome(converted, transform, json.dumps({"id": "a", "employer": "x", field: value}).encode())
+        assert kind == "rejected" and reason in str(said) and field in str(said), (field, said)
