@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cockpit.checked_toml import ProblemsError, load_checked
 from cockpit.runbook import Problem
 from steps.row_transformer import RowTransformer, reference_fields
+from steps.row_values import RejectRow, check_value, decode_json, encode_json
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -103,6 +104,18 @@ class MappingError(ProblemsError):
         self.args = ("; ".join(str(p) for p in problems),)
 
 
+def _default_problem(value: Any) -> str | None:
+    """Why a default from the TOML cannot go into a document, or None. TOML has dates, NaN and
+    infinities, which JSON has not: they would be written as something else, or as null."""
+    try:
+        check_value(value, 1)
+    except RejectRow as exc:
+        return str(exc)
+    if decode_json(encode_json(value)) != value:  # NaN is not equal to itself, a date not to its text
+        return f"{value!r} is not a value JSON can carry (a date, NaN or an infinity)"
+    return None
+
+
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file; raise MappingError listing every problem with its line."""
     parsed, collect = load_checked(path, MappingFile, "mapping file", MappingError)
@@ -126,6 +139,10 @@ def load_mapping(path: Path) -> Mapping:
         for field, value in table.rename.items():
             if not _NAME.match(value):
                 collect.error(where + ("rename", field), f"table {source!r}: {value!r} is not a valid field name")
+        for field, value in table.defaults.items():
+            problem = _default_problem(value)
+            if problem:
+                collect.error(where + ("defaults", field), f"table {source!r}: the default of {field!r}: {problem}")
     known_targets = {t.target for t in parsed.table.values()}
     for source, table in parsed.table.items():
         for column, target in table.references.items():

@@ -139,7 +139,8 @@ def to_cents(value: Any) -> int:
     return cents
 
 
-_decode_json = msgspec.json.Decoder().decode
+decode_json = msgspec.json.Decoder().decode
+encode_json = msgspec.json.Encoder().encode
 
 
 def check_json(kind: str) -> Convert:
@@ -148,7 +149,7 @@ def check_json(kind: str) -> Convert:
             try:
                 # msgspec, as for the rows: NaN and 1e400 are not JSON, and deep nesting is a
                 # refusal here, not a RecursionError that would end the whole range.
-                value = _decode_json(value)
+                value = decode_json(value)
             except Exception:  # noqa: BLE001 - DecodeError, RecursionError: the text is not JSON we can carry
                 raise RejectRow("JSON text does not parse") from None
         if kind == "array" and not isinstance(value, list):

@@ -24,7 +24,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-import msgspec
 from pydantic import AfterValidator, Field, ValidationInfo
 from pydantic_core import from_json, to_json
 
@@ -34,7 +33,7 @@ from cockpit.writeback import Writeback
 from steps.mapping import Mapping, MappingError, load_mapping
 from steps.pg_export import read_manifest, write_manifest
 from steps.row_transformer import RowTransformer
-from steps.row_values import MAX_SAFE_INTEGER, NeedsExactParse, RejectRow
+from steps.row_values import MAX_SAFE_INTEGER, NeedsExactParse, RejectRow, decode_json, encode_json
 
 MAX_DOCUMENT_BYTES = 1 << 20  # Convex's limit on one document
 CHUNK_BYTES = 8 << 20
@@ -104,7 +103,7 @@ def converted(transform: RowTransformer, line: bytes) -> tuple[dict[str, Any], b
     refuses, and what it cannot write, takes `_converted_exactly`, which says why in our words.
     """
     try:
-        row = _decode(line)
+        row = decode_json(line)
     except Exception:  # noqa: BLE001 - any refusal (DecodeError, UnicodeDecodeError, RecursionError)
         return _converted_exactly(transform, line)
     try:
@@ -112,8 +111,8 @@ def converted(transform: RowTransformer, line: bytes) -> tuple[dict[str, Any], b
     except NeedsExactParse:
         return _converted_exactly(transform, line)
     try:
-        data = _encode(document)
-    except Exception:  # noqa: BLE001 - an integer past 2^64 or a lone surrogate, from a text JSON column
+        data = encode_json(document)
+    except Exception:  # noqa: BLE001 - nothing decoded should fail here: if it does, the exact path says why
         return _converted_exactly(transform, line)
     if len(data) >= MAX_DOCUMENT_BYTES:
         raise RejectRow(f"the document is {len(data):,} bytes, over Convex's 1 MiB")
@@ -121,9 +120,8 @@ def converted(transform: RowTransformer, line: bytes) -> tuple[dict[str, Any], b
 
 
 # msgspec would write a non-finite float as null; none reaches it: its parser refuses NaN and
-# 1e400, and so does the mapping's for JSON kept in text columns.
-_decode = msgspec.json.Decoder().decode
-_encode = msgspec.json.Encoder().encode
+# 1e400, for rows and for JSON kept in text columns alike, and the mapping's defaults are checked
+# when it is loaded.
 
 
 def _not_finite(value: Any) -> bool:

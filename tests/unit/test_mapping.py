@@ -238,3 +238,16 @@ def test_timestamps_become_milliseconds_rounded_down_before_and_after_1970() -> 
         zone = timezone(timedelta(minutes=rng.choice([-480, -300, 0, 60, 330, 345])))
         text = moment.astimezone(zone).isoformat()
         assert to_millis(text) == (moment - epoch) // timedelta(milliseconds=1), text
+
+
+def test_defaults_that_json_cannot_carry_are_reported_with_their_line(tmp_path: Path) -> None:
+    text = ('[table."public.cases"]\ntarget = "cases"\n[table."public.cases".defaults]\nscore = nan\n'
+            'since = 1979-05-27\nbig = 9007199254740993\nmeta = { _id = 1 }\nfine = [1, "a", { b = 2.5 }]\n')
+    with pytest.raises(MappingError) as caught:
+        _mapping(tmp_path, text)
+    messages = {p.line: p.message for p in caught.value.problems}
+    assert "'score'" in messages[4] and "JSON can carry" in messages[4], messages
+    assert "'since'" in messages[5] and "JSON can carry" in messages[5], messages
+    assert "'big'" in messages[6] and "beyond 2^53 - 1" in messages[6], messages
+    assert "'meta'" in messages[7] and "reserved" in messages[7], messages
+    assert set(messages) == {4, 5, 6, 7}, messages
