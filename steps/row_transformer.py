@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from steps.row_struct import LinePath, struct_path
 from steps.row_values import (
     GOOD_DATES,
     MAX_SAFE_INTEGER,
     Convert,
+    JsonCheck,
     RejectRow,
     check_date,
-    check_json,
     normalize_email,
     plain_value,
     to_cents,
@@ -66,7 +67,7 @@ class RowTransformer:
         for field in table.cents:
             self.rules[field] = (self._name(field, defaults), to_cents)
         for field, kind in table.json_.items():
-            self.rules[field] = (self._name(field, defaults), check_json(kind))
+            self.rules[field] = (self._name(field, defaults), JsonCheck(kind))
         for field in table.emails:
             self.rules[field] = (self._name(field, defaults), normalize_email)
         for column in table.references:
@@ -75,6 +76,8 @@ class RowTransformer:
         self._fields_default = defaults.fields
         self._fast: RowFunction | None = None
         self._fast_width = 0
+        # Built with the generated code, from the same first row: see steps/row_struct.py.
+        self.struct_path: LinePath | None = None
 
     def _name(self, field: str, defaults: Defaults) -> str:
         if field in self.table.rename:
@@ -98,6 +101,7 @@ class RowTransformer:
         elif fast is None and type(row) is dict:
             self._fast = self._generate(list(row))
             self._fast_width = len(row)
+            self.struct_path = struct_path(self, list(row))
             return self(row)
         return self._general(row)
 

@@ -143,8 +143,14 @@ decode_json = msgspec.json.Decoder().decode
 encode_json = msgspec.json.Encoder().encode
 
 
-def check_json(kind: str) -> Convert:
-    def convert(value: Any) -> Any:
+class JsonCheck:
+    """The rule of a json column: its kind ("array", "object", "any"), parsed if held as text."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __call__(self, value: Any) -> Any:
+        kind = self.kind
         if isinstance(value, str):  # JSON kept in a text column
             try:
                 # msgspec, as for the rows: NaN and 1e400 are not JSON, and deep nesting is a
@@ -158,8 +164,6 @@ def check_json(kind: str) -> Convert:
             raise RejectRow(f"expected a JSON object, got {type(value).__name__}")
         check_value(value, 1)
         return value
-
-    return convert
 
 
 def check_value(value: Any, depth: int) -> None:

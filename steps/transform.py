@@ -86,7 +86,19 @@ def _decimals_to_floats(value: Any) -> Any:
 
 
 def document_of(transform: RowTransformer, line: bytes) -> bytes:
-    """One exported line (without its newline) as its document's JSON; RejectRow says why not."""
+    """One exported line (without its newline) as its document's JSON; RejectRow says why not.
+
+    Lines go first through msgspec Structs (steps/row_struct.py); what they refuse, for any
+    reason, takes the dict path, which decides and says why."""
+    quick = transform.struct_path
+    if quick is not None:
+        try:
+            data = quick(line)
+        except Exception:  # noqa: BLE001, S110 - any refusal: `converted` below decides
+            pass
+        else:
+            if len(data) < MAX_DOCUMENT_BYTES:
+                return data
     return converted(transform, line)[1]
 
 
