@@ -84,7 +84,8 @@ class RowTransformer:
             return self.table.rename[field]
         return camel(field) if defaults.fields == "camelCase" else field
 
-    def _rule(self, field: str) -> tuple[str, Convert | None] | None:
+    def rule(self, field: str) -> tuple[str, Convert | None] | None:
+        """(document field, conversion) of a column; None when it is dropped."""
         rule = self.rules.get(field, False)
         if rule is False:
             name = self.table.rename.get(field) or (camel(field) if self._fields_default == "camelCase" else field)
@@ -118,7 +119,7 @@ class RowTransformer:
         return generated
 
     def _field_code(self, index: int, field: str, namespace: dict[str, Any]) -> list[str]:
-        rule = self._rule(field)
+        rule = self.rule(field)
         if rule is None:
             return []
         name, convert = rule
@@ -168,7 +169,7 @@ class RowTransformer:
         for field, value in row.items():
             rule = rules.get(field, _UNSEEN)
             if rule is _UNSEEN:
-                rule = self._rule(field)
+                rule = self.rule(field)
             if rule is None:
                 continue
             name, convert = rule

@@ -17,8 +17,8 @@ from pydantic_core import from_json
 
 from cockpit.step import StepFailed
 from steps.convex_client import ConvexClient, ConvexError, ConvexFunctionError
-from steps.row_values import RejectRow
-from steps.transform import converted
+from steps.row_values import RejectRow, decode_json
+from steps.transform import document_of
 
 SYSTEM_FIELDS = frozenset({"_id", "_creationTime"})
 SHOWN_MISMATCHES = 20
@@ -117,7 +117,8 @@ class BatchComparer:
         for line in lines:
             result.sampled += 1
             try:
-                document = converted(self.transform, line)[0]
+                # The very JSON the transform step wrote for the import, read back.
+                document = decode_json(document_of(self.transform, line))
             except RejectRow:
                 legacy = _key_of(line, self.pk)
                 result.rejected += 1

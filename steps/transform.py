@@ -105,9 +105,10 @@ def document_of(transform: RowTransformer, line: bytes) -> bytes:
 def converted(transform: RowTransformer, line: bytes) -> tuple[dict[str, Any], bytes]:
     """One exported line as its document and that document's JSON; RejectRow says why not.
 
-    The transform step and `verify.sample` both call this, so a sample is checked against
-    exactly what the import was given. The document holds only JSON's types (decimals read
-    exactly are floats again), so it equals its JSON read back.
+    The dict path: `document_of` takes it for every line the Struct path refuses, and for the
+    lines that path converts, its JSON is this one's (held by tests/unit/test_row_struct.py).
+    The document holds only JSON's types (decimals read exactly are floats again), so it
+    equals its JSON read back.
 
     msgspec reads and writes the JSON (a third fewer instructions than pydantic's parser and
     serializer for a row). It refuses what JSON does not allow (NaN, numbers beyond float64,

@@ -3,7 +3,7 @@
 The sample is chosen by a hash of the seed and each row's primary key (`md5(seed || id)`), so
 the same seed picks the same rows every time, whatever the table's physical order. Each
 sampled row is read exactly as the export read it (`row_to_json` through COPY), put through
-the same transform (`steps.transform.converted`), and compared with the document found in
+the same transform (`steps.transform.document_of`), and compared with the document found in
 v2 by its `legacyId`: every field must be there with the same value. Rows the transform
 rejects must not be in v2. Memory stays constant: rows stream in batches. A large sample is
 spread over one process per CPU (steps/sample_compare.py does a batch).
