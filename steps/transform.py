@@ -92,10 +92,11 @@ def document_of(transform: RowTransformer, line: bytes) -> bytes:
     reason, takes the dict path, which decides and says why."""
     quick = transform.struct_path
     if quick is not None:
+        transform.struct_lines += 1
         try:
             data = quick(line)
-        except Exception:  # noqa: BLE001, S110 - any refusal: `converted` below decides
-            pass
+        except Exception:  # noqa: BLE001 - any refusal: `converted` below decides
+            transform.refused_by_struct()
         else:
             if len(data) < MAX_DOCUMENT_BYTES:
                 return data

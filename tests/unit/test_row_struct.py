@@ -174,3 +174,22 @@ def test_a_document_over_convexs_mebibyte_is_rejected_on_the_struct_path_too(tmp
     assert transform.struct_path is not None and len(transform.struct_path(line)) > 1 << 20
     kind, said = _through_document_of(transform, line)
     assert kind == "rejected" and "over Convex's 1 MiB" in str(said)
+
+
+def test_a_table_whose_lines_the_struct_path_mostly_refuses_stops_trying_it(tmp_path: Path) -> None:
+    from steps.row_transformer import STRUCT_WEIGHED_AFTER
+
+    nested = _transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { layout = "object" }\n', "t")
+    _primed(nested, b'{"id": "a", "layout": {"grid": {"w": 2}}}')
+    flat = _primed(_transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { layout = "object" }\n', "t"),
+                   b'{"id": "a", "layout": {"w": 2}}')
+    for index in range(2 * STRUCT_WEIGHED_AFTER):
+        # jsonb nested deeper than the Struct reads: refused every time, yet converted.
+        line = json.dumps({"id": index, "layout": {"grid": {"w": index}}}).encode()
+        assert json.loads(document_of(nested, line)) == {"legacyId": index, "layout": {"grid": {"w": index}}}
+    for index in range(3 * STRUCT_WEIGHED_AFTER + 3):
+        # One line in three refused, a thousand refusals and more: the path stays.
+        line = json.dumps({"id": index, "layout": {"grid": {"w": 1}} if index % 3 == 0 else {"w": index}}).encode()
+        assert document_of(flat, line) == converted(flat, line)[1]
+    assert nested.struct_path is None
+    assert flat.struct_path is not None
