@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from steps.row_struct import LinePath, struct_path
+from steps.row_struct import StructPath, struct_path
 from steps.row_values import (
     GOOD_DATES,
     MAX_SAFE_INTEGER,
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from steps.mapping import Defaults, TableMapping
 
 RowFunction = Callable[[dict[str, Any]], dict[str, Any]]
-STRUCT_WEIGHED_AFTER = 1000
 _UNSEEN: Any = object()
 
 
@@ -78,19 +77,7 @@ class RowTransformer:
         self._fast: RowFunction | None = None
         self._fast_width = 0
         # Built with the generated code, from the same first row: see steps/row_struct.py.
-        self.struct_path: LinePath | None = None
-        self.struct_lines = 0  # lines offered to the Struct path since it was last weighed
-        self.struct_refusals = 0
-
-    def refused_by_struct(self) -> None:
-        """The Struct path refused a line. A table whose lines it mostly refuses (jsonb nested
-        deeper than it reads, say) stops paying for the attempt, which costs up to a fifth of a
-        line: every STRUCT_WEIGHED_AFTER refusals, the path is dropped if they were over half."""
-        self.struct_refusals += 1
-        if self.struct_refusals == STRUCT_WEIGHED_AFTER:
-            if self.struct_refusals * 2 > self.struct_lines:
-                self.struct_path = None
-            self.struct_lines = self.struct_refusals = 0
+        self.struct_path: StructPath | None = None
 
     def _name(self, field: str, defaults: Defaults) -> str:
         if field in self.table.rename:

@@ -91,15 +91,9 @@ def document_of(transform: RowTransformer, line: bytes) -> bytes:
     Lines go first through msgspec Structs (steps/row_struct.py); what they refuse, for any
     reason, takes the dict path, which decides and says why."""
     quick = transform.struct_path
-    if quick is not None:
-        transform.struct_lines += 1
-        try:
-            data = quick(line)
-        except Exception:  # noqa: BLE001 - any refusal: `converted` below decides
-            transform.refused_by_struct()
-        else:
-            if len(data) < MAX_DOCUMENT_BYTES:
-                return data
+    data = quick(line) if quick is not None else None
+    if data is not None and len(data) < MAX_DOCUMENT_BYTES:
+        return data
     return converted(transform, line)[1]
 
 
