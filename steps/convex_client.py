@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import msgspec
 from pydantic_core import from_json
 
 from cockpit import __version__
 from cockpit.step import StepCancelled
 
 FUNCTION_ERROR_STATUS = 560
+_decode_json = msgspec.json.Decoder().decode
 
 
 class ConvexError(Exception):
@@ -167,10 +169,14 @@ class ConvexClient:
         response = self.request("POST", f"/api/{kind}", json={"path": path, "args": args or {}, "format": "json"})
         content = response.content
         try:
-            # pydantic's parser (Rust): a page of documents parses in half the time of json's.
-            body = from_json(content)
-        except ValueError as exc:
-            raise ConvexError(f"{kind} {path}: the answer is not JSON") from exc
+            # msgspec: a page of documents parses in 80% of the instructions of pydantic's
+            # parser (and that in half the time of json's).
+            body = _decode_json(content)
+        except (msgspec.DecodeError, RecursionError):
+            try:  # what msgspec refuses (NaN, say), pydantic's parser may still read
+                body = from_json(content)
+            except ValueError as exc:
+                raise ConvexError(f"{kind} {path}: the answer is not JSON") from exc
         if not isinstance(body, dict):
             raise ConvexError(f"{kind} {path}: unexpected answer {str(body)[:200]}")
         # Only an object with a "$..." key ($integer, $float, $bytes) needs decoding; the text

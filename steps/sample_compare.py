@@ -13,11 +13,12 @@ import os
 from itertools import compress
 from typing import Any
 
+import msgspec
 from pydantic_core import from_json
 
 from cockpit.step import StepFailed
 from steps.convex_client import ConvexClient, ConvexError, ConvexFunctionError
-from steps.row_values import RejectRow, decode_json
+from steps.row_values import RejectRow, decode_json, encode_json
 from steps.transform import document_of
 
 SYSTEM_FIELDS = frozenset({"_id", "_creationTime"})
@@ -37,6 +38,21 @@ def differences(expected: dict[str, Any], found: dict[str, Any], ignored: frozen
     for field in found.keys() - expected.keys() - ignored:
         out.append(f"{field}: only in v2 ({_brief(found[field])})")
     return out
+
+
+def same_json(expected: bytes, found: dict[str, Any], ignored: frozenset[str]) -> bool:
+    """True when v2's document, without the ignored fields, writes to exactly the JSON the
+    transform wrote: then it is the same document, to the type (true is not 1, "5" not 5).
+
+    The transform writes fields in the order of their names, as Convex holds them, and so does
+    encode_json here, so v2's order does not matter. Most sampled documents end here: for a
+    cases row, v2's parse and this check take 60,000 instructions, against 150,000 to parse
+    both sides and compare them field by field (callgrind). False means only: look closer
+    (`differences`): 5 and 5.0 write differently but are the same Convex number."""
+    document = found.copy()  # in C, then a few pops: a third of a comprehension's instructions
+    for field in ignored:
+        document.pop(field, None)
+    return encode_json(document) == expected
 
 
 def _alike(expected: dict[str, Any], found: dict[str, Any], ignored: frozenset[str]) -> bool:
@@ -110,22 +126,21 @@ class BatchComparer:
         self.pk = pk
         self.ignored = ignored
 
-    def expect(self, lines: list[bytes], result: BatchResult) -> dict[str, dict[str, Any]]:
-        """Each sampled row's document by legacyId; {} for a row the transform rejects (it must
-        not be in v2)."""
-        expected: dict[str, dict[str, Any]] = {}
+    def expect(self, lines: list[bytes], result: BatchResult) -> dict[str, bytes]:
+        """Each sampled row's document by legacyId, as the very JSON the transform step wrote
+        for the import; b"" for a row the transform rejects (it must not be in v2)."""
+        expected: dict[str, bytes] = {}
         for line in lines:
             result.sampled += 1
             try:
-                # The very JSON the transform step wrote for the import, read back.
-                document = decode_json(document_of(self.transform, line))
+                data = document_of(self.transform, line)
             except RejectRow:
                 legacy = _key_of(line, self.pk)
                 result.rejected += 1
                 if legacy is not None:
-                    expected[str(legacy)] = {}
+                    expected[str(legacy)] = b""
                 continue
-            expected[str(document["legacyId"])] = document
+            expected[str(_legacy_id_of(data).legacyId)] = data
         return expected
 
     def fetch(self, legacy_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -138,18 +153,19 @@ class BatchComparer:
             raise StepFailed(f"{self.target}: {exc}") from None
         return {str(d.get("legacyId")): d for d in documents}
 
-    def compare(self, expected: dict[str, dict[str, Any]], found: dict[str, dict[str, Any]],
-                result: BatchResult) -> None:
-        for legacy_id, document in expected.items():
+    def compare(self, expected: dict[str, bytes], found: dict[str, dict[str, Any]], result: BatchResult) -> None:
+        for legacy_id, data in expected.items():
             problems: list[str]
-            if not document:
+            if not data:
                 problems = ["rejected by the transform, but in v2"] if legacy_id in found else []
                 result.wrong += bool(problems)
             elif legacy_id not in found:
                 result.missing += 1
                 problems = ["not in v2"]
+            elif same_json(data, found[legacy_id], self.ignored):
+                problems = []
             else:
-                problems = differences(document, found[legacy_id], self.ignored)
+                problems = differences(decode_json(data), found[legacy_id], self.ignored)
                 result.wrong += bool(problems)
             if problems and len(result.problems) < SHOWN_MISMATCHES:
                 result.problems.append(f"{self.target} {legacy_id}: {'; '.join(problems)}")
@@ -159,6 +175,14 @@ class BatchComparer:
         expected = self.expect(lines, result)
         self.compare(expected, self.fetch(list(expected)), result)
         return result
+
+
+class _LegacyId(msgspec.Struct):
+    legacyId: Any  # noqa: N815 - the document's field
+
+
+# Only legacyId is read: msgspec skips the other fields without building them.
+_legacy_id_of = msgspec.json.Decoder(_LegacyId).decode
 
 
 def _key_of(line: bytes, pk: str) -> Any:

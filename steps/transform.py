@@ -143,6 +143,15 @@ def _not_finite(value: Any) -> bool:
     return False
 
 
+def _sorted_fields(value: Any) -> Any:
+    """The value with every object's fields in the order of their names, as encode_json writes."""
+    if type(value) is dict:
+        return {key: _sorted_fields(value[key]) for key in sorted(value)}
+    if type(value) is list:
+        return [_sorted_fields(item) for item in value]
+    return value
+
+
 def _converted_exactly(transform: RowTransformer, line: bytes) -> tuple[dict[str, Any], bytes]:
     """The reference path: pydantic's parser says why a line is not JSON, and decimals that a
     float cannot hold are read exactly. Rows come here only when the fast path refuses them."""
@@ -159,7 +168,7 @@ def _converted_exactly(transform: RowTransformer, line: bytes) -> tuple[dict[str
     if _not_finite(document):
         raise RejectRow("a number is NaN or beyond float64: JSON cannot carry it")
     try:
-        data: bytes = to_json(document)
+        data: bytes = to_json(_sorted_fields(document))
     except ValueError as exc:  # a lone surrogate from a JSON text column
         raise RejectRow(f"the document cannot be written as JSON: {str(exc).splitlines()[0]}") from None
     if len(data) >= MAX_DOCUMENT_BYTES:

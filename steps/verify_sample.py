@@ -146,7 +146,7 @@ class SampleStep(_Verification):
                     record: Callable[[BatchResult], None]) -> None:
         # v2 is asked for a batch while the next one is read from v1 and transformed: a few
         # batches in flight, in order, so memory stays bounded and a slow network is hidden.
-        in_flight: deque[tuple[BatchResult, dict[str, dict[str, Any]], Future[dict[str, dict[str, Any]]]]] = deque()
+        in_flight: deque[tuple[BatchResult, dict[str, bytes], Future[dict[str, dict[str, Any]]]]] = deque()
         with ThreadPoolExecutor(max_workers=FETCHES_IN_FLIGHT, thread_name_prefix="sample-fetch") as pool:
             for lines in batches:
                 result = BatchResult()

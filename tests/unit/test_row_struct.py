@@ -14,7 +14,7 @@ from steps.mapping import load_mapping
 from steps.row_struct import StructPath
 from steps.row_transformer import RowTransformer
 from steps.row_values import RejectRow
-from steps.transform import converted, document_of
+from steps.transform import _converted_exactly, converted, document_of
 
 
 def _transform(tmp_path: Path, text: str = CASES, table: str = "public.cases") -> RowTransformer:
@@ -111,7 +111,7 @@ def test_a_rule_that_gives_null_writes_null_as_the_dict_path_does(tmp_path: Path
     transform = _transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { data = "any" }\n', "t")
     _primed(transform, b'{"id": "a", "data": "[1]"}')
     line = b'{"id": "b", "data": "null"}'
-    assert transform.struct_path is not None and transform.struct_path(line) == b'{"legacyId":"b","data":null}'
+    assert transform.struct_path is not None and transform.struct_path(line) == b'{"data":null,"legacyId":"b"}'
     assert document_of(transform, b'{"id": "c", "data": null}') == b'{"legacyId":"c"}'
 
 
@@ -130,7 +130,7 @@ def test_other_columns_than_the_first_rows_take_the_dict_path(tmp_path: Path) ->
         assert _refused(transform, line), line
         assert _through_document_of(transform, line) == _reference(transform, line)
     assert document_of(transform, b'{"id": "b", "employer": "y", "notes": "new"}') == \
-        b'{"legacyId":"b","employer":"y","remarks":"new"}'
+        b'{"employer":"y","legacyId":"b","remarks":"new"}'
     assert _through_document_of(transform, b'{"id": "b"}') == ("rejected", "required field 'employer' is missing")
 
 
@@ -139,7 +139,7 @@ def test_nulls_kept_and_required_fields_follow_the_mapping(tmp_path: Path) -> No
     transform = _primed(_transform(tmp_path, text, "t"), b'{"id": "a", "name": "n", "flag": null, "note": null}')
     assert transform.struct_path is not None
     assert transform.struct_path(b'{"id": "b", "name": "m", "flag": null, "note": null}') == \
-        b'{"legacyId":"b","name":"m","flag":true,"note":null}'
+        b'{"flag":true,"legacyId":"b","name":"m","note":null}'
     assert _through_document_of(transform, b'{"id": "b", "name": null, "flag": null, "note": null}') == \
         ("rejected", "NULL in required field 'name'")
 
@@ -193,3 +193,19 @@ def test_a_table_whose_lines_the_struct_path_mostly_refuses_stops_trying_it(tmp_
     assert nested.struct_path(flat_line) is None
     assert json.loads(document_of(nested, flat_line)) == {"legacyId": "z", "layout": {"w": 1}}
     assert flat.struct_path is not None and not flat.struct_path.stopped
+
+
+def test_every_path_writes_the_fields_in_the_order_of_their_names_as_convex_holds_them(tmp_path: Path) -> None:
+    transform = _primed(_transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { layout = "array" }\n', "t"),
+                        b'{"id": "a", "zeta": 1, "alpha": 2, "layout": []}')
+    flat = b'{"id": "b", "zeta": 1, "alpha": 2, "layout": [{"w": 1, "h": 2}]}'
+    written = b'{"alpha":2,"layout":[{"h":2,"w":1}],"legacyId":"b","zeta":1}'
+    assert transform.struct_path is not None and transform.struct_path(flat) == written
+    assert converted(transform, flat)[1] == written
+    assert _converted_exactly(transform, flat)[1] == written
+    # Nested deeper than the Struct path reads: the dict and exact paths sort every level.
+    nested = b'{"id": "b", "zeta": 1, "alpha": 2, "layout": [{"w": 1, "h": {"d": [{"y": 1, "x": 2}], "c": 3}}]}'
+    deep = b'{"alpha":2,"layout":[{"h":{"c":3,"d":[{"x":2,"y":1}]},"w":1}],"legacyId":"b","zeta":1}'
+    assert transform.struct_path(nested) is None
+    assert converted(transform, nested)[1] == deep
+    assert _converted_exactly(transform, nested)[1] == deep
