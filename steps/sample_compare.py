@@ -49,7 +49,7 @@ def same_json(expected: bytes, found: dict[str, Any], ignored: frozenset[str]) -
     cases row, v2's parse and this check take 60,000 instructions, against 150,000 to parse
     both sides and compare them field by field (callgrind). False means only: look closer
     (`differences`): 5 and 5.0 write differently but are the same Convex number."""
-    document = found.copy()  # in C, then a few pops: a third of a comprehension's instructions
+    document = found.copy()  # a copy in C and a few pops: 18,000 instructions fewer than a comprehension
     for field in ignored:
         document.pop(field, None)
     return encode_json(document) == expected
