@@ -136,3 +136,20 @@ def test_a_cancel_stops_every_share_at_once(standin: ConvexStandIn) -> None:
                 pass
         took = time.monotonic() - started
     assert took < 0.5 + 1.0, f"the shares took {took:.1f}s to stop"
+
+
+def test_answers_parse_as_before_where_msgspec_refuses_them(standin: ConvexStandIn) -> None:
+    """msgspec parses answers; what it refuses (NaN, a number past float64) pydantic's parser
+    still reads, as the client did before; text that is no JSON at all is a ConvexError."""
+    from cockpit.sandbox.convex_functions import RawJSON
+    from steps.convex_client import ConvexError
+
+    answers = {"plain": '[{"n": 1.5, "s": "x"}]', "nan": '{"n": NaN}', "huge": '{"n": 1e400}', "broken": "[1,"}
+    for name, text in answers.items():
+        standin.functions[f"raw:{name}"] = ("query", False, lambda store, args, text=text: RawJSON(text))
+    with ConvexClient(standin.url, standin.deploy_key) as client:
+        assert client.query("raw:plain") == [{"n": 1.5, "s": "x"}]
+        assert client.query("raw:nan")["n"] != client.query("raw:nan")["n"]  # NaN is not itself
+        assert client.query("raw:huge") == {"n": float("inf")}
+        with pytest.raises(ConvexError, match="the answer is not JSON"):
+            client.query("raw:broken")
