@@ -10,7 +10,10 @@
 - verification (counts, refs, a 10% sample and two calculations) against the export's time in
   the same run (target <= 1x): the four run at once, as runbook.toml runs them (each needs only
   the resolution); and, for comparison, one after another, also without the time spent inside
-  the stand-in's functions, which stand for Convex's query engine and are Python here.
+  the stand-in's functions, which stand for Convex's query engine and are Python here;
+- resolution over a network: `convex.resolve_refs` of a tenth as many cases, in a fresh stand-in
+  whose every mutation call takes 20 ms longer (a round trip to a Convex deployment), in two
+  shares at once (`parallel = 2`, as runbook.toml runs it) against one chain of pages.
 
 Each variant runs as `cockpit run --headless --json` in its own process, as an operator runs
 it; times are the steps' own, from their events. psql and the cockpit export run twice,
@@ -38,12 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.table import print_table  # noqa: E402
-from cockpit.sandbox.convex_standin import ConvexStandIn  # noqa: E402
+from cockpit.sandbox.convex_standin import ConvexStandIn, Faults  # noqa: E402
 from cockpit.sandbox.postgres import PostgresServer  # noqa: E402
 from cockpit.sandbox.seed import SeedSize, seed  # noqa: E402
 
 # As runbook.toml exports: two connections per large table, sharing one snapshot.
 EXPORT_JOBS = 2
+# Added to every mutation call of the resolution figure: a round trip to a Convex deployment.
+ROUND_TRIP_S = 0.02
 
 HEADER = '''[runbook]
 name = "Data path bench"
@@ -182,6 +187,28 @@ def direct_import(standin: ConvexStandIn, path: Path) -> float:
     return time.perf_counter() - started
 
 
+def resolve_over_network(folder: Path, env: dict[str, str], cases: int, parallel: int) -> float:
+    """convex.resolve_refs of `cases` documents of about 1 KB (and a tenth as many users) in a
+    fresh stand-in whose mutation calls each take ROUND_TRIP_S longer: the step's time."""
+    folder.mkdir()
+    standin = ConvexStandIn(folder / "convex", faults=Faults(latency=ROUND_TRIP_S, paths=("/api/mutation",))).start()
+    try:
+        users = max(10, cases // 10)
+        with standin.store.transaction():
+            standin.store.insert_many("users", ({"legacyId": f"u{i}"} for i in range(users)))
+            standin.store.insert_many("cases", ({"legacyId": f"c{i}", "legacyUserId": f"u{i % users}",
+                                                 "notes": "n" * 900} for i in range(cases)))
+        (folder / "mapping.toml").write_text(mapping_of(["auth.users", "public.cases"], references=True))
+        spans, _ = run_cockpit(folder, step("resolve", "convex.resolve_refs", 'connection = "v2"\n'
+                                            f'mapping = "mapping.toml"\nparallel = {parallel}'),
+                               {**env, "CONVEX_URL": standin.url, "CONVEX_DEPLOY_KEY": standin.deploy_key})
+        if not all(d.get("userId") for d in standin.store.documents("cases")):
+            sys.exit("bench: the resolution left a case unresolved")
+        return spans["resolve"][1] - spans["resolve"][0]
+    finally:
+        standin.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="cases rows (users are a tenth)")
@@ -289,6 +316,12 @@ def main() -> None:
         say("the stand-in's own import of the same cases file ...")
         ceiling_s = direct_import(standin, full / "out" / "cases.jsonl")
         ceiling_rows = manifest["tables"]["cases"]["output_rows"]
+        if standin is not None:
+            standin.stop()
+            standin = None
+        say(f"resolution of {small_rows:,} cases at {ROUND_TRIP_S * 1000:.0f} ms a call: one chain, two shares ...")
+        resolve_one_s = resolve_over_network(work / "resolve-1", env, small_rows, 1)
+        resolve_two_s = resolve_over_network(work / "resolve-2", env, small_rows, 2)
     finally:
         if standin is not None:
             standin.stop()
@@ -310,6 +343,10 @@ def main() -> None:
         "standin_ceiling_docs_per_s": round(ceiling_rows / ceiling_s),
         "import_vs_ceiling": round((documents / import_s) / (ceiling_rows / ceiling_s), 2),
         "resolve_s": round(spans["resolve"][1] - spans["resolve"][0], 1),
+        "resolve_docs_per_s": round(documents / (spans["resolve"][1] - spans["resolve"][0])),
+        "resolve_network_one_chain_s": round(resolve_one_s, 1),
+        "resolve_network_two_shares_s": round(resolve_two_s, 1),
+        "resolve_network_two_vs_one": round(resolve_two_s / resolve_one_s, 2),
         "verify_s": round(verify_s, 1),
         "export_s_same_run": round(full_export_s, 1),
         "verify_vs_export": round(verify_s / full_export_s, 2),
@@ -333,6 +370,11 @@ def main() -> None:
         ("stand-in's own import, docs/s", figures["standin_ceiling_docs_per_s"], "baseline"),
         ("convex.import into the stand-in, docs/s", figures["import_docs_per_s"], ""),
         ("import / stand-in's own", figures["import_vs_ceiling"], ""),
+        ("convex.resolve_refs in the stand-in, docs/s", figures["resolve_docs_per_s"], ""),
+        (f"resolution at {ROUND_TRIP_S * 1000:.0f} ms a call, one chain (s)", figures["resolve_network_one_chain_s"],
+         "baseline"),
+        ("  in two shares at once (s)", figures["resolve_network_two_shares_s"], ""),
+        ("  two shares / one chain", figures["resolve_network_two_vs_one"], ""),
         ("export in the same run (s)", figures["export_s_same_run"], "baseline"),
         ("verification, as runbook.toml runs it: at once (s)", figures["verify_together_s"], ""),
         ("verification (at once) / export", figures["verify_together_vs_export"], "<= 1x"),

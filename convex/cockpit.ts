@@ -32,13 +32,13 @@ function pageOf(ctx: any, args: { table: string; from?: number; before?: number;
 // Resolve one page of legacy references: for each document of `table` whose `legacyField`
 // holds a v1 uuid and whose `idField` is not set yet, look the uuid up in `target` by its
 // legacyId and store the found document's _id in `idField`. Idempotent: a resolved document is
-// skipped, so a retried or resumed page writes nothing twice.
+// skipped, so a retried or resumed page writes nothing twice. With `from` and `before`, a page
+// of one share of the table: the cockpit resolves a large table as a few shares at once, and
+// their mutations read and write disjoint ranges of documents, so they do not conflict.
 export const resolveRefs = internalMutation({
-  args: { table: v.string(), legacyField: v.string(), idField: v.string(), target: v.string(), ...page },
+  args: { table: v.string(), legacyField: v.string(), idField: v.string(), target: v.string(), ...page, ...share },
   handler: async (ctx, args) => {
-    const result = await ctx.db
-      .query(args.table as any)
-      .paginate({ cursor: args.cursor, numItems: args.numItems });
+    const result = await pageOf(ctx, args);
     let resolved = 0;
     let missing = 0;
     let skipped = 0;

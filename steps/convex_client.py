@@ -17,6 +17,7 @@ import random
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -66,6 +67,17 @@ def decode(value: Any) -> Any:
     if isinstance(value, list):
         return [decode(v) for v in value]
     return value
+
+
+@dataclass
+class Chain:
+    """One share of a table by creation time (`start` inclusive, `end` exclusive, None: open),
+    read as its own chain of pages from `cursor` (None: its start); `done` after its last page."""
+
+    start: float | None = None
+    end: float | None = None
+    cursor: str | None = None
+    done: bool = False
 
 
 class ConvexClient:
@@ -227,46 +239,63 @@ class ConvexClient:
         _creationTime) says where to cut. When it fails (a deployment with older functions) or
         the table is tiny, one chain reads it all, as `pages` does.
         """
-        span_path = f"{path.rpartition(':')[0]}:timeSpan"
-        bounds = self._share_bounds(args["table"], shares, span_path) if shares > 1 else [None, None]
-        if len(bounds) == 2:
-            yield from (value for value, _cursor in self.pages(kind, path, args, num_items))
+        bounds = self.share_bounds(args["table"], shares, path) if shares > 1 else [None, None]
+        chains = [Chain(start, end) for start, end in zip(bounds, bounds[1:], strict=False)]
+        yield from (value for _index, value, _cursor in self.pages_of_chains(kind, path, args, num_items, chains))
+
+    def pages_of_chains(self, kind: str, path: str, args: dict[str, Any], num_items: int,
+                        chains: list[Chain]) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+        """Every page of each chain that is not done, from its cursor on, the chains read at
+        once: (the chain's index, the page's value, the cursor that starts its next page, None
+        after its last) in the order they arrive, so a caller can checkpoint each chain."""
+        def share_args(chain: Chain) -> dict[str, Any]:
+            return {**args, **({} if chain.start is None else {"from": chain.start}),
+                    **({} if chain.end is None else {"before": chain.end})}
+
+        running = [(index, chain) for index, chain in enumerate(chains) if not chain.done]
+        if not running:
             return
-        arrived: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        if len(running) == 1:  # no thread for one chain
+            index, chain = running[0]
+            for value, cursor in self.pages(kind, path, share_args(chain), num_items, chain.cursor):
+                yield index, value, cursor
+            return
+        arrived: queue.SimpleQueue[tuple[str, int, Any, str | None]] = queue.SimpleQueue()
         stop = threading.Event()
 
-        def read_share(start: float | None, end: float | None) -> None:
-            share = {**args, **({} if start is None else {"from": start}), **({} if end is None else {"before": end})}
+        def read_chain(index: int, chain: Chain) -> None:
             try:
-                for value, _cursor in self.pages(kind, path, share, num_items):
-                    arrived.put(("page", value))
+                for value, cursor in self.pages(kind, path, share_args(chain), num_items, chain.cursor):
+                    arrived.put(("page", index, value, cursor))
                     if stop.is_set():
                         break
             except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, raised there
-                arrived.put(("error", exc))
+                arrived.put(("error", index, exc, None))
                 return
-            arrived.put(("done", None))
+            arrived.put(("done", index, None, None))
 
-        chains = list(zip(bounds, bounds[1:], strict=False))
-        with concurrent.futures.ThreadPoolExecutor(len(chains), thread_name_prefix="convex-share") as pool:
-            for start, end in chains:
-                pool.submit(read_share, start, end)
+        with concurrent.futures.ThreadPoolExecutor(len(running), thread_name_prefix="convex-share") as pool:
+            for index, chain in running:
+                pool.submit(read_chain, index, chain)
             try:
-                running = len(chains)
-                while running:
-                    what, item = arrived.get()
+                left = len(running)
+                while left:
+                    what, index, item, cursor = arrived.get()
                     if what == "error":
                         raise item
                     if what == "done":
-                        running -= 1
+                        left -= 1
                     else:
-                        yield item
+                        yield index, item, cursor
             finally:
                 stop.set()  # the other chains end after their current page
 
-    def _share_bounds(self, table: str, shares: int, span_path: str) -> list[float | None]:
-        """Where the shares start and end: open at both ends, so that a document created
-        after the span was read is still counted (in the last share)."""
+    def share_bounds(self, table: str, shares: int, path: str) -> list[float | None]:
+        """Where the shares of a table start and end, for the paged function `path` (its
+        module's `timeSpan` reads the table's first and last _creationTime): open at both ends,
+        so that a document created after the span was read is still read (in the last share).
+        [None, None], one share, when the table is tiny or the module has no timeSpan."""
+        span_path = f"{path.rpartition(':')[0]}:timeSpan"
         try:
             span = self.query(span_path, {"table": table})
         except ConvexFunctionError as exc:

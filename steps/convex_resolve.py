@@ -6,17 +6,23 @@ shipped in `convex/cockpit.ts`, sized as the migration research says: 100 docume
 they are small (under 1 KB), 50 up to 10 KB, 25 above. The mutation skips a document whose
 id field is already set, so a page done twice (a retry after a lost answer, a resume after a
 crash) writes nothing twice; the cursor after each page is checkpointed.
+
+A large table is resolved as a few shares of its creation times at once (`parallel`), each its
+own chain of pages, as the verifications read it: over a network a chain waits a round trip
+per page, and 1,000,000 documents are 10,000 pages. The shares touch disjoint documents, so
+their mutations do not conflict; each share's cursor is checkpointed on its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
-from steps.convex_client import ConvexClient, ConvexFunctionError
+from steps.convex_client import Chain, ConvexClient, ConvexFunctionError
 from steps.mapping import Mapping, MappingError, Reference, load_mapping
 from steps.pg_export import read_manifest
 from steps.transform import MappingPath
@@ -40,6 +46,8 @@ class ResolveParams(StepParams):
     batch_size: int | None = Field(default=None, ge=1, le=4000, description="override the size-based batch")
     functions: str = Field(default="cockpit", description="the module holding resolveRefs (convex/cockpit.ts)")
     max_missing: int = Field(default=0, ge=0, description="references whose target is not found, allowed")
+    parallel: int = Field(default=2, ge=1, le=16, description="shares of a large table resolved at once (by creation "
+                          "time), each its own chain of pages: fewer round trips waited one after another")
 
 
 def load_checked_mapping(base_dir: Path, name: str) -> Mapping:
@@ -99,25 +107,45 @@ class ResolveStep(Step):
         documents = int(size["output_rows"]) if size else None
         average = size["bytes"] / size["output_rows"] if size and size["output_rows"] else 0
         batch = params.batch_size or batch_size_for(average)
+        path = f"{params.functions}:resolveRefs"
         saved = ctx.checkpoint.get(f"page:{key}") or {}
-        start = saved.get("cursor")
         figures = dict(saved.get("figures") or {"processed": 0, "resolved": 0, "missing": 0, "skipped": 0})
-        if start:
+        chains = saved_chains(saved)
+        if chains:
             ctx.log(f"{key}: continuing after {figures['processed']:,} documents")
         else:
-            ctx.log(f"{key}: {ref.legacy_field} -> {ref.target}._id, {batch} documents per call")
-        path = f"{params.functions}:resolveRefs"
+            # The shares are cut once and kept in the checkpoint: a resume continues each where it was.
+            shares = max(1, min(params.parallel, -(-documents // batch))) if documents else params.parallel
+            bounds = client.share_bounds(ref.table, shares, path) if shares > 1 else [None, None]
+            chains = [Chain(start, end) for start, end in zip(bounds, bounds[1:], strict=False)]
+            at_once = f", {len(chains)} shares at once" if len(chains) > 1 else ""
+            ctx.log(f"{key}: {ref.legacy_field} -> {ref.target}._id, {batch} documents per call{at_once}")
         args = {"table": ref.table, "legacyField": ref.legacy_field, "idField": ref.id_field, "target": ref.target}
         try:
-            for value, cursor in client.pages("mutation", path, args, batch, start):
+            for index, value, cursor in client.pages_of_chains("mutation", path, args, batch, chains):
                 for name in figures:
                     figures[name] += int(value.get(name, 0))
-                ctx.checkpoint[f"page:{key}"] = {"cursor": cursor, "figures": figures}
+                chains[index].cursor, chains[index].done = cursor, cursor is None
+                ctx.checkpoint[f"page:{key}"] = {"chains": [dataclasses.asdict(c) for c in chains],
+                                                 "figures": figures}
                 # One label per reference, the same every time: the label names the bar (the
                 # cockpit works out the rate itself).
                 ctx.progress(figures["processed"], documents, "documents", key)
         except ConvexFunctionError as exc:
+            if len(chains) > 1 and ("field `from`" in str(exc) or "field `before`" in str(exc)):
+                raise StepFailed(f"{key}: the deployed {path} resolves no shares ({exc}); deploy the current "
+                                 "convex/cockpit.ts, or set parallel = 1") from None
             raise StepFailed(f"{key}: {exc}") from None
         ctx.log(f"{key}: {figures['resolved']:,} resolved, {figures['missing']:,} not found, "
                 f"{figures['skipped']:,} without a reference or resolved before")
         return figures
+
+
+def saved_chains(saved: dict[str, Any]) -> list[Chain]:
+    """The shares a checkpoint holds, each with its cursor; [] when there is none. A checkpoint
+    of a cockpit before shares holds one cursor (None after its last page): one chain."""
+    if "chains" in saved:
+        return [Chain(**chain) for chain in saved["chains"]]
+    if "cursor" in saved:
+        return [Chain(cursor=saved["cursor"], done=saved["cursor"] is None)]
+    return []

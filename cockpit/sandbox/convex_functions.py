@@ -32,7 +32,7 @@ _PAGE = {"cursor": True, "numItems": True}
 _SHARE = {"from": False, "before": False}
 _REFERENCE = {"table": True, "legacyField": True, "idField": True, "target": True}
 ARGUMENTS: dict[str, dict[str, bool]] = {
-    "cockpit:resolveRefs": {**_REFERENCE, **_PAGE},
+    "cockpit:resolveRefs": {**_REFERENCE, **_PAGE, **_SHARE},
     "cockpit:timeSpan": {"table": True},
     "cockpit:countPage": {"table": True, **_PAGE, **_SHARE},
     "cockpit:byLegacyIds": {"table": True, "legacyIds": True},
@@ -77,22 +77,22 @@ def time_span(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
-    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), [args["legacyField"], args["idField"]])
-    resolved = missing = skipped = 0
-    with store.transaction():  # a mutation is one transaction
-        for doc in page.documents:
-            legacy = doc.get(args["legacyField"])
-            if legacy is None or args["idField"] in doc:
-                skipped += 1
-                continue
-            found = store.by_legacy_id(args["target"], legacy)
-            if found is None:
-                missing += 1
-                continue
-            store.patch(doc["_id"], {args["idField"]: found["_id"]})
-            resolved += 1
-    return {"processed": len(page.documents), "resolved": resolved, "missing": missing, "skipped": skipped,
-            "isDone": page.is_done, "continueCursor": page.continue_cursor}
+    # The loop of the shipped mutation, in one transaction: a document with its legacy field
+    # set and its id field absent is patched with the `_id` of the target's first document of
+    # that legacyId; the lookups of a page are one query, the patches one statement.
+    legacy_field, id_field = args["legacyField"], args["idField"]
+    with store.transaction():
+        page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), [legacy_field, id_field],
+                              _share(args))
+        wanted = [(doc["_id"], doc.get(legacy_field)) for doc in page.documents
+                  if doc.get(legacy_field) is not None and id_field not in doc]
+        # The stand-in indexes string legacy ids (v1's uuids): any other value finds nothing.
+        found = store.first_ids_by_legacy_ids(args["target"], {v for _, v in wanted if isinstance(v, str)})
+        patches = [(doc_id, found[legacy]) for doc_id, legacy in wanted if isinstance(legacy, str) and legacy in found]
+        store.set_strings(id_field, patches)
+    return {"processed": len(page.documents), "resolved": len(patches), "missing": len(wanted) - len(patches),
+            "skipped": len(page.documents) - len(wanted), "isDone": page.is_done,
+            "continueCursor": page.continue_cursor}
 
 
 def count_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:

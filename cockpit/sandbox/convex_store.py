@@ -271,6 +271,27 @@ class DocumentStore:
                         found[legacy] = _with_system_fields(body, doc_id, ct)
         return found
 
+    def first_ids_by_legacy_ids(self, table: str, legacy_ids: Iterable[str]) -> dict[str, str]:
+        """The `_id` of the earliest document of each legacy id (`.first()` on by_legacy_id),
+        read from the index alone: no document body is touched."""
+        wanted, found = list(legacy_ids), dict[str, str]()
+        with self._reading() as db:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for legacy, doc_id in db.execute(f"SELECT legacy_id, id FROM documents WHERE tbl = ? AND legacy_id"
+                                                 f" IN ({marks}) ORDER BY legacy_id, ct", [table, *chunk]):
+                    found.setdefault(legacy, doc_id)
+        return found
+
+    def set_strings(self, field: str, values: list[tuple[str, str]]) -> None:
+        """Patch one top-level field to a string in each (document id, value), in SQL: the body is
+        not parsed and written again in Python (a 1 KB document costs 35 us that way)."""
+        setter = "jsonb_set" if self.jsonb else "json_set"
+        with self._lock:
+            self._db.executemany(f"UPDATE documents SET body = {setter}(body, ?, ?) WHERE id = ?",
+                                 [(json_path(field), value, doc_id) for doc_id, value in values])
+
     def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
             row = self._db.execute(f"SELECT {self._body} FROM documents WHERE id = ?", (doc_id,)).fetchone()

@@ -78,7 +78,7 @@ id = "resolve"
 phase = "window"
 kind = "convex.resolve_refs"
 needs = ["import"]
-with = {{ connection = "v2", mapping = "mapping.toml", transformed = "transformed", batch_size = 50 }}
+with = {{ connection = "v2", mapping = "mapping.toml", transformed = "transformed", batch_size = 10 }}
 
 [[step]]
 id = "counts"
@@ -153,9 +153,14 @@ def test_kill_minus_nine_anywhere_in_the_data_path_never_loses_or_duplicates(
         rng = random.Random(20261205 + faulty)
         # Each of the long steps is killed at least once, at a random moment after it starts.
         plan = [("export", (0.3, 2.0)), ("transform", (0.05, 0.5)), ("import", (0.02, 0.6)),
-                ("import", (0.1, 1.0)), ("resolve", (0.2, 2.0)), ("resolve", (0.5, 3.0))]
+                ("import", (0.1, 1.0)), ("resolve", (0.1, 0.8)), ("resolve", (0.2, 1.0))]
         kills = sum(_run_until(command, tmp_path, env, step, rng, delay) for step, delay in plan)
         assert kills >= 5
+        killed = Journal(tmp_path / ".cockpit" / "journal.db", readonly=True)
+        unfinished = killed.latest_run()
+        killed.close()
+        # Else the last command would start a new run, and nothing here would be resumed.
+        assert unfinished is not None and unfinished.state != "done", "the run ended before the last kill"
         final = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
 
