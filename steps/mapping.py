@@ -14,8 +14,9 @@ A TOML file, checked like the runbook (every problem at file:line). Per source t
     drop = ["encrypted_password"]
     required = ["user_id", "employer_name"]                # NULL here rejects the row
 
-The primary key (`id`, or `primary_key`) becomes `legacyId`. NULL fields are left out (Convex's
-optional fields) unless a default is given. A row that cannot be converted is rejected with a
+The primary key (`id`, or `primary_key`) becomes `legacyId`, as text (an integer key in
+decimal, so that a bigint stays exact; a reference's `legacy<Target>Id` the same). NULL fields
+are left out (Convex's optional fields) unless a default is given. A row that cannot be converted is rejected with a
 reason, never altered silently: `RejectRow`. The conversions are in steps/row_values.py, the
 compiled transformer in steps/row_transformer.py.
 """

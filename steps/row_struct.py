@@ -35,6 +35,7 @@ from steps.row_values import (
     JsonCheck,
     RejectRow,
     check_date,
+    legacy_key,
     plain_value,
     to_millis,
 )
@@ -49,6 +50,7 @@ _Scalar = Union[str, bool, _SafeInt, float, None]  # noqa: UP007
 # is refused here and checked by the dict path.
 _Plain = Union[str, bool, _SafeInt, float, None, Annotated[list[_Scalar], msgspec.Meta(max_length=MAX_ARRAY)]]  # noqa: UP007
 _Text = Union[str, None]  # noqa: UP007
+_Key = Union[str, int, None]  # noqa: UP007 - a uuid or text key, or an integer one (legacy_key)
 # jsonb as export gives it, in the shapes check_value passes once the field names are known
 # not to be reserved in Convex: an array of scalars and flat objects, or a flat object. The
 # names are checked in Python (`_names_of_array`, `_names_of_object`): a msgspec pattern on
@@ -119,6 +121,8 @@ def _column_type(convert: Convert | None) -> tuple[Any, Convert | None]:
         return _Plain, None
     if convert is to_millis or convert is check_date:
         return _Text, convert
+    if convert is legacy_key:
+        return _Key, convert
     if isinstance(convert, JsonCheck) and convert.kind == "array":
         return _JsonArray, _names_of_array
     if isinstance(convert, JsonCheck) and convert.kind == "object":
@@ -154,8 +158,9 @@ def _build(transform: RowTransformer, columns: list[str]) -> StructPath:
             lines.append("        v = UNSET")
         if call is not None:
             namespace[f"call_{index}"] = call
-            # Most dates were seen before: a set lookup, no call.
-            test = "    elif v not in GOOD_DATES:" if call is check_date else "    else:"
+            # Most dates were seen before: a set lookup, no call. Most keys are text: no call.
+            test = ("    elif v not in GOOD_DATES:" if call is check_date
+                    else "    elif type(v) is not str:" if call is legacy_key else "    else:")
             lines += [test, f"        v = call_{index}(v)"]
         lines.append(f"    d{index} = v")
     # The document's fields in the order of their names, as Convex holds them (see encode_json).

@@ -23,6 +23,7 @@ from steps.row_values import (
     JsonCheck,
     RejectRow,
     check_date,
+    legacy_key,
     normalize_email,
     plain_value,
     to_cents,
@@ -71,8 +72,8 @@ class RowTransformer:
         for field in table.emails:
             self.rules[field] = (self._name(field, defaults), normalize_email)
         for column in table.references:
-            self.rules[column] = (reference_fields(column)[0], None)
-        self.rules[primary] = ("legacyId", None)
+            self.rules[column] = (reference_fields(column)[0], legacy_key)
+        self.rules[primary] = ("legacyId", legacy_key)
         self._fields_default = defaults.fields
         self._fast: RowFunction | None = None
         self._fast_width = 0
@@ -149,9 +150,10 @@ class RowTransformer:
         else:
             namespace[f"convert_{index}"] = convert
             indent = "        "
-            if convert is check_date:
-                # Most dates were seen before: a set lookup, no call.
-                lines += ["        if type(v) is str and v in GOOD_DATES:",
+            if convert is check_date or convert is legacy_key:
+                # Most dates were seen before: a set lookup, no call. Most keys are uuids: text as it is.
+                test = "type(v) is str and v in GOOD_DATES" if convert is check_date else "type(v) is str"
+                lines += [f"        if {test}:",
                           f"            d[{out}] = v",
                           "        else:"]
                 indent += "    "

@@ -64,6 +64,17 @@ def check_date(value: Any) -> str:
     return value
 
 
+def legacy_key(value: Any) -> str:
+    """A v1 key, primary or foreign, as the text of `legacyId` and `legacy<Target>Id`: a uuid
+    or text key as it is, an integer key in decimal. Text, because a bigint key past 2^53 would
+    not survive as a Convex number (two keys could become one id), and because the lookups by
+    legacyId (resolveRefs, byLegacyIds, the `v.string()` of the schema) take text."""
+    kind = type(value)
+    if kind is str or kind is int:
+        return str(value)  # str() of a str is the same object: no copy
+    raise RejectRow(f"key {value!r} is neither text nor an integer")
+
+
 def normalize_email(value: Any) -> str:
     if not isinstance(value, str):
         raise RejectRow(f"email {value!r} is not a string")

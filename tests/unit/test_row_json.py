@@ -115,13 +115,18 @@ def test_json_that_is_not_json_is_rejected_whichever_path_reads_it(tmp_path: Pat
         assert kind == "rejected" and reason in str(said), (line[:80], said)
 
 
-def test_integers_of_any_size_stay_exact_where_the_mapping_copies_them(tmp_path: Path) -> None:
+def test_integer_keys_of_any_size_stay_exact_as_text(tmp_path: Path) -> None:
+    # As a JSON number, Convex would keep a key past 2^53 as the nearest float64: two keys, one id.
     transform = _transform(tmp_path)
     big = 123456789012345678901234567890
-    line = json.dumps({"id": big, "user_id": -(2**70), "employer": "x"}).encode()
-    document, data = converted(transform, line)
-    assert document["legacyId"] == big and document["legacyUserId"] == -(2**70)
-    assert str(big).encode() in data and json.loads(data)["legacyId"] == big
+    for key, user in ((big, -(2**70)), (2**53 + 1, 7), (42, "u-1")):
+        line = json.dumps({"id": key, "user_id": user, "employer": "x"}).encode()
+        document, data = converted(transform, line)
+        assert document["legacyId"] == str(key) and document["legacyUserId"] == str(user)
+        assert json.loads(data)["legacyId"] == str(key) and f'"{key}"'.encode() in data
+    for bad in (1.5, True, [1], {"a": 1}):
+        kind, said = _outcome(converted, transform, json.dumps({"id": bad, "employer": "x"}).encode())
+        assert kind == "rejected" and "neither text nor an integer" in str(said), (bad, said)
 
 
 def test_cents_that_only_the_text_holds_exactly_are_read_from_the_text(tmp_path: Path) -> None:
