@@ -17,8 +17,8 @@ A TOML file, checked like the runbook (every problem at file:line). Per source t
 The primary key (`id`, or `primary_key`) becomes `legacyId`, as text (an integer key in
 decimal, so that a bigint stays exact; a reference's `legacy<Target>Id` the same). NULL fields
 are left out (Convex's optional fields) unless a default is given. A row that cannot be
-converted is rejected with a reason, never altered silently: `RejectRow`. The conversions are in steps/row_values.py, the
-compiled transformer in steps/row_transformer.py.
+converted is rejected with a reason, never altered silently: `RejectRow`. The conversions are
+in steps/row_values.py, the compiled transformer in steps/row_transformer.py.
 """
 
 from __future__ import annotations
