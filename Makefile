@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-tools demo test check bench clean
+.PHONY: install system-tools demo test lint check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,13 @@ demo: install system-tools
 test: install system-tools
 	$(VENV)/bin/pytest -q
 
-check: install
+# ruff, mypy and the import contract (cockpit/ never imports textual or widgets): seconds.
+lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+check: lint
 	$(VENV)/bin/pytest -q
 
 bench: install
