@@ -80,6 +80,14 @@ class Chain:
     done: bool = False
 
 
+def shares_for(parallel: int, entry: dict[str, Any] | None, size: int) -> int:
+    """As many shares as asked, but no more than the table has pages of `size` (when the
+    transform's manifest `entry` says how many documents it holds)."""
+    if entry and entry.get("output_rows") is not None:
+        return max(1, min(parallel, -(-int(entry["output_rows"]) // size)))
+    return parallel
+
+
 class ConvexClient:
     def __init__(self, url: str, deploy_key: str, *, cancel: threading.Event | None = None,
                  log: Callable[[str], None] | None = None, attempts: int = 8, timeout: float = 60.0,
@@ -239,8 +247,7 @@ class ConvexClient:
         _creationTime) says where to cut. When it fails (a deployment with older functions) or
         the table is tiny, one chain reads it all, as `pages` does.
         """
-        bounds = self.share_bounds(args["table"], shares, path) if shares > 1 else [None, None]
-        chains = [Chain(start, end) for start, end in zip(bounds, bounds[1:], strict=False)]
+        chains = self.share_chains(args["table"], shares, path)
         yield from (value for _index, value, _cursor in self.pages_of_chains(kind, path, args, num_items, chains))
 
     def pages_of_chains(self, kind: str, path: str, args: dict[str, Any], num_items: int,
@@ -290,11 +297,16 @@ class ConvexClient:
             finally:
                 stop.set()  # the other chains end after their current page
 
-    def share_bounds(self, table: str, shares: int, path: str) -> list[float | None]:
-        """Where the shares of a table start and end, for the paged function `path` (its
-        module's `timeSpan` reads the table's first and last _creationTime): open at both ends,
-        so that a document created after the span was read is still read (in the last share).
-        [None, None], one share, when the table is tiny or the module has no timeSpan."""
+    def share_chains(self, table: str, shares: int, path: str) -> list[Chain]:
+        """A table cut into `shares` chains by creation time, for the paged function `path` (its
+        module's `timeSpan` reads the table's first and last _creationTime). The first and last
+        are open at their ends, so that a document created after the span was read is still read
+        (in the last share). One chain, the whole table, when one is asked, the table is tiny or
+        the module has no timeSpan."""
+        bounds = self._share_bounds(table, shares, path) if shares > 1 else [None, None]
+        return [Chain(start, end) for start, end in zip(bounds, bounds[1:], strict=False)]
+
+    def _share_bounds(self, table: str, shares: int, path: str) -> list[float | None]:
         span_path = f"{path.rpartition(':')[0]}:timeSpan"
         try:
             span = self.query(span_path, {"table": table})

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
-from steps.convex_client import Chain, ConvexClient, ConvexFunctionError
+from steps.convex_client import Chain, ConvexClient, ConvexFunctionError, shares_for
 from steps.mapping import Mapping, MappingError, Reference, load_mapping
 from steps.pg_export import read_manifest
 from steps.transform import MappingPath
@@ -115,9 +115,7 @@ class ResolveStep(Step):
             ctx.log(f"{key}: continuing after {figures['processed']:,} documents")
         else:
             # The shares are cut once and kept in the checkpoint: a resume continues each where it was.
-            shares = max(1, min(params.parallel, -(-documents // batch))) if documents else params.parallel
-            bounds = client.share_bounds(ref.table, shares, path) if shares > 1 else [None, None]
-            chains = [Chain(start, end) for start, end in zip(bounds, bounds[1:], strict=False)]
+            chains = client.share_chains(ref.table, shares_for(params.parallel, size, batch), path)
             at_once = f", {len(chains)} shares at once" if len(chains) > 1 else ""
             ctx.log(f"{key}: {ref.legacy_field} -> {ref.target}._id, {batch} documents per call{at_once}")
         args = {"table": ref.table, "legacyField": ref.legacy_field, "idField": ref.id_field, "target": ref.target}

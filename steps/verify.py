@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
-from steps.convex_client import ConvexClient, ConvexFunctionError
+from steps.convex_client import ConvexClient, ConvexFunctionError, shares_for
 from steps.convex_resolve import load_checked_mapping
 from steps.mapping import Mapping
 from steps.pg_export import read_manifest
@@ -59,13 +59,6 @@ def page_size(entry: dict[str, Any] | None) -> int:
         return 2000
     average = max(entry["bytes"] / entry["output_rows"], 1.0)
     return max(1, min(MAX_PAGE, int(READ_LIMIT_BYTES / 2 / average)))
-
-
-def shares_for(parallel: int, entry: dict[str, Any] | None, size: int) -> int:
-    """As many shares as asked, but no more than the table has pages (when its size is known)."""
-    if entry and entry.get("output_rows") is not None:
-        return max(1, min(parallel, -(-int(entry["output_rows"]) // size)))
-    return parallel
 
 
 def quote_table(name: str) -> str:

@@ -51,6 +51,22 @@ def log_of(h: Any, step_id: str) -> str:
     return "\n".join(line for e in h.of_type(StepLog) if e.step_id == step_id for line in e.lines)
 
 
+def wrap_function(standin: Any, path: str, around: Any = None) -> list[dict[str, Any]]:
+    """Route the stand-in's function `path` through `around(implementation, store, args)` (or
+    straight to it); the calls that answered, each its arguments and, under "answer", what it
+    returned."""
+    kind, internal, implementation = standin.functions[path]
+    calls: list[dict[str, Any]] = []
+
+    def wrapped(store: Any, args: dict[str, Any]) -> Any:
+        answer = around(implementation, store, args) if around else implementation(store, args)
+        calls.append({**args, "answer": answer})
+        return answer
+
+    standin.functions[path] = (kind, internal, wrapped)
+    return calls
+
+
 def env_for(dsn: str | None = None, standin: Any = None) -> dict[str, str]:
     """The variables of CONNECTIONS; an address nothing listens on where there is no v2."""
     env = {"CONVEX_URL": standin.url if standin else "http://127.0.0.1:9",

@@ -86,7 +86,8 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
                               _share(args))
         wanted = [(doc["_id"], doc.get(legacy_field)) for doc in page.documents
                   if doc.get(legacy_field) is not None and id_field not in doc]
-        # The stand-in indexes string legacy ids (v1's uuids): any other value finds nothing.
+        # The stand-in indexes text legacy ids (the transform writes every key as text): any
+        # other value finds nothing.
         found = store.first_ids_by_legacy_ids(args["target"], {v for _, v in wanted if isinstance(v, str)})
         patches = [(doc_id, found[legacy]) for doc_id, legacy in wanted if isinstance(legacy, str) and legacy in found]
         store.set_strings(id_field, patches)

@@ -259,29 +259,26 @@ class DocumentStore:
         The text comes from SQLite with `_id` and `_creationTime` spliced in front, never parsed
         here: a function that returns documents whole (the sample's) then costs the stand-in no
         JSON work of its own (measured: 17 us to parse and 17 us to serialize a 1 KB document)."""
-        found: dict[str, str] = {}
-        with self._reading() as db:
-            for start in range(0, len(legacy_ids), 500):
-                chunk = legacy_ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                for legacy, doc_id, ct, body in db.execute(
-                        f"SELECT legacy_id, id, ct, {self._body} FROM documents"
-                        f" WHERE tbl = ? AND legacy_id IN ({marks}) ORDER BY legacy_id, ct", [table, *chunk]):
-                    if legacy not in found:
-                        found[legacy] = _with_system_fields(body, doc_id, ct)
-        return found
+        return {legacy: _with_system_fields(body, doc_id, ct) for legacy, (doc_id, ct, body)
+                in self._first_by_legacy_ids(table, legacy_ids, f"id, ct, {self._body}").items()}
 
     def first_ids_by_legacy_ids(self, table: str, legacy_ids: Iterable[str]) -> dict[str, str]:
-        """The `_id` of the earliest document of each legacy id (`.first()` on by_legacy_id),
-        read from the index alone: no document body is touched."""
-        wanted, found = list(legacy_ids), dict[str, str]()
+        """The `_id` of the earliest document of each legacy id, read from the index alone: no
+        document body is touched."""
+        return {legacy: row[0] for legacy, row in self._first_by_legacy_ids(table, legacy_ids, "id").items()}
+
+    def _first_by_legacy_ids(self, table: str, legacy_ids: Iterable[str], columns: str
+                             ) -> dict[str, tuple[Any, ...]]:
+        """`.first()` on by_legacy_id for each legacy id, as one query per 500 ids: legacy id ->
+        the earliest document's `columns`."""
+        wanted, found = list(legacy_ids), dict[str, tuple[Any, ...]]()
         with self._reading() as db:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                for legacy, doc_id in db.execute(f"SELECT legacy_id, id FROM documents WHERE tbl = ? AND legacy_id"
-                                                 f" IN ({marks}) ORDER BY legacy_id, ct", [table, *chunk]):
-                    found.setdefault(legacy, doc_id)
+                for legacy, *row in db.execute(f"SELECT legacy_id, {columns} FROM documents WHERE tbl = ? AND"
+                                               f" legacy_id IN ({marks}) ORDER BY legacy_id, ct", [table, *chunk]):
+                    found.setdefault(legacy, tuple(row))
         return found
 
     def set_strings(self, field: str, values: list[tuple[str, str]]) -> None:

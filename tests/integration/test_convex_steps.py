@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datapath import V2_CONNECTION, env_for, log_of, step
+from datapath import V2_CONNECTION, env_for, log_of, step, wrap_function
 from fakes import HEADER, Harness
 
 from cockpit.events import StepProgress
@@ -324,16 +324,7 @@ references = { user_id = "users" }
 
 def record_resolve_calls(standin: ConvexStandIn) -> list[dict[str, Any]]:
     """Each call of resolveRefs: its arguments and, under "answer", what it returned."""
-    calls: list[dict[str, Any]] = []
-    kind, internal, implementation = standin.functions["cockpit:resolveRefs"]
-
-    def recorded(store: DocumentStore, args: dict[str, Any]) -> Any:
-        answer = implementation(store, args)
-        calls.append({**args, "answer": answer})
-        return answer
-
-    standin.functions["cockpit:resolveRefs"] = (kind, internal, recorded)
-    return calls
+    return wrap_function(standin, "cockpit:resolveRefs")
 
 
 RESOLVE = step("resolve", "convex.resolve_refs", 'connection = "v2"\nmapping = "mapping.toml"\n'

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datapath import V2_CONNECTION, env_for, log_of, step
+from datapath import V2_CONNECTION, env_for, log_of, step, wrap_function
 from fakes import HEADER, Harness
 
 from cockpit.operator import Operator
@@ -38,20 +38,6 @@ def fill(folder: Path, standin: ConvexStandIn, cases: int) -> None:
 def body(extra: str = "") -> str:
     return step("resolve", "convex.resolve_refs", f'connection = "v2"\nmapping = "mapping.toml"\nbatch_size = 25\n'
                                                   f'{extra}')
-
-
-def wrap(standin: ConvexStandIn, around: Any) -> list[dict[str, Any]]:
-    """Route resolveRefs through `around(implementation, store, args)`; the calls that answered."""
-    kind, internal, implementation = standin.functions[PATH]
-    calls: list[dict[str, Any]] = []
-
-    def wrapped(store: DocumentStore, args: dict[str, Any]) -> Any:
-        answer = around(implementation, store, args)
-        calls.append({**args, "answer": answer})
-        return answer
-
-    standin.functions[PATH] = (kind, internal, wrapped)
-    return calls
 
 
 def all_resolved(standin: ConvexStandIn) -> bool:
@@ -85,7 +71,7 @@ def test_two_shares_run_at_once_and_each_resumes_where_it_stopped(tmp_path: Path
             with lock:
                 running -= 1
 
-    calls = wrap(standin, slow_then_failing)
+    calls = wrap_function(standin, PATH, slow_then_failing)
     h = Harness(tmp_path, body(), header=HEADER + V2_CONNECTION, env=env_for(standin=standin)).start()
     try:
         assert h.settle(60) == Outcome.FAILED
@@ -105,7 +91,7 @@ def test_two_shares_run_at_once_and_each_resumes_where_it_stopped(tmp_path: Path
     assert sum(c["answer"]["resolved"] for c in calls) == 400  # not a document written twice
     after = calls[before_retry:]
     # Each share went on from its saved cursor: no share started again from its beginning.
-    assert {c["cursor"] for c in after if c["cursor"] is None} == set()
+    assert all(c["cursor"] is not None for c in after)
     assert {share_of(c) for c in after} == shares
     assert "cases.userId: continuing after" in log_of(h, "resolve")
     assert "2 shares at once" in log_of(h, "resolve")
@@ -113,7 +99,7 @@ def test_two_shares_run_at_once_and_each_resumes_where_it_stopped(tmp_path: Path
 
 def test_parallel_one_is_one_chain_without_share_arguments(tmp_path: Path, standin: ConvexStandIn) -> None:
     fill(tmp_path, standin, 120)
-    calls = wrap(standin, lambda implementation, store, args: implementation(store, args))
+    calls = wrap_function(standin, PATH)
     h = Harness(tmp_path, body("parallel = 1"), header=HEADER + V2_CONNECTION, env=env_for(standin=standin)).start()
     try:
         assert h.settle(60) == Outcome.DONE, h.engine.step_runtime("resolve").reason
@@ -134,7 +120,7 @@ def test_a_deployment_whose_resolve_refs_takes_no_shares_says_what_to_do(tmp_pat
                                     "in the validator.")
         return implementation(store, args)
 
-    wrap(standin, older)
+    wrap_function(standin, PATH, older)
     h = Harness(tmp_path, body(), header=HEADER + V2_CONNECTION, env=env_for(standin=standin)).start()
     try:
         assert h.settle(60) == Outcome.FAILED
@@ -144,7 +130,7 @@ def test_a_deployment_whose_resolve_refs_takes_no_shares_says_what_to_do(tmp_pat
     assert "resolves no shares" in reason and "deploy the current convex/cockpit.ts, or set parallel = 1" in reason
 
 
-def test_a_checkpoint_of_one_cursor_resumes_as_one_chain() -> None:
+def test_a_checkpoint_of_one_cursor_reads_as_one_chain() -> None:
     # A journal written before shares: one cursor, None once its last page was done.
     assert [(c.cursor, c.done) for c in saved_chains({"cursor": "abc", "figures": {}})] == [("abc", False)]
     assert [(c.cursor, c.done) for c in saved_chains({"cursor": None, "figures": {}})] == [(None, True)]
