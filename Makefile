@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-tools demo test lint check bench clean
+.PHONY: install system-tools demo test lint check bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,13 @@ lint: install
 check: lint
 	$(VENV)/bin/pytest -q
 
-bench: install
+# Every benchmark against its baseline, as one table (bench/README.md); --json for the figures.
+bench: install system-tools
 	$(VENV)/bin/python bench/run_all.py
+
+# The quick form of every benchmark, in under two minutes: each runs and prints every figure.
+bench-smoke: install system-tools
+	$(VENV)/bin/python bench/run_all.py --smoke
 
 clean:
 	rm -rf $(VENV) .cockpit .mypy_cache .ruff_cache

@@ -4,6 +4,9 @@ Each program starts in its own pseudo-terminal (80x24); the clock stops when its
 shows a known text. The two are run alternately, several times, and compared by median.
 Target: the cockpit paints within 1.5x the time of a bare Textual app.
 
+The cockpit opens the project's own runbook where it lies, with everything it references, and
+keeps its journal in a workspace of the bench's own (bench/runbook_workspace.py).
+
     python bench/first_paint.py [--runs 7] [--json]
 """
 
@@ -16,17 +19,19 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import statistics
 import struct
 import sys
-import tempfile
 import termios
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.runbook_workspace import RunbookWorkspace  # noqa: E402
+
 BIN = Path(sys.executable).parent
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[>=]")
 
@@ -43,10 +48,6 @@ class Bare(App):
 
 Bare().run()
 '''
-
-# Variables the runbook references; nothing connects before the first paint.
-ENV = {"V1_DATABASE_URL": "postgresql://bench@127.0.0.1:1/none", "V1_URL": "http://127.0.0.1:1",
-       "V2_URL": "http://127.0.0.1:1"}
 
 
 def time_to_text(argv: list[str], marker: str, cwd: Path, env: dict[str, str], timeout: float = 30.0) -> float:
@@ -78,13 +79,13 @@ def time_to_text(argv: list[str], marker: str, cwd: Path, env: dict[str, str], t
 
 
 def measure(runs: int) -> dict[str, float]:
-    work = Path(tempfile.mkdtemp(prefix="cockpit-bench-"))
-    try:
+    with RunbookWorkspace(ROOT / "runbook.toml") as workspace:
+        work = workspace.folder
         (work / "bare.py").write_text(BARE_APP)
-        shutil.copy(ROOT / "runbook.toml", work / "runbook.toml")
-        env = {**os.environ, **ENV, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+        env = {**os.environ, **workspace.placeholder_env(), "TERM": "xterm-256color", "COLUMNS": "80",
+               "LINES": "24"}
         bare_cmd = [str(BIN / "python"), str(work / "bare.py")]
-        cockpit_cmd = [str(BIN / "cockpit"), "runbook.toml", "--rehearsal", "--speed", "1", "--new"]
+        cockpit_cmd = [str(BIN / "cockpit"), workspace.runbook.name, "--rehearsal", "--speed", "1", "--new"]
         # One untimed run of each warms the disk cache, as an operator's second start would be.
         time_to_text(bare_cmd, "bare textual app ready", work, env)
         time_to_text(cockpit_cmd, "PERM Tracker", work, env)
@@ -94,8 +95,6 @@ def measure(runs: int) -> dict[str, float]:
             cockpit.append(time_to_text(cockpit_cmd, "PERM Tracker", work, env))
             # Not the target, but said plainly: when the validated runbook fills the screen.
             ready.append(time_to_text(cockpit_cmd, "Send the T-30 announcement", work, env))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     b, c, r = statistics.median(bare), statistics.median(cockpit), statistics.median(ready)
     return {"runs": runs, "bare_textual_s": round(b, 3), "cockpit_s": round(c, 3), "ratio": round(c / b, 2),
             "target_ratio": 1.5, "cockpit_filled_s": round(r, 3), "filled_ratio": round(r / b, 2)}

@@ -1,5 +1,5 @@
-"""One propagation check across 16 resolvers, 2 of which never answer, against the same
-queries sent one after another, in the same run.
+"""One propagation check across 16 resolvers (14 that answer, `--answering`, and 2 that never
+do), against the same queries sent one after another, in the same run.
 
 The resolvers are real dnsmasq instances on 127.0.0.x with their cache off, each forwarding
 to an upstream that answers after a delay: the cost of a recursive lookup that a public
@@ -9,14 +9,14 @@ per-query timeout.
 
 - check / timeout: one full check against the per-query timeout (target <= 1.1x): the check
   waits for the slowest server, and no longer;
-- sequential / check: the same 16 queries one after another, against one check (target >= 8x).
+- sequential / check: the same queries one after another, against one check (target >= 8x).
 
 Arithmetic bounds the second figure: one after another, the two silent resolvers alone cost
 two timeouts, so sequential / check <= 2 + (sum of the answering resolvers' latencies) / timeout.
 8x needs the 14 answering resolvers to average 3/7 of the timeout each. The table prints the
 bound for the latencies used.
 
-    python bench/dns.py [--timeout 1.0] [--latency-ms 20,150] [--rounds 5] [--json]
+    python bench/propagation.py [--timeout 1.0] [--latency-ms 20,150] [--answering 14] [--rounds 5] [--json]
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# This file is bench/dns.py: with its folder first on the path, `import dns` would find it
-# instead of dnspython.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
 from bench.table import print_table  # noqa: E402
@@ -47,7 +44,7 @@ from cockpit.sandbox.dns_servers import Dnsmasq, SilentResolver, _UdpResponder, 
 ZONE = "bench.test"
 NAME = f"app.{ZONE}"
 ANSWER = "198.51.100.20"
-ANSWERING, SILENT = 14, 2
+SILENT = 2
 
 
 class SlowUpstream(_UdpResponder):
@@ -90,11 +87,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1.0, help="per-query timeout, seconds")
     parser.add_argument("--latency-ms", default="20,150",
                         help="the answering resolvers' upstream delays, spread evenly from MIN to MAX ms")
+    parser.add_argument("--answering", type=int, default=14, help="resolvers that answer (2 more never do)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     low, high = (float(x) / 1000 for x in args.latency_ms.split(","))
-    delays = [low + (high - low) * i / (ANSWERING - 1) for i in range(ANSWERING)]
+    delays = [low + (high - low) * i / max(1, args.answering - 1) for i in range(args.answering)]
     servers: list[Any] = []
     try:
         resolvers: list[Resolver] = []
@@ -106,7 +104,7 @@ def main() -> None:
             resolvers.append(Resolver(name=f"answers in {delay * 1000:.0f} ms", address=resolver.address,
                                       port=resolver.port))
         for i in range(SILENT):
-            silent = SilentResolver(f"127.0.0.{ANSWERING + 2 + i}").start()
+            silent = SilentResolver(f"127.0.0.{args.answering + 2 + i}").start()
             servers.append(silent)
             resolvers.append(Resolver(name="never answers", address=silent.address, port=silent.port))
 
@@ -126,29 +124,29 @@ def main() -> None:
             started = time.perf_counter()
             summary = check.check()
             concurrent_s.append(time.perf_counter() - started)
-            assert summary.new == ANSWERING, summary
+            assert summary.new == args.answering, summary
             started = time.perf_counter()
             rcodes = one_after_another()
             sequential_s.append(time.perf_counter() - started)
-            assert rcodes.count("NOERROR") == ANSWERING and rcodes.count("TIMEOUT") == SILENT, rcodes
+            assert rcodes.count("NOERROR") == args.answering and rcodes.count("TIMEOUT") == SILENT, rcodes
     finally:
         stop_all(servers)
 
     check_s, one_by_one_s = statistics.median(concurrent_s), statistics.median(sequential_s)
     bound = 2 + sum(delays) / args.timeout
     figures = {
-        "resolvers": ANSWERING + SILENT, "never_answer": SILENT, "timeout_s": args.timeout,
+        "resolvers": args.answering + SILENT, "never_answer": SILENT, "timeout_s": args.timeout,
         "answering_latency_ms": [round(d * 1000) for d in delays],
         "check_s": round(check_s, 3), "check_vs_timeout": round(check_s / args.timeout, 3),
         "sequential_s": round(one_by_one_s, 3), "sequential_vs_check": round(one_by_one_s / check_s, 2),
         "sequential_vs_check_bound": round(bound, 2),
     }
     if args.json:
-        print(json.dumps({"dns": figures}))
+        print(json.dumps({"propagation": figures}))
         return
     rows = [
         ("per-query timeout (s)", figures["timeout_s"], "baseline"),
-        ("one check of 16 resolvers, 2 silent (s)", figures["check_s"], ""),
+        (f"one check of {figures['resolvers']} resolvers, {SILENT} silent (s)", figures["check_s"], ""),
         ("check / timeout", figures["check_vs_timeout"], "<= 1.1x"),
         ("the same queries one after another (s)", figures["sequential_s"], ""),
         ("one after another / check", figures["sequential_vs_check"], ">= 8x"),
