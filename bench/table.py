@@ -11,4 +11,4 @@ def print_table(rows: Sequence[tuple[str, Any, str]]) -> None:
     print(f"{'figure':<{width}}  {'value':>12}  target")
     for label, value, target in rows:
         text = f"{value:,}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
-        print(f"{label:<{width}}  {text:>12}  {target}")
+        print(f"{label:<{width}}  {text:>12}  {target}".rstrip())
