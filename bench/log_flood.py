@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,7 @@ def run_variant(variant: str, rate: int, seconds: float) -> dict[str, float]:
         result["worst_stall_ms"] = round(max(lags) * 1000, 1) if lags else 0.0
     journaled = session.journal.log_count(session.engine.run_id, "flood")
     session.close()
+    shutil.rmtree(folder, ignore_errors=True)
     result.update({
         "elapsed_s": round(elapsed, 2),
         "lines_produced": expected,

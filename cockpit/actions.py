@@ -52,6 +52,7 @@ class OperatorActions:
         def _needs_met(self, step_id: str) -> bool: ...
         def _persist_run(self) -> None: ...
         def _save_ticks(self, step_id: str, ticked: set[int]) -> None: ...
+        def _log(self, rt: StepRuntime, line: str) -> None: ...
 
     def _act(self, operator: Operator, action: str, step_id: str | None = None, detail: str = "") -> None:
         self._emit(OperatorActed(action=action, operator=str(operator), step_id=step_id, detail=detail),
@@ -204,6 +205,7 @@ class OperatorActions:
             if yes and gate.kind == "ask" and gate.confirm is not None and (typed or "").strip() != gate.confirm:
                 raise ActionRefused(f"type exactly {gate.confirm!r} to confirm")
             self._act(operator, "answer", step_id, "yes" if yes else "no")
+            self._log(rt, f"answered {'yes' if yes else 'no'} by {operator}")
             if gate.kind == "checklist" and yes:
                 gate.ticked = set(range(len(gate.items)))
             gate.answer = yes
@@ -222,6 +224,7 @@ class OperatorActions:
             if item in gate.ticked:
                 raise ActionRefused(f"item {item + 1} is already ticked")
             self._act(operator, "tick", step_id, gate.items[item])
+            self._log(rt, f"ticked by {operator}: {gate.items[item]}")
             gate.ticked.add(item)
             self._save_ticks(step_id, gate.ticked)
             if len(gate.ticked) == len(gate.items):

@@ -1,29 +1,29 @@
-"""The Textual app: composes the widgets and turns engine events into messages.
+"""The Textual app: opens the run, turns engine events into messages, and repaints.
 
 Engine threads never touch a widget: `_from_engine` (called on an engine thread) only posts
-messages, which are thread-safe. Log lines arrive in batches and are flushed to the `Log`
-every 100 ms; progress messages replace one another; state changes never do. The screen
-re-reads the engine's frozen view a few times a second. Every operator action goes through
-a modal where it is dangerous (widgets/operator_keys.py), and ends in one engine call that
-journals it.
+messages, which are thread-safe. Log lines arrive in batches and are flushed to the panel
+every 100 ms (widgets/log_feed.py); progress messages replace one another; state changes never
+do. The app re-reads the engine's frozen view a few times a second and paints it on every
+screen of the stack, so the header and the "what now" line are current wherever the operator
+is. The main screen and the operator's actions are in widgets/main_screen.py and
+widgets/operator_desk.py. Notices go to their own line and history (widgets/notice_line.py),
+never over the screen.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-from collections import deque
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Container
-from textual.events import Resize
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 # Light modules only at the top: the first frame paints before the engine's modules load.
@@ -32,6 +32,7 @@ from cockpit.events import (
     Alert,
     Event,
     GateOpened,
+    OperatorActed,
     StepLog,
     StepProgress,
     StepReport,
@@ -39,12 +40,11 @@ from cockpit.events import (
     TriggerFired,
 )
 from cockpit.options import RunOptions, SessionError
-from widgets.dns_grid import DnsScreen, DnsStrip
+from widgets.dns_grid import DnsScreen
 from widgets.header import StatusHeader
-from widgets.operator_keys import OperatorKeys
-from widgets.step_panel import MAX_LOG_LINES, StepPanel
-from widgets.steps_table import StepsTable
-from widgets.triggers import TriggerStrip
+from widgets.main_screen import MainScreen
+from widgets.notice_line import Notice, NoticeLine
+from widgets.what_now import WhatNow
 
 DNS_TOPIC = "dns.propagation"  # what steps/dns_propagation.py publishes
 
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
     from cockpit.engine import Engine
     from cockpit.runtime import RunView
     from cockpit.session import Session
-
-MIN_WIDTH, MIN_HEIGHT = 80, 24
 
 
 class EngineEvent(Message):
@@ -87,23 +85,15 @@ class SessionReady(Message):
         self.session = session
 
 
-class CockpitApp(OperatorKeys):
+class CockpitApp(App[int]):
     TITLE = "cutover cockpit"
     CSS_PATH = str(Path(__file__).resolve().parent.parent / "widgets" / "cockpit.tcss")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     ENABLE_COMMAND_PALETTE = True
+    # Views the operator opens from any screen; the step actions are the main screen's.
     BINDINGS = [
-        Binding("a,f2", "answer", "Answer"),
-        Binding("s,f5", "start_step", "Start"),
-        Binding("r,f6", "retry", "Retry"),
-        Binding("k,f7", "skip", "Skip"),
-        Binding("d,f8", "mark_done", "Done", show=False),
-        Binding("x", "cancel_step", "Cancel", show=False),
-        Binding("p", "toggle_pause", "Pause"),
-        Binding("b,f9", "rollback", "Rollback"),
-        Binding("f", "toggle_follow", "Follow", show=False),
-        Binding("l", "toggle_log", "Log", show=False),
         Binding("g,f4", "dns_grid", "DNS", show=False),
+        Binding("n", "notices", "Notices", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q,f10", "request_quit", "Quit", priority=True),
     ]
@@ -122,44 +112,26 @@ class CockpitApp(OperatorKeys):
         self.autopilot_delay = autopilot_delay
         self.refresh_interval = refresh_interval
         self.start_engine = start_engine
-        self._buffers: dict[str, deque[str]] = {}
-        self._last_line: dict[str, int] = {}  # the number of the last line buffered, per step
-        self._pending: list[str] = []
-        self._shown: str | None = None
-        self._follow = True
-        self._follow_target: str | None = None
-        self._rollback_modal_open = False
         self._view: RunView | None = None
-        self.lines_shown = 0  # counted for bench/log_flood.py
         self.autopilot: Any = None
         self.dns_report: dict[str, Any] | None = None  # the latest dns.propagation report
+        self.notices: list[Notice] = []
+        self.main = MainScreen()
 
-    # -- composition ----------------------------------------------------------------------
+    @property
+    def lines_shown(self) -> int:
+        """Log lines written to the panel (bench/log_flood.py)."""
+        return self.main.feed.lines_shown if self.main.feed is not None else 0
 
-    def compose(self) -> ComposeResult:
-        # Kept by reference: a modal on top or a shutdown under way must not break a refresh.
-        self._header = StatusHeader()
-        self._table = StepsTable(id="steps")
-        self._panel = StepPanel(id="panel")
-        self._strip = TriggerStrip()
-        self._dns_strip = DnsStrip()
-        self._too_small = Static(id="too-small")
-        yield self._header
-        with Container(id="main"):
-            yield self._table
-            yield self._panel
-        yield self._dns_strip
-        yield self._strip
-        yield Footer(compact=True)
-        yield self._too_small
+    def get_default_screen(self) -> Screen[Any]:
+        return self.main
 
     def on_mount(self) -> None:
-        self._check_size(self.size.width, self.size.height)
         if self.session is not None:
-            self._connect_run()
+            self.call_after_refresh(self._connect_run)  # once the main screen is mounted
         else:
             # Paint the frame at once; validate the runbook and open the run right after.
-            self._header.show_loading(self._title)
+            self.main.header.show_loading(self._title)
             self.call_after_refresh(self._open_session)
         try:
             import asyncio
@@ -196,22 +168,28 @@ class CockpitApp(OperatorKeys):
 
     def _connect_run(self) -> None:
         """Connect the screen to the run: subscribe, load the journal's log tails, start the engine."""
+        from widgets.log_feed import LogFeed
+
+        assert self.session is not None
+        feed = self.main.feed = LogFeed(self.session.journal, self.engine.run_id, self.main.panel)
         # Subscribe first, then read the journal: a line in both is dropped by its number.
         self.engine.subscribe(self._from_engine)
         for step in self.engine.runbook.steps:
-            self._buffer(step.id)
+            feed.buffer(step.id)
         if self.autopilot_delay is not None:
             from cockpit.sandbox.autopilot import Autopilot
 
             self.autopilot = Autopilot(self.engine, self.autopilot_delay)
             self.engine.subscribe(self.autopilot)
         self._load_dns_report()
-        self._refresh_view()
-        self._table.focus()
+        self.refresh_view()
+        if self._view is not None:
+            self.main.select_what_needs_the_operator(self._view)
+        self.main.table.focus()
         if self.start_engine:
             self._run_engine()
-        self.set_interval(self.refresh_interval, self._refresh_view)
-        self.set_interval(0.1, self._flush_log)
+        self.set_interval(self.refresh_interval, self.refresh_view)
+        self.set_interval(0.1, feed.flush)
 
     @work(thread=True, exit_on_error=False, group="engine", description="Starting the run engine")
     def _run_engine(self) -> None:
@@ -222,6 +200,20 @@ class CockpitApp(OperatorKeys):
         if event.state == WorkerState.ERROR:
             self.notify(f"{event.worker.description or event.worker.name} failed: {event.worker.error}",
                         severity="error", timeout=30)
+
+    # -- notices ------------------------------------------------------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every notice goes to the notice line and the history (`n`); none floats over the screen."""
+        self.notices.append(Notice(time.time(), str(severity), title, message))
+        for screen in self.screen_stack:
+            for line in screen.query(NoticeLine):
+                line.show(self.notices)
+        from widgets.notices import NoticesScreen
+
+        if isinstance(self.screen, NoticesScreen):
+            self.screen.show_notices(self.notices)
 
     # -- engine -> screen ---------------------------------------------------------------------
 
@@ -238,16 +230,8 @@ class CockpitApp(OperatorKeys):
     def _log_arrived(self, message: LogArrived) -> None:
         event = message.event
         assert isinstance(event, StepLog)
-        seen = self._last_line.get(event.step_id, 0)
-        lines = event.lines[max(0, seen - event.first_line + 1):]
-        if not lines:
-            return
-        self._last_line[event.step_id] = event.first_line + len(event.lines) - 1
-        self._buffer(event.step_id).extend(lines)
-        if event.step_id == self._shown:
-            self._pending.extend(lines)
-            if len(self._pending) > MAX_LOG_LINES:
-                del self._pending[:-MAX_LOG_LINES]
+        if self.main.feed is not None:
+            self.main.feed.arrived(event)
 
     @on(ProgressReported)
     def _progress(self, message: ProgressReported) -> None:
@@ -256,18 +240,22 @@ class CockpitApp(OperatorKeys):
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         event = message.event
-        if isinstance(event, StepStateChanged) and event.state in ("running", "waiting") and self._follow:
-            self._follow_target = event.step_id
+        if isinstance(event, StepStateChanged):
+            self.main.step_changed(event)
         elif isinstance(event, Alert):
             severity = {"error": "error", "warning": "warning"}.get(event.level, "information")
-            self.notify(event.message, severity=severity, timeout=10)  # type: ignore[arg-type]
+            self.notify(event.message, severity=severity, timeout=10)
         elif isinstance(event, TriggerFired):
             self.notify(f"trigger {event.trigger_id} fired: {event.reason}", title=event.action.upper(),
                         severity="error", timeout=15)
+        elif isinstance(event, OperatorActed):
+            self.main.desk.heard(event)
         elif isinstance(event, GateOpened) and event.gate == "rollback":
-            self.call_later(self.action_rollback)
+            self.call_later(self.main.desk.rollback)
         elif isinstance(event, StepReport) and event.topic == DNS_TOPIC:
-            self._show_dns(json.loads(event.data))
+            self.show_dns_report(json.loads(event.data))
+        if isinstance(event, StepStateChanged | OperatorActed) and self._view is not None:
+            self.refresh_view()  # a dialog this settled closes now, not at the next tick
 
     def _load_dns_report(self) -> None:
         """A resumed run: the last propagation report the journal holds."""
@@ -277,91 +265,92 @@ class CockpitApp(OperatorKeys):
             if isinstance(event, StepReport) and event.topic == DNS_TOPIC:
                 last = event
         if last is not None:
-            self._show_dns(json.loads(last.data))
+            self.show_dns_report(json.loads(last.data))
 
-    def _show_dns(self, report: dict[str, Any]) -> None:
+    def show_dns_report(self, report: dict[str, Any]) -> None:
         self.dns_report = report
-        self._dns_strip.show(report)
+        self.main.show_dns(report)
         if isinstance(self.screen, DnsScreen):
             self.screen.show(report)
 
-    def action_dns_grid(self) -> None:
-        if isinstance(self.screen, DnsScreen):
-            return
-        self.push_screen(DnsScreen(self.dns_report))
+    # -- the views ----------------------------------------------------------------------------
 
-    def _buffer(self, step_id: str) -> deque[str]:
-        buffer = self._buffers.get(step_id)
-        if buffer is None:
-            buffer = deque(maxlen=MAX_LOG_LINES)
-            # A resumed run: the journal has the lines of earlier processes.
-            assert self.session is not None
-            journal = self.session.journal
-            count = journal.log_count(self.engine.run_id, step_id)
-            if count:
-                buffer.extend(journal.log_lines(self.engine.run_id, step_id, tail=MAX_LOG_LINES))
-            self._last_line[step_id] = count
-            self._buffers[step_id] = buffer
-        return buffer
+    def current_view(self) -> RunView | None:
+        return self._view
 
-    def _flush_log(self) -> None:
-        if not self._pending:
-            return
-        if not self._panel.is_mounted:
-            return
-        lines, self._pending = self._pending, []
-        self._panel.append_log(lines)
-        self.lines_shown += len(lines)
+    def logs_folder(self) -> Path | None:
+        return self.session.runbook.base_dir / "logs" if self.session is not None else None
 
-    def _refresh_view(self) -> None:
-        if not self._table.is_mounted or self.engine is None:
-            return  # shutting down, or still opening the run
+    def refresh_view(self) -> None:
+        """Read the engine's view and paint it on every screen of the stack."""
+        if self.engine is None:
+            return  # still opening the run
         view = self.engine.view()
         self._view = view
-        self._header.show(view)
-        table = self._table
-        table.show(view)
-        if self._follow and self._follow_target and self._follow_target in view.steps:
-            table.select_step(self._follow_target)
-        self._strip.show(view)
-        self._show_selected(view)
+        if not self.main.is_mounted:
+            return  # shutting down
+        for screen in self.screen_stack:
+            for header in screen.query(StatusHeader):
+                header.show(view, following=self.main.following)
+            for line in screen.query(WhatNow):
+                line.show(view)
+            for notices in screen.query(NoticeLine):
+                notices.show(self.notices)
+        self.main.show(view, self.dns_report)
 
-    def _show_selected(self, view: RunView) -> None:
-        selected = self._table.selected_step
-        panel = self._panel
-        if selected != self._shown:
-            self._shown = selected
-            self._pending = []
-            panel.replace_log(self._buffer(selected) if selected else [])
-        panel.show(view.steps.get(selected) if selected else None, view)
+    def action_notices(self) -> None:
+        from widgets.notices import NoticesScreen
 
-    @on(DataTable.RowHighlighted)
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if self._table.moved_by_operator:
-            self._table.moved_by_operator = False
-            if self._follow and event.row_key.value != self._follow_target:
-                # The operator looks elsewhere: stop following until `f`.
-                self._follow = False
-                self.notify("follow is off: press f to follow running steps again", timeout=4)
-        if self._view is not None:
-            self._show_selected(self._view)
+        if not isinstance(self.screen, NoticesScreen):
+            self._open_full_screen(NoticesScreen(self.notices))
 
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        step = self._selected_view()
-        if step is not None and step.gate is not None:
-            self.action_answer()
+    def action_dns_grid(self) -> None:
+        if not isinstance(self.screen, DnsScreen):
+            self._open_full_screen(DnsScreen(self.dns_report))
 
-    def on_resize(self, event: Resize) -> None:
-        self._check_size(event.size.width, event.size.height)
+    def action_help(self) -> None:
+        from widgets.help import HelpScreen
 
-    def _check_size(self, width: int, height: int) -> None:
-        small = width < MIN_WIDTH or height < MIN_HEIGHT
-        self.screen.set_class(small, "-too-small")
-        if small:
-            self._too_small.update(
-                f"Terminal too small: {width}x{height}\n\nThe cockpit needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
-                "The run goes on; enlarge the window to see it.")
+        if not isinstance(self.screen, HelpScreen):
+            self._open_full_screen(HelpScreen())
+
+    def _open_full_screen(self, screen: Screen[Any]) -> None:
+        self.push_screen(screen)
+        self.call_after_refresh(self.refresh_view)
+
+    def action_request_quit(self) -> None:
+        from widgets.modals import QuitModal
+
+        running = self.engine.running_steps() if self.engine is not None else []
+        if not running:
+            self.exit(0)
+            return
+        self.push_screen(QuitModal("Quit?", f"Still running: {', '.join(running)}. They stop now and are "
+                                   "journaled as interrupted; starting the cockpit again (or `make demo`) "
+                                   "continues the run.", "Quit", danger=True),
+                         lambda answer: self.exit(0) if answer is True else None)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        main = self.main
+        yield SystemCommand("Answer", "Answer the waiting gate (question, start, checklist)", main.action_answer)
+        yield SystemCommand("DNS grid", "Every resolver's answer, TTL, state and history", self.action_dns_grid)
+        yield SystemCommand("Start step", "Start the selected step now", main.action_start_step)
+        yield SystemCommand("Retry step", "Run the selected step again", main.action_retry)
+        yield SystemCommand("Skip step", "Skip the selected step, with a reason", main.action_skip)
+        yield SystemCommand("Mark done", "Mark the selected step done, with a reason", main.action_mark_done)
+        yield SystemCommand("Cancel step", "Cancel the selected step", main.action_cancel_step)
+        yield SystemCommand("Pause", "No new step starts while paused", main.action_pause)
+        yield SystemCommand("Resume", "Steps start again when due", main.action_resume)
+        yield SystemCommand("Roll back", "Roll the go-live back (asks first)", main.action_rollback)
+        yield SystemCommand("Follow", "Select each step as it starts", main.action_toggle_follow)
+        yield SystemCommand("Enlarge log", "Show the selected step's log on the whole screen", main.action_toggle_log)
+        yield SystemCommand("Search log", "Only the selected step's lines that contain a text", main.action_search_log)
+        yield SystemCommand("Write log", "The selected step's whole log to a file", main.action_save_log)
+        yield SystemCommand("Notices", "Every notice of this session", self.action_notices)
+        yield SystemCommand("Help", "Keys and glyphs", self.action_help)
+        yield SystemCommand("Quit", "Quit the cockpit (the run resumes later)", self.action_request_quit)
+        for step in self.engine.runbook.steps if self.engine is not None else ():
+            yield SystemCommand(f"Go to {step.id}", step.label, lambda s=step.id: main.select_step(s), discover=False)
 
 
 def make_app(session: Session, **kwargs: Any) -> CockpitApp:
@@ -369,8 +358,9 @@ def make_app(session: Session, **kwargs: Any) -> CockpitApp:
     return CockpitApp(session, **kwargs)
 
 
-def run_screen(options: RunOptions, autopilot_delay: float | None = None) -> tuple[int, list[str]]:
-    """Run the cockpit on the terminal; return the exit code and any problems that kept the run shut."""
+def run_screen(options: RunOptions, autopilot_delay: float | None = None) -> tuple[int, list[str], str]:
+    """Run the cockpit on the terminal; return the exit code, any problems that kept the run shut,
+    and the one-line summary of the run as the screen left it (empty when no run opened)."""
 
     def open_run() -> Session:
         from cockpit.session import open_session
@@ -380,19 +370,22 @@ def run_screen(options: RunOptions, autopilot_delay: float | None = None) -> tup
     from cockpit.options import quick_title
 
     app = CockpitApp(loader=open_run, title=quick_title(options.runbook), autopilot_delay=autopilot_delay)
+    summary = ""
     try:
         code = int(app.run() or 0)
-        if code == 0 and app.session is not None:
-            # The screen exits as a headless run would when the run ended or cannot go on
-            # (3 rolled back, 1 failed); quitting a run that is still going is 0.
+        if app.session is not None:
+            from cockpit.headless import summary_line
             from cockpit.runtime import Outcome
 
             outcome = app.session.engine.outcome()
-            if outcome in (Outcome.ROLLED_BACK, Outcome.FAILED):
+            # The screen exits as a headless run would when the run ended or cannot go on
+            # (3 rolled back, 1 failed); quitting a run that is still going is 0.
+            if code == 0 and outcome in (Outcome.ROLLED_BACK, Outcome.FAILED):
                 code = outcome.exit_code
+            summary = summary_line(app.session.engine.view(), code)
     finally:
         if app.autopilot is not None:
             app.autopilot.cancel()
         if app.session is not None:
             app.session.close()
-    return code, app.load_problems
+    return code, app.load_problems, summary

@@ -94,6 +94,10 @@ def check(runbook: str) -> None:
     parsed, problems = runbook_module.check(Path(runbook))
     for problem in problems:
         click.echo(str(problem), err=problem.severity == "error")
+    if any("is not set (a run will need it)" in p.message for p in problems):
+        from cockpit.session import UNSET_HINT
+
+        click.echo(f"{runbook}: {UNSET_HINT}")
     errors = [p for p in problems if p.severity == "error"]
     if errors or parsed is None:
         click.echo(f"{runbook}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", err=True)
@@ -108,7 +112,7 @@ def check(runbook: str) -> None:
 @click.argument("runbook", type=click.Path(dir_okay=False))
 def plan(runbook: str) -> None:
     """The timeline: absolute start times, budgets, needs, the window total and its critical path."""
-    from cockpit.report import plan_report
+    from cockpit.plan_report import plan_report
     from cockpit.session import load_runbook
 
     try:
@@ -141,7 +145,7 @@ def run(runbook: str, headless: bool, as_json: bool, **kwargs: Any) -> None:
 def status(runbook: str, as_json: bool, log_step: str | None) -> None:
     """The journal's view of the current (or last) run of RUNBOOK."""
     from cockpit.journal import Journal, journal_dir
-    from cockpit.report import status_report
+    from cockpit.status import status_facts, status_text
 
     path = Path(runbook)
     try:
@@ -159,15 +163,11 @@ def status(runbook: str, as_json: bool, log_step: str | None) -> None:
         for line in lines:
             click.echo(line)
         return
+    facts = status_facts(journal, run, journal_dir(path) / "run.lock")
     if as_json:
-        steps = {k: {**v.__dict__, "started_clock": str(v.started_clock) if v.started_clock else None,
-                     "ended_clock": str(v.ended_clock) if v.ended_clock else None}
-                 for k, v in journal.steps(run.id).items()}
-        click.echo(json.dumps({"run": {"id": run.id, "name": run.name, "state": run.state, "mode": run.mode,
-                                       "dry_run": run.dry_run, "paused": run.paused, "rollback": run.rollback},
-                               "steps": steps, "metrics": journal.metrics(run.id)}, indent=2, default=str))
+        click.echo(json.dumps(facts, indent=2, default=str))
         return
-    click.echo(status_report(journal, run, journal_dir(path) / "run.lock"))
+    click.echo(status_text(facts))
 
 
 @main.group()
@@ -216,22 +216,31 @@ def dns_check(name: str, kind: str, expect: tuple[str, ...], old: tuple[str, ...
               help="Make a v2 stand-in endpoint fail, to rehearse a rollback.")
 @click.option("--runbook", "runbook_path", type=click.Path(dir_okay=False), default=None,
               help="The runbook to rehearse (default: ./runbook.toml, else the one shipped with the cockpit).")
+@click.option("--new", "new_run", is_flag=True,
+              help="Start a new rehearsal with a new sandbox, instead of continuing the unfinished one.")
 def demo(headless: bool, as_json: bool, scale: float, speed: float | None, glide: float | None,
-         breaks: tuple[str, ...], runbook_path: str | None) -> None:
-    """Start the sandbox (PostgreSQL, v1 and v2 stand-ins) and rehearse the runbook against it."""
-    from cockpit.sandbox.world import Sandbox
+         breaks: tuple[str, ...], runbook_path: str | None, new_run: bool) -> None:
+    """Start the sandbox (PostgreSQL, v1 and v2 stand-ins) and rehearse the runbook against it:
+    the unfinished rehearsal, with the sandbox as it left it, or a new one."""
+    from cockpit.sandbox.world import Sandbox, state_folder
 
     path = Path(runbook_path) if runbook_path else _demo_runbook()
     say: Callable[[str], None] = (lambda text: click.echo(f"sandbox: {text}", err=True)) if not as_json else (
         lambda text: None)
+    state = state_folder(path)
+    unfinished = _unfinished_rehearsal(path)
+    fresh = new_run or unfinished is None or not state.exists()
+    if unfinished is not None and not new_run:
+        say(f"the sandbox of the unfinished rehearsal (run {unfinished}) is gone: a new rehearsal starts"
+            if fresh else f"continuing the unfinished rehearsal (run {unfinished}); `cockpit demo --new` starts afresh")
     _exit_on_signals()
     try:
-        with Sandbox(scale, breaks=breaks, say=say) as sandbox:
+        with Sandbox(scale, breaks=breaks, say=say, state=state, fresh=fresh) as sandbox:
             env = {**os.environ, **sandbox.env}
             # On screen the demo is paced for watching: the clock glides between due times and the
             # autopilot lets each question show before it answers.
             options = RunOptions(runbook=path, rehearsal=True, speed=speed or (60.0 if headless else 30.0),
-                                 new_run=True, glide=0.0 if headless else (5.0 if glide is None else glide),
+                                 new_run=fresh, glide=0.0 if headless else (5.0 if glide is None else glide),
                                  env=env,
                                  command="cockpit demo" + (" --headless" if headless else ""))
             if headless:
@@ -250,6 +259,24 @@ def demo(headless: bool, as_json: bool, scale: float, speed: float | None, glide
             _fail([f"demo: {exc}"], 1)
         raise
     sys.exit(code)
+
+
+def _unfinished_rehearsal(runbook: Path) -> int | None:
+    """The id of the runbook's unfinished rehearsal, if its journal holds one."""
+    from cockpit.events import RunState
+    from cockpit.journal import Journal
+
+    try:
+        journal = Journal.for_runbook(runbook, readonly=True)
+    except FileNotFoundError:
+        return None
+    try:
+        run = journal.latest_run(str(runbook.resolve()))
+    finally:
+        journal.close()
+    if run is None or run.mode != "rehearsal" or run.dry_run or RunState(run.state).ended:
+        return None
+    return run.id
 
 
 def _demo_runbook() -> Path:
@@ -315,23 +342,23 @@ def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None 
     stop_progress.set()
     if autopilot:
         autopilot.cancel()
+    from cockpit.headless import summary_line
+
     view = engine.view()
     session.close()
     if not as_json:
-        counts: dict[str, int] = {}
-        for step in view.steps.values():
-            counts[step.state.value] = counts.get(step.state.value, 0) + 1
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        click.echo(f"run {view.run_id}: {outcome.value} ({summary}); exit {outcome.exit_code}")
+        click.echo(summary_line(view, outcome.exit_code))
     return outcome.exit_code
 
 
 def _screen(options: RunOptions, autopilot_delay: float | None = None, exit_after: bool = True) -> int:
     from cockpit.app import run_screen
 
-    code, problems = run_screen(options, autopilot_delay=autopilot_delay)
+    code, problems, summary = run_screen(options, autopilot_delay=autopilot_delay)
     if problems:
         _fail(problems, code)
+    if summary:
+        click.echo(summary)
     if exit_after:
         sys.exit(code)
     return code

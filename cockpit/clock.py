@@ -144,6 +144,9 @@ class Clock(Protocol):
     def real_time(self) -> AbstractContextManager[None]:
         """A block during which the clock runs at wall speed (a no-op but in a rehearsal)."""
 
+    def compressed(self) -> AbstractContextManager[None]:
+        """Inside a `real_time` block: a stretch during which that hold is let go (a wait)."""
+
 
 class _ClockBase:
     speed: float = 1.0
@@ -161,6 +164,9 @@ class _ClockBase:
 
     def real_time(self) -> AbstractContextManager[None]:
         """While held, time passes as on the wall: see RehearsalClock.real_time."""
+        return contextlib.nullcontext()
+
+    def compressed(self) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
 
     def sleep(self, seconds: float, cancel: threading.Event | None = None) -> bool:
@@ -215,7 +221,7 @@ class RehearsalClock(_ClockBase):
     @property
     def speed(self) -> float:
         """The rehearsal's speed; 1 while a step holds real time."""
-        return 1.0 if self._held else self._speed
+        return 1.0 if self._held > 0 else self._speed
 
     @speed.setter
     def speed(self, value: float) -> None:
@@ -235,6 +241,16 @@ class RehearsalClock(_ClockBase):
             yield
         finally:
             self._hold(-1)
+
+    @contextlib.contextmanager
+    def compressed(self) -> Iterator[None]:
+        """Let go of one `real_time` hold for the block: a working step that waits (between two
+        checks, for the operator) waits on the compressed clock. Call it only inside a hold."""
+        self._hold(-1)
+        try:
+            yield
+        finally:
+            self._hold(+1)
 
     def _hold(self, delta: int) -> None:
         with self._lock:

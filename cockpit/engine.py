@@ -10,6 +10,7 @@ and what a running step calls in `cockpit.engine_host`, opening and resuming a r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -265,6 +266,9 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
         if any(rt.state == StepState.WAITING and rt.gate is not None and rt.gate.kind != "start"
                for rt in self._steps.values()):
             return None
+        # An interrupted step waits for the operator's decision: days must not pass meanwhile.
+        if any(rt.state == StepState.INTERRUPTED for rt in self._steps.values()):
+            return None
         if next_due <= self.clock.now():
             return None
         return next_due
@@ -296,12 +300,15 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
             params = self._params[step_id]
             step = self.runbook.step(step_id)
             artifacts = private_dir(self.journal.path.parent / "runs" / str(self.run_id) / step_id)
+            # A rehearsal compresses waiting, never work: while a working step runs the clock
+            # keeps wall speed, so the window's countdown and lateness measure real seconds.
+            holds = self.rehearsal and not (kind.waits or kind.asks_only)
             ctx = StepContext(
                 step_id=step_id, title=step.label, attempt=attempt, params=params,
                 connections=self._connections, host=self, cancel=cancel, clock=self.clock,
                 artifacts=artifacts, dry_run=self.dry_run,
                 checkpoint=self.journal.checkpoint(self.run_id, step_id), base_dir=self.runbook.base_dir,
-                t0=self.runbook.t0,
+                t0=self.runbook.t0, holds_real_time=holds,
             )
             effect = kind.effect_of(params)
             # A probe after a step the dry run did not run would look at what that step did not
@@ -314,7 +321,8 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
                 ctx.log(f"dry run: would {kind.describe(params)}, after {', '.join(skipped_needs)}")
                 outcome, reason = "not_run", f"dry run: needs {', '.join(skipped_needs)}, which did not run"
             else:
-                kind.run(ctx)
+                with self.clock.real_time() if holds else contextlib.nullcontext():
+                    kind.run(ctx)
         except StepCancelled as exc:
             outcome, reason = "cancelled", str(exc) or "cancelled"
         except StepFailed as exc:

@@ -55,6 +55,15 @@ def describe_progress(done: float, total: float | None, unit: str, rate: float |
     return text
 
 
+def summary_line(view: RunView, exit_code: int) -> str:
+    """`run 3: done (30 succeeded, 6 scheduled); exit 0`: the last line of a run, headless or not."""
+    counts: dict[str, int] = {}
+    for step in view.steps.values():
+        counts[step.state.value] = counts.get(step.state.value, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    return f"run {view.run_id}: {view.outcome.value} ({summary}); exit {exit_code}"
+
+
 class HeadlessPrinter:
     """Subscribe it to an engine; call `progress_loop` on a thread for periodic progress."""
 
@@ -82,9 +91,12 @@ class HeadlessPrinter:
                 pass
 
     def _stamp(self, event: Event) -> str:
+        """`[12-05 22:00:02 T-00:59:58]`: the run's clock in the runbook's zone, which only moves
+        forward, then the offset from T-0 (before T-0 a countdown, so it shrinks)."""
         if event.clock is None or self.t0 is None:
             return ""
-        return f"[{format_t_clock(event.clock, self.t0)}] "
+        local = event.clock.astimezone(self.t0.tzinfo)
+        return f"[{local:%m-%d %H:%M:%S} {format_t_clock(event.clock, self.t0)}] "
 
     def __call__(self, event: Event) -> None:
         if self.as_json:
@@ -149,5 +161,6 @@ class HeadlessPrinter:
                 (f"{p.label}: " if p.label != step.title else "") + describe_progress(p.done, p.total, p.unit, p.rate)
                 for p in step.progress)
             late = f", {format_duration(step.late_by)} over budget" if step.late_by else ""
-            self._write(f"{'':<{2 + len(format_t_clock(view.now, view.t0))}} {step.id:<22} "
+            indent = 2 + len(f"{view.now:%m-%d %H:%M:%S} ") + len(format_t_clock(view.now, view.t0))
+            self._write(f"{'':<{indent}} {step.id:<22} "
                         f"{'…':<11}  {elapsed}{late}" + (f"  {bars}" if bars else ""))

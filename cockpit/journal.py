@@ -21,106 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.events import EVENT_TYPES, Event
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL,
-    name TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    runbook_text TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    dry_run INTEGER NOT NULL,
-    created_wall REAL NOT NULL,
-    ended_wall REAL,
-    state TEXT NOT NULL,
-    paused INTEGER NOT NULL DEFAULT 0,
-    clock TEXT,
-    rollback TEXT,
-    options TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    retries_left INTEGER NOT NULL DEFAULT 0,
-    reason TEXT NOT NULL DEFAULT '',
-    started_clock TEXT,
-    ended_clock TEXT,
-    started_wall REAL,
-    ended_wall REAL,
-    completed_seq INTEGER,
-    operator_started INTEGER NOT NULL DEFAULT 0,
-    not_run INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, step)
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL,
-    wall REAL NOT NULL,
-    clock TEXT,
-    type TEXT NOT NULL,
-    step TEXT,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
-CREATE TABLE IF NOT EXISTS logs (
-    run_id INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    wall REAL NOT NULL,
-    line TEXT NOT NULL,
-    PRIMARY KEY (run_id, step, n)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS checkpoints (
-    run_id INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    data TEXT NOT NULL,
-    wall REAL NOT NULL,
-    PRIMARY KEY (run_id, step)
-);
-CREATE TABLE IF NOT EXISTS progress (
-    run_id INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    label TEXT NOT NULL,
-    done REAL NOT NULL,
-    total REAL,
-    unit TEXT NOT NULL,
-    wall REAL NOT NULL,
-    PRIMARY KEY (run_id, step, label)
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL NOT NULL,
-    step TEXT NOT NULL,
-    wall REAL NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-CREATE TABLE IF NOT EXISTS triggers (
-    run_id INTEGER NOT NULL,
-    trigger TEXT NOT NULL,
-    fired_wall REAL NOT NULL,
-    fired_clock TEXT,
-    reason TEXT NOT NULL,
-    PRIMARY KEY (run_id, trigger)
-);
-CREATE TABLE IF NOT EXISTS actions (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL,
-    wall REAL NOT NULL,
-    clock TEXT,
-    operator TEXT NOT NULL,
-    action TEXT NOT NULL,
-    step TEXT,
-    detail TEXT NOT NULL
-);
-"""
+from cockpit.journal_schema import create_or_upgrade
 
 
 def journal_dir(runbook_path: Path) -> Path:
@@ -158,6 +59,7 @@ class RunRecord:
     clock: datetime | None
     rollback: dict[str, Any] | None
     options: dict[str, Any] = field(default_factory=dict)
+    heartbeat_wall: float | None = None  # when a process driving the run last saved its clock
 
 
 @dataclass
@@ -184,6 +86,16 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of a step's log, as journaled."""
+
+    n: int
+    attempt: int
+    wall: float
+    line: str
+
+
 class Journal:
     """One journal file. Thread-safe for one writing process; readers open their own."""
 
@@ -207,10 +119,7 @@ class Journal:
             # NORMAL in WAL mode survives any process crash (kill -9); only an OS crash can lose
             # the last commits, and the run lock plus `interrupted` cover that case too.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-            )
+            create_or_upgrade(self._db)
         self._db.execute("PRAGMA busy_timeout=5000")
 
     @classmethod
@@ -276,8 +185,8 @@ class Journal:
         self._write([(f"UPDATE runs SET {columns} WHERE id = ?", (*values, run_id))])
 
     def record_clock(self, run_id: int, clock: datetime) -> None:
-        """Remember the run's clock, so a rehearsal continues where it stood."""
-        self.update_run(run_id, clock=clock.isoformat())
+        """Remember the run's clock, so a rehearsal continues where it stood, and when it was saved."""
+        self.update_run(run_id, clock=clock.isoformat(), heartbeat_wall=time.time())
 
     def _run_record(self, row: Sequence[Any]) -> RunRecord:
         names = [d[0] for d in self._db.execute("SELECT * FROM runs LIMIT 0").description]
@@ -287,6 +196,7 @@ class Journal:
             mode=r["mode"], dry_run=bool(r["dry_run"]), created_wall=r["created_wall"], ended_wall=r["ended_wall"],
             state=r["state"], paused=bool(r["paused"]), clock=_dt(r["clock"]),
             rollback=json.loads(r["rollback"]) if r["rollback"] else None, options=json.loads(r["options"]),
+            heartbeat_wall=r.get("heartbeat_wall"),
         )
 
     # -- events -----------------------------------------------------------------
@@ -389,18 +299,22 @@ class Journal:
                 raise
 
     def log_lines(self, run_id: int, step: str, *, tail: int | None = None) -> list[str]:
+        return [entry.line for entry in self.log_entries(run_id, step, tail=tail)]
+
+    def log_entries(self, run_id: int, step: str, *, tail: int | None = None,
+                    containing: str | None = None) -> list[LogEntry]:
+        """A step's log lines in order, with their attempts and times: the last `tail` of them, and
+        only those that contain `containing` (case-insensitive) when given."""
+        where, args = "run_id = ? AND step = ?", [run_id, step]
+        if containing:
+            where += " AND instr(lower(line), ?) > 0"
+            args.append(containing.lower())
         with self._lock:
-            if tail is None:
-                rows = self._db.execute(
-                    "SELECT line FROM logs WHERE run_id = ? AND step = ? ORDER BY n", (run_id, step)
-                ).fetchall()
-            else:
-                rows = self._db.execute(
-                    "SELECT line FROM (SELECT n, line FROM logs WHERE run_id = ? AND step = ? ORDER BY n DESC"
-                    " LIMIT ?) ORDER BY n",
-                    (run_id, step, tail),
-                ).fetchall()
-        return [r[0] for r in rows]
+            rows = self._db.execute(
+                f"SELECT n, attempt, wall, line FROM (SELECT n, attempt, wall, line FROM logs WHERE {where}"
+                " ORDER BY n DESC LIMIT ?) ORDER BY n", (*args, -1 if tail is None else tail)
+            ).fetchall()
+        return [LogEntry(*row) for row in rows]
 
     def log_count(self, run_id: int, step: str) -> int:
         with self._lock:

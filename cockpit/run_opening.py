@@ -65,23 +65,30 @@ class RunOpening:
         problems: list[Problem] = []
         rb = self.runbook
         for name, raw in rb.raw_connections.items():
+            unset = _unset(raw, self.env)
+            for variable in unset:
+                problems.append(Problem(rb.source, rb.line_of("connections", name, _key_with_ref(raw, variable)),
+                                        f"connection {name!r}: {secrets.UnsetVariable(variable)}"))
+            if unset:
+                continue
             try:
-                self._connections[name] = type(rb.connections[name]).model_validate(
-                    secrets.resolve(raw, self.env, self.redact))
-            except secrets.UnsetVariable as exc:
-                problems.append(Problem(rb.source, rb.line_of("connections", name, _key_with_ref(raw, exc.name)),
-                                        f"connection {name!r}: {exc}"))
+                resolved = {key: secrets.resolve(value, self.env, self.redact, address=key in secrets.ADDRESS_FIELDS)
+                            for key, value in raw.items()}
+                self._connections[name] = type(rb.connections[name]).model_validate(resolved)
             except ValueError as exc:
                 problems.append(Problem(rb.source, rb.line_of("connections", name),
                                         f"connection {name!r}: after substituting variables: {exc}"))
         for step in rb.steps:
+            unset = _unset(step.with_, self.env)
+            for variable in unset:
+                problems.append(Problem(rb.source, rb.step_line(step.id, "with", _key_with_ref(step.with_, variable)),
+                                        f"step {step.id!r}: {secrets.UnsetVariable(variable)}"))
+            if unset:
+                continue
             try:
                 resolved = secrets.resolve(step.with_, self.env, self.redact)
                 self._params[step.id] = rb.kind_of(step.id).Params.model_validate(
                     resolved, context={"base_dir": rb.base_dir})
-            except secrets.UnsetVariable as exc:
-                problems.append(Problem(rb.source, rb.step_line(step.id, "with", _key_with_ref(step.with_, exc.name)),
-                                        f"step {step.id!r}: {exc}"))
             except ValueError as exc:
                 problems.append(Problem(rb.source, rb.step_line(step.id, "with"),
                                         f"step {step.id!r}: after substituting variables: {self.redact(str(exc))}"))
@@ -143,6 +150,9 @@ class RunOpening:
                 rt.completed_seq = rec.completed_seq
                 rt.operator_started = rec.operator_started
                 rt.not_run = rec.not_run
+                if rt.state in (StepState.RUNNING, StepState.WAITING) and rt.started_wall is not None:
+                    # No process runs it now: its time stops where the last one was last seen.
+                    rt.ended_wall = rec.ended_wall or run.heartbeat_wall or rt.started_wall
             rt.log_count = self.journal.log_count(run.id, step.id)
             self._steps[step.id] = rt
         self._metrics = self.journal.metrics(run.id)
@@ -156,15 +166,20 @@ class RunOpening:
                 rt.operator_started = True
                 self._set_state(rt, StepState.SCHEDULED, "asks again: the cockpit stopped while it waited")
             elif rt.state == StepState.RUNNING or (rt.state == StepState.WAITING and rt.attempt > 0):
+                retry = "continues from its checkpoint" if self.runbook.kind_of(rt.id).resumes else "starts over"
                 self._set_state(rt, StepState.INTERRUPTED,
-                                "the cockpit stopped while this step ran; retry (resumes from its checkpoint), "
-                                "skip or mark done")
+                                f"the cockpit stopped while this step ran; retry ({retry}), skip or mark done")
                 self._apply_answer(rt)
             elif rt.state in (StepState.READY, StepState.WAITING):
                 # Not started yet: the scheduler re-decides (and re-opens a start gate).
                 self._set_state(rt, StepState.SCHEDULED, "re-evaluated after restart")
             elif rt.state in (StepState.FAILED, StepState.CANCELLED):
                 self._apply_answer(rt)
+
+
+def _unset(value: Any, env: Mapping[str, str]) -> list[str]:
+    """Every variable `value` references that the environment lacks, each once, in order."""
+    return list(dict.fromkeys(name for name in secrets.references(value) if name not in env))
 
 
 def _key_with_ref(value: Mapping[str, Any], name: str) -> str:

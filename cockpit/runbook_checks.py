@@ -269,6 +269,23 @@ def cross_check(runbook: Runbook, collect: _Collector) -> None:
     _check_steps(runbook, collect)
     _check_cycles(runbook, collect)
     _check_triggers(runbook, collect)
+    if not any(p.severity == "error" for p in collect.problems):
+        _check_window(runbook, collect)
+
+
+def _check_window(runbook: Runbook, collect: _Collector) -> None:
+    """The window's planned work (its critical path of budgets) against `window`: a plan that
+    cannot fit is sound to run, but the operator should know before the night."""
+    from cockpit.clock import format_duration
+    from cockpit.plan import compute_plan
+
+    plan = compute_plan(runbook)
+    if plan.window is None or plan.window_planned is None or plan.window_planned <= plan.window:
+        return
+    over = plan.window_planned - plan.window
+    collect.warn(("runbook", "window"), f"the window's planned work takes {format_duration(plan.window_planned)}, "
+                 f"over window = {format_duration(plan.window)} by {format_duration(over)} (`cockpit plan` shows "
+                 "its critical path)")
 
 
 def _check_duplicate_ids(document: dict[str, Any], collect: _Collector) -> None:

@@ -157,6 +157,7 @@ class StepView:
     undo: str | None
     needs: tuple[str, ...]
     point_of_no_return: bool
+    resumes: bool = False  # a retry continues from the checkpoint (else it starts over)
 
 
 @dataclass(frozen=True)

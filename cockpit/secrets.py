@@ -4,6 +4,10 @@ A runbook names secrets by reference (`dsn = "${V1_DATABASE_URL}"`); the value c
 the environment when a run needs it. Every resolved value is registered with a `Redactor`,
 and every text that leaves the engine (log lines, events, journal rows, reports) passes
 through it, so a secret never reaches the screen or the disk.
+
+An address is the exception: a connection's URL or DSN (`ADDRESS_FIELDS`) is registered by the
+credentials inside it (its password, its query's values), not whole, so that the operator can
+still read which host a check reached, v1's or v2's.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+# Connection fields that say where to connect rather than hold a secret.
+ADDRESS_FIELDS = frozenset({"dsn", "url", "base_url", "api_url", "api_endpoint", "host", "primary"})
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MASK = "••••••"
 # Shorter values would redact ordinary words ("on", "5432") all over the log.
@@ -54,17 +60,29 @@ class Redactor:
 
     def add(self, value: str) -> None:
         """Register a secret value, and the password inside it when it is a URL."""
-        candidates = {value}
+        self._register({value} | _credentials_in(value))
+
+    def add_address(self, value: str) -> None:
+        """Register the credentials inside an address (a URL's password and query values, a
+        connection string's password); its host, port and path stay readable. A value that is
+        neither a URL with a host nor a connection string is registered whole: it cannot be told
+        from a secret."""
         try:
             parts = urlsplit(value)
-            if parts.password:
-                candidates.add(parts.password)
-                candidates.add(unquote(parts.password))
+            is_url = bool(parts.scheme and parts.netloc)
         except ValueError:
-            pass
-        # key=value connection strings ("host=... password=...") hide a password too.
-        for m in re.finditer(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", value):
-            candidates.add(m.group(1).strip("'"))
+            is_url = False
+        if not is_url and "=" not in value:
+            self._register({value})
+            return
+        found = _credentials_in(value)
+        if is_url:
+            found |= {v for _, v in parse_qsl(parts.query) if v}
+            if parts.fragment:
+                found.add(parts.fragment)
+        self._register(found)
+
+    def _register(self, candidates: set[str]) -> None:
         with self._lock:
             before = len(self._secrets)
             self._secrets.update(c for c in candidates if len(c) >= _MIN_SECRET_LENGTH)
@@ -93,10 +111,26 @@ class Redactor:
         return len(self._secrets)
 
 
-def resolve(value: Any, env: Mapping[str, str], redactor: Redactor | None = None) -> Any:
+def _credentials_in(value: str) -> set[str]:
+    """The password inside a URL (as written and decoded) or a key=value connection string."""
+    found: set[str] = set()
+    try:
+        parts = urlsplit(value)
+        if parts.password:
+            found |= {parts.password, unquote(parts.password)}
+    except ValueError:
+        pass
+    # key=value connection strings ("host=... password=...") hide a password too.
+    for m in re.finditer(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", value):
+        found.add(m.group(1).strip("'"))
+    return found
+
+
+def resolve(value: Any, env: Mapping[str, str], redactor: Redactor | None = None, *, address: bool = False) -> Any:
     """Substitute every `${VAR}` inside `value`; raise `UnsetVariable` for a missing one.
 
-    Each substituted value is registered with `redactor`: it is a secret from now on.
+    Each substituted value is registered with `redactor`: it is a secret from now on (for an
+    `address`, only the credentials inside it).
     """
     if isinstance(value, str):
 
@@ -106,12 +140,12 @@ def resolve(value: Any, env: Mapping[str, str], redactor: Redactor | None = None
                 raise UnsetVariable(name)
             secret = env[name]
             if redactor is not None:
-                redactor.add(secret)
+                (redactor.add_address if address else redactor.add)(secret)
             return secret
 
         return REFERENCE.sub(substitute, value)
     if isinstance(value, Mapping):
-        return {k: resolve(v, env, redactor) for k, v in value.items()}
+        return {k: resolve(v, env, redactor, address=address) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [resolve(v, env, redactor) for v in value]
+        return [resolve(v, env, redactor, address=address) for v in value]
     return value

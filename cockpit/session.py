@@ -72,6 +72,11 @@ def parse_answers(values: list[str], runbook: Runbook) -> dict[str, str]:
     return answers
 
 
+# Said after the unset variables a run (or `check`) found: where a newcomer gets them.
+UNSET_HINT = ("set them in the environment before the run (export NAME=...); `cockpit demo` sets them itself, "
+              "against its local sandbox")
+
+
 def load_runbook(path: Path, env: Mapping[str, str]) -> Runbook:
     try:
         return runbook_module.load(path, env=env)
@@ -122,7 +127,10 @@ def open_session(options: RunOptions) -> Session:
         try:
             engine.open()
         except RunbookError as exc:
-            raise SessionError([str(p) for p in exc.problems]) from None
+            lines = [str(p) for p in exc.problems]
+            if any("is not set in the environment" in line for line in lines):
+                lines.append(UNSET_HINT)
+            raise SessionError(lines) from None
         except RunConflict as exc:
             raise SessionError([str(exc)]) from None
     except BaseException:

@@ -12,9 +12,11 @@ entry-point group; the core never imports them by name.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -80,6 +82,12 @@ class Step(ABC):
     # True when the step does nothing but ask the operator: if the cockpit stops while it waits
     # at its gate, it asks again on restart instead of being recorded as interrupted.
     asks_only: ClassVar[bool] = False
+    # True when a retried attempt continues from the checkpoint the last one saved; False when
+    # it starts over. The operator is told which before a retry.
+    resumes: ClassVar[bool] = False
+    # True when the step waits on the run's clock rather than working (a `wait`): a rehearsal
+    # compresses its time, where it measures a working step's in real seconds.
+    waits: ClassVar[bool] = False
 
     def effect_of(self, params: StepParams) -> Effect:
         """The effect of a step with these parameters (a read-only SQL step is a probe)."""
@@ -169,6 +177,7 @@ class StepContext:
         checkpoint: Mapping[str, Any],
         base_dir: Path,
         t0: datetime,
+        holds_real_time: bool = False,
     ) -> None:
         self.step_id = step_id
         self.title = title
@@ -182,6 +191,8 @@ class StepContext:
         self.base_dir = base_dir
         self.t0 = t0
         self._host = host
+        # A working step in a rehearsal holds the clock at wall speed; its waits let go of it.
+        self._holds_real_time = holds_real_time
         self.checkpoint = Checkpoint(checkpoint, lambda data: host.step_checkpoint(step_id, data))
 
     @property
@@ -217,15 +228,21 @@ class StepContext:
 
     def sleep(self, seconds: float) -> bool:
         """Wait on the run's clock; True (and return at once) if the step was cancelled."""
-        return self.clock.sleep(seconds, self.cancel)
+        with self._waiting():
+            return self.clock.sleep(seconds, self.cancel)
 
     def ask(self, question: str, confirm: str | None = None) -> bool:
         """Ask the operator (a gate); blocks until answered. True for yes."""
-        return self._host.step_ask(self.step_id, question, confirm, self.cancel)
+        with self._waiting():
+            return self._host.step_ask(self.step_id, question, confirm, self.cancel)
 
     def checklist(self, items: list[str]) -> bool:
         """Open a checklist for the operator; blocks until every item is ticked (True)."""
-        return self._host.step_checklist(self.step_id, items, self.cancel)
+        with self._waiting():
+            return self._host.step_checklist(self.step_id, items, self.cancel)
+
+    def _waiting(self) -> AbstractContextManager[None]:
+        return self.clock.compressed() if self._holds_real_time else contextlib.nullcontext()
 
     def connection(self, name: str) -> Any:
         try:

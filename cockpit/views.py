@@ -68,7 +68,7 @@ def build_view(engine: Engine) -> RunView:
             progress=tuple(ProgressView(p.label, p.done, p.total, p.unit, p.rate) for p in rt.progress.values()),
             gate=gate, not_run=rt.not_run, retry_at=rt.retry_at, in_rollback=in_rollback or step.id in rollback_plan,
             start_mode=step.start, log_count=rt.log_count, undo=step.undo, needs=tuple(step.needs),
-            point_of_no_return=step.point_of_no_return,
+            point_of_no_return=step.point_of_no_return, resumes=kind.resumes,
         )
     triggers = tuple(
         TriggerView(s.trigger.id, s.trigger.label, describe_condition(s.trigger), s.trigger.action,

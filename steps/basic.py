@@ -18,6 +18,7 @@ from typing import IO, Literal
 from pydantic import Field, model_validator
 
 from cockpit.clock import format_duration, format_offset
+from cockpit.parent_death import dying_with_parent
 from cockpit.runbook import Duration, Offset
 from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
 
@@ -69,7 +70,7 @@ def run_command(ctx: StepContext, argv: list[str], env: dict[str, str], cwd: Pat
     program = _find_program(argv[0], env, cwd)
     try:
         proc = subprocess.Popen(
-            [*_DIE_WITH_COCKPIT, program, *argv[1:]], stdout=subprocess.PIPE,
+            dying_with_parent([program, *argv[1:]]), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if sink else subprocess.STDOUT,
             stdin=subprocess.DEVNULL, cwd=cwd, env=env, start_new_session=True, bufsize=0,
         )
@@ -108,11 +109,8 @@ def run_command(ctx: StepContext, argv: list[str], env: dict[str, str], cwd: Pat
 
 _PROCESS = "_process"
 
-# The command dies with the cockpit (the kernel's parent-death signal): after a crash its work is
-# not finished unjournaled behind the operator's back, so a retry never repeats completed work.
-# setpriv (util-linux) sets it before exec; preexec_fn is not safe in a threaded program.
-_SETPRIV = shutil.which("setpriv")
-_DIE_WITH_COCKPIT = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+# The command dies with the cockpit (cockpit/parent_death.py): after a crash its work is not
+# finished unjournaled behind the operator's back, so a retry never repeats completed work.
 
 
 def _find_program(name: str, env: dict[str, str], cwd: Path) -> str:
@@ -246,9 +244,9 @@ class ManualStep(Step):
         params = ctx.params
         assert isinstance(params, ManualParams)
         ctx.log(f"question: {params.question}")
+        # Who answered, and how, is logged by the cockpit when the answer is given.
         if not ctx.ask(params.question, params.confirm):
             raise StepFailed("the operator answered no")
-        ctx.log("the operator answered yes")
 
 
 class ChecklistParams(StepParams):
@@ -262,6 +260,7 @@ class ChecklistStep(Step):
     effect = Effect.MUTATE
     Params = ChecklistParams
     asks_only = True
+    resumes = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, ChecklistParams)
@@ -297,6 +296,8 @@ class WaitStep(Step):
     kind = "wait"
     effect = Effect.PROBE
     Params = WaitParams
+    resumes = True
+    waits = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, WaitParams)

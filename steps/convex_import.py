@@ -52,6 +52,7 @@ class ImportStep(Step):
     kind = "convex.import"
     effect = Effect.MUTATE
     Params = ImportParams
+    resumes = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, ImportParams)

@@ -65,6 +65,7 @@ class ResolveStep(Step):
     kind = "convex.resolve_refs"
     effect = Effect.MUTATE
     Params = ResolveParams
+    resumes = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, ResolveParams)

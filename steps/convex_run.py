@@ -79,6 +79,7 @@ class RunStep(Step):
     kind = "convex.run"
     effect = Effect.MUTATE
     Params = RunParams
+    resumes = True
 
     def effect_of(self, params: StepParams) -> Effect:
         assert isinstance(params, RunParams)

@@ -84,6 +84,7 @@ class PropagationStep(Step):
     kind = "dns.propagation"
     effect = Effect.PROBE
     Params = PropagationParams
+    resumes = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, PropagationParams)

@@ -70,6 +70,7 @@ class UpdateStep(Step):
     kind = "dns.update"
     effect = Effect.MUTATE
     Params = UpdateParams
+    resumes = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, UpdateParams)

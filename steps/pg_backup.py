@@ -167,6 +167,7 @@ class BackupStep(Step):
     kind = "postgres.backup"
     effect = Effect.PROBE
     Params = BackupParams
+    resumes = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, BackupParams)

@@ -110,6 +110,7 @@ class ExportStep(Step):
     kind = "postgres.export"
     effect = Effect.PROBE
     Params = ExportParams
+    resumes = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, ExportParams)

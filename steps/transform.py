@@ -257,6 +257,7 @@ class TransformStep(Step):
     kind = "transform"
     effect = Effect.PROBE
     Params = TransformParams
+    resumes = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, TransformParams)

@@ -13,8 +13,10 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
+
+from widgets.format import fit
+from widgets.full_screen import FullScreen
 
 # One glyph and style per state: the history column is a row of them, oldest first.
 STATE_STYLE: dict[str, tuple[str, str]] = {
@@ -39,30 +41,42 @@ def _local_time(iso: str | None) -> str:
         return "-"
 
 
-def summary_text(report: dict[str, Any], *, with_hint: bool = True) -> Text:
-    """`DNS app.example.com A 4/6 new · 2 silent · auth 1/1 #2 · ETA 23:41:05`; #2 is the serial."""
+def summary_text(report: dict[str, Any], *, with_hint: bool = True, width: int = 1000) -> Text:
+    """`DNS app.example.com A 4/6 → 198.51.100.20 · 2 silent · auth 1/1 #2 · ETA 23:41:05`.
+
+    The count is of resolvers answering the value the check expects, named: in a rollback that
+    is v1's address again, and "new" would read as the opposite. #2 is the SOA serial. Made to
+    fit `width`: the hint goes first, then the name (the grid has it), then the silent count.
+    """
     summary = report.get("summary") or {}
-    text = Text(no_wrap=True, overflow="ellipsis")
     held = summary.get("held")
-    text.append(" DNS ", style="bold white on green" if held else "bold black on yellow")
-    text.append(f" {report.get('name', '?')} {report.get('type', '')} ")
-    new, counted = summary.get("new", 0), summary.get("counted", 0)
-    text.append(f"{new}/{counted} new", style="bold green" if held else "bold")
-    silent = summary.get("eligible", 0) - counted
-    if silent:
-        text.append(f" · {silent} silent", style="dim")
-    if summary.get("authoritative"):
-        serials = sorted({s for s in summary.get("serials") or [] if s is not None})
-        text.append(f" · auth {summary.get('authoritative_new', 0)}/{summary['authoritative']}")
-        text.append(" #" + ("/".join(map(str, serials)) if serials else "?"),
-                    style="" if summary.get("serials_agree") else "bold red")
-    if held:
-        text.append(" · holds", style="green")
-    elif summary.get("eta"):
-        text.append(f" · ETA {_local_time(summary['eta'])}")
-    if with_hint:
-        text.append("  g: grid", style="dim")
-    return text
+    expect = ", ".join(report.get("expect") or [])
+
+    def variant(hint: bool, name: bool, silent_count: bool) -> Text:
+        text = Text(no_wrap=True)
+        text.append(" DNS ", style="bold white on green" if held else "bold black on yellow")
+        text.append(f" {report.get('name', '?')} {report.get('type', '')} " if name else f" {report.get('type', '')} ")
+        new, counted = summary.get("new", 0), summary.get("counted", 0)
+        text.append(f"{new}/{counted} → {expect or '?'}", style="bold green" if held else "bold")
+        silent = summary.get("eligible", 0) - counted
+        if silent and silent_count:
+            text.append(f" · {silent} silent", style="dim")
+        if summary.get("authoritative"):
+            serials = sorted({s for s in summary.get("serials") or [] if s is not None})
+            text.append(f" · auth {summary.get('authoritative_new', 0)}/{summary['authoritative']}")
+            text.append(" #" + ("/".join(map(str, serials)) if serials else "?"),
+                        style="" if summary.get("serials_agree") else "bold red")
+        if held:
+            text.append(" · holds", style="green")
+        elif summary.get("eta"):
+            text.append(f" · ETA {_local_time(summary['eta'])}")
+        if hint:
+            text.append("  g grid", style="dim")
+        return text
+
+    variants = [variant(True, True, True)] if with_hint else []
+    variants += [variant(False, True, True), variant(False, False, True), variant(False, False, False)]
+    return fit(variants, width)
 
 
 class DnsStrip(Static):
@@ -76,7 +90,7 @@ class DnsStrip(Static):
     def show(self, report: dict[str, Any] | None) -> None:
         self.set_class(report is not None, "-shown")
         if report is not None:
-            self.update(summary_text(report))
+            self.update(summary_text(report, width=self.size.width or 80))
 
 
 def _fit(text: str, width: int) -> str:
@@ -93,8 +107,8 @@ def _ago(iso: str | None, now: float) -> str:
     return f"{seconds}s" if seconds < 100 else f"{seconds // 60}m" if seconds < 6000 else f"{seconds // 3600}h"
 
 
-def _row(server: dict[str, Any], now: float) -> list[Text | str]:
-    """One server; sized so that the seven columns fit 80 columns."""
+def _row(server: dict[str, Any], now: float, answer_width: int = 16, name_width: int = 11) -> list[Text | str]:
+    """One server; at 80 columns the seven columns fit with an answer of 16 characters."""
     state = server.get("state") or "-"
     style = STATE_STYLE.get(state, ("?", ""))[1]
     shown_state = Text(state, style=style)
@@ -110,15 +124,14 @@ def _row(server: dict[str, Any], now: float) -> list[Text | str]:
     ttl = server.get("ttl")
     port = server.get("port", 53)
     address = server.get("address", "") + ("" if port == 53 else f":{port}")
-    return [_fit(server.get("name", ""), 11), _fit(address, 16), _fit(answer, 15), "" if ttl is None else str(ttl),
-            shown_state, _ago(server.get("checked"), now), history]
+    return [_fit(server.get("name", ""), name_width), _fit(address, 16), _fit(answer, answer_width),
+            "" if ttl is None else str(ttl), shown_state, _ago(server.get("checked"), now), history]
 
 
-class DnsScreen(Screen[None]):
+class DnsScreen(FullScreen):
     """The propagation grid, updated live by the app with each report."""
 
     DEFAULT_CSS = """
-    DnsScreen { layout: vertical; }
     DnsScreen #dns-title { height: auto; background: $boost; padding: 0 1; }
     DnsScreen #dns-summary { height: 1; }
     DnsScreen DataTable { height: 1fr; }
@@ -130,12 +143,11 @@ class DnsScreen(Screen[None]):
         super().__init__()
         self.report = report
 
-    def compose(self) -> ComposeResult:
+    def compose_body(self) -> ComposeResult:
         yield Static(id="dns-title")
         yield Static(id="dns-summary")
         table: DataTable[Any] = DataTable(id="dns-grid", zebra_stripes=True, cursor_type="row")
         yield table
-        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -158,26 +170,30 @@ class DnsScreen(Screen[None]):
         require = report.get("require") or {}
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"{report.get('name')} {report.get('type')}", style="bold")
-        line.append(f"  new {expect}  old {old}  round {report.get('round', '?')}")
+        line.append(f"  new = {expect} (expected)  old = {old}  round {report.get('round', '?')}")
         if require:
             line.append(f"  require auth {require.get('authoritative')}, "
                         f"{float(require.get('resolvers', 0)):.0%} of resolvers", style="dim")
         title.update(line)
         summary = report.get("summary") or {}
-        status = summary_text(report, with_hint=False)
+        status = summary_text(report, with_hint=False, width=self.size.width or 80)
         if summary.get("reason"):
             status.append(f" · {summary['reason']}", style="dim")
         self.query_one("#dns-summary", Static).update(status)
         keep = table.cursor_row
         table.clear()
         now = time.time()
+        # What the screen has beyond 80 columns goes to the names, then to the answers.
+        extra = max(0, (self.size.width or 80) - 80)
+        name_width = 11 + min(extra, 13)
+        answer_width = 16 + extra - (name_width - 11)
         for server in report.get("resolvers") or []:
-            table.add_row(*_row(server, now))
+            table.add_row(*_row(server, now, answer_width, name_width))
         authoritative = report.get("authoritative") or []
         if authoritative:
             table.add_row(Text("authorit.", style="bold"), Text("recursion off", style="dim"), "", "", "", "", "")
             for server in authoritative:
-                table.add_row(*_row(server, now))
+                table.add_row(*_row(server, now, answer_width, name_width))
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 

@@ -1,10 +1,12 @@
-"""The top line: runbook, LIVE / REHEARSAL / DRY RUN, the T-clock, the window, the run's state."""
+"""The top line: LIVE / REHEARSAL / DRY RUN, the T-clock, the window, the run's state, follow."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
 from textual.widgets import Static
 
 from cockpit.clock import format_duration
@@ -42,8 +44,7 @@ class StatusHeader(Static):
         text.append("  validating the runbook and opening its run…", style="dim")
         self.update(text)
 
-    def show(self, view: RunView) -> None:
-        waiting = [s for s in view.steps.values() if s.gate is not None]
+    def show(self, view: RunView, *, following: bool = True) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" ")
         text.append_text(mode_label(view))
@@ -53,9 +54,27 @@ class StatusHeader(Static):
         text.append_text(window_text(view))
         text.append("  ")
         text.append_text(run_state_label(view))
-        if view.rollback is not None and view.rollback.awaiting_confirmation:
-            text.append(" ROLLBACK? press b ", style="bold white on red")
-        elif waiting:
-            text.append(f" ⚑ {len(waiting)} waiting: a ", style="bold black on yellow")
+        if not following:
+            text.append("  follow off: f", style="bold cyan")
         text.append(f"  {view.name}", style="dim")
         self.update(text)
+
+
+class TopBars(Vertical):
+    """The header and the "what now" line, docked at the top of every screen: an enlarged log
+    (a maximized widget is laid out first) leaves them on top too."""
+
+    DEFAULT_CSS = """
+    TopBars { dock: top; height: 2; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from widgets.what_now import WhatNow
+
+        self.header = StatusHeader()
+        self.what_now = WhatNow()
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield self.what_now

@@ -134,13 +134,18 @@ class GateModal(_Modal):
 
     DEFAULT_CSS = _CSS.format(name="GateModal")
 
-    def __init__(self, step_title: str, question: str, confirm: str | None) -> None:
+    def __init__(self, step_title: str, question: str, confirm: str | None, *,
+                 point_of_no_return: bool = False) -> None:
         super().__init__()
         self._step_title, self._question, self._confirm = step_title, question, confirm
+        self._point_of_no_return = point_of_no_return
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"{self._step_title} asks", classes="title")
+            if self._point_of_no_return:
+                yield Static(Text("⚠ Point of no return: after yes, a rollback needs ROLLBACK typed.",
+                                  style="bold red"))
             yield Static(self._question)
             if self._confirm:
                 yield Input(placeholder=f"type {self._confirm} to answer yes", id="typed", compact=True)
@@ -201,6 +206,19 @@ class ChecklistModal(_Modal):
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).focus()
+
+    def sync(self, ticked: frozenset[int]) -> None:
+        """Items ticked elsewhere meanwhile show ticked and can no longer be changed here."""
+        newly = set(ticked) - set(self._ticked)
+        if not newly:
+            return
+        self._ticked = frozenset(ticked)
+        if not self.is_mounted:
+            return  # compose shows them
+        selection = self.query_one(SelectionList)
+        for index in sorted(newly):
+            selection.select(index)
+            selection.disable_option_at_index(index)
 
     def key_enter(self) -> None:
         chosen = set(self.query_one(SelectionList).selected) - set(self._ticked)

@@ -15,7 +15,12 @@ if TYPE_CHECKING:
     from cockpit.runtime import RunView, StepView
 
 PHASE_PREFIX = "phase:"
-_TITLE_WIDTH = 34
+# Each column is padded by one cell on either side.
+_FIXED = {"glyph": 1, "at": 8, "budget": 6, "took": 6, "late": 6}
+# Narrower than these, the budget and then the lateness are left to the step's pane (a late
+# step's time then shows in red in the "took" column).
+_BUDGET_FROM = 72
+_LATE_FROM = 64
 
 
 def _cut(text: str, width: int) -> str:
@@ -33,6 +38,7 @@ class StepsTable(DataTable[Text]):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
         self._rendered: dict[str, tuple[str, ...]] = {}
         self._loaded = False
+        self._layout: tuple[int, tuple[str, ...]] = (0, ())  # the width and the row order loaded
         # Set when the operator moves the cursor (keys, mouse), as opposed to the cockpit following a step.
         self.moved_by_operator = False
 
@@ -68,55 +74,94 @@ class StepsTable(DataTable[Text]):
         if self.cursor_row == before:
             self.moved_by_operator = False  # nothing moved: no highlight message will consume the flag
 
-    def load(self, view: RunView) -> None:
-        self.clear(columns=True)
-        self.add_column(" ", key="glyph", width=1)
-        self.add_column("step", key="title", width=_TITLE_WIDTH)
-        self.add_column("at", key="at", width=8)
-        self.add_column("budget", key="budget", width=6)
-        self.add_column("took", key="took", width=6)
-        self.add_column("late", key="late", width=6)
-        for phase in view.phases:
-            label = Text(_cut(phase.title, _TITLE_WIDTH), style="bold")
-            at = "rollback" if phase.kind == "rollback" else offset(phase.at)
-            self.add_row(Text("▸", style="bold"), label, Text(at, style="bold"), Text(""), Text(""), Text(""),
-                         key=PHASE_PREFIX + phase.id)
-            for step_id in phase.step_ids:
-                cells = self._cells(view.steps[step_id])
-                self.add_row(*cells, key=step_id)
-                self._rendered[step_id] = tuple(c.plain + str(c.style) for c in cells)
-        self._loaded = True
+    def _columns(self) -> list[str]:
+        width = self.size.width or 80
+        names = ["glyph", "title", "at", "budget", "took", "late"]
+        if width < _BUDGET_FROM:
+            names.remove("budget")
+        if width < _LATE_FROM:
+            names.remove("late")
+        return names
 
-    def _cells(self, step: StepView) -> tuple[Text, ...]:
-        title = Text("  " + _cut(step.title, _TITLE_WIDTH - 2))
+    def _title_width(self) -> int:
+        """The title takes what the other columns leave (a vertical scrollbar included)."""
+        fixed = sum(_FIXED[c] + 2 for c in self._columns() if c != "title")
+        return max(16, (self.size.width or 80) - fixed - 2 - self.styles.scrollbar_size_vertical)
+
+    @staticmethod
+    def row_order(view: RunView) -> tuple[str, ...]:
+        """Phases and steps in runbook order, but a running rollback's steps in the order it runs them."""
+        plan = view.rollback.plan if view.rollback is not None else ()
+        order: list[str] = []
+        for phase in view.phases:
+            order.append(PHASE_PREFIX + phase.id)
+            steps = list(phase.step_ids)
+            if phase.kind == "rollback" and plan:
+                steps.sort(key=lambda s: plan.index(s) if s in plan else len(plan))
+            order += steps
+        return tuple(order)
+
+    def load(self, view: RunView) -> None:
+        keep = self.selected_step
+        self.clear(columns=True)
+        columns = self._columns()
+        title_width = self._title_width()
+        for column in columns:
+            self.add_column(" " if column == "glyph" else "step" if column == "title" else column, key=column,
+                            width=title_width if column == "title" else _FIXED[column])
+        phases = {PHASE_PREFIX + p.id: p for p in view.phases}
+        order = self.row_order(view)
+        for key in order:
+            phase = phases.get(key)
+            if phase is not None:
+                at = "rollback" if phase.kind == "rollback" else offset(phase.at)
+                cells = {"glyph": Text("▸", style="bold"), "title": Text(_cut(phase.title, title_width), style="bold"),
+                         "at": Text(at, style="bold")}
+                self.add_row(*[cells.get(c, Text("")) for c in columns], key=key)
+                continue
+            cells = self._cells(view.steps[key], title_width)
+            self.add_row(*[cells[c] for c in columns], key=key)
+            self._rendered[key] = tuple(cells[c].plain + str(cells[c].style) for c in columns)
+        self._layout = (self.size.width, order)
+        self._loaded = True
+        if keep is not None:
+            self.select_step(keep)
+
+    def _cells(self, step: StepView, title_width: int) -> dict[str, Text]:
+        # The point-of-no-return mark leads the title: it is never cut, waiting or not.
+        mark = "⚠ " if step.point_of_no_return else ""
+        title = Text("  ")
+        if mark:
+            title.append(mark, style="bold yellow")
+        title.append(_cut(step.title, title_width - 2 - len(mark)))
         if step.gate is not None:
-            title.stylize("bold yellow")
+            title.stylize("bold yellow", 2 + len(mark))
         elif step.state.value == "failed":
-            title.stylize("red")
-        elif step.point_of_no_return:
-            title.append(" ⚠", style="yellow")
+            title.stylize("red", 2 + len(mark))
         at = Text("undo" if step.in_rollback and step.due is None else offset(step.planned_start), style="dim")
         late = Text("")
         if step.late_by is not None and step.late_by.total_seconds() >= 0.5:
             late = Text("+" + duration(step.late_by), style="bold red")
         elif step.state.value == "waiting":
             late = Text("asks", style="bold yellow")
-        took = Text(duration(step.elapsed))
-        budget = Text(duration(step.budget), style="dim")
-        return (glyph(step), title, at, budget, took, late)
+        took = Text(duration(step.elapsed), style="bold red" if late.plain.startswith("+") else "")
+        return {"glyph": glyph(step), "title": title, "at": at, "budget": Text(duration(step.budget), style="dim"),
+                "took": took, "late": late}
 
     def show(self, view: RunView) -> None:
-        if not self._loaded:
+        if not self._loaded or self._layout != (self.size.width, self.row_order(view)):
             self.load(view)
             return
+        columns = self._columns()
+        title_width = self._title_width()
         for step_id, step in view.steps.items():
-            cells = self._cells(step)
-            signature = tuple(c.plain + str(c.style) for c in cells)
+            cells = self._cells(step, title_width)
+            signature = tuple(cells[c].plain + str(cells[c].style) for c in columns)
             if self._rendered.get(step_id) == signature:
                 continue
             self._rendered[step_id] = signature
-            for column, cell in zip(("glyph", "title", "at", "budget", "took", "late"), cells, strict=True):
-                self.update_cell(step_id, column, cell)
+            for column in columns:
+                self.update_cell(step_id, column, cells[column])
 
     @property
     def selected_step(self) -> str | None:

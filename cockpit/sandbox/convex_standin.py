@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from cockpit.sandbox.convex_functions import FUNCTIONS, FunctionError, RawJSON, check_arguments
 from cockpit.sandbox.convex_store import DocumentStore, new_id
+from cockpit.sandbox.leftovers import claim
 from cockpit.sandbox.loopback import loopback_server
 
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -81,6 +82,8 @@ class ConvexStandIn:
         self.folder = folder or Path(tempfile.mkdtemp(prefix="cockpit-convex-standin-"))
         self._own_folder = folder is None
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self._own_folder:
+            claim(self.folder)
         self.deploy_key = deploy_key or "prod:standin|" + secrets.token_hex(16)
         self.faults = faults or Faults()
         self.function_error_status = function_error_status  # 200 as the OSS backend, or 560

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cockpit.parent_death import dying_with_parent
+from cockpit.sandbox.leftovers import claim
 from cockpit.sandbox.postgres import SandboxError
 
 
@@ -71,8 +73,10 @@ def _wait_answering(address: str, port: int, process: subprocess.Popen[bytes] | 
 def _launch(args: list[str], folder: Path, what: str, address: str, port: int) -> subprocess.Popen[bytes]:
     """Start a server in the foreground, its output in `folder`, and wait until it answers."""
     log = folder / f"{what}.log"
+    claim(folder)
     with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(dying_with_parent(args), stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
     try:
         _wait_answering(address, port, process, what, log)
     except BaseException:
@@ -206,8 +210,11 @@ class Dnsmasq:
         binary = _binary("dnsmasq", "dnsmasq-base")
         self.port = self.port or free_port_on(self.address)
         self.folder = Path(tempfile.mkdtemp(prefix="cockpit-dnsmasq-"))
+        # The pid file is never written (-k keeps it in the foreground); naming it puts the folder
+        # on the command line, where a later sandbox finds a server this one left running.
         args = [binary, "-k", "--conf-file=/dev/null", f"--listen-address={self.address}", f"--port={self.port}",
-                "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=", "--log-facility=-"]
+                "--bind-interfaces", "--no-resolv", "--no-hosts", f"--pid-file={self.folder}/dnsmasq.pid",
+                "--log-facility=-"]
         if os.geteuid() == 0:
             args.append("--user=nobody")
         if self.zone and self.upstream:

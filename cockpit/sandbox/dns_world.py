@@ -16,8 +16,12 @@ Addresses and the port are fixed, so `migration/sandbox-resolvers.toml` can list
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cockpit.sandbox.dns_api_standins import StoredRecord, VercelStandIn
@@ -68,7 +72,11 @@ def _check_free(addresses: list[str]) -> None:
 
 
 class DnsSandbox:
-    def __init__(self) -> None:
+    """With `saved`, the provider's records are kept in that file: a demo that continues a
+    rehearsal finds the record where the last one left it (v2's address after the cutover)."""
+
+    def __init__(self, saved: Path | None = None) -> None:
+        self.saved = saved
         self.knot: KnotServer | None = None
         self.vercel: VercelStandIn | None = None
         self.servers: list[Any] = []
@@ -78,9 +86,10 @@ class DnsSandbox:
 
     def start(self) -> DnsSandbox:
         _check_free([AUTHORITATIVE, *(r.address for r in RESOLVERS)])
+        records = self._load()
         try:
-            self.knot = KnotServer(ZONE, [Record("app", "A", V1_ADDRESS, ttl=TTL)], address=AUTHORITATIVE,
-                                   port=PORT).start()
+            published = [Record(r.name, r.type, r.value, ttl=r.ttl) for r in records if r.name == "app"]
+            self.knot = KnotServer(ZONE, published, address=AUTHORITATIVE, port=PORT).start()
             for resolver in RESOLVERS:
                 server: Any
                 if resolver.behaviour == "caching":
@@ -94,8 +103,8 @@ class DnsSandbox:
                     server = ServfailResolver(resolver.address, port=PORT).start()
                 self.servers.append(server)
             self.vercel = VercelStandIn(domain=ZONE)
-            self.vercel.records = [StoredRecord("rec_app_v1", "app", "A", V1_ADDRESS, TTL)]
-            self.vercel.on_change = self._mirror
+            self.vercel.records = records
+            self.vercel.on_change = self._changed
             self.vercel.start()
             self._traffic = threading.Thread(target=self._browse, name="dns-traffic", daemon=True)
             self._traffic.start()
@@ -108,6 +117,18 @@ class DnsSandbox:
     def env(self) -> dict[str, str]:
         assert self.vercel is not None
         return {"VERCEL_API_URL": self.vercel.url, "VERCEL_TOKEN": self.vercel.token}
+
+    def _load(self) -> list[StoredRecord]:
+        if self.saved is not None and self.saved.exists():
+            return [StoredRecord(**r) for r in json.loads(self.saved.read_text())]
+        return [StoredRecord("rec_app_v1", "app", "A", V1_ADDRESS, TTL)]
+
+    def _changed(self, records: list[StoredRecord]) -> None:
+        self._mirror(records)
+        if self.saved is not None:
+            partial = self.saved.with_name(self.saved.name + ".partial")
+            partial.write_text(json.dumps([dataclasses.asdict(r) for r in records]))
+            os.replace(partial, self.saved)
 
     def _mirror(self, records: list[StoredRecord]) -> None:
         """Publish the provider's records of `app` to the authoritative server (RFC 2136)."""

@@ -18,8 +18,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+from cockpit.parent_death import dying_with_parent
+from cockpit.sandbox.leftovers import claim
 
 
 class SandboxError(RuntimeError):
@@ -55,15 +59,22 @@ def find_bin_dir() -> Path:
 
 
 class PostgresServer:
-    """initdb + pg_ctl on 127.0.0.1; `stop()` removes everything it created."""
+    """initdb and postgres on 127.0.0.1; `stop()` removes everything it created.
+
+    With `keep` (a folder of the caller's), the data outlives the server: a later server on the
+    same folder starts on it again, and `created` says whether this one made it.
+    """
 
     def __init__(self, bin_dir: Path | None = None, *, port: int | None = None, run_as: str | None = None,
-                 name: str = "cockpit-pgdata") -> None:
+                 name: str = "cockpit-pgdata", keep: Path | None = None) -> None:
         self.bin_dir = bin_dir or find_bin_dir()
         self.name = name
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.data_dir: Path | None = None
+        self.keep = keep
+        self.created = False
+        self.process: subprocess.Popen[bytes] | None = None
         self._user: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
             name = run_as or os.environ.get("COCKPIT_PG_USER", "nobody")
@@ -74,8 +85,7 @@ class PostgresServer:
                                    "to run it as; set COCKPIT_PG_USER") from None
 
     def _run(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C",
-               "HOME": str(self.data_dir or "/tmp"), "TZ": "UTC"}
+        env = self._env()
         if self._user is not None:
             kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid, extra_groups=[])
         return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, **kwargs)
@@ -118,28 +128,62 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         bin_dir = self._reachable_bin_dir()
-        self.data_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
+        self._bin = bin_dir
+        if self.keep is not None:
+            self.keep.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.data_dir = self.keep
+        else:
+            self.data_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         if self._user is not None:
             os.chown(self.data_dir, self._user.pw_uid, self._user.pw_gid)
         os.chmod(self.data_dir, 0o700)
+        claim(self.data_dir)
         data = str(self.data_dir / "data")
-        init = self._run([str(bin_dir / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                          "--locale=C", "--no-sync", "--no-instructions"], cwd="/")
-        if init.returncode != 0:
-            self._cleanup()
-            raise SandboxError(f"initdb failed: {init.stderr.strip()[-500:]}")
-        options = (f"-h {self.host} -p {self.port} -k {self.data_dir} -F -c fsync=off -c full_page_writes=off"
-                   " -c synchronous_commit=off -c max_connections=100")
-        start = self._run([str(bin_dir / "pg_ctl"), "-D", data, "-w", "-t", "60", "-l",
-                           str(self.data_dir / "server.log"), "-o", options, "start"], cwd="/")
-        if start.returncode != 0:
-            log = (self.data_dir / "server.log").read_text(errors="replace")[-800:] if (
-                self.data_dir / "server.log").exists() else ""
-            self._cleanup()
-            raise SandboxError(f"PostgreSQL did not start on {self.host}:{self.port}: "
-                               f"{start.stderr.strip()[-300:]} {log}")
-        self._bin = bin_dir
+        self.created = not (self.data_dir / "data" / "PG_VERSION").exists()
+        if self.created:
+            init = self._run([str(bin_dir / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                              "--locale=C", "--no-sync", "--no-instructions"], cwd="/")
+            if init.returncode != 0:
+                self._cleanup()
+                raise SandboxError(f"initdb failed: {init.stderr.strip()[-500:]}")
+        # postgres itself, not pg_ctl, which would leave it to run on behind a killed parent: as
+        # this process's child it receives SIGQUIT (an immediate shutdown) when this one dies.
+        argv = [str(bin_dir / "postgres"), "-D", data, "-h", self.host, "-p", str(self.port), "-k",
+                str(self.data_dir), "-F", "-c", "fsync=off", "-c", "full_page_writes=off", "-c",
+                "synchronous_commit=off", "-c", "max_connections=100"]
+        log = self.data_dir / "server.log"
+        kwargs: dict[str, Any] = {}
+        if self._user is not None:
+            kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid, extra_groups=[])
+        with log.open("ab") as out:
+            if self._user is not None:
+                os.chown(log, self._user.pw_uid, self._user.pw_gid)
+            self.process = subprocess.Popen(dying_with_parent(argv, "QUIT"), stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd="/", env=self._env(), **kwargs)
+        try:
+            self._wait_ready(log)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _env(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C",
+                "HOME": str(self.data_dir or "/tmp"), "TZ": "UTC"}
+
+    def _wait_ready(self, log: Path, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise SandboxError(f"PostgreSQL exited with {self.process.returncode} on {self.host}:{self.port}: "
+                                   f"{log.read_text(errors='replace')[-800:]}")
+            ready = self._run([str(self._bin / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port),
+                               "-t", "1"], cwd="/")
+            if ready.returncode == 0:
+                return
+            time.sleep(0.05)
+        raise SandboxError(f"PostgreSQL did not start on {self.host}:{self.port} within {timeout:.0f}s: "
+                           f"{log.read_text(errors='replace')[-800:]}")
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{database}"
@@ -161,14 +205,23 @@ class PostgresServer:
         if self.data_dir is None:
             return
         if (self.data_dir / "data" / "postmaster.pid").exists():
-            self._run([str(self._bin / "pg_ctl"), "-D", str(self.data_dir / "data"), "-m", "immediate", "-w",
-                       "stop"], cwd="/")
+            # Kept data is shut down cleanly, so the next start needs no recovery.
+            mode = "fast" if self.keep is not None else "immediate"
+            self._run([str(self._bin / "pg_ctl"), "-D", str(self.data_dir / "data"), "-m", mode, "-w", "stop"],
+                      cwd="/")
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
         self._cleanup()
 
     def _cleanup(self) -> None:
-        if self.data_dir is not None:
+        if self.data_dir is not None and self.keep is None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-            self.data_dir = None
+        self.data_dir = None
 
     def __enter__(self) -> PostgresServer:
         return self.start()

@@ -4,13 +4,24 @@
 the v1 and v2 web stand-ins (v2's case list reads the Convex stand-in's documents), hands
 back the environment variables the runbook references, and stops all of it on exit, on
 Ctrl+C too.
+
+With a `state` folder the world outlives the demo: PostgreSQL's data, the Convex stand-in's
+documents and the DNS provider's records are kept there, so a demo that continues an
+unfinished rehearsal finds v1, v2 and the record as the last one left them. `fresh` clears it
+first. Before it starts anything it stops what a killed sandbox left running.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from cockpit import shutdown
+from cockpit.sandbox import leftovers
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.dns_world import DnsSandbox
 from cockpit.sandbox.postgres import PostgresServer
@@ -23,17 +34,27 @@ BREAKABLE = {
     "cases": ("v2", "/api/cases"),
     "health": ("v2", "/health"),
 }
+DATABASE = "permtracker"
+
+
+def state_folder(runbook: Path) -> Path:
+    """Where the demo of `runbook` keeps its sandbox between runs: one folder per runbook."""
+    digest = hashlib.sha256(str(runbook.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"{leftovers.KEPT_PREFIX}{digest}"
 
 
 class Sandbox:
     def __init__(self, scale: float = 1.0, *, breaks: tuple[str, ...] = (),
-                 say: Callable[[str], None] = lambda text: None) -> None:
+                 say: Callable[[str], None] = lambda text: None, state: Path | None = None,
+                 fresh: bool = True) -> None:
         unknown = [b for b in breaks if b not in BREAKABLE]
         if unknown:
             raise ValueError(f"cannot break {', '.join(unknown)}: choose from {', '.join(BREAKABLE)}")
         self.scale = scale
         self.breaks = breaks
         self.say = say
+        self.state = state
+        self.fresh = fresh
         self.postgres: PostgresServer | None = None
         self.v1: StandInServer | None = None
         self.v2: StandInServer | None = None
@@ -46,13 +67,21 @@ class Sandbox:
     def start(self) -> Sandbox:
         self._unregister = shutdown.register(self.stop)
         try:
+            leftovers.clear(self.say)
+            self._prepare_state()
             size = SeedSize.for_scale(self.scale)
             self.say("starting PostgreSQL on 127.0.0.1 (sandbox)")
-            self.postgres = PostgresServer(name="cockpit-demo-pgdata").start()
-            dsn = self.postgres.create_database("permtracker")
-            self.say(f"seeding v1: {size.users:,} users, {size.cases:,} cases, {size.notifications:,} notifications")
-            self.counts = seed(dsn, size)
-            self.convex = ConvexStandIn().start()
+            keep = self.state / "postgres" if self.state is not None else None
+            self.postgres = PostgresServer(name="cockpit-demo-pgdata", keep=keep).start()
+            if self.postgres.created:
+                dsn = self.postgres.create_database(DATABASE)
+                self.say(f"seeding v1: {size.users:,} users, {size.cases:,} cases, {size.notifications:,} "
+                         "notifications")
+                self.counts = seed(dsn, size)
+            else:
+                dsn = self.postgres.dsn(DATABASE)
+                self.say("v1 as the unfinished rehearsal left it")
+            self.convex = ConvexStandIn(self.state / "convex" if self.state is not None else None).start()
             self.say(f"Convex stand-in at {self.convex.url}")
             self.v1 = v1_app(dsn).start()
             self.v2 = v2_app(self.convex.store).start()
@@ -60,7 +89,7 @@ class Sandbox:
                 app, path = BREAKABLE[name]
                 (self.v1 if app == "v1" else self.v2).break_path(path)
                 self.say(f"stand-in {app} will fail {path} (--break {name})")
-            self.dns = DnsSandbox().start()
+            self.dns = DnsSandbox(self.state / "dns.json" if self.state is not None else None).start()
             self.say("DNS: Knot for permtracker.test at 127.0.53.1, 8 resolvers at 127.0.53.2-9 (port 53530), "
                      "the Vercel API stand-in")
             self.env = {"V1_DATABASE_URL": dsn, "V1_URL": self.v1.url, "V2_URL": self.v2.url,
@@ -70,6 +99,16 @@ class Sandbox:
             self.stop()
             raise
         return self
+
+    def _prepare_state(self) -> None:
+        if self.state is None:
+            return
+        if self.fresh and self.state.exists():
+            shutil.rmtree(self.state)
+        self.state.mkdir(mode=0o711, exist_ok=True)
+        # Traversable (not readable) by others: PostgreSQL runs as an unprivileged user when root.
+        os.chmod(self.state, 0o711)
+        leftovers.claim(self.state)
 
     def stop(self) -> None:
         self._unregister()

@@ -23,7 +23,7 @@ from cockpit.journal import Journal, journal_dir
 from cockpit.lock import RunLock
 from cockpit.operator import Operator
 from cockpit.rollback import RollbackState
-from cockpit.runtime import ProgressState
+from cockpit.runtime import Gate, ProgressState
 from cockpit.session import Session
 
 ENV = {"V1_DATABASE_URL": "postgresql://postgres@127.0.0.1:5/permtracker", "V1_URL": "http://127.0.0.1:6",
@@ -129,7 +129,7 @@ def smoke_failed_and_rolling_back(folder: Path) -> Session:
     _finish(engine, "smoke-cases", 4.2, StepState.FAILED,
             "3 of 3 checks failed: check 1: status 503, expected 200; check 2: status 503, expected 200; "
             "check 3: status 503, expected 200", ago=45)
-    _log(session, "smoke-cases", [f"GET ••••••/api/cases?limit=5 -> 503 in {n} ms: status 503, expected 200"
+    _log(session, "smoke-cases", [f"GET http://127.0.0.1:7/api/cases?limit=5 -> 503 in {n} ms: status 503, expected 200"
                                   for n in (6, 4, 5)])
     now = engine.clock.now()
     engine._triggers._fired["critical-feature"] = (now - timedelta(seconds=44), "step 'smoke-cases' is failed")
@@ -190,6 +190,41 @@ def dns_propagating(folder: Path) -> Session:
     session.journal.record(engine.run_id, report)
     _log(session, "dns-propagation", ["round 7: 3 of 6 resolvers new (50%), 2 not answering · "
                                       "authoritative 2/2 new, serial 2 · ETA 03:03:00"])
+    return session
+
+
+SMOKE = ["smoke-auth", "smoke-cases", "smoke-latency"]
+
+
+def ponr_waiting(folder: Path) -> Session:
+    """T+22m: the smoke tests passed; opening v2 to users, the point of no return, asks."""
+    session = window_in_progress(folder)
+    engine = session.engine
+    engine.clock.advance(17 * 60)  # type: ignore[attr-defined]
+    for n, step in enumerate(DATA_PATH):
+        _finish(engine, step, 20.0 - n * 2, ago=900 - n * 40)
+    _finish(engine, "dns-cutover", 0.4, ago=600)
+    _finish(engine, "dns-propagation", 61.0, ago=500)
+    for step in SMOKE:
+        _finish(engine, step, 6.0, ago=40)
+    _running(engine, "open-v2", 12.0)
+    rt = engine.step_runtime("open-v2")
+    params = engine.runbook.step("open-v2").with_
+    rt.gate = Gate("ask", params["question"], params["confirm"])
+    rt.state = StepState.WAITING
+    return session
+
+
+def interrupted_after_restart(folder: Path) -> Session:
+    """T+5m: the cockpit was killed during the import and started again: the import is interrupted."""
+    session = window_in_progress(folder)
+    engine = session.engine
+    rt = engine.step_runtime("import")
+    rt.state = StepState.INTERRUPTED
+    rt.cancel = None
+    rt.ended_wall = WALL - 20
+    rt.reason = ("the cockpit stopped while this step ran; retry (continues from its checkpoint), skip or mark "
+                 "done")
     return session
 
 

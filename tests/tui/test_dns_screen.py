@@ -19,8 +19,9 @@ async def test_the_grid_opens_with_g_and_updates_live(tmp_path: Path) -> None:
     app = app_for(session)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
             strip = app.query_one(DnsStrip)
-            assert strip.has_class("-shown") and "3/6 new" in str(strip.render())
+            assert strip.has_class("-shown") and "3/6 → 198.51.100.20" in str(strip.render())
             await pilot.press("g")
             await pilot.pause()
             assert isinstance(app.screen, DnsScreen)
@@ -33,15 +34,16 @@ async def test_the_grid_opens_with_g_and_updates_live(tmp_path: Path) -> None:
             report["resolvers"][2].update(state="new", answer=["198.51.100.20"], ttl=300,
                                           history=[{"at": None, "state": "old"}, {"at": None, "state": "new"}])
             report["summary"].update(new=4, fraction=4 / 6)
-            app._show_dns(report)
+            app.show_dns_report(report)
             await pilot.pause()
             row = [str(c) for c in table.get_row_at(2)]
             assert row[2:5] == ["198.51.100.20", "300", "new"] and row[6] == "○●"
-            assert "4/6 new" in str(app.screen.query_one("#dns-summary").render())
+            assert "4/6 → 198.51.100.20" in str(app.screen.query_one("#dns-summary").render())
             await pilot.press("escape")
             await pilot.pause()
             assert not isinstance(app.screen, DnsScreen)
-            assert "4/6 new" in str(strip.render())
+            await pilot.pause()
+            assert "4/6 → 198.51.100.20" in str(strip.render())
     finally:
         session.close()
 
@@ -54,7 +56,8 @@ async def test_a_long_grid_scrolls_at_80x24(tmp_path: Path) -> None:
     report["resolvers"] = [{**template, "name": f"ISP {i}", "address": f"192.0.2.{i + 1}"} for i in range(40)]
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            app._show_dns(report)
+            await pilot.pause()
+            app.show_dns_report(report)
             await pilot.press("g")
             await pilot.pause()
             table = app.screen.query_one(DataTable)

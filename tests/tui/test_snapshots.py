@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenes import WALL, app_for, dns_propagating, smoke_failed_and_rolling_back, window_in_progress
+from scenes import (
+    WALL,
+    app_for,
+    dns_propagating,
+    interrupted_after_restart,
+    ponr_waiting,
+    smoke_failed_and_rolling_back,
+    window_in_progress,
+)
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from widgets.steps_table import StepsTable
 
 pytestmark = pytest.mark.tui
 
@@ -31,33 +38,60 @@ def _fixed_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _select(step_id: str) -> Any:
     async def run_before(pilot: Pilot[Any]) -> None:
-        pilot.app.query_one(StepsTable).select_step(step_id)
+        await pilot.pause()  # the run is connected once the main screen is mounted
+        pilot.app.main.select_step(step_id)
         await pilot.pause()
         await pilot.pause()  # the panel's head changes height: let the layout follow
 
     return run_before
 
 
-def test_main_screen_80x24(snap_compare: Any, tmp_path: Path) -> None:
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_progress_line_with_rate_and_eta(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The import at 62%: the bar, the counts, the rate and the ETA, at both sizes; two triggers counted."""
     session = window_in_progress(tmp_path)
     try:
-        assert snap_compare(app_for(session), terminal_size=(80, 24), run_before=_select("import"))
+        assert snap_compare(app_for(session), terminal_size=size, run_before=_select("import"))
     finally:
         session.close()
 
 
-def test_main_screen_wide(snap_compare: Any, tmp_path: Path) -> None:
-    session = window_in_progress(tmp_path)
+@pytest.mark.parametrize("size", SIZES)
+def test_a_waiting_point_of_no_return(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The ⚠ mark stays while it asks; its question whole; the "what now" line names it and its keys."""
+    session = ponr_waiting(tmp_path)
     try:
-        assert snap_compare(app_for(session), terminal_size=(140, 36), run_before=_select("read-only"))
+        assert snap_compare(app_for(session), terminal_size=size, run_before=_select("open-v2"))
     finally:
         session.close()
 
 
-def test_a_failed_step_during_the_rollback(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_an_interrupted_step_after_a_restart(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """Selected by itself, named in the "what now" line with r/k/d, its time stopped, a notice saying so."""
+    session = interrupted_after_restart(tmp_path)
+    try:
+        assert snap_compare(app_for(session), terminal_size=size)
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_rollback_in_progress_with_a_notice(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The notice has its own line: the countdown and the position stay in sight, fired triggers first."""
     session = smoke_failed_and_rolling_back(tmp_path)
+
+    async def notice(pilot: Pilot[Any]) -> None:
+        await _select("smoke-cases")(pilot)
+        pilot.app.notify("trigger critical-feature fired: step 'smoke-cases' is failed", title="ROLLBACK",
+                         severity="error")
+        await pilot.pause()
+
     try:
-        assert snap_compare(app_for(session), terminal_size=(80, 24), run_before=_select("smoke-cases"))
+        assert snap_compare(app_for(session), terminal_size=size, run_before=notice)
     finally:
         session.close()
 
@@ -95,7 +129,9 @@ def test_the_dns_summary_on_the_main_screen(snap_compare: Any, tmp_path: Path) -
         session.close()
 
 
-def test_the_dns_grid(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_the_dns_grid(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The header and the "what now" line stay above the grid; the authoritative answers are whole."""
     session = dns_propagating(tmp_path)
 
     async def open_grid(pilot: Pilot[Any]) -> None:
@@ -103,6 +139,6 @@ def test_the_dns_grid(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     try:
-        assert snap_compare(app_for(session), terminal_size=(80, 24), run_before=open_grid)
+        assert snap_compare(app_for(session), terminal_size=size, run_before=open_grid)
     finally:
         session.close()

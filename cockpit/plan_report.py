@@ -1,14 +1,10 @@
-"""Plain-text reports for the command line: `cockpit plan` and `cockpit status`."""
+"""`cockpit plan`: the timeline with absolute times, budgets and the window total."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, tzinfo
 
 from cockpit.clock import format_duration, format_offset
-from cockpit.events import RunState
-from cockpit.journal import Journal, RunRecord
-from cockpit.lock import holder_of
 from cockpit.plan import compute_plan
 from cockpit.runbook import Runbook
 
@@ -87,67 +83,3 @@ def plan_report(runbook: Runbook, local: tzinfo | None = None) -> str:
                                                                           if t.within else "")
                                               for t in runbook.triggers))
     return "\n".join(lines)
-
-
-def status_report(journal: Journal, run: RunRecord, lock_path: object = None) -> str:
-    """The journal's view of a run, for `cockpit status`."""
-    steps = journal.steps(run.id)
-    lines = [f"run {run.id}: {run.name} ({'dry run ' if run.dry_run else ''}{run.mode}) is {run.state}"
-             + (" (paused)" if run.paused else "")]
-    lines.append(f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run.created_wall))}"
-                 + (f", ended {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run.ended_wall))}"
-                    if run.ended_wall else ""))
-    if run.clock is not None:
-        lines.append(f"run clock at {run.clock.isoformat(timespec='seconds')}")
-    holder = holder_of(lock_path) if lock_path is not None else None  # type: ignore[arg-type]
-    if holder:
-        lines.append(f"driven now by process {holder.get('pid')} on {holder.get('host')} ({holder.get('operator')})")
-    elif not RunState(run.state).ended:
-        lines.append("no process drives it now: `cockpit run` continues it")
-    lines.append("")
-    lines.append(f"{'step':<24} {'state':<12} {'try':>3} {'took':>7}  note")
-    order, rollback_steps = _step_order(run)
-    for step_id in order:
-        rec = steps.get(step_id)
-        if rec is None:
-            lines.append(f"{step_id:<24} {'scheduled':<12} {0:>3} {'-':>7}")
-            continue
-        took = "-"
-        if rec.started_wall is not None:
-            end = rec.ended_wall if rec.ended_wall is not None else time.time()
-            took = format_duration(end - rec.started_wall, precise=True)
-        note = ("not run (dry run) " if rec.not_run else "") + rec.reason
-        if rec.state == "scheduled" and step_id in rollback_steps and not run.rollback:
-            note = "rollback step: runs only in a rollback"
-        lines.append(f"{step_id:<24} {rec.state:<12} {rec.attempt:>3} {took:>7}  {_cut(note, 70)}")
-    fired = journal.fired_triggers(run.id)
-    if fired:
-        lines.append("")
-        for trigger, (when, reason) in fired.items():
-            lines.append(f"trigger {trigger} fired at {when.isoformat(timespec='seconds') if when else '?'}: {reason}")
-    if run.rollback:
-        rb = run.rollback
-        lines.append(f"rollback: {rb.get('reason')}; plan {', '.join(rb.get('plan') or []) or '(not yet)'}"
-                     f"; {'finished' if rb.get('finished') else 'at step ' + str(rb.get('position', 0) + 1)}")
-    actions = journal.actions(run.id)
-    if actions:
-        lines.append("")
-        lines.append("operator actions:")
-        for wall, operator, action, step, detail in actions[-10:]:
-            lines.append(f"  {time.strftime('%H:%M:%S', time.localtime(wall))} {operator}: {action}"
-                         + (f" {step}" if step else "") + (f": {detail}" if detail else ""))
-    return "\n".join(lines)
-
-
-def _step_order(run: RunRecord) -> tuple[list[str], set[str]]:
-    """Steps in the order of the runbook the run started with, and which are rollback steps."""
-    import tomllib
-
-    try:
-        document = tomllib.loads(run.runbook_text)
-    except tomllib.TOMLDecodeError:
-        return [], set()
-    rollback_phases = {p.get("id") for p in document.get("phase", []) if isinstance(p, dict)
-                       and p.get("kind") == "rollback"}
-    steps = [s for s in document.get("step", []) if isinstance(s, dict) and isinstance(s.get("id"), str)]
-    return [s["id"] for s in steps], {s["id"] for s in steps if s.get("phase") in rollback_phases}
