@@ -19,7 +19,6 @@ from scenes import (
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-
 pytestmark = pytest.mark.tui
 
 
