@@ -95,7 +95,7 @@ def check(runbook: str) -> None:
     for problem in problems:
         click.echo(str(problem), err=problem.severity == "error")
     if any("is not set (a run will need it)" in p.message for p in problems):
-        from cockpit.session import UNSET_HINT
+        from cockpit.options import UNSET_HINT
 
         click.echo(f"{runbook}: {UNSET_HINT}")
     errors = [p for p in problems if p.severity == "error"]
@@ -353,6 +353,11 @@ def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None 
 
 def _screen(options: RunOptions, autopilot_delay: float | None = None, exit_after: bool = True) -> int:
     from cockpit.app import run_screen
+    from cockpit.options import precheck
+
+    problems = precheck(options.runbook, options.env if options.env is not None else os.environ)
+    if problems:
+        _fail(problems)
 
     code, problems, summary = run_screen(options, autopilot_delay=autopilot_delay)
     if problems:

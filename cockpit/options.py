@@ -34,6 +34,50 @@ class RunOptions:
     command: str = ""
 
 
+# Said after the unset variables a run (or `check`) found: where a newcomer gets them.
+UNSET_HINT = ("set them in the environment before the run (export NAME=...); `cockpit demo` sets them itself, "
+              "against its local sandbox")
+
+
+def precheck(path: Path, env: Mapping[str, str]) -> list[str]:
+    """What keeps the runbook from opening that is cheap to see before the screen starts: the
+    file, its TOML, its unset variables. The screen then never flashes up only to close again
+    for these; the full validation runs once the first frame is painted."""
+    import re
+
+    from cockpit import secrets, tomlpos
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [f"{path}: no such file"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{path}: cannot read: {exc}"]
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        return [f"{path}:{where.group(1) if where else 1}: TOML syntax error: {message}"]
+    lines = tomlpos.scan(text)
+    problems = []
+
+    def walk(value: Any, key: tuple[str | int, ...]) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*key, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*key, i))
+        else:
+            for name in secrets.references(value):
+                if name not in env:
+                    problems.append(f"{path}:{lines.line_of(key)}: ${{{name}}} is not set in the environment")
+
+    walk(document, ())
+    return [*problems, UNSET_HINT] if problems else []
+
+
 def quick_title(path: Path) -> str:
     """The runbook's name for the first frame, read without validating anything (that comes next)."""
     try:

@@ -21,7 +21,7 @@ from cockpit.engine import Engine
 from cockpit.journal import Journal, journal_dir
 from cockpit.lock import RunLock, RunLocked
 from cockpit.operator import Operator
-from cockpit.options import RunOptions, SessionError
+from cockpit.options import UNSET_HINT, RunOptions, SessionError
 from cockpit.run_opening import RunConflict
 from cockpit.runbook import Runbook, RunbookError
 
@@ -70,11 +70,6 @@ def parse_answers(values: list[str], runbook: Runbook) -> dict[str, str]:
     if problems:
         raise SessionError(problems)
     return answers
-
-
-# Said after the unset variables a run (or `check`) found: where a newcomer gets them.
-UNSET_HINT = ("set them in the environment before the run (export NAME=...); `cockpit demo` sets them itself, "
-              "against its local sandbox")
 
 
 def load_runbook(path: Path, env: Mapping[str, str]) -> Runbook:

@@ -149,6 +149,8 @@ class StepsTable(DataTable[Text]):
                 "took": took, "late": late}
 
     def show(self, view: RunView) -> None:
+        if self.size.width == 0:
+            return  # hidden behind an enlarged log: laid out again when it shows
         if not self._loaded or self._layout != (self.size.width, self.row_order(view)):
             self.load(view)
             return
