@@ -152,7 +152,7 @@ class RunOpening:
                 rt.not_run = rec.not_run
                 if rt.state in (StepState.RUNNING, StepState.WAITING) and rt.started_wall is not None:
                     # No process runs it now: its time stops where the last one was last seen.
-                    rt.ended_wall = rec.ended_wall or run.heartbeat_wall or rt.started_wall
+                    rt.ended_wall = rec.ended_wall or max(run.heartbeat_wall or 0.0, rt.started_wall)
             rt.log_count = self.journal.log_count(run.id, step.id)
             self._steps[step.id] = rt
         self._metrics = self.journal.metrics(run.id)

@@ -61,7 +61,7 @@ def status_facts(journal: Journal, run: RunRecord, lock_path: Any = None) -> dic
         if rec is not None and state in ("running", "waiting") and rec.attempt and not driven and not ended:
             state = "interrupted"
             note = "the cockpit stopped while it ran; `cockpit` continues the run and asks: retry, skip or done"
-            end = end or run.heartbeat_wall
+            end = end or max(run.heartbeat_wall or 0.0, rec.started_wall or 0.0) or None
         elif state == "scheduled" and in_rollback and step_id not in plan:
             if ended:
                 state, note = NOT_NEEDED, "rollback step: the run ended without a rollback"

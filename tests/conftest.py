@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,20 @@ def sqlite_engine(request: pytest.FixtureRequest) -> ModuleType:
     engine = best_engine()
     assert has_jsonb(engine), "pysqlite3-binary (SQLite with JSONB) is not installed: pip install -e '.[test]'"
     return engine
+
+
+@pytest.fixture
+def cockpit(tmp_path: Path) -> Iterator[Any]:
+    """`cockpit(body)`: the screen over a runbook of fake steps (tests/tui/screen_harness.py), closed after."""
+    sys.path.insert(0, str(TESTS / "tui"))
+    from screen_harness import Cockpit
+
+    made: list[Cockpit] = []
+
+    def build(body: str, **options: Any) -> Cockpit:
+        made.append(Cockpit(tmp_path, body, **options))
+        return made[-1]
+
+    yield build
+    for c in made:
+        c.close()

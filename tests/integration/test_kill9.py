@@ -151,3 +151,33 @@ def test_a_retried_shell_step_stops_what_the_dead_attempt_left_running(tmp_path:
     log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "long"], cwd=tmp_path, env=subprocess_env(),
                          capture_output=True, text=True).stdout
     assert "[cockpit] stopping process group" in log and "left running by the interrupted attempt" in log
+
+
+def test_after_a_kill_status_says_interrupted_and_the_restart_stops_its_time(tmp_path: Path) -> None:
+    import json
+
+    pidfile = tmp_path / "sleep.pid"
+    body = ('\n[[step]]\nid = "long"\nphase = "window"\nkind = "shell"\n'
+            f'with = {{ argv = ["sh", "-c", "echo $$ > {pidfile}; exec sleep 300"] }}\n')
+    (tmp_path / "runbook.toml").write_text(HEAD + body)
+    _start_and_kill(tmp_path, pidfile)
+    killed_at = time.time()
+    status = subprocess.run([COCKPIT, "status", "runbook.toml"], cwd=tmp_path, env=subprocess_env(),
+                            capture_output=True, text=True).stdout
+    assert "no process drives it now" in status
+    line = next(line for line in status.splitlines() if line.startswith("long "))
+    assert line.split()[1] == "interrupted" and "the cockpit stopped while it ran" in line
+    facts = json.loads(subprocess.run([COCKPIT, "status", "runbook.toml", "--json"], cwd=tmp_path,
+                                      env=subprocess_env(), capture_output=True, text=True).stdout)
+    assert facts["steps"]["long"]["state"] == "interrupted"
+    took = facts["steps"]["long"]["took_s"]
+    assert took is not None and 0 <= took < 5  # up to the last sign of life, not up to now
+    time.sleep(1.5)
+    # The restart (no answer given) records the step interrupted, its time where it stopped.
+    restart = subprocess.run([COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal"], cwd=tmp_path,
+                             env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    assert restart.returncode == 4, restart.stdout + restart.stderr  # waiting for the operator
+    journal = Journal(tmp_path / ".cockpit" / "journal.db", readonly=True)
+    record = journal.steps(journal.latest_run().id)["long"]  # type: ignore[union-attr]
+    assert record.state == "interrupted" and record.ended_wall is not None
+    assert record.ended_wall <= killed_at

@@ -3,73 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import LEDGER, make_session
-from textual.pilot import Pilot
+from fakes import LEDGER
+from screen_harness import _step, actions, select, state, until
 from textual.widgets import Log, Static
 
-from cockpit.app import CockpitApp, make_app
 from cockpit.clock import RehearsalClock
-from cockpit.session import Session
 from widgets.help import HelpScreen
 from widgets.modals import ChecklistModal, ConfirmModal, GateModal, QuitModal, ReasonModal, RollbackModal
 from widgets.steps_table import StepsTable
 
 pytestmark = pytest.mark.tui
-
-
-def _step(step_id: str, kind: str = "fake.work", extra: str = "", with_: str = "", phase: str = "window") -> str:
-    return f'\n[[step]]\nid = "{step_id}"\nphase = "{phase}"\nkind = "{kind}"\n{extra}\nwith = {{ {with_} }}\n'
-
-
-async def until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def state(session: Session, step_id: str) -> str:
-    return session.engine.step_runtime(step_id).state.value
-
-
-def actions(session: Session) -> list[tuple[str, str, str | None, str]]:
-    return [a[1:] for a in session.journal.actions(session.engine.run_id)]
-
-
-async def select(pilot: Pilot[Any], step_id: str) -> None:
-    pilot.app.query_one(StepsTable).select_step(step_id)
-    await pilot.pause()
-
-
-class Cockpit:
-    """An app over a session of fake steps, closed at the end of the test."""
-
-    def __init__(self, tmp_path: Path, body: str, **options: Any) -> None:
-        self.session = make_session(tmp_path, body, **options)
-        self.app: CockpitApp = make_app(self.session, refresh_interval=0.1)
-
-    def close(self) -> None:
-        self.session.close()
-
-
-@pytest.fixture
-def cockpit(tmp_path: Path) -> Any:
-    made: list[Cockpit] = []
-
-    def build(body: str, **options: Any) -> Cockpit:
-        made.append(Cockpit(tmp_path, body, **options))
-        return made[-1]
-
-    yield build
-    for c in made:
-        c.close()
 
 
 async def test_answer_a_gate_yes(cockpit: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions import _step, actions, cockpit, select, state, until  # noqa: F401  (cockpit is a fixture)
+from screen_harness import _step, actions, select, state, until
 from textual.widgets import Input, Log, SelectionList
 
 from cockpit.operator import Operator
