@@ -181,6 +181,7 @@ class CockpitApp(App[int]):
 
             self.autopilot = Autopilot(self.engine, self.autopilot_delay)
             self.engine.subscribe(self.autopilot)
+            self.autopilot.retry_interrupted()
         self._load_dns_report()
         self.refresh_view()
         if self._view is not None:

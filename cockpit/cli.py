@@ -317,6 +317,7 @@ def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None 
 
         autopilot = Autopilot(engine, autopilot_delay)
         engine.subscribe(autopilot)
+        autopilot.retry_interrupted()
     # The journal already holds what happened before this process: replay it for the reader.
     for event in session.journal.events(engine.run_id):
         printer(event)

@@ -266,9 +266,6 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
         if any(rt.state == StepState.WAITING and rt.gate is not None and rt.gate.kind != "start"
                for rt in self._steps.values()):
             return None
-        # An interrupted step waits for the operator's decision: days must not pass meanwhile.
-        if any(rt.state == StepState.INTERRUPTED for rt in self._steps.values()):
-            return None
         if next_due <= self.clock.now():
             return None
         return next_due

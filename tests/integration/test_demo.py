@@ -22,7 +22,7 @@ def _sandbox_processes() -> list[str]:
 
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
-    shutil.copytree(ROOT / "migration", tmp_path / "migration")  # the mapping the runbook names
+    shutil.copytree(ROOT / "migration", tmp_path / "migration", dirs_exist_ok=True)  # the mapping it names
     return subprocess.run([COCKPIT, "demo", "--headless", "--speed", "600", "--scale", "0.2", *args], cwd=tmp_path,
                           env=subprocess_env(), capture_output=True, text=True, timeout=300)
 
@@ -97,3 +97,48 @@ def test_the_seeded_database_has_the_hostile_mix(postgres: object) -> None:
         assert dups is not None and dups[0] >= 1
         again = seed(postgres.create_database("seed_shape_2"), SeedSize.for_scale(0.1))  # type: ignore[attr-defined]
         assert again == counts
+
+
+def _kept_processes(state: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(state) in line or "127.0.53." in line
+            or "cockpit-knot-" in line]
+
+
+def test_a_killed_demo_leaves_nothing_running_and_the_next_one_continues_it(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from cockpit.sandbox.world import state_folder
+
+    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
+    shutil.copytree(ROOT / "migration", tmp_path / "migration")
+    state = state_folder(tmp_path / "runbook.toml")
+    first = subprocess.Popen([COCKPIT, "demo", "--headless", "--speed", "60", "--scale", "0.1"], cwd=tmp_path,
+                             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert first.stdout is not None
+    for line in first.stdout:  # into the window: v1 is read-only, the import under way
+        if "export" in line and "succeeded" in line:
+            break
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and [p for p in _kept_processes(state) if "dnsmasq" not in p]:
+        time.sleep(0.1)
+    # PostgreSQL and Knot die with the demo (their parent-death signal); dnsmasq drops its
+    # privileges and with them that signal, so the next demo stops it.
+    assert [p for p in _kept_processes(state) if "dnsmasq" not in p] == []
+    second = _demo(tmp_path)  # (the copy of the runbook is made again, unchanged)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "sandbox: continuing the unfinished rehearsal (run 1)" in second.stderr
+    assert "sandbox: v1 as the unfinished rehearsal left it" in second.stderr
+    assert "seeding v1" not in second.stderr
+    if "dnsmasq" in " ".join(_kept_processes(state)) or "left" in second.stderr:
+        assert "sandbox: a sandbox that was killed left" in second.stderr
+    assert "run 1 continues" in second.stdout
+    assert "export                 succeeded" not in second.stdout.split("run 1 continues")[1]  # never again
+    assert "run is done" in second.stdout
+    assert _kept_processes(state) == []
+    third = _demo(tmp_path, "--new")
+    assert third.returncode == 0 and "seeding v1" in third.stderr and "run 2 starts" in third.stdout
+    shutil.rmtree(state, ignore_errors=True)
