@@ -299,25 +299,25 @@ class CockpitApp(App[int]):
                 notices.show(self.notices)
         self.main.show(view, self.dns_report)
 
-    def action_notices(self) -> None:
+    async def action_notices(self) -> None:
         from widgets.notices import NoticesScreen
 
         if not isinstance(self.screen, NoticesScreen):
-            self._open_full_screen(NoticesScreen(self.notices))
+            await self._open_full_screen(NoticesScreen(self.notices))
 
-    def action_dns_grid(self) -> None:
+    async def action_dns_grid(self) -> None:
         if not isinstance(self.screen, DnsScreen):
-            self._open_full_screen(DnsScreen(self.dns_report))
+            await self._open_full_screen(DnsScreen(self.dns_report))
 
-    def action_help(self) -> None:
+    async def action_help(self) -> None:
         from widgets.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self._open_full_screen(HelpScreen())
+            await self._open_full_screen(HelpScreen())
 
-    def _open_full_screen(self, screen: Screen[Any]) -> None:
-        self.push_screen(screen)
-        self.call_after_refresh(self.refresh_view)
+    async def _open_full_screen(self, screen: Screen[Any]) -> None:
+        await self.push_screen(screen)
+        self.refresh_view()  # its header and "what now" line, painted before its first frame shows
 
     def action_request_quit(self) -> None:
         from widgets.modals import QuitModal

@@ -30,7 +30,7 @@ _CANCELLABLE = (StepState.SCHEDULED, StepState.READY, StepState.WAITING, StepSta
 STEP_ACTIONS = ("start_step", "retry", "skip", "mark_done", "cancel_step")
 
 
-class Screenful(Protocol):
+class DeskHost(Protocol):
     """What the desk needs of the screen: the engine, the selection, dialogs and notices."""
 
     @property
@@ -103,7 +103,7 @@ class OpenDialog:
 
 
 class OperatorDesk:
-    def __init__(self, app: Screenful) -> None:
+    def __init__(self, app: DeskHost) -> None:
         self.app = app
         self.dialog: OpenDialog | None = None
         self.last_actor: dict[str | None, OperatorActed] = {}  # who last acted on each step (None: the run)

@@ -93,3 +93,11 @@ def test_headless_stamps_never_go_backwards(tmp_path: Path) -> None:
     stamps = re.findall(r"^\[(\d\d-\d\d \d\d:\d\d:\d\d) T[-+]", result.stdout, re.M)
     assert len(stamps) >= 5 and stamps == sorted(stamps)
     assert any(" T-" in line for line in result.stdout.splitlines())  # the countdown is there too
+
+
+def test_the_screen_says_what_is_unset_before_it_draws_anything(tmp_path: Path) -> None:
+    write(tmp_path, '\n[connections.web]\nkind = "http"\nbase_url = "${WEB}"\n' + shell("a", "true"))
+    result = cockpit(tmp_path, "run", "runbook.toml", env={"TERM": "xterm-256color"})
+    assert result.returncode == 2
+    assert "runbook.toml:21: ${WEB} is not set in the environment" in result.stderr
+    assert "\x1b[" not in result.stdout + result.stderr  # no frame was painted and taken back

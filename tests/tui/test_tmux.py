@@ -56,7 +56,7 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
 
 def _sandbox_processes() -> list[str]:
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "cockpit-demo-pgdata-" in line]
+    return [line for line in out.splitlines() if "cockpit-demo-state-" in line or "127.0.53." in line]
 
 
 def _selected_title(screen: str) -> str:
