@@ -22,7 +22,7 @@ def window_text(view: RunView) -> Text:
         return Text("")
     window_phase = next((p for p in view.phases if p.window), None)
     finished = window_phase is not None and all(view.steps[s].state.terminal for s in window_phase.step_ids)
-    if finished:
+    if finished or view.state in ("done", "rolled_back", "abandoned"):  # nothing more runs in it
         return Text("window closed", style="green")
     if view.now < view.window_start:
         return Text(f"window opens in {format_duration(view.window_start - view.now)}", style="dim")
