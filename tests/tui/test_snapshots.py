@@ -35,9 +35,16 @@ def _fixed_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
     time.tzset()
 
 
+async def _connected(pilot: Pilot[Any]) -> None:
+    """The run is connected once the main screen is mounted: wait for it, and for the layout."""
+    await pilot.pause()
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
 def _select(step_id: str) -> Any:
     async def run_before(pilot: Pilot[Any]) -> None:
-        await pilot.pause()  # the run is connected once the main screen is mounted
+        await _connected(pilot)
         pilot.app.main.select_step(step_id)
         await pilot.pause()
         await pilot.pause()  # the panel's head changes height: let the layout follow
@@ -73,7 +80,7 @@ def test_an_interrupted_step_after_a_restart(snap_compare: Any, tmp_path: Path, 
     """Selected by itself, named in the "what now" line with r/k/d, its time stopped, a notice saying so."""
     session = interrupted_after_restart(tmp_path)
     try:
-        assert snap_compare(app_for(session), terminal_size=size)
+        assert snap_compare(app_for(session), terminal_size=size, run_before=_connected)
     finally:
         session.close()
 
@@ -99,6 +106,7 @@ def test_the_rollback_modal(snap_compare: Any, tmp_path: Path) -> None:
     session = window_in_progress(tmp_path)
 
     async def open_modal(pilot: Pilot[Any]) -> None:
+        await _connected(pilot)
         await pilot.press("b")
         await pilot.pause()
         for field in pilot.app.screen.query(Input):
@@ -115,7 +123,7 @@ def test_the_rollback_modal(snap_compare: Any, tmp_path: Path) -> None:
 def test_below_80x24_a_notice_replaces_the_screen(snap_compare: Any, tmp_path: Path) -> None:
     session = window_in_progress(tmp_path)
     try:
-        assert snap_compare(app_for(session), terminal_size=(70, 20))
+        assert snap_compare(app_for(session), terminal_size=(70, 20), run_before=_connected)
     finally:
         session.close()
 
@@ -134,6 +142,7 @@ def test_the_dns_grid(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) 
     session = dns_propagating(tmp_path)
 
     async def open_grid(pilot: Pilot[Any]) -> None:
+        await _connected(pilot)
         await pilot.press("g")
         await pilot.pause()
 
