@@ -170,7 +170,8 @@ class MainScreen(Screen[None]):
             self.follow_target = event.step_id
 
     def select_what_needs_the_operator(self, view: RunView) -> None:
-        """A resumed run: select the first interrupted step (or waiting one) and say so."""
+        """On opening: select the first interrupted step (and say so), else the first waiting one,
+        else the step that started last among those running: where following would be."""
         interrupted = [s.id for s in view.steps.values() if s.state.value == "interrupted"]
         if interrupted:
             self.following = False
@@ -180,8 +181,12 @@ class MainScreen(Screen[None]):
                         severity="warning", timeout=30)
             return
         waiting = [s.id for s in view.steps.values() if s.gate is not None]
+        running = [s for s in view.steps.values() if s.state.value == "running" and s.started]
         if waiting:
             self.select_step(waiting[0])
+        elif running:
+            self.follow_target = max(running, key=lambda s: s.started or view.now).id
+            self.select_step(self.follow_target)
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
