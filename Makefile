@@ -23,9 +23,10 @@ demo: install system-tools
 test: install system-tools
 	$(VENV)/bin/pytest -q
 
-# ruff, mypy and the import contract (cockpit/ never imports textual or widgets): seconds.
+# ruff (lint and format), mypy and the import contracts: seconds.
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -50,7 +50,7 @@ EXPORT_JOBS = 2
 # Added to every mutation call of the resolution figure: a round trip to a Convex deployment.
 ROUND_TRIP_S = 0.02
 
-HEADER = '''[runbook]
+HEADER = """[runbook]
 name = "Data path bench"
 t0 = 2026-12-05T23:00:00+00:00
 window = "30m"
@@ -68,18 +68,20 @@ deploy_key = "${CONVEX_DEPLOY_KEY}"
 id = "window"
 at = "T-0"
 window = true
-'''
+"""
 
 
 def step(step_id: str, kind: str, with_: str, needs: list[str] | None = None) -> str:
-    return (f'\n[[step]]\nid = "{step_id}"\nphase = "window"\nkind = "{kind}"\ntimeout = "2h"\n'
-            f'needs = {json.dumps(needs or [])}\n[step.with]\n{with_}\n')
+    return (
+        f'\n[[step]]\nid = "{step_id}"\nphase = "window"\nkind = "{kind}"\ntimeout = "2h"\n'
+        f"needs = {json.dumps(needs or [])}\n[step.with]\n{with_}\n"
+    )
 
 
 def mapping_of(tables: list[str], *, references: bool) -> str:
     """The shipped PERM mapping, cut down to some tables (and without references, if asked)."""
     text = (ROOT / "migration" / "perm-mapping.toml").read_text()
-    parts = re.split(r'(?m)^(?=\[table\.)', text)
+    parts = re.split(r"(?m)^(?=\[table\.)", text)
     keep = [parts[0]] + [p for p in parts[1:] if any(p.startswith(f'[table."{t}"]') for t in tables)]
     out = "".join(keep)
     return out if references else re.sub(r"(?m)^references = .*\n", "", out)
@@ -128,16 +130,18 @@ class PeakMemory:
         return self.peak_kb / 1024
 
 
-def run_cockpit(folder: Path, body: str, env: dict[str, str], on_event: Any = None, memory: bool = False
-                ) -> tuple[dict[str, tuple[float, float]], float]:
+def run_cockpit(
+    folder: Path, body: str, env: dict[str, str], on_event: Any = None, memory: bool = False
+) -> tuple[dict[str, tuple[float, float]], float]:
     """Run a runbook headless; return each step's (start, end) wall times and, with `memory`,
     the peak memory in MB (else 0). Sampling reads all of /proc every 20 ms: only the memory
     runs pay for it, not the runs whose times are compared with the stand-in's in this process."""
     (folder / "runbook.toml").write_text(HEADER + body)
     cockpit = Path(sys.executable).parent / "cockpit"
     argv = [str(cockpit), "run", "runbook.toml", "--headless", "--json", "--rehearsal", "--speed", "1"]
-    process = subprocess.Popen(argv, cwd=folder, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv, cwd=folder, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     sampler = PeakMemory(process.pid) if memory else None
     errors: list[str] = []
     reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)  # type: ignore[union-attr]
@@ -170,8 +174,9 @@ def run_cockpit(folder: Path, body: str, env: dict[str, str], on_event: Any = No
 def psql_copy(server: PostgresServer, dsn: str, table: str, target: Path) -> float:
     psql = shutil.which("psql") or str(server.bin_dir / "psql")
     started = time.perf_counter()
-    subprocess.run([psql, "-X", "-q", "-d", dsn, "-c",
-                    f"\\copy (SELECT row_to_json(t) FROM {table} t) TO '{target}'"], check=True)
+    subprocess.run(
+        [psql, "-X", "-q", "-d", dsn, "-c", f"\\copy (SELECT row_to_json(t) FROM {table} t) TO '{target}'"], check=True
+    )
     return time.perf_counter() - started
 
 
@@ -181,8 +186,13 @@ def direct_import(standin: ConvexStandIn, path: Path) -> float:
 
     started = time.perf_counter()
     with path.open("rb") as body:
-        response = httpx.post(f"{standin.url}/api/import", params={"tableName": "ceiling", "format": "jsonLines"},
-                              content=body, headers={"Authorization": f"Convex {standin.deploy_key}"}, timeout=3600)
+        response = httpx.post(
+            f"{standin.url}/api/import",
+            params={"tableName": "ceiling", "format": "jsonLines"},
+            content=body,
+            headers={"Authorization": f"Convex {standin.deploy_key}"},
+            timeout=3600,
+        )
     response.raise_for_status()
     return time.perf_counter() - started
 
@@ -196,12 +206,18 @@ def resolve_over_network(folder: Path, env: dict[str, str], cases: int, parallel
         users = max(10, cases // 10)
         with standin.store.transaction():
             standin.store.insert_many("users", ({"legacyId": f"u{i}"} for i in range(users)))
-            standin.store.insert_many("cases", ({"legacyId": f"c{i}", "legacyUserId": f"u{i % users}",
-                                                 "notes": "n" * 900} for i in range(cases)))
+            standin.store.insert_many(
+                "cases",
+                ({"legacyId": f"c{i}", "legacyUserId": f"u{i % users}", "notes": "n" * 900} for i in range(cases)),
+            )
         (folder / "mapping.toml").write_text(mapping_of(["auth.users", "public.cases"], references=True))
-        spans, _ = run_cockpit(folder, step("resolve", "convex.resolve_refs", 'connection = "v2"\n'
-                                            f'mapping = "mapping.toml"\nparallel = {parallel}'),
-                               {**env, "CONVEX_URL": standin.url, "CONVEX_DEPLOY_KEY": standin.deploy_key})
+        spans, _ = run_cockpit(
+            folder,
+            step(
+                "resolve", "convex.resolve_refs", f'connection = "v2"\nmapping = "mapping.toml"\nparallel = {parallel}'
+            ),
+            {**env, "CONVEX_URL": standin.url, "CONVEX_DEPLOY_KEY": standin.deploy_key},
+        )
         if not all(d.get("userId") for d in standin.store.documents("cases")):
             sys.exit("bench: the resolution left a case unresolved")
         return spans["resolve"][1] - spans["resolve"][0]
@@ -236,11 +252,13 @@ def main() -> None:
         def local_path(folder: Path, table: str, memory: bool) -> tuple[dict[str, tuple[float, float]], float]:
             folder.mkdir()
             (folder / "mapping.toml").write_text(
-                mapping_of(["public.cases"], references=False).replace('"public.cases"', f'"{table}"'))
-            body = (step("export", "postgres.export", f'connection = "v1"\nout = "export"\ntables = ["{table}"]\n'
-                         f'jobs = {EXPORT_JOBS}')
-                    + step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "out"',
-                           ["export"]))
+                mapping_of(["public.cases"], references=False).replace('"public.cases"', f'"{table}"')
+            )
+            body = step(
+                "export",
+                "postgres.export",
+                f'connection = "v1"\nout = "export"\ntables = ["{table}"]\njobs = {EXPORT_JOBS}',
+            ) + step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "out"', ["export"])
             return run_cockpit(folder, body, env, memory=memory)
 
         psql_times, ours_times, path_times = [], [], []
@@ -267,23 +285,34 @@ def main() -> None:
         full.mkdir()
         (full / "mapping.toml").write_text(mapping_of(["auth.users", "public.cases"], references=True))
         verify_with = 'source = "v1"\ntarget = "v2"\nmapping = "mapping.toml"\ntransformed = "out"'
-        calc = ('\n[[step.with.checks]]\nname = "cases per status"\n'
-                'sql = "SELECT case_status AS key, count(*) AS count FROM public.cases GROUP BY 1"\n'
-                'table = "cases"\ngroup_by = "caseStatus"\n'
-                '[[step.with.checks]]\nname = "total wages"\n'
-                'sql = "SELECT count(*) AS count, sum(round(pwd_wage_amount * 100)) AS sum FROM public.cases"\n'
-                'table = "cases"\nsum = "pwdWageAmount"\n')
-        body = (step("export", "postgres.export", 'connection = "v1"\nout = "export"\n'
-                     f'tables = ["auth.users", "public.cases"]\njobs = {EXPORT_JOBS}')
-                + step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "out"',
-                       ["export"])
-                + step("import", "convex.import", 'connection = "v2"\ninput = "out"', ["transform"])
-                + step("resolve", "convex.resolve_refs", 'connection = "v2"\nmapping = "mapping.toml"\n'
-                       'transformed = "out"', ["import"])
-                + step("counts", "verify.counts", verify_with, ["resolve"])
-                + step("refs", "verify.refs", verify_with, ["counts"])
-                + step("sample", "verify.sample", verify_with + "\nfraction = 0.1", ["refs"])
-                + step("calc", "verify.calc", 'source = "v1"\ntarget = "v2"', ["sample"]) + calc)
+        calc = (
+            '\n[[step.with.checks]]\nname = "cases per status"\n'
+            'sql = "SELECT case_status AS key, count(*) AS count FROM public.cases GROUP BY 1"\n'
+            'table = "cases"\ngroup_by = "caseStatus"\n'
+            '[[step.with.checks]]\nname = "total wages"\n'
+            'sql = "SELECT count(*) AS count, sum(round(pwd_wage_amount * 100)) AS sum FROM public.cases"\n'
+            'table = "cases"\nsum = "pwdWageAmount"\n'
+        )
+        body = (
+            step(
+                "export",
+                "postgres.export",
+                f'connection = "v1"\nout = "export"\ntables = ["auth.users", "public.cases"]\njobs = {EXPORT_JOBS}',
+            )
+            + step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "out"', ["export"])
+            + step("import", "convex.import", 'connection = "v2"\ninput = "out"', ["transform"])
+            + step(
+                "resolve",
+                "convex.resolve_refs",
+                'connection = "v2"\nmapping = "mapping.toml"\ntransformed = "out"',
+                ["import"],
+            )
+            + step("counts", "verify.counts", verify_with, ["resolve"])
+            + step("refs", "verify.refs", verify_with, ["counts"])
+            + step("sample", "verify.sample", verify_with + "\nfraction = 0.1", ["refs"])
+            + step("calc", "verify.calc", 'source = "v1"\ntarget = "v2"', ["sample"])
+            + calc
+        )
         say("the whole path at full size: export, transform, import, resolve, verify ...")
         # Function time before the verifications: the resolution's; what follows is theirs.
         resolve_function_s = 0.0
@@ -292,27 +321,38 @@ def main() -> None:
             nonlocal resolve_function_s
             resolve_function_s = standin.function_seconds if standin else 0.0
 
-        spans, _ = run_cockpit(full, body, env, on_event=lambda e: note_resolution_end()
-                               if e.get("step_id") == "resolve" and e.get("state") == "succeeded" else None)
+        spans, _ = run_cockpit(
+            full,
+            body,
+            env,
+            on_event=lambda e: (
+                note_resolution_end() if e.get("step_id") == "resolve" and e.get("state") == "succeeded" else None
+            ),
+        )
         verify_function_s = standin.function_seconds - resolve_function_s
         say("  " + ", ".join(f"{k} {v[1] - v[0]:.1f}s" for k, v in spans.items()))
         manifest = json.loads((full / "out" / "manifest.json").read_text())
         documents = sum(t["output_rows"] for t in manifest["tables"].values())
         import_s = spans["import"][1] - spans["import"][0]
-        verify_s = (max(spans[s][1] for s in ("counts", "refs", "sample", "calc"))
-                    - min(spans[s][0] for s in ("counts", "refs", "sample", "calc")))
+        verify_s = max(spans[s][1] for s in ("counts", "refs", "sample", "calc")) - min(
+            spans[s][0] for s in ("counts", "refs", "sample", "calc")
+        )
         full_export_s = spans["export"][1] - spans["export"][0]
         # The same four verifications as runbook.toml runs them: all at once after the resolution.
         say("the verifications again, at once, as the runbook runs them ...")
         together = work / "together"
         together.mkdir()
-        shared = ('source = "v1"\ntarget = "v2"\nmapping = "../full/mapping.toml"\n'
-                  'transformed = "../full/out"')
-        spans_together, _ = run_cockpit(together, step("counts", "verify.counts", shared)
-                                        + step("refs", "verify.refs", shared)
-                                        + step("sample", "verify.sample", shared + "\nfraction = 0.1")
-                                        + step("calc", "verify.calc", 'source = "v1"\ntarget = "v2"') + calc, env)
-        verify_together_s = (max(v[1] for v in spans_together.values()) - min(v[0] for v in spans_together.values()))
+        shared = 'source = "v1"\ntarget = "v2"\nmapping = "../full/mapping.toml"\ntransformed = "../full/out"'
+        spans_together, _ = run_cockpit(
+            together,
+            step("counts", "verify.counts", shared)
+            + step("refs", "verify.refs", shared)
+            + step("sample", "verify.sample", shared + "\nfraction = 0.1")
+            + step("calc", "verify.calc", 'source = "v1"\ntarget = "v2"')
+            + calc,
+            env,
+        )
+        verify_together_s = max(v[1] for v in spans_together.values()) - min(v[0] for v in spans_together.values())
         say("the stand-in's own import of the same cases file ...")
         ceiling_s = direct_import(standin, full / "out" / "cases.jsonl")
         ceiling_rows = manifest["tables"]["cases"]["output_rows"]
@@ -373,8 +413,11 @@ def main() -> None:
         ("convex.import into the stand-in, docs/s", figures["import_docs_per_s"], ""),
         ("import / stand-in's own", figures["import_vs_ceiling"], ""),
         ("convex.resolve_refs of the cases in the stand-in, docs/s", figures["resolve_docs_per_s"], ""),
-        (f"resolution at {ROUND_TRIP_S * 1000:.0f} ms a call, one chain (s)", figures["resolve_network_one_chain_s"],
-         "baseline"),
+        (
+            f"resolution at {ROUND_TRIP_S * 1000:.0f} ms a call, one chain (s)",
+            figures["resolve_network_one_chain_s"],
+            "baseline",
+        ),
         ("  in two shares at once (s)", figures["resolve_network_two_shares_s"], ""),
         ("  two shares / one chain", figures["resolve_network_two_vs_one"], ""),
         ("export in the same run (s)", figures["export_s_same_run"], "baseline"),

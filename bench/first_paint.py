@@ -35,7 +35,7 @@ from bench.runbook_workspace import RunbookWorkspace  # noqa: E402
 BIN = Path(sys.executable).parent
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[>=]")
 
-BARE_APP = '''
+BARE_APP = """
 from textual.app import App
 from textual.widgets import Footer, Static
 
@@ -47,7 +47,7 @@ class Bare(App):
 
 
 Bare().run()
-'''
+"""
 
 
 def time_to_text(argv: list[str], marker: str, cwd: Path, env: dict[str, str], timeout: float = 30.0) -> float:
@@ -82,8 +82,7 @@ def measure(runs: int) -> dict[str, float]:
     with RunbookWorkspace(ROOT / "runbook.toml") as workspace:
         work = workspace.folder
         (work / "bare.py").write_text(BARE_APP)
-        env = {**os.environ, **workspace.placeholder_env(), "TERM": "xterm-256color", "COLUMNS": "80",
-               "LINES": "24"}
+        env = {**os.environ, **workspace.placeholder_env(), "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
         bare_cmd = [str(BIN / "python"), str(work / "bare.py")]
         cockpit_cmd = [str(BIN / "cockpit"), workspace.runbook.name, "--rehearsal", "--speed", "1", "--new"]
         # One untimed run of each warms the disk cache, as an operator's second start would be.
@@ -96,8 +95,15 @@ def measure(runs: int) -> dict[str, float]:
             # Not the target, but said plainly: when the validated runbook fills the screen.
             ready.append(time_to_text(cockpit_cmd, "Send the T-30 announcement", work, env))
     b, c, r = statistics.median(bare), statistics.median(cockpit), statistics.median(ready)
-    return {"runs": runs, "bare_textual_s": round(b, 3), "cockpit_s": round(c, 3), "ratio": round(c / b, 2),
-            "target_ratio": 1.5, "cockpit_filled_s": round(r, 3), "filled_ratio": round(r / b, 2)}
+    return {
+        "runs": runs,
+        "bare_textual_s": round(b, 3),
+        "cockpit_s": round(c, 3),
+        "ratio": round(c / b, 2),
+        "target_ratio": 1.5,
+        "cockpit_filled_s": round(r, 3),
+        "filled_ratio": round(r / b, 2),
+    }
 
 
 def main() -> None:
@@ -113,8 +119,10 @@ def main() -> None:
     print(f"  bare Textual app   {result['bare_textual_s']:.3f} s")
     print(f"  cockpit            {result['cockpit_s']:.3f} s")
     print(f"  ratio              {result['ratio']:.2f}x (target <= {result['target_ratio']}x)")
-    print(f"  cockpit, filled    {result['cockpit_filled_s']:.3f} s ({result['filled_ratio']:.2f}x): the runbook "
-          "validated, the run opened, the steps on screen")
+    print(
+        f"  cockpit, filled    {result['cockpit_filled_s']:.3f} s ({result['filled_ratio']:.2f}x): the runbook "
+        "validated, the run opened, the steps on screen"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PRODUCER = r'''
+PRODUCER = r"""
 import sys, time
 rate, seconds, batch = {rate}, {seconds}, 500
 out = sys.stdout
@@ -37,9 +37,9 @@ while n < rate * seconds:
     out.write("".join(f"flood line {{n + i}} " + "x" * 40 + "\n" for i in range(batch)))
     n += batch
 out.flush()
-'''
+"""
 
-RUNBOOK = '''[runbook]
+RUNBOOK = """[runbook]
 name = "Log flood"
 t0 = 2026-12-05T23:00:00+00:00
 window = "30m"
@@ -54,7 +54,7 @@ id = "flood"
 phase = "window"
 kind = "shell"
 with = {{ argv = ["{python}", "producer.py"] }}
-'''
+"""
 
 
 def _prepare(folder: Path, rate: int, seconds: float) -> Path:
@@ -112,22 +112,29 @@ def run_variant(variant: str, rate: int, seconds: float) -> dict[str, float]:
     journaled = session.journal.log_count(session.engine.run_id, "flood")
     session.close()
     shutil.rmtree(folder, ignore_errors=True)
-    result.update({
-        "elapsed_s": round(elapsed, 2),
-        "lines_produced": expected,
-        "journal_lines_per_s": round(journaled / elapsed),
-        "lines_missing_from_journal": expected - journaled,
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
-    })
+    result.update(
+        {
+            "elapsed_s": round(elapsed, 2),
+            "lines_produced": expected,
+            "journal_lines_per_s": round(journaled / elapsed),
+            "lines_missing_from_journal": expected - journaled,
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+        }
+    )
     return result
 
 
 def measure(rate: int, seconds: float) -> dict[str, float]:
     results = {}
     for variant in ("headless", "screen"):
-        out = subprocess.run([sys.executable, __file__, "--variant", variant, "--rate", str(rate), "--seconds",
-                              str(seconds)], capture_output=True, text=True, timeout=seconds * 20 + 120,
-                             cwd=ROOT, env={**os.environ, "TERM": "xterm-256color"})
+        out = subprocess.run(
+            [sys.executable, __file__, "--variant", variant, "--rate", str(rate), "--seconds", str(seconds)],
+            capture_output=True,
+            text=True,
+            timeout=seconds * 20 + 120,
+            cwd=ROOT,
+            env={**os.environ, "TERM": "xterm-256color"},
+        )
         if out.returncode != 0:
             raise RuntimeError(f"{variant} variant failed: {out.stderr[-2000:]}")
         results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -164,11 +171,15 @@ def main() -> None:
     print(f"log flood: {result['rate_lines_per_s']:,} lines/s for {result['seconds']:g} s")
     print(f"  lines shown on screen       {result['screen_lines_shown_per_s']:,}/s")
     print(f"  worst screen stall          {result['screen_worst_stall_ms']} ms")
-    print(f"  peak memory, screen         {result['screen_peak_rss_mb']} MB "
-          f"({result['memory_ratio_screen_vs_headless']}x the headless baseline, "
-          f"{result['headless_peak_rss_mb']} MB)")
-    print(f"  journal, lines/s            {result['screen_journal_lines_per_s']:,} with the screen, "
-          f"{result['headless_journal_lines_per_s']:,} headless")
+    print(
+        f"  peak memory, screen         {result['screen_peak_rss_mb']} MB "
+        f"({result['memory_ratio_screen_vs_headless']}x the headless baseline, "
+        f"{result['headless_peak_rss_mb']} MB)"
+    )
+    print(
+        f"  journal, lines/s            {result['screen_journal_lines_per_s']:,} with the screen, "
+        f"{result['headless_journal_lines_per_s']:,} headless"
+    )
     print(f"  lines missing from journal  {result['lines_missing_from_journal']} (target 0)")
 
 

@@ -85,8 +85,11 @@ class SlowUpstream(_UdpResponder):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeout", type=float, default=1.0, help="per-query timeout, seconds")
-    parser.add_argument("--latency-ms", default="20,150",
-                        help="the answering resolvers' upstream delays, spread evenly from MIN to MAX ms")
+    parser.add_argument(
+        "--latency-ms",
+        default="20,150",
+        help="the answering resolvers' upstream delays, spread evenly from MIN to MAX ms",
+    )
     parser.add_argument("--answering", type=int, default=14, help="resolvers that answer (2 more never do)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
@@ -98,18 +101,26 @@ def main() -> None:
         resolvers: list[Resolver] = []
         for i, delay in enumerate(delays):
             upstream = SlowUpstream(f"127.0.1.{i + 1}", delay).start()
-            resolver = Dnsmasq(f"127.0.0.{i + 2}", zone=ZONE, upstream=f"{upstream.address}:{upstream.port}",
-                               cache=False).start()
+            resolver = Dnsmasq(
+                f"127.0.0.{i + 2}", zone=ZONE, upstream=f"{upstream.address}:{upstream.port}", cache=False
+            ).start()
             servers += [upstream, resolver]
-            resolvers.append(Resolver(name=f"answers in {delay * 1000:.0f} ms", address=resolver.address,
-                                      port=resolver.port))
+            resolvers.append(
+                Resolver(name=f"answers in {delay * 1000:.0f} ms", address=resolver.address, port=resolver.port)
+            )
         for i in range(SILENT):
             silent = SilentResolver(f"127.0.0.{args.answering + 2 + i}").start()
             servers.append(silent)
             resolvers.append(Resolver(name="never answers", address=silent.address, port=silent.port))
 
-        check = Propagation(NAME, "A", parse_values("A", ANSWER), resolvers=resolvers,
-                            require=Requirement(authoritative="none", resolvers=1.0), query_timeout=args.timeout)
+        check = Propagation(
+            NAME,
+            "A",
+            parse_values("A", ANSWER),
+            resolvers=resolvers,
+            require=Requirement(authoritative="none", resolvers=1.0),
+            query_timeout=args.timeout,
+        )
         import dns.name
         import dns.rdatatype
 
@@ -135,10 +146,14 @@ def main() -> None:
     check_s, one_by_one_s = statistics.median(concurrent_s), statistics.median(sequential_s)
     bound = 2 + sum(delays) / args.timeout
     figures = {
-        "resolvers": args.answering + SILENT, "never_answer": SILENT, "timeout_s": args.timeout,
+        "resolvers": args.answering + SILENT,
+        "never_answer": SILENT,
+        "timeout_s": args.timeout,
         "answering_latency_ms": [round(d * 1000) for d in delays],
-        "check_s": round(check_s, 3), "check_vs_timeout": round(check_s / args.timeout, 3),
-        "sequential_s": round(one_by_one_s, 3), "sequential_vs_check": round(one_by_one_s / check_s, 2),
+        "check_s": round(check_s, 3),
+        "check_vs_timeout": round(check_s / args.timeout, 3),
+        "sequential_s": round(one_by_one_s, 3),
+        "sequential_vs_check": round(one_by_one_s / check_s, 2),
         "sequential_vs_check_bound": round(bound, 2),
     }
     if args.json:

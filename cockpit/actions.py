@@ -42,9 +42,15 @@ class OperatorActions:
         _lock: threading.RLock
         _steps: dict[str, StepRuntime]
 
-        def _emit(self, event: Event, *, step: StepRuntime | None = None, run: dict[str, Any] | None = None,
-                  action: tuple[str, str, str | None, str] | None = None,
-                  trigger: tuple[str, str] | None = None) -> Event: ...
+        def _emit(
+            self,
+            event: Event,
+            *,
+            step: StepRuntime | None = None,
+            run: dict[str, Any] | None = None,
+            action: tuple[str, str, str | None, str] | None = None,
+            trigger: tuple[str, str] | None = None,
+        ) -> Event: ...
         def _set_state(self, rt: StepRuntime, state: StepState, reason: str = "") -> None: ...
         def _set_run_state(self, state: RunState, reason: str = "") -> None: ...
         def _start_attempt(self, rt: StepRuntime) -> None: ...
@@ -55,8 +61,10 @@ class OperatorActions:
         def _log(self, rt: StepRuntime, line: str) -> None: ...
 
     def _act(self, operator: Operator, action: str, step_id: str | None = None, detail: str = "") -> None:
-        self._emit(OperatorActed(action=action, operator=str(operator), step_id=step_id, detail=detail),
-                   action=(str(operator), action, step_id, detail))
+        self._emit(
+            OperatorActed(action=action, operator=str(operator), step_id=step_id, detail=detail),
+            action=(str(operator), action, step_id, detail),
+        )
 
     def _runtime(self, step_id: str) -> StepRuntime:
         rt = self._steps.get(step_id)
@@ -89,10 +97,12 @@ class OperatorActions:
             if self.runbook.is_rollback_step(step_id) and self.run_state != RunState.ROLLING_BACK:
                 raise ActionRefused(f"{step_id!r} is a rollback step: it runs only during a rollback")
             startable = rt.state == StepState.SCHEDULED or (
-                rt.state == StepState.WAITING and rt.gate is not None and rt.gate.kind == "start")
+                rt.state == StepState.WAITING and rt.gate is not None and rt.gate.kind == "start"
+            )
             if not startable:
                 raise ActionRefused(
-                    f"{step.label!r} is {rt.state.value}; only a scheduled or waiting step can be started")
+                    f"{step.label!r} is {rt.state.value}; only a scheduled or waiting step can be started"
+                )
             unmet = [n for n in step.needs if not self._steps[n].state.satisfies_needs]
             if unmet:
                 raise ActionRefused(f"{step.label!r} needs {', '.join(unmet)} to succeed first")
@@ -136,11 +146,15 @@ class OperatorActions:
             self._refuse_if_ended()
             rt = self._runtime(step_id)
             if rt.state not in _REDOABLE:
-                raise ActionRefused(f"{step_id!r} is {rt.state.value}; only a failed, cancelled or "
-                                    "interrupted step can be retried")
+                raise ActionRefused(
+                    f"{step_id!r} is {rt.state.value}; only a failed, cancelled or interrupted step can be retried"
+                )
             if (self.runbook.is_rollback_step(step_id)) != (self.run_state == RunState.ROLLING_BACK):
-                raise ActionRefused("during a rollback only rollback steps run" if self.run_state ==
-                                    RunState.ROLLING_BACK else f"{step_id!r} runs only during a rollback")
+                raise ActionRefused(
+                    "during a rollback only rollback steps run"
+                    if self.run_state == RunState.ROLLING_BACK
+                    else f"{step_id!r} runs only during a rollback"
+                )
             self._act(operator, "retry", step_id)
             rt.retries_left = self.runbook.step(step_id).retries
             rt.retry_at = None

@@ -98,9 +98,16 @@ class CockpitApp(App[int]):
         Binding("ctrl+q,f10", "request_quit", "Quit", priority=True),
     ]
 
-    def __init__(self, session: Session | None = None, *, loader: Callable[[], Session] | None = None,
-                 title: str = "", autopilot_delay: float | None = None, refresh_interval: float = 0.25,
-                 start_engine: bool = True) -> None:
+    def __init__(
+        self,
+        session: Session | None = None,
+        *,
+        loader: Callable[[], Session] | None = None,
+        title: str = "",
+        autopilot_delay: float | None = None,
+        refresh_interval: float = 0.25,
+        start_engine: bool = True,
+    ) -> None:
         super().__init__()
         if session is None and loader is None:
             raise ValueError("give a session, or a loader that opens one")
@@ -199,13 +206,23 @@ class CockpitApp(App[int]):
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
-            self.notify(f"{event.worker.description or event.worker.name} failed: {event.worker.error}",
-                        severity="error", timeout=30)
+            self.notify(
+                f"{event.worker.description or event.worker.name} failed: {event.worker.error}",
+                severity="error",
+                timeout=30,
+            )
 
     # -- notices ------------------------------------------------------------------------------
 
-    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
-               markup: bool = True) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
         """Every notice goes to the notice line and the history (`n`); none floats over the screen."""
         self.notices.append(Notice(time.time(), str(severity), title, message))
         for screen in self.screen_stack:
@@ -247,8 +264,12 @@ class CockpitApp(App[int]):
             severity = {"error": "error", "warning": "warning"}.get(event.level, "information")
             self.notify(event.message, severity=severity, timeout=10)
         elif isinstance(event, TriggerFired):
-            self.notify(f"trigger {event.trigger_id} fired: {event.reason}", title=event.action.upper(),
-                        severity="error", timeout=15)
+            self.notify(
+                f"trigger {event.trigger_id} fired: {event.reason}",
+                title=event.action.upper(),
+                severity="error",
+                timeout=15,
+            )
         elif isinstance(event, OperatorActed):
             self.main.desk.heard(event)
         elif isinstance(event, GateOpened) and event.gate == "rollback":
@@ -326,10 +347,17 @@ class CockpitApp(App[int]):
         if not running:
             self.exit(0)
             return
-        self.push_screen(QuitModal("Quit?", f"Still running: {', '.join(running)}. They stop now and are "
-                                   "journaled as interrupted; starting the cockpit again (or `make demo`) "
-                                   "continues the run.", "Quit", danger=True),
-                         lambda answer: self.exit(0) if answer is True else None)
+        self.push_screen(
+            QuitModal(
+                "Quit?",
+                f"Still running: {', '.join(running)}. They stop now and are "
+                "journaled as interrupted; starting the cockpit again (or `make demo`) "
+                "continues the run.",
+                "Quit",
+                danger=True,
+            ),
+            lambda answer: self.exit(0) if answer is True else None,
+        )
 
     def get_system_commands(self, screen: Screen[Any]) -> Any:
         main = self.main

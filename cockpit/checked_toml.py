@@ -27,8 +27,9 @@ class ProblemsError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def load_checked(path: Path, model: type[Model], what: str,
-                 error: type[ProblemsError] = ProblemsError) -> tuple[Model, _Collector]:
+def load_checked(
+    path: Path, model: type[Model], what: str, error: type[ProblemsError] = ProblemsError
+) -> tuple[Model, _Collector]:
     """The file parsed by `model`, and a collector (with the file's key lines) for the caller's
     own checks; `error` listing every problem when the file cannot be read, parsed or validated."""
     try:

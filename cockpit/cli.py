@@ -56,9 +56,14 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--rehearsal", is_flag=True, help="Compressed time: --speed times faster, idle gaps skipped."),
         click.option("--speed", type=float, default=60.0, show_default=True, help="Rehearsal clock speed."),
         click.option("--from", "start_from", metavar="T-OFFSET", help="Rehearsal start time, e.g. T-1d."),
-        click.option("--answer", "answers", multiple=True, metavar="STEP=VALUE",
-                     help="Answer for the operator: yes/no for a gate; retry, skip:REASON or done:REASON for "
-                          "an interrupted or failed step; rollback=yes past a point of no return."),
+        click.option(
+            "--answer",
+            "answers",
+            multiple=True,
+            metavar="STEP=VALUE",
+            help="Answer for the operator: yes/no for a gate; retry, skip:REASON or done:REASON for "
+            "an interrupted or failed step; rollback=yes past a point of no return.",
+        ),
         click.option("--new", "new_run", is_flag=True, help="Abandon an unfinished run (journaled) and start afresh."),
     ]
     for option in reversed(options):
@@ -103,9 +108,11 @@ def check(runbook: str) -> None:
         click.echo(f"{runbook}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", err=True)
         sys.exit(EXIT_INVALID)
     warnings = len(problems)
-    click.echo(f"{runbook}: sound: {parsed.name!r}, {len(parsed.phases)} phases, {len(parsed.steps)} steps, "
-               f"{len(parsed.triggers)} triggers, T-0 {parsed.t0:%Y-%m-%d %H:%M %z}"
-               + (f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""))
+    click.echo(
+        f"{runbook}: sound: {parsed.name!r}, {len(parsed.phases)} phases, {len(parsed.steps)} steps, "
+        f"{len(parsed.triggers)} triggers, T-0 {parsed.t0:%Y-%m-%d %H:%M %z}"
+        + (f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else "")
+    )
 
 
 @main.command()
@@ -180,69 +187,135 @@ def dns() -> None:
 @click.option("--type", "kind", default="A", show_default=True, help="Record type: A, AAAA, CNAME, TXT, MX, ...")
 @click.option("--expect", multiple=True, metavar="VALUE", help="The new value (repeat for several records).")
 @click.option("--old", multiple=True, metavar="VALUE", help="The value before the change: shown as 'old'.")
-@click.option("--resolvers", "resolvers_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML file of [[resolver]] name, address, port, filtering; replaces the built-in set.")
-@click.option("--authoritative", multiple=True, metavar="ADDRESS[:PORT]",
-              help="The zone's authoritative servers (default: found from NS).")
+@click.option(
+    "--resolvers",
+    "resolvers_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML file of [[resolver]] name, address, port, filtering; replaces the built-in set.",
+)
+@click.option(
+    "--authoritative",
+    multiple=True,
+    metavar="ADDRESS[:PORT]",
+    help="The zone's authoritative servers (default: found from NS).",
+)
 @click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds per query.")
 @click.option("--watch", is_flag=True, help="Check again every --interval until it holds (Ctrl+C stops).")
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between checks with --watch.")
 @click.option("--within", type=float, default=None, help="With --watch: give up after this many seconds.")
-@click.option("--require", type=float, default=0.9, show_default=True,
-              help="Fraction of answering resolvers that must be new.")
+@click.option(
+    "--require", type=float, default=0.9, show_default=True, help="Fraction of answering resolvers that must be new."
+)
 @click.option("--json", "as_json", is_flag=True, help="Each server's state, answer and TTL as one JSON document.")
-def dns_check(name: str, kind: str, expect: tuple[str, ...], old: tuple[str, ...], resolvers_file: str | None,
-              authoritative: tuple[str, ...], timeout: float, watch: bool, interval: float, within: float | None,
-              require: float, as_json: bool) -> None:
+def dns_check(
+    name: str,
+    kind: str,
+    expect: tuple[str, ...],
+    old: tuple[str, ...],
+    resolvers_file: str | None,
+    authoritative: tuple[str, ...],
+    timeout: float,
+    watch: bool,
+    interval: float,
+    within: float | None,
+    require: float,
+    as_json: bool,
+) -> None:
     """Ask every resolver and authoritative server for NAME at once; exit 0 when the expected
     answer holds where required, 1 when not, 2 on bad input."""
     from cockpit.dnscheck.command import CheckRequest, run_check
 
-    request = CheckRequest(name, kind, expect, old, resolvers_file, authoritative, timeout, watch, interval,
-                           within, require, as_json)
+    request = CheckRequest(
+        name, kind, expect, old, resolvers_file, authoritative, timeout, watch, interval, within, require, as_json
+    )
     sys.exit(run_check(request, out=click.echo, err=lambda text: click.echo(text, err=True)))
 
 
 @main.command()
 @click.option("--headless", is_flag=True, help="No screen; ends by itself (exit 0 when the rehearsal passes).")
 @click.option("--json", "as_json", is_flag=True, help="With --headless: one JSON event per line.")
-@click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Size of the seeded v1 database: 1 is 1,000 users and 10,000 cases.")
-@click.option("--speed", type=float, default=None,
-              help="Rehearsal clock speed (default 30 on screen, paced to about two minutes; 60 headless).")
-@click.option("--glide", type=float, default=None,
-              help="On screen, seconds the clock takes to sweep over each idle gap (default 5; 0 jumps at once).")
-@click.option("--break", "breaks", multiple=True, type=click.Choice(["auth", "cases", "health"]),
-              help="Make a v2 stand-in endpoint fail, to rehearse a rollback.")
-@click.option("--runbook", "runbook_path", type=click.Path(dir_okay=False), default=None,
-              help="The runbook to rehearse (default: ./runbook.toml, else the one shipped with the cockpit).")
-@click.option("--new", "new_run", is_flag=True,
-              help="Start a new rehearsal with a new sandbox, instead of continuing the unfinished one.")
-def demo(headless: bool, as_json: bool, scale: float, speed: float | None, glide: float | None,
-         breaks: tuple[str, ...], runbook_path: str | None, new_run: bool) -> None:
+@click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Size of the seeded v1 database: 1 is 1,000 users and 10,000 cases.",
+)
+@click.option(
+    "--speed",
+    type=float,
+    default=None,
+    help="Rehearsal clock speed (default 30 on screen, paced to about two minutes; 60 headless).",
+)
+@click.option(
+    "--glide",
+    type=float,
+    default=None,
+    help="On screen, seconds the clock takes to sweep over each idle gap (default 5; 0 jumps at once).",
+)
+@click.option(
+    "--break",
+    "breaks",
+    multiple=True,
+    type=click.Choice(["auth", "cases", "health"]),
+    help="Make a v2 stand-in endpoint fail, to rehearse a rollback.",
+)
+@click.option(
+    "--runbook",
+    "runbook_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The runbook to rehearse (default: ./runbook.toml, else the one shipped with the cockpit).",
+)
+@click.option(
+    "--new",
+    "new_run",
+    is_flag=True,
+    help="Start a new rehearsal with a new sandbox, instead of continuing the unfinished one.",
+)
+def demo(
+    headless: bool,
+    as_json: bool,
+    scale: float,
+    speed: float | None,
+    glide: float | None,
+    breaks: tuple[str, ...],
+    runbook_path: str | None,
+    new_run: bool,
+) -> None:
     """Start the sandbox (PostgreSQL, v1 and v2 stand-ins) and rehearse the runbook against it:
     the unfinished rehearsal, with the sandbox as it left it, or a new one."""
     from cockpit.sandbox.world import Sandbox, state_folder
 
     path = Path(runbook_path) if runbook_path else _demo_runbook()
-    say: Callable[[str], None] = (lambda text: click.echo(f"sandbox: {text}", err=True)) if not as_json else (
-        lambda text: None)
+    say: Callable[[str], None] = (
+        (lambda text: click.echo(f"sandbox: {text}", err=True)) if not as_json else (lambda text: None)
+    )
     state = state_folder(path)
     unfinished = _unfinished_rehearsal(path)
     fresh = new_run or unfinished is None or not state.exists()
     if unfinished is not None and not new_run:
-        say(f"the sandbox of the unfinished rehearsal (run {unfinished}) is gone: a new rehearsal starts"
-            if fresh else f"continuing the unfinished rehearsal (run {unfinished}); `cockpit demo --new` starts afresh")
+        say(
+            f"the sandbox of the unfinished rehearsal (run {unfinished}) is gone: a new rehearsal starts"
+            if fresh
+            else f"continuing the unfinished rehearsal (run {unfinished}); `cockpit demo --new` starts afresh"
+        )
     _exit_on_signals()
     try:
         with Sandbox(scale, breaks=breaks, say=say, state=state, fresh=fresh) as sandbox:
             env = {**os.environ, **sandbox.env}
             # On screen the demo is paced for watching: the clock glides between due times and the
             # autopilot lets each question show before it answers.
-            options = RunOptions(runbook=path, rehearsal=True, speed=speed or (60.0 if headless else 30.0),
-                                 new_run=fresh, glide=0.0 if headless else (5.0 if glide is None else glide),
-                                 env=env,
-                                 command="cockpit demo" + (" --headless" if headless else ""))
+            options = RunOptions(
+                runbook=path,
+                rehearsal=True,
+                speed=speed or (60.0 if headless else 30.0),
+                new_run=fresh,
+                glide=0.0 if headless else (5.0 if glide is None else glide),
+                env=env,
+                command="cockpit demo" + (" --headless" if headless else ""),
+            )
             if headless:
                 code = _headless(options, as_json, autopilot_delay=0.0)
             else:
@@ -308,8 +381,11 @@ def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None 
         _fail(exc.lines)
         raise AssertionError from None
     engine = session.engine
-    printer = HeadlessPrinter(as_json=as_json, t0=session.runbook.t0,
-                              log_tail=lambda step: session.journal.log_lines(engine.run_id, step, tail=5))
+    printer = HeadlessPrinter(
+        as_json=as_json,
+        t0=session.runbook.t0,
+        log_tail=lambda step: session.journal.log_lines(engine.run_id, step, tail=5),
+    )
     engine.subscribe(printer)
     autopilot = None
     if autopilot_delay is not None:
@@ -337,8 +413,7 @@ def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None 
         if autopilot:
             autopilot.cancel()
         session.close()
-        click.echo("stopped: running steps are recorded as interrupted; `cockpit run` continues the run",
-                   err=True)
+        click.echo("stopped: running steps are recorded as interrupted; `cockpit run` continues the run", err=True)
         return 130
     stop_progress.set()
     if autopilot:

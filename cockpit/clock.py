@@ -33,19 +33,19 @@ class DurationError(ValueError):
 def parse_duration(text: str) -> timedelta:
     """Parse `90s`, `5m`, `1h30m`, `7d`, `250ms`; `0` alone is accepted as zero."""
     if not isinstance(text, str):
-        raise DurationError(f"a duration is a string such as \"90s\", not {type(text).__name__}")
+        raise DurationError(f'a duration is a string such as "90s", not {type(text).__name__}')
     s = text.strip()
     if s == "0":
         return timedelta(0)
     if not s:
-        raise DurationError("empty duration: use e.g. \"90s\", \"5m\", \"1h30m\", \"7d\"")
+        raise DurationError('empty duration: use e.g. "90s", "5m", "1h30m", "7d"')
     pos = 0
     total = 0.0
     last_unit = -1
     while pos < len(s):
         m = _PART.match(s, pos)
         if not m:
-            raise DurationError(f"bad duration {text!r}: use e.g. \"90s\", \"5m\", \"1h30m\", \"7d\"")
+            raise DurationError(f'bad duration {text!r}: use e.g. "90s", "5m", "1h30m", "7d"')
         unit = _UNIT_ORDER.index(m.group(2))
         if unit <= last_unit:
             raise DurationError(f"bad duration {text!r}: units must go from largest to smallest, once each")
@@ -58,16 +58,16 @@ def parse_duration(text: str) -> timedelta:
 def parse_offset(text: str) -> timedelta:
     """Parse a T-offset (`T-30d`, `T-0`, `T+24h`) into a signed timedelta from T-0."""
     if not isinstance(text, str):
-        raise DurationError(f"an offset is a string such as \"T-30d\", not {type(text).__name__}")
+        raise DurationError(f'an offset is a string such as "T-30d", not {type(text).__name__}')
     s = text.strip()
     if s in ("T", "T0", "T-0", "T+0"):
         return timedelta(0)
     if len(s) < 3 or s[0] != "T" or s[1] not in "+-":
-        raise DurationError(f"bad offset {text!r}: use e.g. \"T-30d\", \"T-0\", \"T+24h\"")
+        raise DurationError(f'bad offset {text!r}: use e.g. "T-30d", "T-0", "T+24h"')
     try:
         magnitude = parse_duration(s[2:])
     except DurationError as exc:
-        raise DurationError(f"bad offset {text!r}: use e.g. \"T-30d\", \"T-0\", \"T+24h\"") from exc
+        raise DurationError(f'bad offset {text!r}: use e.g. "T-30d", "T-0", "T+24h"') from exc
     return -magnitude if s[1] == "-" else magnitude
 
 

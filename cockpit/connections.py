@@ -66,12 +66,7 @@ class HttpConnection(_Connection):
 
 
 Connection = (
-    PostgresConnection
-    | ConvexConnection
-    | SmtpConnection
-    | DnsConnection
-    | GoogleCalendarConnection
-    | HttpConnection
+    PostgresConnection | ConvexConnection | SmtpConnection | DnsConnection | GoogleCalendarConnection | HttpConnection
 )
 
 CONNECTION_KINDS: dict[str, type[_Connection]] = {

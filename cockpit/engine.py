@@ -106,9 +106,13 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
         previous = rt.state
         rt.state = state
         rt.reason = self.redact(reason)
-        self._emit(StepStateChanged(step_id=rt.id, state=state.value, previous=previous.value,
-                                    attempt=rt.attempt, reason=rt.reason), step=rt,
-                   run={"clock": self.clock.now().isoformat()})
+        self._emit(
+            StepStateChanged(
+                step_id=rt.id, state=state.value, previous=previous.value, attempt=rt.attempt, reason=rt.reason
+            ),
+            step=rt,
+            run={"clock": self.clock.now().isoformat()},
+        )
         self._on_triggers(self._triggers.on_step_state(rt.id, state.value, self.clock.now()))
         if state.satisfies_needs:
             # The last step's success and the run's end are one transition: no reader sees between.
@@ -191,12 +195,12 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
                 self._alert("warning", f"step {rt.id!r} is over its budget of {format_duration(budget)}", rt.id)
             if rt.stop_requested_wall is not None and wall - rt.stop_requested_wall > self.grace:
                 self._log(rt, f"the attempt did not stop within {self.grace:g}s; abandoned")
-                self._attempt_finished(rt.id, rt.attempt, "failed",
-                                       "did not stop when cancelled; its thread was abandoned")
+                self._attempt_finished(
+                    rt.id, rt.attempt, "failed", "did not stop when cancelled; its thread was abandoned"
+                )
 
     def _needs_met(self, step_id: str) -> bool:
-        return all(self._steps[n].state.satisfies_needs for n in self.runbook.step(step_id).needs
-                   if n in self._steps)
+        return all(self._steps[n].state.satisfies_needs for n in self.runbook.step(step_id).needs if n in self._steps)
 
     def _promote(self, now: datetime) -> None:
         for step in self.runbook.forward_steps:
@@ -263,8 +267,10 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
             return None
         if any(rt.state in (StepState.RUNNING, StepState.READY) for rt in self._steps.values()):
             return None
-        if any(rt.state == StepState.WAITING and rt.gate is not None and rt.gate.kind != "start"
-               for rt in self._steps.values()):
+        if any(
+            rt.state == StepState.WAITING and rt.gate is not None and rt.gate.kind != "start"
+            for rt in self._steps.values()
+        ):
             return None
         if next_due <= self.clock.now():
             return None
@@ -285,8 +291,9 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
         rt.over_budget_reported = False
         rt.gate = None
         self._set_state(rt, StepState.RUNNING, f"attempt {rt.attempt}")
-        thread = threading.Thread(target=self._attempt_body, args=(rt.id, rt.attempt, rt.cancel),
-                                  name=f"step:{rt.id}", daemon=True)
+        thread = threading.Thread(
+            target=self._attempt_body, args=(rt.id, rt.attempt, rt.cancel), name=f"step:{rt.id}", daemon=True
+        )
         rt.thread = thread
         thread.start()
 
@@ -301,11 +308,20 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
             # keeps wall speed, so the window's countdown and lateness measure real seconds.
             holds = self.rehearsal and not (kind.waits or kind.asks_only)
             ctx = StepContext(
-                step_id=step_id, title=step.label, attempt=attempt, params=params,
-                connections=self._connections, host=self, cancel=cancel, clock=self.clock,
-                artifacts=artifacts, dry_run=self.dry_run,
-                checkpoint=self.journal.checkpoint(self.run_id, step_id), base_dir=self.runbook.base_dir,
-                t0=self.runbook.t0, holds_real_time=holds,
+                step_id=step_id,
+                title=step.label,
+                attempt=attempt,
+                params=params,
+                connections=self._connections,
+                host=self,
+                cancel=cancel,
+                clock=self.clock,
+                artifacts=artifacts,
+                dry_run=self.dry_run,
+                checkpoint=self.journal.checkpoint(self.run_id, step_id),
+                base_dir=self.runbook.base_dir,
+                t0=self.runbook.t0,
+                holds_real_time=holds,
             )
             effect = kind.effect_of(params)
             # A probe after a step the dry run did not run would look at what that step did not
@@ -366,14 +382,18 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
             self._set_state(rt, StepState.FAILED, reason)
         elif intent in ("cancel", "rollback") or outcome == "cancelled":
             self._set_state(rt, StepState.CANCELLED, intent_reason or reason)
-        elif rt.retries_left > 0 and not (self.run_state == RunState.ROLLING_BACK
-                                          and not self.runbook.is_rollback_step(step_id)):
+        elif rt.retries_left > 0 and not (
+            self.run_state == RunState.ROLLING_BACK and not self.runbook.is_rollback_step(step_id)
+        ):
             done = step.retries - rt.retries_left
             rt.retries_left -= 1
-            delay = step.retry_delay * (2 ** done)
+            delay = step.retry_delay * (2**done)
             rt.retry_at = self.clock.now() + delay
-            self._set_state(rt, StepState.SCHEDULED, f"failed: {reason}; retry {done + 1} of {step.retries} "
-                                                     f"in {format_duration(delay)}")
+            self._set_state(
+                rt,
+                StepState.SCHEDULED,
+                f"failed: {reason}; retry {done + 1} of {step.retries} in {format_duration(delay)}",
+            )
         else:
             self._set_state(rt, StepState.FAILED, reason)
             self._apply_answer(rt)
@@ -415,8 +435,11 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
         if self.paused:
             return Outcome.WAITING
         # Something will still happen by itself: a step falling due, a retry.
-        if any(rt.state == StepState.SCHEDULED and not self._blocked(rt.id) for rt in self._steps.values()
-               if not self.runbook.is_rollback_step(rt.id)):
+        if any(
+            rt.state == StepState.SCHEDULED and not self._blocked(rt.id)
+            for rt in self._steps.values()
+            if not self.runbook.is_rollback_step(rt.id)
+        ):
             return Outcome.RUNNING
         if any(s in (StepState.FAILED, StepState.CANCELLED) for s in states):
             return Outcome.FAILED
@@ -475,8 +498,11 @@ class Engine(RunOpening, EventJournal, StepHost, OperatorActions, RollbackContro
 
     def running_steps(self) -> list[str]:
         with self._lock:
-            return [rt.id for rt in self._steps.values() if rt.state in (StepState.RUNNING, StepState.WAITING)
-                    and rt.cancel is not None]
+            return [
+                rt.id
+                for rt in self._steps.values()
+                if rt.state in (StepState.RUNNING, StepState.WAITING) and rt.cancel is not None
+            ]
 
     def view(self) -> Any:
         with self._lock:

@@ -69,15 +69,22 @@ class EventJournal:
                 changes[f.name] = tuple(self.redact(v) for v in value)
         return dataclasses.replace(event, **changes) if changes else event
 
-    def _emit(self, event: Event, *, step: StepRuntime | None = None, run: dict[str, Any] | None = None,
-              action: tuple[str, str, str | None, str] | None = None,
-              trigger: tuple[str, str] | None = None) -> Event:
+    def _emit(
+        self,
+        event: Event,
+        *,
+        step: StepRuntime | None = None,
+        run: dict[str, Any] | None = None,
+        action: tuple[str, str, str | None, str] | None = None,
+        trigger: tuple[str, str] | None = None,
+    ) -> Event:
         """Journal, then publish. Call with the engine lock held, so journal order is event order."""
         event = self._redact_event(dataclasses.replace(event, wall=time.time(), clock=self.clock.now()))
         if action is not None:
             action = (action[0], action[1], action[2], self.redact(action[3]))
-        seq = self.journal.record(self.run_id, event, step=step.record() if step else None, run=run,
-                                  action=action, trigger=trigger)
+        seq = self.journal.record(
+            self.run_id, event, step=step.record() if step else None, run=run, action=action, trigger=trigger
+        )
         event = dataclasses.replace(event, seq=seq)
         self._publish(event)
         return event
@@ -94,8 +101,16 @@ class EventJournal:
                 for i, line in enumerate(chunk.lines):
                     rows.append((chunk.step_id, first + i, chunk.attempt, chunk.wall, line))
                 rt.log_count += len(chunk.lines)
-                events.append(StepLog(step_id=chunk.step_id, attempt=chunk.attempt, first_line=first,
-                                      lines=tuple(chunk.lines), wall=chunk.wall, clock=self.clock.now()))
+                events.append(
+                    StepLog(
+                        step_id=chunk.step_id,
+                        attempt=chunk.attempt,
+                        first_line=first,
+                        lines=tuple(chunk.lines),
+                        wall=chunk.wall,
+                        clock=self.clock.now(),
+                    )
+                )
         self.journal.append_logs(self.run_id, rows)
         # Log batches are not journal events (the lines table holds them): publish directly.
         for event in events:
@@ -108,8 +123,19 @@ class EventJournal:
                 rt = self._steps.get(r.step_id)
                 state = rt.progress.get(r.label) if rt else None
                 rate = state.rate if state else None
-            self._publish(StepProgress(step_id=r.step_id, attempt=r.attempt, label=r.label, done=r.done,
-                                       total=r.total, unit=r.unit, rate=rate, wall=r.wall, clock=self.clock.now()))
+            self._publish(
+                StepProgress(
+                    step_id=r.step_id,
+                    attempt=r.attempt,
+                    label=r.label,
+                    done=r.done,
+                    total=r.total,
+                    unit=r.unit,
+                    rate=rate,
+                    wall=r.wall,
+                    clock=self.clock.now(),
+                )
+            )
 
 
 class StepHost:
@@ -125,9 +151,15 @@ class StepHost:
         _metrics: dict[str, float]
         _triggers: TriggerWatch
 
-        def _emit(self, event: Event, *, step: StepRuntime | None = None, run: dict[str, Any] | None = None,
-                  action: tuple[str, str, str | None, str] | None = None,
-                  trigger: tuple[str, str] | None = None) -> Event: ...
+        def _emit(
+            self,
+            event: Event,
+            *,
+            step: StepRuntime | None = None,
+            run: dict[str, Any] | None = None,
+            action: tuple[str, str, str | None, str] | None = None,
+            trigger: tuple[str, str] | None = None,
+        ) -> Event: ...
         def _set_state(self, rt: StepRuntime, state: StepState, reason: str = "") -> None: ...
         def _apply_answer(self, rt: StepRuntime) -> None: ...
         def _fire(self, firing: Firing) -> None: ...
@@ -137,8 +169,9 @@ class StepHost:
     def step_log(self, step_id: str, attempt: int, lines: list[str]) -> None:
         self._pump.add(step_id, attempt, lines)
 
-    def step_progress(self, step_id: str, attempt: int, done: float, total: float | None, unit: str,
-                      label: str) -> None:
+    def step_progress(
+        self, step_id: str, attempt: int, done: float, total: float | None, unit: str, label: str
+    ) -> None:
         wall = time.time()
         label = label or self.runbook.step(step_id).label
         with self._lock:
@@ -204,8 +237,11 @@ class StepHost:
                 raise StepCancelled("no longer running")
             rt.gate = gate
             self._set_state(rt, StepState.WAITING, gate.question)
-            self._emit(GateOpened(step_id=step_id, gate=gate.kind, question=gate.question, confirm=gate.confirm,
-                                  items=gate.items))
+            self._emit(
+                GateOpened(
+                    step_id=step_id, gate=gate.kind, question=gate.question, confirm=gate.confirm, items=gate.items
+                )
+            )
             self._apply_answer(rt)
         while not gate.answered.wait(0.05):
             if cancel.is_set():

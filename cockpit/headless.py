@@ -30,9 +30,18 @@ from cockpit.events import (
 from cockpit.runtime import RunView
 
 _COLOURS = {
-    "succeeded": "32", "failed": "31;1", "running": "36", "waiting": "33;1", "interrupted": "35;1",
-    "skipped": "2", "cancelled": "33", "ready": "36", "scheduled": "2",
-    "error": "31;1", "warning": "33", "info": "0",
+    "succeeded": "32",
+    "failed": "31;1",
+    "running": "36",
+    "waiting": "33;1",
+    "interrupted": "35;1",
+    "skipped": "2",
+    "cancelled": "33",
+    "ready": "36",
+    "scheduled": "2",
+    "error": "31;1",
+    "warning": "33",
+    "info": "0",
 }
 
 
@@ -67,8 +76,15 @@ def summary_line(view: RunView, exit_code: int) -> str:
 class HeadlessPrinter:
     """Subscribe it to an engine; call `progress_loop` on a thread for periodic progress."""
 
-    def __init__(self, stream: IO[str] | None = None, *, as_json: bool = False, colour: bool | None = None,
-                 t0: Any = None, log_tail: Callable[[str], list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        as_json: bool = False,
+        colour: bool | None = None,
+        t0: Any = None,
+        log_tail: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.stream = stream or sys.stdout
         self.as_json = as_json
         self.colour = self.stream.isatty() if colour is None else colour
@@ -116,8 +132,11 @@ class HeadlessPrinter:
             return f"run {event.run_id} {verb}: {event.runbook} ({mode}), operator {event.operator}"
         if isinstance(event, StepStateChanged):
             # A gate line says why a step waits; the operator's answer line says it moved on.
-            if event.state == "ready" or event.state == "waiting" or (
-                    event.state == "running" and event.reason.startswith("answered")):
+            if (
+                event.state == "ready"
+                or event.state == "waiting"
+                or (event.state == "running" and event.reason.startswith("answered"))
+            ):
                 return None
             state = self._paint(f"{event.state:<11}", event.state)
             reason = f"  {event.reason}" if event.reason else ""
@@ -134,8 +153,7 @@ class HeadlessPrinter:
             return f"operator {event.operator}: {event.action}{target}{detail}"
         if isinstance(event, TriggerFired):
             deadline = f", roll back by {event.deadline:%H:%M:%S}" if event.deadline else ""
-            return self._paint(f"TRIGGER {event.trigger_id} fired ({event.action}): {event.reason}{deadline}",
-                               "error")
+            return self._paint(f"TRIGGER {event.trigger_id} fired ({event.action}): {event.reason}{deadline}", "error")
         if isinstance(event, RollbackStarted):
             plan = ", ".join(event.plan) or "nothing to undo"
             return self._paint(f"ROLLBACK starts: {event.reason}; plan: {plan}", "error")
@@ -159,8 +177,8 @@ class HeadlessPrinter:
             elapsed = format_duration(step.elapsed) if step.elapsed is not None else "?"
             bars = "; ".join(
                 (f"{p.label}: " if p.label != step.title else "") + describe_progress(p.done, p.total, p.unit, p.rate)
-                for p in step.progress)
+                for p in step.progress
+            )
             late = f", {format_duration(step.late_by)} over budget" if step.late_by else ""
             indent = 2 + len(f"{view.now:%m-%d %H:%M:%S} ") + len(format_t_clock(view.now, view.t0))
-            self._write(f"{'':<{indent}} {step.id:<22} "
-                        f"{'…':<11}  {elapsed}{late}" + (f"  {bars}" if bars else ""))
+            self._write(f"{'':<{indent}} {step.id:<22} {'…':<11}  {elapsed}{late}" + (f"  {bars}" if bars else ""))

@@ -150,14 +150,25 @@ class Journal:
     # -- runs -----------------------------------------------------------------
 
     def create_run(
-        self, *, source: str, name: str, digest: str, runbook_text: str, mode: str, dry_run: bool,
+        self,
+        *,
+        source: str,
+        name: str,
+        digest: str,
+        runbook_text: str,
+        mode: str,
+        dry_run: bool,
         options: dict[str, Any],
     ) -> int:
-        (run_id,) = self._write([(
-            "INSERT INTO runs (source, name, digest, runbook_text, mode, dry_run, created_wall, state, options)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-            (source, name, digest, runbook_text, mode, int(dry_run), time.time(), json.dumps(options)),
-        )])
+        (run_id,) = self._write(
+            [
+                (
+                    "INSERT INTO runs (source, name, digest, runbook_text, mode, dry_run, created_wall, state, options)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                    (source, name, digest, runbook_text, mode, int(dry_run), time.time(), json.dumps(options)),
+                )
+            ]
+        )
         assert run_id is not None
         return run_id
 
@@ -192,10 +203,20 @@ class Journal:
         names = [d[0] for d in self._db.execute("SELECT * FROM runs LIMIT 0").description]
         r = dict(zip(names, row, strict=True))
         return RunRecord(
-            id=r["id"], source=r["source"], name=r["name"], digest=r["digest"], runbook_text=r["runbook_text"],
-            mode=r["mode"], dry_run=bool(r["dry_run"]), created_wall=r["created_wall"], ended_wall=r["ended_wall"],
-            state=r["state"], paused=bool(r["paused"]), clock=_dt(r["clock"]),
-            rollback=json.loads(r["rollback"]) if r["rollback"] else None, options=json.loads(r["options"]),
+            id=r["id"],
+            source=r["source"],
+            name=r["name"],
+            digest=r["digest"],
+            runbook_text=r["runbook_text"],
+            mode=r["mode"],
+            dry_run=bool(r["dry_run"]),
+            created_wall=r["created_wall"],
+            ended_wall=r["ended_wall"],
+            state=r["state"],
+            paused=bool(r["paused"]),
+            clock=_dt(r["clock"]),
+            rollback=json.loads(r["rollback"]) if r["rollback"] else None,
+            options=json.loads(r["options"]),
             heartbeat_wall=r.get("heartbeat_wall"),
         )
 
@@ -216,36 +237,56 @@ class Journal:
         for key in ("type", "seq", "wall", "clock"):
             data.pop(key, None)
         clock = _iso(event.clock)
-        statements: list[tuple[str, Sequence[Any]]] = [(
-            "INSERT INTO events (run_id, wall, clock, type, step, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, event.wall, clock, event.type, event.step, json.dumps(data, default=str)),
-        )]
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (
+                "INSERT INTO events (run_id, wall, clock, type, step, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, event.wall, clock, event.type, event.step, json.dumps(data, default=str)),
+            )
+        ]
         if step is not None:
-            statements.append((
-                "INSERT OR REPLACE INTO steps (run_id, step, state, attempt, retries_left, reason, started_clock,"
-                " ended_clock, started_wall, ended_wall, completed_seq, operator_started, not_run)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, step.step, step.state, step.attempt, step.retries_left, step.reason,
-                 _iso(step.started_clock), _iso(step.ended_clock), step.started_wall, step.ended_wall,
-                 step.completed_seq, int(step.operator_started), int(step.not_run)),
-            ))
+            statements.append(
+                (
+                    "INSERT OR REPLACE INTO steps (run_id, step, state, attempt, retries_left, reason, started_clock,"
+                    " ended_clock, started_wall, ended_wall, completed_seq, operator_started, not_run)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        step.step,
+                        step.state,
+                        step.attempt,
+                        step.retries_left,
+                        step.reason,
+                        _iso(step.started_clock),
+                        _iso(step.ended_clock),
+                        step.started_wall,
+                        step.ended_wall,
+                        step.completed_seq,
+                        int(step.operator_started),
+                        int(step.not_run),
+                    ),
+                )
+            )
         if run:
             columns = ", ".join(f"{k} = ?" for k in run)
             values = [json.dumps(v) if k == "rollback" and v is not None else v for k, v in run.items()]
             statements.append((f"UPDATE runs SET {columns} WHERE id = ?", (*values, run_id)))
         if action is not None:
             operator, name, step_id, detail = action
-            statements.append((
-                "INSERT INTO actions (run_id, wall, clock, operator, action, step, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, event.wall, clock, operator, name, step_id, detail),
-            ))
+            statements.append(
+                (
+                    "INSERT INTO actions (run_id, wall, clock, operator, action, step, detail)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, event.wall, clock, operator, name, step_id, detail),
+                )
+            )
         if trigger is not None:
-            statements.append((
-                "INSERT OR REPLACE INTO triggers (run_id, trigger, fired_wall, fired_clock, reason)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (run_id, trigger[0], event.wall, clock, trigger[1]),
-            ))
+            statements.append(
+                (
+                    "INSERT OR REPLACE INTO triggers (run_id, trigger, fired_wall, fired_clock, reason)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (run_id, trigger[0], event.wall, clock, trigger[1]),
+                )
+            )
         seq = self._write(statements)[0]
         assert seq is not None
         return seq
@@ -274,9 +315,18 @@ class Journal:
             ).fetchall()
         return {
             r[0]: StepRecord(
-                step=r[0], state=r[1], attempt=r[2], retries_left=r[3], reason=r[4], started_clock=_dt(r[5]),
-                ended_clock=_dt(r[6]), started_wall=r[7], ended_wall=r[8], completed_seq=r[9],
-                operator_started=bool(r[10]), not_run=bool(r[11]),
+                step=r[0],
+                state=r[1],
+                attempt=r[2],
+                retries_left=r[3],
+                reason=r[4],
+                started_clock=_dt(r[5]),
+                ended_clock=_dt(r[6]),
+                started_wall=r[7],
+                ended_wall=r[8],
+                completed_seq=r[9],
+                operator_started=bool(r[10]),
+                not_run=bool(r[11]),
             )
             for r in rows
         }
@@ -301,8 +351,9 @@ class Journal:
     def log_lines(self, run_id: int, step: str, *, tail: int | None = None) -> list[str]:
         return [entry.line for entry in self.log_entries(run_id, step, tail=tail)]
 
-    def log_entries(self, run_id: int, step: str, *, tail: int | None = None,
-                    containing: str | None = None) -> list[LogEntry]:
+    def log_entries(
+        self, run_id: int, step: str, *, tail: int | None = None, containing: str | None = None
+    ) -> list[LogEntry]:
         """A step's log lines in order, with their attempts and times: the last `tail` of them, and
         only those that contain `containing` (case-insensitive) when given."""
         where, args = "run_id = ? AND step = ?", [run_id, step]
@@ -312,7 +363,8 @@ class Journal:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT n, attempt, wall, line FROM (SELECT n, attempt, wall, line FROM logs WHERE {where}"
-                " ORDER BY n DESC LIMIT ?) ORDER BY n", (*args, -1 if tail is None else tail)
+                " ORDER BY n DESC LIMIT ?) ORDER BY n",
+                (*args, -1 if tail is None else tail),
             ).fetchall()
         return [LogEntry(*row) for row in rows]
 
@@ -324,10 +376,14 @@ class Journal:
         return int(row[0])
 
     def save_checkpoint(self, run_id: int, step: str, data: dict[str, Any]) -> None:
-        self._write([(
-            "INSERT OR REPLACE INTO checkpoints (run_id, step, data, wall) VALUES (?, ?, ?, ?)",
-            (run_id, step, json.dumps(data), time.time()),
-        )])
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO checkpoints (run_id, step, data, wall) VALUES (?, ?, ?, ?)",
+                    (run_id, step, json.dumps(data), time.time()),
+                )
+            ]
+        )
 
     def checkpoint(self, run_id: int, step: str) -> dict[str, Any]:
         with self._lock:
@@ -340,24 +396,36 @@ class Journal:
         if not rows:
             return
         now = time.time()
-        self._write([
-            ("INSERT OR REPLACE INTO progress (run_id, step, label, done, total, unit, wall)"
-             " VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, step, label, done, total, unit, now))
-            for step, label, done, total, unit in rows
-        ])
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO progress (run_id, step, label, done, total, unit, wall)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, step, label, done, total, unit, now),
+                )
+                for step, label, done, total, unit in rows
+            ]
+        )
 
     def progress(self, run_id: int) -> list[tuple[str, str, float, float | None, str]]:
         with self._lock:
-            return [tuple(r) for r in self._db.execute(
-                "SELECT step, label, done, total, unit FROM progress WHERE run_id = ? ORDER BY step, label",
-                (run_id,),
-            ).fetchall()]
+            return [
+                tuple(r)
+                for r in self._db.execute(
+                    "SELECT step, label, done, total, unit FROM progress WHERE run_id = ? ORDER BY step, label",
+                    (run_id,),
+                ).fetchall()
+            ]
 
     def save_metric(self, run_id: int, name: str, value: float, step: str) -> None:
-        self._write([(
-            "INSERT OR REPLACE INTO metrics (run_id, name, value, step, wall) VALUES (?, ?, ?, ?, ?)",
-            (run_id, name, value, step, time.time()),
-        )])
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO metrics (run_id, name, value, step, wall) VALUES (?, ?, ?, ?, ?)",
+                    (run_id, name, value, step, time.time()),
+                )
+            ]
+        )
 
     def metrics(self, run_id: int) -> dict[str, float]:
         with self._lock:
@@ -373,10 +441,13 @@ class Journal:
 
     def actions(self, run_id: int) -> list[tuple[float, str, str, str | None, str]]:
         with self._lock:
-            return [tuple(r) for r in self._db.execute(
-                "SELECT wall, operator, action, step, detail FROM actions WHERE run_id = ? ORDER BY id",
-                (run_id,),
-            ).fetchall()]
+            return [
+                tuple(r)
+                for r in self._db.execute(
+                    "SELECT wall, operator, action, step, detail FROM actions WHERE run_id = ? ORDER BY id",
+                    (run_id,),
+                ).fetchall()
+            ]
 
 
 def _event_from(cls: type[Event], fields: dict[str, Any], **common: Any) -> Event:

@@ -35,8 +35,10 @@ class RunOptions:
 
 
 # Said after the unset variables a run (or `check`) found: where a newcomer gets them.
-UNSET_HINT = ("set them in the environment before the run (export NAME=...); `cockpit demo` sets them itself, "
-              "against its local sandbox")
+UNSET_HINT = (
+    "set them in the environment before the run (export NAME=...); `cockpit demo` sets them itself, "
+    "against its local sandbox"
+)
 
 
 def precheck(path: Path, env: Mapping[str, str]) -> list[str]:

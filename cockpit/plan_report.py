@@ -32,8 +32,7 @@ def plan_report(runbook: Runbook, local: tzinfo | None = None) -> str:
         f"T-0 is {t0:%Y-%m-%d %H:%M} {zone_name} (runbook zone) = {t0.astimezone(local):%Y-%m-%d %H:%M} "
         f"{local_name} (local)",
         "",
-        f"{'step':<24} {'offset':<9} {'start, ' + zone_name:<17} {'start, ' + local_name:<17} "
-        f"{'budget':>7}  needs",
+        f"{'step':<24} {'offset':<9} {'start, ' + zone_name:<17} {'start, ' + local_name:<17} {'budget':>7}  needs",
     ]
     for phase in runbook.phases:
         steps = runbook.steps_in(phase.id)
@@ -60,26 +59,38 @@ def plan_report(runbook: Runbook, local: tzinfo | None = None) -> str:
             needs = ", ".join(step.needs) or "-"
             flag = " *" if step.id in plan.critical_path else "  "
             mode = " (operator starts)" if step.start == "operator" else ""
-            lines.append(f"{flag}{_cut(step.id, 22):<22} {offset:<9} {when.astimezone(zone):%Y-%m-%d %H:%M} "
-                         f"{when.astimezone(local):%Y-%m-%d %H:%M} {budget:>7}  {needs}{mode}")
+            lines.append(
+                f"{flag}{_cut(step.id, 22):<22} {offset:<9} {when.astimezone(zone):%Y-%m-%d %H:%M} "
+                f"{when.astimezone(local):%Y-%m-%d %H:%M} {budget:>7}  {needs}{mode}"
+            )
     lines.append("")
     if plan.window_phase is not None and plan.window is not None:
         planned = plan.window_planned or timedelta(0)
         slack = plan.window - planned
-        verdict = (f"{format_duration(slack)} to spare" if slack >= timedelta(0)
-                   else f"OVER by {format_duration(-slack)}")
-        lines.append(f"Window: planned {format_duration(planned)} of {format_duration(plan.window)} "
-                     f"({verdict}); budgets in the window add up to "
-                     f"{format_duration(plan.window_budget_sum or timedelta(0))}")
+        verdict = (
+            f"{format_duration(slack)} to spare" if slack >= timedelta(0) else f"OVER by {format_duration(-slack)}"
+        )
+        lines.append(
+            f"Window: planned {format_duration(planned)} of {format_duration(plan.window)} "
+            f"({verdict}); budgets in the window add up to "
+            f"{format_duration(plan.window_budget_sum or timedelta(0))}"
+        )
         if plan.critical_path:
             total = sum((plan.steps[s].budget or timedelta(0) for s in plan.critical_path), timedelta(0))
             lines.append(f"Critical path (*): {' -> '.join(plan.critical_path)} = {format_duration(total)}")
-    unbudgeted = [s.id for s in runbook.forward_steps if s.budget is None and
-                  runbook.window_phase is not None and s.phase == runbook.window_phase.id]
+    unbudgeted = [
+        s.id
+        for s in runbook.forward_steps
+        if s.budget is None and runbook.window_phase is not None and s.phase == runbook.window_phase.id
+    ]
     if unbudgeted:
         lines.append(f"Without a budget in the window (planned as 0s): {', '.join(unbudgeted)}")
     if runbook.triggers:
-        lines.append("Triggers: " + "; ".join(f"{t.id} -> {t.action}" + (f" within {format_duration(t.within)}"
-                                                                          if t.within else "")
-                                              for t in runbook.triggers))
+        lines.append(
+            "Triggers: "
+            + "; ".join(
+                f"{t.id} -> {t.action}" + (f" within {format_duration(t.within)}" if t.within else "")
+                for t in runbook.triggers
+            )
+        )
     return "\n".join(lines)

@@ -44,21 +44,29 @@ class RollbackState:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "reason": self.reason, "trigger_id": self.trigger_id,
+            "reason": self.reason,
+            "trigger_id": self.trigger_id,
             "deadline": self.deadline.isoformat() if self.deadline else None,
-            "plan": self.plan, "position": self.position, "awaiting_confirmation": self.awaiting_confirmation,
-            "finished": self.finished, "ok": self.ok, "deadline_alerted": self.deadline_alerted,
+            "plan": self.plan,
+            "position": self.position,
+            "awaiting_confirmation": self.awaiting_confirmation,
+            "finished": self.finished,
+            "ok": self.ok,
+            "deadline_alerted": self.deadline_alerted,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RollbackState:
         deadline = data.get("deadline")
         return cls(
-            reason=data["reason"], trigger_id=data.get("trigger_id"),
+            reason=data["reason"],
+            trigger_id=data.get("trigger_id"),
             deadline=datetime.fromisoformat(deadline) if deadline else None,
-            plan=data.get("plan"), position=data.get("position", 0),
+            plan=data.get("plan"),
+            position=data.get("position", 0),
             awaiting_confirmation=data.get("awaiting_confirmation", False),
-            finished=data.get("finished", False), ok=data.get("ok"),
+            finished=data.get("finished", False),
+            ok=data.get("ok"),
             deadline_alerted=data.get("deadline_alerted", False),
         )
 
@@ -76,9 +84,15 @@ class RollbackControl:
         _lock: threading.RLock
         _steps: dict[str, StepRuntime]
 
-        def _emit(self, event: Event, *, step: StepRuntime | None = None, run: dict[str, Any] | None = None,
-                  action: tuple[str, str, str | None, str] | None = None,
-                  trigger: tuple[str, str] | None = None) -> Event: ...
+        def _emit(
+            self,
+            event: Event,
+            *,
+            step: StepRuntime | None = None,
+            run: dict[str, Any] | None = None,
+            action: tuple[str, str, str | None, str] | None = None,
+            trigger: tuple[str, str] | None = None,
+        ) -> Event: ...
         def _set_state(self, rt: StepRuntime, state: StepState, reason: str = "") -> None: ...
         def _set_run_state(self, state: RunState, reason: str = "") -> None: ...
         def _start_attempt(self, rt: StepRuntime) -> None: ...
@@ -101,8 +115,9 @@ class RollbackControl:
 
     @property
     def ponr_passed(self) -> bool:
-        return any(s.point_of_no_return and self._steps[s.id].state == StepState.SUCCEEDED
-                   for s in self.runbook.forward_steps)
+        return any(
+            s.point_of_no_return and self._steps[s.id].state == StepState.SUCCEEDED for s in self.runbook.forward_steps
+        )
 
     # -- triggers ------------------------------------------------------------------------
 
@@ -110,8 +125,10 @@ class RollbackControl:
         trigger = firing.trigger
         now = self.clock.now()
         deadline = now + trigger.within if trigger.action == "rollback" and trigger.within else None
-        self._emit(TriggerFired(trigger_id=trigger.id, action=trigger.action, reason=firing.reason,
-                                deadline=deadline), trigger=(trigger.id, firing.reason))
+        self._emit(
+            TriggerFired(trigger_id=trigger.id, action=trigger.action, reason=firing.reason, deadline=deadline),
+            trigger=(trigger.id, firing.reason),
+        )
         if trigger.action == "alert":
             self._alert("error", f"{trigger.label}: {firing.reason}")
         elif trigger.action == "pause":
@@ -122,8 +139,7 @@ class RollbackControl:
                     self._set_run_state(RunState.PAUSED, f"trigger {trigger.id!r}: {firing.reason}")
         elif trigger.action == "rollback":
             name = f"trigger {trigger.id!r}" + (f" ({trigger.title})" if trigger.title else "")
-            self._begin_rollback(f"{name}: {firing.reason}", trigger.id,
-                                 deadline, confirmed=False)
+            self._begin_rollback(f"{name}: {firing.reason}", trigger.id, deadline, confirmed=False)
 
     # -- starting a rollback ---------------------------------------------------------------
 
@@ -158,17 +174,24 @@ class RollbackControl:
             self.rollback_state = None
             self._persist_run()
 
-    def _begin_rollback(self, reason: str, trigger_id: str | None, deadline: datetime | None,
-                        *, confirmed: bool) -> None:
+    def _begin_rollback(
+        self, reason: str, trigger_id: str | None, deadline: datetime | None, *, confirmed: bool
+    ) -> None:
         if self.rollback_state is not None or self.run_state.ended:
             return
         self.rollback_state = RollbackState(reason, trigger_id, deadline)
         if self.ponr_passed and not confirmed:
             self.rollback_state.awaiting_confirmation = True
             self._persist_run()
-            self._emit(GateOpened(step_id="", gate="rollback", confirm=CONFIRM_WORD,
-                                  question=f"Roll back? {reason}. A point of no return has passed: "
-                                           f"type {CONFIRM_WORD} to roll back anyway"))
+            self._emit(
+                GateOpened(
+                    step_id="",
+                    gate="rollback",
+                    confirm=CONFIRM_WORD,
+                    question=f"Roll back? {reason}. A point of no return has passed: "
+                    f"type {CONFIRM_WORD} to roll back anyway",
+                )
+            )
             if self.answers.pop("rollback", None) == "yes":
                 self.rollback(self.operator.acting_via("--answer"), "confirmed on the command line", CONFIRM_WORD)
             return
@@ -198,8 +221,11 @@ class RollbackControl:
 
     def rollback_plan(self) -> list[str]:
         """Undo steps of completed forward steps, latest first; then the other rollback steps."""
-        completed = sorted((s for s in self.runbook.forward_steps if self._steps[s.id].state == StepState.SUCCEEDED),
-                           key=lambda s: self._steps[s.id].completed_seq or 0, reverse=True)
+        completed = sorted(
+            (s for s in self.runbook.forward_steps if self._steps[s.id].state == StepState.SUCCEEDED),
+            key=lambda s: self._steps[s.id].completed_seq or 0,
+            reverse=True,
+        )
         plan: list[str] = []
         for step in completed:
             if step.undo and step.undo not in plan:
@@ -218,8 +244,9 @@ class RollbackControl:
         if rb.plan is None:
             rb.plan = self.rollback_plan()
             self._persist_run()
-            self._emit(RollbackStarted(reason=rb.reason, trigger_id=rb.trigger_id, plan=tuple(rb.plan),
-                                       deadline=rb.deadline))
+            self._emit(
+                RollbackStarted(reason=rb.reason, trigger_id=rb.trigger_id, plan=tuple(rb.plan), deadline=rb.deadline)
+            )
         while rb.position < len(rb.plan):
             rt = self._steps[rb.plan[rb.position]]
             step = self.runbook.step(rt.id)

@@ -28,7 +28,6 @@ class RunConflict(RuntimeError):
     """The unfinished run cannot be continued with these options."""
 
 
-
 class RunOpening:
     if TYPE_CHECKING:
         runbook: Runbook
@@ -53,9 +52,15 @@ class RunOpening:
         _triggers: TriggerWatch
         _completion: int
 
-        def _emit(self, event: Event, *, step: StepRuntime | None = None, run: dict[str, Any] | None = None,
-                  action: tuple[str, str, str | None, str] | None = None,
-                  trigger: tuple[str, str] | None = None) -> Event: ...
+        def _emit(
+            self,
+            event: Event,
+            *,
+            step: StepRuntime | None = None,
+            run: dict[str, Any] | None = None,
+            action: tuple[str, str, str | None, str] | None = None,
+            trigger: tuple[str, str] | None = None,
+        ) -> Event: ...
         def _set_state(self, rt: StepRuntime, state: StepState, reason: str = "") -> None: ...
         def _apply_answer(self, rt: StepRuntime) -> None: ...
         def _restore_rollback(self, data: dict[str, Any] | None) -> None: ...
@@ -67,31 +72,54 @@ class RunOpening:
         for name, raw in rb.raw_connections.items():
             unset = _unset(raw, self.env)
             for variable in unset:
-                problems.append(Problem(rb.source, rb.line_of("connections", name, _key_with_ref(raw, variable)),
-                                        f"connection {name!r}: {secrets.UnsetVariable(variable)}"))
+                problems.append(
+                    Problem(
+                        rb.source,
+                        rb.line_of("connections", name, _key_with_ref(raw, variable)),
+                        f"connection {name!r}: {secrets.UnsetVariable(variable)}",
+                    )
+                )
             if unset:
                 continue
             try:
-                resolved = {key: secrets.resolve(value, self.env, self.redact, address=key in secrets.ADDRESS_FIELDS)
-                            for key, value in raw.items()}
+                resolved = {
+                    key: secrets.resolve(value, self.env, self.redact, address=key in secrets.ADDRESS_FIELDS)
+                    for key, value in raw.items()
+                }
                 self._connections[name] = type(rb.connections[name]).model_validate(resolved)
             except ValueError as exc:
-                problems.append(Problem(rb.source, rb.line_of("connections", name),
-                                        f"connection {name!r}: after substituting variables: {exc}"))
+                problems.append(
+                    Problem(
+                        rb.source,
+                        rb.line_of("connections", name),
+                        f"connection {name!r}: after substituting variables: {exc}",
+                    )
+                )
         for step in rb.steps:
             unset = _unset(step.with_, self.env)
             for variable in unset:
-                problems.append(Problem(rb.source, rb.step_line(step.id, "with", _key_with_ref(step.with_, variable)),
-                                        f"step {step.id!r}: {secrets.UnsetVariable(variable)}"))
+                problems.append(
+                    Problem(
+                        rb.source,
+                        rb.step_line(step.id, "with", _key_with_ref(step.with_, variable)),
+                        f"step {step.id!r}: {secrets.UnsetVariable(variable)}",
+                    )
+                )
             if unset:
                 continue
             try:
                 resolved = secrets.resolve(step.with_, self.env, self.redact)
                 self._params[step.id] = rb.kind_of(step.id).Params.model_validate(
-                    resolved, context={"base_dir": rb.base_dir})
+                    resolved, context={"base_dir": rb.base_dir}
+                )
             except ValueError as exc:
-                problems.append(Problem(rb.source, rb.step_line(step.id, "with"),
-                                        f"step {step.id!r}: after substituting variables: {self.redact(str(exc))}"))
+                problems.append(
+                    Problem(
+                        rb.source,
+                        rb.step_line(step.id, "with"),
+                        f"step {step.id!r}: after substituting variables: {self.redact(str(exc))}",
+                    )
+                )
         if problems:
             raise RunbookError(problems)
 
@@ -108,28 +136,45 @@ class RunOpening:
                 kind = ("dry run" if last.dry_run else "") + (" rehearsal" if last.mode == "rehearsal" else " live run")
                 raise RunConflict(
                     f"the unfinished run {last.id} is a{kind.strip() and ' ' + kind.strip()}; continue it with the "
-                    "same options, or start afresh with --new (the old run is kept, marked abandoned)")
+                    "same options, or start afresh with --new (the old run is kept, marked abandoned)"
+                )
             self.run_id = last.id
             self.resumed = True
             self._restore(last)
         else:
             if continuing and last is not None:
-                self.journal.record(last.id, RunStateChanged(state=RunState.ABANDONED.value,
-                                                             reason=f"abandoned by {self.operator} (--new)",
-                                                             wall=time.time()),
-                                    run={"state": RunState.ABANDONED.value, "ended_wall": time.time()},
-                                    action=(str(self.operator), "abandon", None, "--new"))
+                self.journal.record(
+                    last.id,
+                    RunStateChanged(
+                        state=RunState.ABANDONED.value, reason=f"abandoned by {self.operator} (--new)", wall=time.time()
+                    ),
+                    run={"state": RunState.ABANDONED.value, "ended_wall": time.time()},
+                    action=(str(self.operator), "abandon", None, "--new"),
+                )
             self.run_id = self.journal.create_run(
-                source=source, name=rb.name, digest=rb.digest, runbook_text=rb.text, mode=mode,
-                dry_run=self.dry_run, options={"speed": self.clock.speed},
+                source=source,
+                name=rb.name,
+                digest=rb.digest,
+                runbook_text=rb.text,
+                mode=mode,
+                dry_run=self.dry_run,
+                options={"speed": self.clock.speed},
             )
             for step in rb.steps:
                 self._steps[step.id] = StepRuntime(step.id, retries_left=step.retries)
         self._triggers = TriggerWatch(rb, self.plan, self.journal.fired_triggers(self.run_id))
         self._completion = max((s.completed_seq or 0 for s in self._steps.values()), default=0)
         with self._lock:
-            self._emit(RunOpened(run_id=self.run_id, runbook=rb.name, mode=mode, dry_run=self.dry_run,
-                                 resumed=self.resumed, operator=str(self.operator)))
+            self._emit(
+                RunOpened(
+                    run_id=self.run_id,
+                    runbook=rb.name,
+                    mode=mode,
+                    dry_run=self.dry_run,
+                    resumed=self.resumed,
+                    operator=str(self.operator),
+                )
+            )
             if self.resumed:
                 self._after_restore()
 
@@ -167,8 +212,11 @@ class RunOpening:
                 self._set_state(rt, StepState.SCHEDULED, "asks again: the cockpit stopped while it waited")
             elif rt.state == StepState.RUNNING or (rt.state == StepState.WAITING and rt.attempt > 0):
                 retry = "continues from its checkpoint" if self.runbook.kind_of(rt.id).resumes else "starts over"
-                self._set_state(rt, StepState.INTERRUPTED,
-                                f"the cockpit stopped while this step ran; retry ({retry}), skip or mark done")
+                self._set_state(
+                    rt,
+                    StepState.INTERRUPTED,
+                    f"the cockpit stopped while this step ran; retry ({retry}), skip or mark done",
+                )
                 self._apply_answer(rt)
             elif rt.state in (StepState.READY, StepState.WAITING):
                 # Not started yet: the scheduler re-decides (and re-opens a start gate).

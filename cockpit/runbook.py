@@ -86,13 +86,9 @@ class RunbookHeader(_Model):
     def _offset_datetime(cls, value: Any) -> Any:
         if isinstance(value, datetime):
             if value.tzinfo is None:
-                raise ValueError(
-                    "t0 needs a UTC offset, e.g. 2026-12-05T23:00:00-05:00 (this one is a local datetime)"
-                )
+                raise ValueError("t0 needs a UTC offset, e.g. 2026-12-05T23:00:00-05:00 (this one is a local datetime)")
             return value
-        raise ValueError(
-            f"t0 must be a TOML offset datetime, e.g. 2026-12-05T23:00:00-05:00, not {value!r}"
-        )
+        raise ValueError(f"t0 must be a TOML offset datetime, e.g. 2026-12-05T23:00:00-05:00, not {value!r}")
 
 
 class Phase(_Model):
@@ -401,8 +397,9 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def load(path: Path | str, kinds: Mapping[str, type[Step]] | None = None,
-         env: Mapping[str, str] | None = None) -> Runbook:
+def load(
+    path: Path | str, kinds: Mapping[str, type[Step]] | None = None, env: Mapping[str, str] | None = None
+) -> Runbook:
     """Read and validate a runbook; raise `RunbookError` listing every error."""
     runbook, problems = check(path, kinds, env)
     errors = [p for p in problems if p.severity == "error"]
@@ -411,8 +408,9 @@ def load(path: Path | str, kinds: Mapping[str, type[Step]] | None = None,
     return runbook
 
 
-def check(path: Path | str, kinds: Mapping[str, type[Step]] | None = None,
-          env: Mapping[str, str] | None = None) -> tuple[Runbook | None, list[Problem]]:
+def check(
+    path: Path | str, kinds: Mapping[str, type[Step]] | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Runbook | None, list[Problem]]:
     """Validate a runbook; return it (when sound) and every problem, warnings included."""
     from cockpit import runbook_checks
     from cockpit.registry import installed_kinds

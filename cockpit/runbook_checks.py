@@ -60,8 +60,9 @@ def parse_document(
     triggers = _parse_triggers(document, collect)
     params = _parse_params(document.get("step", []), collect, kinds, env, collect.source.parent)
     declared = {
-        key: frozenset(raw["id"] for raw in document.get(key, []) if isinstance(raw, dict)
-                       and isinstance(raw.get("id"), str))
+        key: frozenset(
+            raw["id"] for raw in document.get(key, []) if isinstance(raw, dict) and isinstance(raw.get("id"), str)
+        )
         for key in _ARRAYS
     }
     _check_duplicate_ids(document, collect)
@@ -117,14 +118,18 @@ def _parse_connections(
             continue
         kind = table.get("kind")
         if kind is None:
-            collect.error(path, f"connection {name!r}: missing required key 'kind' "
-                                f"(one of: {', '.join(CONNECTION_KINDS)})")
+            collect.error(
+                path, f"connection {name!r}: missing required key 'kind' (one of: {', '.join(CONNECTION_KINDS)})"
+            )
             continue
         model = CONNECTION_KINDS.get(kind)
         if model is None:
-            collect.error(path + ("kind",), f"connection {name!r}: unknown connection kind {kind!r}"
-                                            f"{_did_you_mean(str(kind), CONNECTION_KINDS)}; "
-                                            f"one of: {', '.join(CONNECTION_KINDS)}")
+            collect.error(
+                path + ("kind",),
+                f"connection {name!r}: unknown connection kind {kind!r}"
+                f"{_did_you_mean(str(kind), CONNECTION_KINDS)}; "
+                f"one of: {', '.join(CONNECTION_KINDS)}",
+            )
             continue
         try:
             parsed[name] = model.model_validate(table)
@@ -184,8 +189,10 @@ def _parse_triggers(document: dict[str, Any], collect: _Collector) -> list[tuple
         if "when" in fields:
             model = condition_model(when)
             if model is None:
-                collect.error(("trigger", index, "when"), f"{context}: when must be {{step, state}}, "
-                                                         "{metric, above} or {phase, overdue}")
+                collect.error(
+                    ("trigger", index, "when"),
+                    f"{context}: when must be {{step, state}}, {{metric, above}} or {{phase, overdue}}",
+                )
                 ok = False
                 fields["when"] = MetricCondition(metric="_", above=0)
             else:
@@ -222,8 +229,10 @@ def _parse_params(
         kind_name = raw["kind"]
         kind = kinds.get(kind_name)
         if kind is None:
-            collect.error(("step", index, "kind"), f"step {step_id!r}: unknown step kind {kind_name!r}"
-                                                  f"{_did_you_mean(kind_name, kinds)}")
+            collect.error(
+                ("step", index, "kind"),
+                f"step {step_id!r}: unknown step kind {kind_name!r}{_did_you_mean(kind_name, kinds)}",
+            )
             continue
         with_ = raw.get("with", {})
         if not isinstance(with_, dict):
@@ -283,9 +292,12 @@ def _check_window(runbook: Runbook, collect: _Collector) -> None:
     if plan.window is None or plan.window_planned is None or plan.window_planned <= plan.window:
         return
     over = plan.window_planned - plan.window
-    collect.warn(("runbook", "window"), f"the window's planned work takes {format_duration(plan.window_planned)}, "
-                 f"over window = {format_duration(plan.window)} by {format_duration(over)} (`cockpit plan` shows "
-                 "its critical path)")
+    collect.warn(
+        ("runbook", "window"),
+        f"the window's planned work takes {format_duration(plan.window_planned)}, "
+        f"over window = {format_duration(plan.window)} by {format_duration(over)} (`cockpit plan` shows "
+        "its critical path)",
+    )
 
 
 def _check_duplicate_ids(document: dict[str, Any], collect: _Collector) -> None:
@@ -315,28 +327,38 @@ def _check_phases(runbook: Runbook, collect: _Collector) -> None:
     windows = [p for p in runbook.phases if p.window]
     rollbacks = [p for p in runbook.phases if p.kind == "rollback"]
     for extra in windows[1:]:
-        collect.error(_phase_path(runbook, extra, "window"),
-                      f"phase {extra.id!r}: a second window phase (the window is {windows[0].id!r}); "
-                      "only one phase may set window = true")
+        collect.error(
+            _phase_path(runbook, extra, "window"),
+            f"phase {extra.id!r}: a second window phase (the window is {windows[0].id!r}); "
+            "only one phase may set window = true",
+        )
     for extra in rollbacks[1:]:
-        collect.error(_phase_path(runbook, extra, "kind"),
-                      f"phase {extra.id!r}: a second rollback phase (the rollback phase is "
-                      f"{rollbacks[0].id!r})")
+        collect.error(
+            _phase_path(runbook, extra, "kind"),
+            f"phase {extra.id!r}: a second rollback phase (the rollback phase is {rollbacks[0].id!r})",
+        )
     if windows and runbook.header.window is None:
-        collect.error(("runbook",), f"phase {windows[0].id!r} is the window phase, but [runbook] has no "
-                                    "window (its planned length, e.g. window = \"30m\")")
+        collect.error(
+            ("runbook",),
+            f"phase {windows[0].id!r} is the window phase, but [runbook] has no "
+            'window (its planned length, e.g. window = "30m")',
+        )
     for phase in runbook.phases:
         if phase.kind == "rollback":
             if phase.at is not None:
-                collect.error(_phase_path(runbook, phase, "at"),
-                              f"phase {phase.id!r}: the rollback phase has no 'at': "
-                              "its steps run only when a rollback runs")
+                collect.error(
+                    _phase_path(runbook, phase, "at"),
+                    f"phase {phase.id!r}: the rollback phase has no 'at': its steps run only when a rollback runs",
+                )
             if phase.window:
-                collect.error(_phase_path(runbook, phase, "window"),
-                              f"phase {phase.id!r}: the rollback phase cannot be the window phase")
+                collect.error(
+                    _phase_path(runbook, phase, "window"),
+                    f"phase {phase.id!r}: the rollback phase cannot be the window phase",
+                )
         elif phase.at is None:
-            collect.error(_phase_path(runbook, phase),
-                          f"phase {phase.id!r}: missing required key 'at' (e.g. at = \"T-0\")")
+            collect.error(
+                _phase_path(runbook, phase), f"phase {phase.id!r}: missing required key 'at' (e.g. at = \"T-0\")"
+            )
 
 
 def _check_steps(runbook: Runbook, collect: _Collector) -> None:
@@ -345,8 +367,10 @@ def _check_steps(runbook: Runbook, collect: _Collector) -> None:
     rollback_phase = runbook.rollback_phase
     for step in runbook.steps:
         if step.phase not in phase_ids:
-            collect.error(_step_path(runbook, step, "phase"),
-                          f"step {step.id!r}: no phase {step.phase!r}{_did_you_mean(step.phase, phase_ids)}")
+            collect.error(
+                _step_path(runbook, step, "phase"),
+                f"step {step.id!r}: no phase {step.phase!r}{_did_you_mean(step.phase, phase_ids)}",
+            )
             continue
         if not runbook.has_phase(step.phase):
             continue  # the phase itself is invalid and reported
@@ -357,18 +381,21 @@ def _check_steps(runbook: Runbook, collect: _Collector) -> None:
             if need == step.id:
                 collect.error(path, f"step {step.id!r} needs itself")
             elif need not in step_ids:
-                collect.error(path, f"step {step.id!r}: needs {need!r}, which is not a step"
-                                    f"{_did_you_mean(need, step_ids)}")
+                collect.error(
+                    path, f"step {step.id!r}: needs {need!r}, which is not a step{_did_you_mean(need, step_ids)}"
+                )
             elif not in_rollback and _in_rollback_phase(runbook, need):
-                collect.error(path, f"step {step.id!r}: needs {need!r}, a rollback-phase step, "
-                                    "which runs only during a rollback")
+                collect.error(
+                    path, f"step {step.id!r}: needs {need!r}, a rollback-phase step, which runs only during a rollback"
+                )
         if len(set(step.needs)) != len(step.needs):
             collect.warn(_step_path(runbook, step, "needs"), f"step {step.id!r}: needs lists a step twice")
         if step.undo is not None:
             path = _step_path(runbook, step, "undo")
             if step.undo not in step_ids:
-                collect.error(path, f"step {step.id!r}: undo {step.undo!r} is not a step"
-                                    f"{_did_you_mean(step.undo, step_ids)}")
+                collect.error(
+                    path, f"step {step.id!r}: undo {step.undo!r} is not a step{_did_you_mean(step.undo, step_ids)}"
+                )
             elif runbook.has_step(step.undo) and (
                 rollback_phase is None or runbook.step(step.undo).phase != rollback_phase.id
             ):
@@ -376,17 +403,20 @@ def _check_steps(runbook: Runbook, collect: _Collector) -> None:
             if in_rollback:
                 collect.error(path, f"step {step.id!r}: a rollback-phase step cannot have an undo")
         if in_rollback and step.at is not None:
-            collect.error(_step_path(runbook, step, "at"),
-                          f"step {step.id!r}: rollback-phase steps have no 'at': they run when a rollback runs")
+            collect.error(
+                _step_path(runbook, step, "at"),
+                f"step {step.id!r}: rollback-phase steps have no 'at': they run when a rollback runs",
+            )
         if not in_rollback and step.at is not None and phase.at is not None and step.at < phase.at:
-            collect.error(_step_path(runbook, step, "at"),
-                          f"step {step.id!r}: at {format_offset(step.at)} is before its phase "
-                          f"{phase.id!r} at {format_offset(phase.at)}")
+            collect.error(
+                _step_path(runbook, step, "at"),
+                f"step {step.id!r}: at {format_offset(step.at)} is before its phase "
+                f"{phase.id!r} at {format_offset(phase.at)}",
+            )
         if step.timeout is not None and step.timeout <= timedelta(0):
             collect.error(_step_path(runbook, step, "timeout"), f"step {step.id!r}: timeout must be positive")
         if step.budget is not None and step.timeout is not None and step.timeout < step.budget:
-            collect.warn(_step_path(runbook, step, "timeout"),
-                         f"step {step.id!r}: timeout is shorter than its budget")
+            collect.warn(_step_path(runbook, step, "timeout"), f"step {step.id!r}: timeout is shorter than its budget")
         _check_step_connections(runbook, step, collect)
 
 
@@ -402,24 +432,35 @@ def _check_step_connections(runbook: Runbook, step: RunbookStep, collect: _Colle
         path = _step_path(runbook, step, "with", name)
         connection = runbook.connections.get(value)
         if connection is None:
-            collect.error(path, f"step {step.id!r}: no connection {value!r}"
-                                f"{_did_you_mean(str(value), runbook.connections)} "
-                                f"(define [connections.{value}] with kind = {wanted!r})")
+            collect.error(
+                path,
+                f"step {step.id!r}: no connection {value!r}"
+                f"{_did_you_mean(str(value), runbook.connections)} "
+                f"(define [connections.{value}] with kind = {wanted!r})",
+            )
         elif connection.kind != wanted:
-            collect.error(path, f"step {step.id!r}: connection {value!r} is {connection.kind!r}, "
-                                f"but {step.kind} needs a {wanted!r} connection")
+            collect.error(
+                path,
+                f"step {step.id!r}: connection {value!r} is {connection.kind!r}, "
+                f"but {step.kind} needs a {wanted!r} connection",
+            )
     for name, wanted in step_fields(kind.Params).items():
         value = step.with_.get(name)
         if value is None:
             continue
         path = _step_path(runbook, step, "with", name)
         if not runbook.has_step(value):
-            collect.error(path, f"step {step.id!r}: {name} names no step {value!r}"
-                                f"{_did_you_mean(str(value), [s.id for s in runbook.steps])} "
-                                f"(it must be a {wanted} step)")
+            collect.error(
+                path,
+                f"step {step.id!r}: {name} names no step {value!r}"
+                f"{_did_you_mean(str(value), [s.id for s in runbook.steps])} "
+                f"(it must be a {wanted} step)",
+            )
         elif runbook.step(value).kind != wanted:
-            collect.error(path, f"step {step.id!r}: {name} names step {value!r}, which is "
-                                f"{runbook.step(value).kind}, not {wanted}")
+            collect.error(
+                path,
+                f"step {step.id!r}: {name} names step {value!r}, which is {runbook.step(value).kind}, not {wanted}",
+            )
 
 
 def _in_rollback_phase(runbook: Runbook, step_id: str) -> bool:
@@ -440,14 +481,13 @@ def _check_cycles(runbook: Runbook, collect: _Collector) -> None:
         trail.append(node)
         for nxt in graph[node]:
             if state.get(nxt) == 1:
-                cycle = trail[trail.index(nxt):] + [nxt]
+                cycle = trail[trail.index(nxt) :] + [nxt]
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
                     step = runbook.step(node)
                     index = step.needs.index(nxt)
-                    collect.error(_step_path(runbook, step, "needs", index),
-                                  "cycle in needs: " + " -> ".join(cycle))
+                    collect.error(_step_path(runbook, step, "needs", index), "cycle in needs: " + " -> ".join(cycle))
             elif state.get(nxt) is None:
                 visit(nxt, trail)
         trail.pop()
@@ -465,19 +505,27 @@ def _check_triggers(runbook: Runbook, collect: _Collector) -> None:
         raw_index = runbook.indices["trigger"][position]
         when = trigger.when
         if isinstance(when, StepStateCondition) and when.step not in step_ids:
-            collect.error(("trigger", raw_index, "when", "step"),
-                          f"trigger {trigger.id!r}: no step {when.step!r}{_did_you_mean(when.step, step_ids)}")
+            collect.error(
+                ("trigger", raw_index, "when", "step"),
+                f"trigger {trigger.id!r}: no step {when.step!r}{_did_you_mean(when.step, step_ids)}",
+            )
         if isinstance(when, PhaseOverdueCondition):
             if when.phase not in phase_ids:
-                collect.error(("trigger", raw_index, "when", "phase"),
-                              f"trigger {trigger.id!r}: no phase {when.phase!r}"
-                              f"{_did_you_mean(when.phase, phase_ids)}")
+                collect.error(
+                    ("trigger", raw_index, "when", "phase"),
+                    f"trigger {trigger.id!r}: no phase {when.phase!r}{_did_you_mean(when.phase, phase_ids)}",
+                )
             elif runbook.has_phase(when.phase) and runbook.phase(when.phase).kind == "rollback":
-                collect.error(("trigger", raw_index, "when", "phase"),
-                              f"trigger {trigger.id!r}: the rollback phase has no schedule to be overdue against")
+                collect.error(
+                    ("trigger", raw_index, "when", "phase"),
+                    f"trigger {trigger.id!r}: the rollback phase has no schedule to be overdue against",
+                )
         if trigger.action == "rollback" and runbook.rollback_phase is None:
-            collect.error(("trigger", raw_index, "action"),
-                          f"trigger {trigger.id!r}: action 'rollback' but the runbook has no rollback phase")
+            collect.error(
+                ("trigger", raw_index, "action"),
+                f"trigger {trigger.id!r}: action 'rollback' but the runbook has no rollback phase",
+            )
         if trigger.within is not None and trigger.action != "rollback":
-            collect.warn(("trigger", raw_index, "within"),
-                         f"trigger {trigger.id!r}: within applies only to action 'rollback'")
+            collect.warn(
+                ("trigger", raw_index, "within"), f"trigger {trigger.id!r}: within applies only to action 'rollback'"
+            )

@@ -92,10 +92,18 @@ class StepRuntime:
 
     def record(self) -> StepRecord:
         return StepRecord(
-            step=self.id, state=self.state.value, attempt=self.attempt, retries_left=self.retries_left,
-            reason=self.reason, started_clock=self.started_clock, ended_clock=self.ended_clock,
-            started_wall=self.started_wall, ended_wall=self.ended_wall, completed_seq=self.completed_seq,
-            operator_started=self.operator_started, not_run=self.not_run,
+            step=self.id,
+            state=self.state.value,
+            attempt=self.attempt,
+            retries_left=self.retries_left,
+            reason=self.reason,
+            started_clock=self.started_clock,
+            ended_clock=self.ended_clock,
+            started_wall=self.started_wall,
+            ended_wall=self.ended_wall,
+            completed_seq=self.completed_seq,
+            operator_started=self.operator_started,
+            not_run=self.not_run,
         )
 
 

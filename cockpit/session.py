@@ -86,8 +86,13 @@ def _rehearsal_start(options: RunOptions, runbook: Runbook, journal: Journal) ->
         except DurationError as exc:
             raise SessionError([f"--from: {exc}"]) from None
     last = journal.latest_run(str(runbook.source.resolve()))
-    if last is not None and last.mode == "rehearsal" and last.clock is not None and not options.new_run \
-            and last.state not in ("done", "rolled_back", "abandoned"):
+    if (
+        last is not None
+        and last.mode == "rehearsal"
+        and last.clock is not None
+        and not options.new_run
+        and last.state not in ("done", "rolled_back", "abandoned")
+    ):
         return last.clock - runbook.t0
     offsets = [runbook.offset_of(s.id) for s in runbook.forward_steps] or [timedelta(0)]
     # A minute before the first step, so the rehearsal opens on a quiet screen.
@@ -116,9 +121,18 @@ def open_session(options: RunOptions) -> Session:
             if options.start_from:
                 raise SessionError(["--from applies to a rehearsal: add --rehearsal"])
             clock = RealClock()
-        engine = Engine(runbook, journal, clock=clock, operator=operator, rehearsal=options.rehearsal,
-                        dry_run=options.dry_run, answers=answers, env=env, new_run=options.new_run,
-                        command=options.command)
+        engine = Engine(
+            runbook,
+            journal,
+            clock=clock,
+            operator=operator,
+            rehearsal=options.rehearsal,
+            dry_run=options.dry_run,
+            answers=answers,
+            env=env,
+            new_run=options.new_run,
+            command=options.command,
+        )
         try:
             engine.open()
         except RunbookError as exc:

@@ -42,8 +42,9 @@ def status_facts(journal: Journal, run: RunRecord, lock_path: Any = None) -> dic
         document = tomllib.loads(run.runbook_text)
     except tomllib.TOMLDecodeError:
         document = {}
-    rollback_phases = {p.get("id") for p in document.get("phase", []) if isinstance(p, dict)
-                       and p.get("kind") == "rollback"}
+    rollback_phases = {
+        p.get("id") for p in document.get("phase", []) if isinstance(p, dict) and p.get("kind") == "rollback"
+    }
     declared = [s for s in document.get("step", []) if isinstance(s, dict) and isinstance(s.get("id"), str)]
     holder = holder_of(lock_path) if lock_path is not None else None
     ended = RunState(run.state).ended
@@ -72,27 +73,54 @@ def status_facts(journal: Journal, run: RunRecord, lock_path: Any = None) -> dic
         took = None
         if rec is not None and rec.started_wall is not None:
             took = (end if end is not None else time.time()) - rec.started_wall
-        steps[step_id] = {"title": step.get("title", step_id), "rollback_step": in_rollback, "state": state,
-                          "attempt": rec.attempt if rec else 0, "took_s": took, "note": note,
-                          "started": _local(rec.started_wall) if rec else None, "ended": _local(end)}
+        steps[step_id] = {
+            "title": step.get("title", step_id),
+            "rollback_step": in_rollback,
+            "state": state,
+            "attempt": rec.attempt if rec else 0,
+            "took_s": took,
+            "note": note,
+            "started": _local(rec.started_wall) if rec else None,
+            "ended": _local(end),
+        }
     fired = journal.fired_triggers(run.id)
     triggers = []
     for trigger in document.get("trigger", []):
         if not isinstance(trigger, dict) or "id" not in trigger:
             continue
         when, reason = fired.get(trigger["id"], (None, ""))
-        triggers.append({"id": trigger["id"], "title": trigger.get("title", trigger["id"]),
-                         "when": _describe_when(trigger.get("when")), "action": trigger.get("action"),
-                         "fired": trigger["id"] in fired, "fired_at": when.isoformat() if when else None,
-                         "reason": reason})
-    actions = [{"at": _local(wall), "operator": operator, "action": action, "step": step, "detail": detail}
-               for wall, operator, action, step, detail in journal.actions(run.id)]
+        triggers.append(
+            {
+                "id": trigger["id"],
+                "title": trigger.get("title", trigger["id"]),
+                "when": _describe_when(trigger.get("when")),
+                "action": trigger.get("action"),
+                "fired": trigger["id"] in fired,
+                "fired_at": when.isoformat() if when else None,
+                "reason": reason,
+            }
+        )
+    actions = [
+        {"at": _local(wall), "operator": operator, "action": action, "step": step, "detail": detail}
+        for wall, operator, action, step, detail in journal.actions(run.id)
+    ]
     return {
-        "run": {"id": run.id, "name": run.name, "state": run.state, "mode": run.mode, "dry_run": run.dry_run,
-                "paused": run.paused, "started": _local(run.created_wall), "ended": _local(run.ended_wall),
-                "clock": run.clock.isoformat(timespec="seconds") if run.clock else None,
-                "driven_by": holder or None},
-        "steps": steps, "triggers": triggers, "rollback": run.rollback, "actions": actions,
+        "run": {
+            "id": run.id,
+            "name": run.name,
+            "state": run.state,
+            "mode": run.mode,
+            "dry_run": run.dry_run,
+            "paused": run.paused,
+            "started": _local(run.created_wall),
+            "ended": _local(run.ended_wall),
+            "clock": run.clock.isoformat(timespec="seconds") if run.clock else None,
+            "driven_by": holder or None,
+        },
+        "steps": steps,
+        "triggers": triggers,
+        "rollback": run.rollback,
+        "actions": actions,
         "metrics": journal.metrics(run.id),
     }
 
@@ -103,8 +131,10 @@ def _cut(text: str, width: int) -> str:
 
 def status_text(facts: dict[str, Any]) -> str:
     run = facts["run"]
-    lines = [f"run {run['id']}: {run['name']} ({'dry run ' if run['dry_run'] else ''}{run['mode']}) is {run['state']}"
-             + (" (paused)" if run["paused"] else "")]
+    lines = [
+        f"run {run['id']}: {run['name']} ({'dry run ' if run['dry_run'] else ''}{run['mode']}) is {run['state']}"
+        + (" (paused)" if run["paused"] else "")
+    ]
     lines.append(f"started {run['started']}" + (f", ended {run['ended']}" if run["ended"] else ""))
     if run["clock"]:
         lines.append(f"run clock at {run['clock']}")
@@ -116,8 +146,9 @@ def status_text(facts: dict[str, Any]) -> str:
     lines += ["", f"{'step':<24} {'state':<12} {'try':>3} {'took':>7}  note"]
     for step_id, step in facts["steps"].items():
         took = format_duration(step["took_s"], precise=True) if step["took_s"] is not None else "-"
-        lines.append(f"{step_id:<24} {step['state']:<12} {step['attempt']:>3} {took:>7}  {_cut(step['note'], 70)}"
-                     .rstrip())
+        lines.append(
+            f"{step_id:<24} {step['state']:<12} {step['attempt']:>3} {took:>7}  {_cut(step['note'], 70)}".rstrip()
+        )
     if facts["triggers"]:
         lines += ["", "triggers:"]
         for trigger in facts["triggers"]:
@@ -129,12 +160,15 @@ def status_text(facts: dict[str, Any]) -> str:
     rollback = facts["rollback"]
     if rollback:
         where = "finished" if rollback.get("finished") else f"at step {rollback.get('position', 0) + 1}"
-        lines.append(f"rollback: {rollback.get('reason')}; plan {', '.join(rollback.get('plan') or []) or '(not yet)'}"
-                     f"; {where}")
+        lines.append(
+            f"rollback: {rollback.get('reason')}; plan {', '.join(rollback.get('plan') or []) or '(not yet)'}; {where}"
+        )
     if facts["actions"]:
         lines += ["", f"operator actions ({len(facts['actions'])}):"]
         for action in facts["actions"]:
-            lines.append(f"  {action['at']} {action['operator']}: {action['action']}"
-                         + (f" {action['step']}" if action["step"] else "")
-                         + (f": {action['detail']}" if action["detail"] else ""))
+            lines.append(
+                f"  {action['at']} {action['operator']}: {action['action']}"
+                + (f" {action['step']}" if action["step"] else "")
+                + (f": {action['detail']}" if action["detail"] else "")
+            )
     return "\n".join(lines)

@@ -83,8 +83,9 @@ class TriggerWatch:
             limit = self.runbook.t0 + end + when.overdue
             if now > limit:
                 late = now - (self.runbook.t0 + end)
-                firing = self._fire(trigger, f"phase {when.phase!r} is {format_duration(late)} past its "
-                                             f"planned end", now)
+                firing = self._fire(
+                    trigger, f"phase {when.phase!r} is {format_duration(late)} past its planned end", now
+                )
                 if firing:
                     out.append(firing)
         return out
@@ -95,16 +96,22 @@ class TriggerWatch:
         times = []
         for trigger in self.runbook.triggers:
             when = trigger.when
-            if (isinstance(when, PhaseOverdueCondition) and when.phase in unfinished
-                    and trigger.id not in self._fired and when.phase in self.plan.phase_end):
-                times.append(self.runbook.t0 + self.plan.phase_end[when.phase] + when.overdue
-                             + timedelta(milliseconds=1))
+            if (
+                isinstance(when, PhaseOverdueCondition)
+                and when.phase in unfinished
+                and trigger.id not in self._fired
+                and when.phase in self.plan.phase_end
+            ):
+                times.append(
+                    self.runbook.t0 + self.plan.phase_end[when.phase] + when.overdue + timedelta(milliseconds=1)
+                )
         return min(times) if times else None
 
     def statuses(self) -> list[TriggerStatus]:
         out = []
         for trigger in self.runbook.triggers:
             fired = self._fired.get(trigger.id)
-            out.append(TriggerStatus(trigger, fired is not None, fired[0] if fired else None,
-                                     fired[1] if fired else ""))
+            out.append(
+                TriggerStatus(trigger, fired is not None, fired[0] if fired else None, fired[1] if fired else "")
+            )
         return out

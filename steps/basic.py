@@ -31,7 +31,8 @@ class ShellParams(StepParams):
     env: dict[str, str] = Field(default_factory=dict, description="added to the inherited environment")
     cwd: str | None = Field(default=None, description="working folder, relative to the runbook's folder")
     effect: Literal["probe", "mutate", "notify"] = Field(
-        default="mutate", description="declare `probe` for a read-only command, so a dry run executes it")
+        default="mutate", description="declare `probe` for a read-only command, so a dry run executes it"
+    )
 
 
 class ShellStep(Step):
@@ -56,8 +57,14 @@ class ShellStep(Step):
         run_command(ctx, params.argv, {**os.environ, **params.env}, cwd)
 
 
-def run_command(ctx: StepContext, argv: list[str], env: dict[str, str], cwd: Path,
-                sink: Callable[[bytes], None] | None = None, watch: Callable[[str], None] | None = None) -> None:
+def run_command(
+    ctx: StepContext,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    sink: Callable[[bytes], None] | None = None,
+    watch: Callable[[str], None] | None = None,
+) -> None:
     """Run a command for a step: output to the log, dies with the cockpit, stopped on cancel.
 
     With `sink`, standard output goes to it in blocks (a dump to a file) and only standard
@@ -70,9 +77,14 @@ def run_command(ctx: StepContext, argv: list[str], env: dict[str, str], cwd: Pat
     program = _find_program(argv[0], env, cwd)
     try:
         proc = subprocess.Popen(
-            dying_with_parent([program, *argv[1:]]), stdout=subprocess.PIPE,
+            dying_with_parent([program, *argv[1:]]),
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if sink else subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, cwd=cwd, env=env, start_new_session=True, bufsize=0,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            bufsize=0,
         )
     except OSError as exc:
         raise StepFailed(f"cannot start {argv[0]}: {exc.strerror}") from None

@@ -56,7 +56,7 @@ def decode(value: Any) -> Any:
     """Convex's JSON value encoding to Python: $integer (Int64), $float, $bytes."""
     if isinstance(value, dict):
         if len(value) == 1:
-            (key, inner), = value.items()
+            ((key, inner),) = value.items()
             if key == "$integer" and isinstance(inner, str):
                 return struct.unpack("<q", base64.b64decode(inner))[0]
             if key == "$float" and isinstance(inner, str):
@@ -89,9 +89,17 @@ def shares_for(parallel: int, entry: dict[str, Any] | None, size: int) -> int:
 
 
 class ConvexClient:
-    def __init__(self, url: str, deploy_key: str, *, cancel: threading.Event | None = None,
-                 log: Callable[[str], None] | None = None, attempts: int = 8, timeout: float = 60.0,
-                 max_delay: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        deploy_key: str,
+        *,
+        cancel: threading.Event | None = None,
+        log: Callable[[str], None] | None = None,
+        attempts: int = 8,
+        timeout: float = 60.0,
+        max_delay: float = 30.0,
+    ) -> None:
         self.url = url.rstrip("/")
         self._cancel = cancel or threading.Event()
         self._log = log or (lambda text: None)
@@ -99,7 +107,8 @@ class ConvexClient:
         self._max_delay = max_delay
         self._random = random.Random()
         self._http = httpx.Client(
-            base_url=self.url, timeout=timeout,
+            base_url=self.url,
+            timeout=timeout,
             headers={"Authorization": f"Convex {deploy_key}", "Convex-Client": f"cutover-cockpit-{__version__}"},
         )
         self.retries = 0
@@ -126,9 +135,17 @@ class ConvexClient:
         if self._cancel.wait(seconds):
             raise StepCancelled("cancelled while waiting to retry")
 
-    def request(self, method: str, path: str, *, json: Any = None, content: bytes | None = None,
-                params: dict[str, Any] | None = None, repeatable: bool = True,
-                headers: dict[str, str] | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        repeatable: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """Send, retrying what can be retried; raise ConvexError (or Ambiguous) otherwise."""
         delay = 0.5
         for attempt in range(1, self._attempts + 1):
@@ -139,8 +156,9 @@ class ConvexClient:
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if sent and not repeatable:
-                    raise Ambiguous(f"{method} {path}: the connection dropped after the request was sent "
-                                    f"({type(exc).__name__})") from exc
+                    raise Ambiguous(
+                        f"{method} {path}: the connection dropped after the request was sent ({type(exc).__name__})"
+                    ) from exc
                 if attempt == self._attempts:
                     raise ConvexError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 self._retrying(f"{type(exc).__name__}", attempt, delay)
@@ -150,8 +168,10 @@ class ConvexClient:
             server_error = response.status_code >= 500 and response.status_code != FUNCTION_ERROR_STATUS
             if response.status_code == 429 or server_error:
                 if attempt == self._attempts:
-                    raise ConvexError(f"{method} {path}: HTTP {response.status_code} after {attempt} attempts",
-                                      status=response.status_code)
+                    raise ConvexError(
+                        f"{method} {path}: HTTP {response.status_code} after {attempt} attempts",
+                        status=response.status_code,
+                    )
                 wait = delay
                 retry_after = response.headers.get("Retry-After")
                 if response.status_code == 429 and retry_after:
@@ -163,8 +183,11 @@ class ConvexClient:
                 continue
             if response.status_code >= 400 and response.status_code != FUNCTION_ERROR_STATUS:
                 code, message = _error_body(response)
-                raise ConvexError(f"{method} {path}: HTTP {response.status_code} {code}: {message}",
-                                  status=response.status_code, code=code)
+                raise ConvexError(
+                    f"{method} {path}: HTTP {response.status_code} {code}: {message}",
+                    status=response.status_code,
+                    code=code,
+                )
             return response
         raise AssertionError("unreachable")
 
@@ -205,8 +228,10 @@ class ConvexClient:
         if body.get("status") == "success":
             return decode(body.get("value")) if encoded else body.get("value")
         if body.get("status") == "error":
-            raise ConvexFunctionError(f"{path}: {body.get('errorMessage')}",
-                                      decode(body.get("errorData")) if encoded else body.get("errorData"))
+            raise ConvexFunctionError(
+                f"{path}: {body.get('errorMessage')}",
+                decode(body.get("errorData")) if encoded else body.get("errorData"),
+            )
         raise ConvexError(f"{kind} {path}: unexpected answer {str(body)[:200]}")
 
     def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
@@ -218,8 +243,9 @@ class ConvexClient:
     def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
         return self.call("action", path, args)
 
-    def pages(self, kind: str, path: str, args: dict[str, Any], num_items: int,
-              cursor: str | None = None) -> Iterator[tuple[dict[str, Any], str | None]]:
+    def pages(
+        self, kind: str, path: str, args: dict[str, Any], num_items: int, cursor: str | None = None
+    ) -> Iterator[tuple[dict[str, Any], str | None]]:
         """Call a paged function (`cursor`, `numItems` in; `isDone`, `continueCursor` out) to the end.
 
         Yields each page's value with the cursor that starts the next page (None after the
@@ -236,8 +262,9 @@ class ConvexClient:
             if cursor is None:
                 return
 
-    def pages_in_shares(self, kind: str, path: str, args: dict[str, Any], num_items: int,
-                        shares: int) -> Iterator[dict[str, Any]]:
+    def pages_in_shares(
+        self, kind: str, path: str, args: dict[str, Any], num_items: int, shares: int
+    ) -> Iterator[dict[str, Any]]:
         """Every page of a paged function (`module:name`) over `args["table"]`, read as `shares`
         shares of the table's creation times at once, each paged on its own (the function takes
         `from` and `before`); the values come in the order they arrive.
@@ -250,14 +277,19 @@ class ConvexClient:
         chains = self.share_chains(args["table"], shares, path)
         yield from (value for _index, value, _cursor in self.pages_of_chains(kind, path, args, num_items, chains))
 
-    def pages_of_chains(self, kind: str, path: str, args: dict[str, Any], num_items: int,
-                        chains: list[Chain]) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    def pages_of_chains(
+        self, kind: str, path: str, args: dict[str, Any], num_items: int, chains: list[Chain]
+    ) -> Iterator[tuple[int, dict[str, Any], str | None]]:
         """Every page of each chain that is not done, from its cursor on, the chains read at
         once: (the chain's index, the page's value, the cursor that starts its next page, None
         after its last) in the order they arrive, so a caller can checkpoint each chain."""
+
         def share_args(chain: Chain) -> dict[str, Any]:
-            return {**args, **({} if chain.start is None else {"from": chain.start}),
-                    **({} if chain.end is None else {"before": chain.end})}
+            return {
+                **args,
+                **({} if chain.start is None else {"from": chain.start}),
+                **({} if chain.end is None else {"before": chain.end}),
+            }
 
         running = [(index, chain) for index, chain in enumerate(chains) if not chain.done]
         if not running:
@@ -311,8 +343,10 @@ class ConvexClient:
         try:
             span = self.query(span_path, {"table": table})
         except ConvexFunctionError as exc:
-            self._log(f"[convex] {table}: read in one chain ({exc}; deploy the current convex/cockpit.ts to read "
-                      "it in shares)")
+            self._log(
+                f"[convex] {table}: read in one chain ({exc}; deploy the current convex/cockpit.ts to read "
+                "it in shares)"
+            )
             return [None, None]
         first, last = span.get("first"), span.get("last")
         if not isinstance(first, int | float) or not isinstance(last, int | float) or last <= first:
@@ -326,14 +360,21 @@ class ConvexClient:
         return str(self.request("POST", "/api/import/start_upload").json()["uploadToken"])
 
     def upload_part(self, upload_token: str, part_number: int, data: bytes) -> str:
-        response = self.request("POST", "/api/import/upload_part", content=data,
-                                params={"uploadToken": upload_token, "partNumber": part_number},
-                                headers={"Content-Type": "application/octet-stream"})
+        response = self.request(
+            "POST",
+            "/api/import/upload_part",
+            content=data,
+            params={"uploadToken": upload_token, "partNumber": part_number},
+            headers={"Content-Type": "application/octet-stream"},
+        )
         return str(response.json())
 
     def finish_upload(self, table: str, mode: str, upload_token: str, part_tokens: list[str]) -> str:
-        body = {"import": {"tableName": table, "mode": mode, "format": "jsonLines"},
-                "uploadToken": upload_token, "partTokens": part_tokens}
+        body = {
+            "import": {"tableName": table, "mode": mode, "format": "jsonLines"},
+            "uploadToken": upload_token,
+            "partTokens": part_tokens,
+        }
         return str(self.request("POST", "/api/import/finish_upload", json=body, repeatable=False).json()["importId"])
 
     def import_state(self, import_id: str) -> dict[str, Any]:

@@ -95,8 +95,17 @@ class ImportStep(Step):
 
     # -- the snapshot import protocol ------------------------------------------------------------
 
-    def _by_http(self, ctx: StepContext, client: ConvexClient, params: ImportParams, table: str, path: Path,
-                 entry: dict[str, Any], state: dict[str, Any], save: Any) -> int:
+    def _by_http(
+        self,
+        ctx: StepContext,
+        client: ConvexClient,
+        params: ImportParams,
+        table: str,
+        path: Path,
+        entry: dict[str, Any],
+        state: dict[str, Any],
+        save: Any,
+    ) -> int:
         size = path.stat().st_size
         if state.get("phase") in (None, "uploading"):
             state = self._upload(ctx, client, params, table, path, size, state, save)
@@ -106,8 +115,17 @@ class ImportStep(Step):
             save(state)
         return self._follow(ctx, client, table, state["import_id"], entry.get("output_rows"))
 
-    def _upload(self, ctx: StepContext, client: ConvexClient, params: ImportParams, table: str, path: Path,
-                size: int, state: dict[str, Any], save: Any) -> dict[str, Any]:
+    def _upload(
+        self,
+        ctx: StepContext,
+        client: ConvexClient,
+        params: ImportParams,
+        table: str,
+        path: Path,
+        size: int,
+        state: dict[str, Any],
+        save: Any,
+    ) -> dict[str, Any]:
         part_size = max(params.part_size, -(-size // MAX_PARTS))
         token = state.get("token")
         parts: list[str] = list(state.get("parts", []))
@@ -142,8 +160,9 @@ class ImportStep(Step):
         save(state)
         return state
 
-    def _finish(self, ctx: StepContext, client: ConvexClient, params: ImportParams, table: str,
-                state: dict[str, Any]) -> str:
+    def _finish(
+        self, ctx: StepContext, client: ConvexClient, params: ImportParams, table: str, state: dict[str, Any]
+    ) -> str:
         for _ in range(5):
             adopted = self._find_started(client, params, table, state["since"])
             if adopted is not None:
@@ -164,20 +183,23 @@ class ImportStep(Step):
         """An import of this table and mode created since we began finishing (a lost answer)."""
         live = ("uploaded", "waiting_for_confirmation", "in_progress", "completed")
         candidates = [
-            i for i in client.list_imports()
-            if (i.get("format") or {}).get("table") == table and i.get("mode") == params.mode
+            i
+            for i in client.list_imports()
+            if (i.get("format") or {}).get("table") == table
+            and i.get("mode") == params.mode
             # a second of slack for the two clocks
             and float(i.get("_creationTime", 0)) >= since * 1000 - 1000
             and (i.get("state") or {}).get("state") in live
         ]
         if len(candidates) > 1:
-            raise StepFailed(f"{table}: {len(candidates)} imports were started since this step began finishing "
-                             f"({', '.join(c['_id'] for c in candidates)}); settle them in the dashboard, then "
-                             "retry or mark the step done")
+            raise StepFailed(
+                f"{table}: {len(candidates)} imports were started since this step began finishing "
+                f"({', '.join(c['_id'] for c in candidates)}); settle them in the dashboard, then "
+                "retry or mark the step done"
+            )
         return str(candidates[0]["_id"]) if candidates else None
 
-    def _follow(self, ctx: StepContext, client: ConvexClient, table: str, import_id: str,
-                expected: int | None) -> int:
+    def _follow(self, ctx: StepContext, client: ConvexClient, table: str, import_id: str, expected: int | None) -> int:
         shown = 0
         confirmed = False
         pause = 0.05  # a small import is done in a blink; a large one is asked once a second
@@ -213,8 +235,7 @@ class ImportStep(Step):
 
     # -- the Convex CLI --------------------------------------------------------------------------
 
-    def _by_cli(self, ctx: StepContext, params: ImportParams, connection: Any, table: str,
-                path: Path) -> int | None:
+    def _by_cli(self, ctx: StepContext, params: ImportParams, connection: Any, table: str, path: Path) -> int | None:
         argv = [*params.command, "import", "--table", table, "--format", "jsonLines", "-y"]
         if params.mode == "replace":
             argv.append("--replace")

@@ -40,14 +40,21 @@ def batch_size_for(average_document_bytes: float) -> int:
 class ResolveParams(StepParams):
     connection: Annotated[str, ConnectionRef("convex")]
     mapping: MappingPath = Field(description="the mapping file whose `references` say what to resolve")
-    transformed: str | None = Field(default=None, description="the transform's output folder: document sizes "
-                                                               "and counts, for batch sizes and progress")
+    transformed: str | None = Field(
+        default=None,
+        description="the transform's output folder: document sizes and counts, for batch sizes and progress",
+    )
     tables: list[str] = Field(default_factory=list, description="Convex tables to resolve; default all")
     batch_size: int | None = Field(default=None, ge=1, le=4000, description="override the size-based batch")
     functions: str = Field(default="cockpit", description="the module holding resolveRefs (convex/cockpit.ts)")
     max_missing: int = Field(default=0, ge=0, description="references whose target is not found, allowed")
-    parallel: int = Field(default=2, ge=1, le=16, description="shares of a large table resolved at once (by creation "
-                          "time), each its own chain of pages: fewer round trips waited one after another")
+    parallel: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="shares of a large table resolved at once (by creation "
+        "time), each its own chain of pages: fewer round trips waited one after another",
+    )
 
 
 def load_checked_mapping(base_dir: Path, name: str) -> Mapping:
@@ -99,11 +106,14 @@ class ResolveStep(Step):
         for key, figures in done.items():
             ctx.log(f"{key:<34} {figures['processed']:>10,} {figures['resolved']:>9,} {figures['missing']:>8,}")
         if missing_total > params.max_missing:
-            raise StepFailed(f"{missing_total:,} references name a document that is not in v2 "
-                             f"(max_missing is {params.max_missing:,}): see the log")
+            raise StepFailed(
+                f"{missing_total:,} references name a document that is not in v2 "
+                f"(max_missing is {params.max_missing:,}): see the log"
+            )
 
-    def _resolve(self, ctx: StepContext, client: ConvexClient, params: ResolveParams, ref: Reference,
-                 size: dict[str, Any] | None) -> dict[str, Any]:
+    def _resolve(
+        self, ctx: StepContext, client: ConvexClient, params: ResolveParams, ref: Reference, size: dict[str, Any] | None
+    ) -> dict[str, Any]:
         key = f"{ref.table}.{ref.id_field}"
         documents = int(size["output_rows"]) if size else None
         average = size["bytes"] / size["output_rows"] if size and size["output_rows"] else 0
@@ -125,18 +135,21 @@ class ResolveStep(Step):
                 for name in figures:
                     figures[name] += int(value.get(name, 0))
                 chains[index].cursor, chains[index].done = cursor, cursor is None
-                ctx.checkpoint[f"page:{key}"] = {"chains": [dataclasses.asdict(c) for c in chains],
-                                                 "figures": figures}
+                ctx.checkpoint[f"page:{key}"] = {"chains": [dataclasses.asdict(c) for c in chains], "figures": figures}
                 # One label per reference, the same every time: the label names the bar (the
                 # cockpit works out the rate itself).
                 ctx.progress(figures["processed"], documents, "documents", key)
         except ConvexFunctionError as exc:
             if len(chains) > 1 and ("field `from`" in str(exc) or "field `before`" in str(exc)):
-                raise StepFailed(f"{key}: the deployed {path} resolves no shares ({exc}); deploy the current "
-                                 "convex/cockpit.ts, or set parallel = 1") from None
+                raise StepFailed(
+                    f"{key}: the deployed {path} resolves no shares ({exc}); deploy the current "
+                    "convex/cockpit.ts, or set parallel = 1"
+                ) from None
             raise StepFailed(f"{key}: {exc}") from None
-        ctx.log(f"{key}: {figures['resolved']:,} resolved, {figures['missing']:,} not found, "
-                f"{figures['skipped']:,} without a reference or resolved before")
+        ctx.log(
+            f"{key}: {figures['resolved']:,} resolved, {figures['missing']:,} not found, "
+            f"{figures['skipped']:,} without a reference or resolved before"
+        )
         return figures
 
 

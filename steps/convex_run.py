@@ -26,7 +26,7 @@ class StatusPoll(StepParams):
     function: str = Field(pattern=_FUNCTION_PATH, description="a query that reports the run's state")
     args: dict[str, Any] = Field(default_factory=dict)
     every: str = Field(default="2s", description="how often to ask")
-    select: str | None = Field(default=None, description="dotted path into the value, e.g. \"0\" for a list's first")
+    select: str | None = Field(default=None, description='dotted path into the value, e.g. "0" for a list\'s first')
     done_field: str = "isDone"
     progress_field: str = "processed"
     state_field: str = "state"
@@ -100,8 +100,11 @@ class RunStep(Step):
             if params.status is not None:
                 value = self._watch(ctx, client, params.status)
         if params.expect:
-            wrong = [f"{key} is {_shown(_get(value, key))}, expected {short(want, 60)}"
-                     for key, want in params.expect.items() if _get(value, key) != want]
+            wrong = [
+                f"{key} is {_shown(_get(value, key))}, expected {short(want, 60)}"
+                for key, want in params.expect.items()
+                if _get(value, key) != want
+            ]
             if wrong:
                 raise StepFailed("; ".join(wrong))
             ctx.log(f"expect holds: {short(params.expect)}")

@@ -24,10 +24,11 @@ class _Rest(DnsProvider):
 
     def __init__(self, zone: str, token: str | None, base_url: str, timeout: float = 15.0) -> None:
         if not token:
-            raise ProviderError(f"{self.service} needs an API token (token = \"${{VAR}}\" in the connection)")
+            raise ProviderError(f'{self.service} needs an API token (token = "${{VAR}}" in the connection)')
         self.zone = zone
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                   headers={"Authorization": f"Bearer {token}"})
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, headers={"Authorization": f"Bearer {token}"}
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -42,25 +43,29 @@ class _Rest(DnsProvider):
                 # A lost answer to a POST may mean the record was created: never send it twice.
                 # The step's retry reads the set again and continues from what is there.
                 if attempt == RETRIES or method == "POST":
-                    raise ProviderError(f"cannot reach {self.service} at {self.client.base_url}: "
-                                        f"{type(exc).__name__}") from None
+                    raise ProviderError(
+                        f"cannot reach {self.service} at {self.client.base_url}: {type(exc).__name__}"
+                    ) from None
                 time.sleep(delay)
                 delay *= 2
                 continue
             if response.status_code == 429 or response.status_code >= 500:
                 if attempt == RETRIES:
-                    raise ProviderError(f"{self.service} answered {response.status_code} to {method} "
-                                        f"{path} {RETRIES + 1} times")
+                    raise ProviderError(
+                        f"{self.service} answered {response.status_code} to {method} {path} {RETRIES + 1} times"
+                    )
                 wait = response.headers.get("Retry-After")
                 time.sleep(float(wait) if wait and wait.replace(".", "", 1).isdigit() else delay)
                 delay *= 2
                 continue
             if response.status_code in (401, 403):
-                raise ProviderError(f"{self.service} refused the token ({response.status_code}): "
-                                    f"{self._error_text(response)}")
+                raise ProviderError(
+                    f"{self.service} refused the token ({response.status_code}): {self._error_text(response)}"
+                )
             if response.status_code >= 400:
-                raise ProviderError(f"{self.service} answered {response.status_code} to {method} {path}: "
-                                    f"{self._error_text(response)}")
+                raise ProviderError(
+                    f"{self.service} answered {response.status_code} to {method} {path}: {self._error_text(response)}"
+                )
             return response.json() if response.content else {}
         raise AssertionError("unreachable")
 
@@ -86,13 +91,17 @@ class _Rest(DnsProvider):
         allowed = {parse_value(target.type, v) for v in [*recorded.values, *target.values]}
         strangers = [v for v in now if parse_value(target.type, v) not in allowed]
         if strangers:
-            raise ProviderError(f"{target.name} {target.type} changed since it was recorded (now holds "
-                                f"{', '.join(strangers)}): nothing was changed")
+            raise ProviderError(
+                f"{target.name} {target.type} changed since it was recorded (now holds "
+                f"{', '.join(strangers)}): nothing was changed"
+            )
 
     # Shared set arithmetic: records are (id, value, ttl) triples.
-    def _plan(self, existing: list[dict[str, Any]], target: RecordSet) -> tuple[
-            list[tuple[str, str]], list[str], list[str], list[str]]:
+    def _plan(
+        self, existing: list[dict[str, Any]], target: RecordSet
+    ) -> tuple[list[tuple[str, str]], list[str], list[str], list[str]]:
         """(records to repoint as (id, new value), ids to delete, values to create, ids to re-TTL)."""
+
         def key(value: str) -> Any:
             return parse_value(target.type, value)
 
@@ -107,8 +116,8 @@ class _Rest(DnsProvider):
                 free.append(record["id"])
         missing = list(wanted.values())
         repoint = list(zip(free, missing, strict=False))
-        delete = free[len(repoint):]
-        create = missing[len(repoint):]
+        delete = free[len(repoint) :]
+        create = missing[len(repoint) :]
         retitle = [record["id"] for record in existing if record["id"] in keep_ids and record["ttl"] != target.ttl]
         return repoint, delete, create, retitle
 
@@ -123,19 +132,28 @@ class Cloudflare(_Rest):
         self.zone_id = zone_id
 
     def _records(self, name: str, kind: str) -> list[dict[str, Any]]:
-        body = self._request("GET", f"/zones/{self.zone_id}/dns_records",
-                             params={"type": kind, "name": name, "per_page": 100})
+        body = self._request(
+            "GET", f"/zones/{self.zone_id}/dns_records", params={"type": kind, "name": name, "per_page": 100}
+        )
         if not body.get("success", False):
             raise ProviderError(f"Cloudflare: {body.get('errors')}")
-        return [{"id": r["id"], "value": r["content"], "ttl": r.get("ttl"), "proxied": r.get("proxied", False)}
-                for r in body.get("result") or [] if r.get("type") == kind and r.get("name") == name]
+        return [
+            {"id": r["id"], "value": r["content"], "ttl": r.get("ttl"), "proxied": r.get("proxied", False)}
+            for r in body.get("result") or []
+            if r.get("type") == kind and r.get("name") == name
+        ]
 
     def current(self, name: str, kind: str) -> RecordSet:
         self.check_in_zone(name)
         records = self._records(name, kind)
         proxied = any(r["proxied"] for r in records)
-        return RecordSet(name, kind, sorted(r["value"] for r in records),
-                         records[0]["ttl"] if records else None, {"proxied": proxied} if records else {})
+        return RecordSet(
+            name,
+            kind,
+            sorted(r["value"] for r in records),
+            records[0]["ttl"] if records else None,
+            {"proxied": proxied} if records else {},
+        )
 
     def apply(self, target: RecordSet, recorded: RecordSet) -> None:
         existing = self._records(target.name, target.type)
@@ -149,9 +167,18 @@ class Cloudflare(_Rest):
         for record_id in retitle:
             self._request("PATCH", f"{base}/{record_id}", json={"ttl": ttl})
         for value in create:
-            self._request("POST", base, json={"type": target.type, "name": target.name, "content": value,
-                                              "ttl": ttl, "proxied": proxied,
-                                              "comment": "set by cutover cockpit"})
+            self._request(
+                "POST",
+                base,
+                json={
+                    "type": target.type,
+                    "name": target.name,
+                    "content": value,
+                    "ttl": ttl,
+                    "proxied": proxied,
+                    "comment": "set by cutover cockpit",
+                },
+            )
         for record_id in delete:
             self._request("DELETE", f"{base}/{record_id}")
 
@@ -191,13 +218,17 @@ class Vercel(_Rest):
         repoint, delete, create, retitle = self._plan(existing, target)
         ttl = target.ttl or 60
         for record_id, value in repoint:
-            self._request("PATCH", f"/v1/domains/records/{record_id}", params=self.params,
-                          json={"value": value, "ttl": ttl})
+            self._request(
+                "PATCH", f"/v1/domains/records/{record_id}", params=self.params, json={"value": value, "ttl": ttl}
+            )
         for record_id in retitle:
             self._request("PATCH", f"/v1/domains/records/{record_id}", params=self.params, json={"ttl": ttl})
         for value in create:
-            self._request("POST", f"/v2/domains/{self.zone}/records", params=self.params,
-                          json={"name": self._relative(target.name), "type": target.type, "value": value,
-                                "ttl": ttl})
+            self._request(
+                "POST",
+                f"/v2/domains/{self.zone}/records",
+                params=self.params,
+                json={"name": self._relative(target.name), "type": target.type, "value": value, "ttl": ttl},
+            )
         for record_id in delete:
             self._request("DELETE", f"/v2/domains/{self.zone}/records/{record_id}", params=self.params)

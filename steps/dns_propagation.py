@@ -37,8 +37,9 @@ def _resolvers_file(value: str | None, info: ValidationInfo) -> str | None:
         try:
             load_resolvers(Path(base) / value)
         except ResolversFileError as exc:
-            raise ValueError("; ".join(f"{value}{f':{p.line}' if p.line else ''}: {p.message}"
-                                       for p in exc.problems)) from None
+            raise ValueError(
+                "; ".join(f"{value}{f':{p.line}' if p.line else ''}: {p.message}" for p in exc.problems)
+            ) from None
     return value
 
 
@@ -55,7 +56,8 @@ class PropagationParams(StepParams):
     resolvers_file: Annotated[str | None, AfterValidator(_resolvers_file)] = None
     builtin_resolvers: bool = Field(default=True, description="include the built-in public resolvers")
     authoritative: Annotated[list[str], AfterValidator(_addresses)] = Field(
-        default_factory=list, description="address[:port] of each authoritative server; default: from NS")
+        default_factory=list, description="address[:port] of each authoritative server; default: from NS"
+    )
     zone: DnsName | None = None
     require: Requirement = Field(default_factory=Requirement)
     interval: Duration = timedelta(seconds=10)
@@ -63,8 +65,10 @@ class PropagationParams(StepParams):
     query_timeout: Duration = timedelta(seconds=2)
     old_ttl: int | None = Field(default=None, ge=0, description="the old record's TTL, if known; for the ETA")
     update: Annotated[str | None, StepRef("dns.update")] = Field(
-        default=None, description="the dns.update step of this change: its recorded value is the old one, "
-                                  "its TTL and time give the ETA")
+        default=None,
+        description="the dns.update step of this change: its recorded value is the old one, "
+        "its TTL and time give the ETA",
+    )
 
     @model_validator(mode="after")
     def _values_fit_the_type(self) -> PropagationParams:
@@ -100,8 +104,10 @@ class PropagationStep(Step):
         groups.append(list(params.resolvers))
         resolvers = combine(*groups)
         timeout = params.query_timeout.total_seconds()
-        authoritative = [Resolver(name=f"auth {i + 1}", address=a, port=p)
-                         for i, (a, p) in enumerate(split_address(x) for x in params.authoritative)]
+        authoritative = [
+            Resolver(name=f"auth {i + 1}", address=a, port=p)
+            for i, (a, p) in enumerate(split_address(x) for x in params.authoritative)
+        ]
         zone = params.zone
         if not authoritative and params.require.authoritative != "none":
             try:
@@ -122,20 +128,32 @@ class PropagationStep(Step):
                 old_ttl = int(recorded["ttl"])
             changed_at = made.get("applied_at")
             if changed_at is None:
-                ctx.log(f"step {params.update!r} has not changed anything yet: the ETA waits for the "
-                        "authoritative servers")
-        return Propagation(params.name, params.type, parse_values(params.type, params.expect), old=old,
-                           resolvers=resolvers, authoritative=authoritative, zone=zone, require=params.require,
-                           query_timeout=timeout, old_ttl=saved.get("old_ttl", old_ttl),
-                           changed_at=saved.get("changed_at", changed_at))
+                ctx.log(
+                    f"step {params.update!r} has not changed anything yet: the ETA waits for the authoritative servers"
+                )
+        return Propagation(
+            params.name,
+            params.type,
+            parse_values(params.type, params.expect),
+            old=old,
+            resolvers=resolvers,
+            authoritative=authoritative,
+            zone=zone,
+            require=params.require,
+            query_timeout=timeout,
+            old_ttl=saved.get("old_ttl", old_ttl),
+            changed_at=saved.get("changed_at", changed_at),
+        )
 
     def run(self, ctx: StepContext) -> None:
         params = ctx.params
         assert isinstance(params, PropagationParams)
         check = self.build(ctx, params)
-        ctx.log(f"checking {params.name} {params.type} = {params.expect} at {len(check.resolvers)} resolvers and "
-                f"{len(check.authoritative)} authoritative servers, every "
-                f"{format_duration(params.interval)} for up to {format_duration(params.within)}")
+        ctx.log(
+            f"checking {params.name} {params.type} = {params.expect} at {len(check.resolvers)} resolvers and "
+            f"{len(check.authoritative)} authoritative servers, every "
+            f"{format_duration(params.interval)} for up to {format_duration(params.within)}"
+        )
         # In a rehearsal the clock runs at wall speed while this step runs: caches expire in real
         # seconds, so `within` and the ETA must be real seconds too.
         with ctx.clock.real_time():
@@ -154,8 +172,10 @@ class PropagationStep(Step):
                     answer = status.answer
                     shown = ", ".join(sorted(v.to_text() for v in answer.values)) if answer and answer.values else ""
                     ttl = f" ttl {answer.ttl}" if answer and answer.ttl is not None else ""
-                    lines.append(f"  {status.server.name} {status.server.where}: {before.value if before else '-'}"
-                                 f" -> {status.state.value}{f' {shown}' if shown else ''}{ttl}")
+                    lines.append(
+                        f"  {status.server.name} {status.server.where}: {before.value if before else '-'}"
+                        f" -> {status.state.value}{f' {shown}' if shown else ''}{ttl}"
+                    )
                     previous[id(status)] = status.state
             ctx.log_lines([f"round {check.rounds}: {summary.line()}", *lines])
             if check.changed_at is not None or check.old_ttl is not None:
@@ -171,7 +191,8 @@ class PropagationStep(Step):
                 ctx.log(f"holds: {summary.line()}")
                 return
             if ctx.clock.now() - started >= params.within:
-                raise StepFailed(f"not propagated after {format_duration(params.within)}: {summary.reason} "
-                                 f"({summary.line()})")
+                raise StepFailed(
+                    f"not propagated after {format_duration(params.within)}: {summary.reason} ({summary.line()})"
+                )
             if ctx.sleep(params.interval.total_seconds()):
                 raise StepCancelled("cancelled between checks")

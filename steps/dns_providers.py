@@ -58,8 +58,9 @@ class RecordSet:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RecordSet:
-        return cls(data["name"], data["type"], list(data.get("values") or []), data.get("ttl"),
-                   dict(data.get("extra") or {}))
+        return cls(
+            data["name"], data["type"], list(data.get("values") or []), data.get("ttl"), dict(data.get("extra") or {})
+        )
 
     def describe(self) -> str:
         if not self.values:
@@ -92,8 +93,16 @@ class DnsProvider(ABC):
 class Rfc2136(DnsProvider):
     """Dynamic updates to the zone's primary over TCP, signed with TSIG."""
 
-    def __init__(self, zone: str, primary: str, port: int, key_name: str | None, secret: str | None,
-                 algorithm: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        zone: str,
+        primary: str,
+        port: int,
+        key_name: str | None,
+        secret: str | None,
+        algorithm: str,
+        timeout: float = 5.0,
+    ) -> None:
         self.zone = zone
         self.primary, self.port = split_address(primary, port)
         self.timeout = timeout
@@ -116,20 +125,26 @@ class Rfc2136(DnsProvider):
         try:
             return dns.query.tcp(message, self.primary, port=self.port, timeout=self.timeout)
         except dns.tsig.PeerBadKey:
-            raise ProviderError(f"the primary {self.primary}:{self.port} does not know the TSIG key "
-                                f"{self.key_name!r} (BADKEY)") from None
+            raise ProviderError(
+                f"the primary {self.primary}:{self.port} does not know the TSIG key {self.key_name!r} (BADKEY)"
+            ) from None
         except dns.tsig.PeerBadSignature:
-            raise ProviderError(f"the primary {self.primary}:{self.port} rejected the signature of TSIG key "
-                                f"{self.key_name!r} (BADSIG): the secret is wrong") from None
+            raise ProviderError(
+                f"the primary {self.primary}:{self.port} rejected the signature of TSIG key "
+                f"{self.key_name!r} (BADSIG): the secret is wrong"
+            ) from None
         except dns.tsig.PeerError as exc:
-            raise ProviderError(f"the primary {self.primary}:{self.port} rejected TSIG key "
-                                f"{self.key_name!r}: {type(exc).__name__}") from None
+            raise ProviderError(
+                f"the primary {self.primary}:{self.port} rejected TSIG key {self.key_name!r}: {type(exc).__name__}"
+            ) from None
         except dns.exception.Timeout:
-            raise ProviderError(f"the primary {self.primary}:{self.port} did not answer within "
-                                f"{self.timeout:g}s") from None
+            raise ProviderError(
+                f"the primary {self.primary}:{self.port} did not answer within {self.timeout:g}s"
+            ) from None
         except OSError as exc:
-            raise ProviderError(f"cannot reach the primary {self.primary}:{self.port}: "
-                                f"{exc.strerror or type(exc).__name__}") from None
+            raise ProviderError(
+                f"cannot reach the primary {self.primary}:{self.port}: {exc.strerror or type(exc).__name__}"
+            ) from None
         except dns.exception.DNSException as exc:
             raise ProviderError(f"the primary {self.primary}:{self.port} sent a bad answer: {exc}") from None
 
@@ -140,11 +155,14 @@ class Rfc2136(DnsProvider):
         response = self._send(query)
         rcode = response.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            raise ProviderError(f"the primary {self.primary}:{self.port} answered {dns.rcode.to_text(rcode)} "
-                                f"for {name} {kind}: cannot record the current value")
+            raise ProviderError(
+                f"the primary {self.primary}:{self.port} answered {dns.rcode.to_text(rcode)} "
+                f"for {name} {kind}: cannot record the current value"
+            )
         if not response.flags & dns.flags.AA:
-            raise ProviderError(f"{self.primary}:{self.port} is not authoritative for {name}: "
-                                "is it the zone's primary?")
+            raise ProviderError(
+                f"{self.primary}:{self.port} is not authoritative for {name}: is it the zone's primary?"
+            )
         rrset = response.get_rrset(response.answer, dns.name.from_text(name), dns.rdataclass.IN, wire_type(kind))
         if rrset is None:
             return RecordSet(name, kind)
@@ -153,8 +171,9 @@ class Rfc2136(DnsProvider):
     def apply(self, target: RecordSet, recorded: RecordSet) -> None:
         self.check_in_zone(target.name)
         rdtype = wire_type(target.type)
-        update = dns.update.UpdateMessage(self.zone, keyring=self.keyring,
-                                          keyname=dns.name.from_text(self.key_name) if self.key_name else None)
+        update = dns.update.UpdateMessage(
+            self.zone, keyring=self.keyring, keyname=dns.name.from_text(self.key_name) if self.key_name else None
+        )
         name = dns.name.from_text(target.name)
         # Prerequisites (RFC 2136 3.2): the set is still exactly what was recorded, else nothing changes.
         if recorded.exists:

@@ -29,8 +29,14 @@ def provider_for(connection: Any) -> DnsProvider:
     if kind == "rfc2136":
         if not connection.primary:
             raise ProviderError("rfc2136 needs `primary` (the zone's primary server address) in the connection")
-        return Rfc2136(connection.zone.rstrip("."), connection.primary, connection.port, connection.tsig_name,
-                       connection.tsig_secret, connection.tsig_algorithm)
+        return Rfc2136(
+            connection.zone.rstrip("."),
+            connection.primary,
+            connection.port,
+            connection.tsig_name,
+            connection.tsig_secret,
+            connection.tsig_algorithm,
+        )
     if kind == "cloudflare":
         return Cloudflare(connection.zone.rstrip("."), connection.zone_id, connection.token, connection.api_url)
     if kind == "vercel":
@@ -74,8 +80,10 @@ class UpdateStep(Step):
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, UpdateParams)
-        return (f"set {params.name} {params.type} to {', '.join(params.values)} (TTL {params.ttl}) "
-                f"through connection {params.connection!r}, after recording the current value")
+        return (
+            f"set {params.name} {params.type} to {', '.join(params.values)} (TTL {params.ttl}) "
+            f"through connection {params.connection!r}, after recording the current value"
+        )
 
     def run(self, ctx: StepContext) -> None:
         params = ctx.params
@@ -95,10 +103,17 @@ class UpdateStep(Step):
                 try:
                     recorded = provider.current(params.name, params.type)
                 except ProviderError as exc:
-                    raise StepFailed(f"cannot record the current {params.name} {params.type}: {exc}; "
-                                     "nothing was changed") from None
-                ctx.checkpoint.update_all({RECORDED: recorded.to_json(), "target": target.to_json(),
-                                           "connection": params.connection, "provider": connection.provider})
+                    raise StepFailed(
+                        f"cannot record the current {params.name} {params.type}: {exc}; nothing was changed"
+                    ) from None
+                ctx.checkpoint.update_all(
+                    {
+                        RECORDED: recorded.to_json(),
+                        "target": target.to_json(),
+                        "connection": params.connection,
+                        "provider": connection.provider,
+                    }
+                )
                 ctx.log(f"recorded before the change: {recorded.describe()}")
             target.extra = dict(recorded.extra)  # keep what the provider had (Cloudflare's proxied)
             ctx.raise_if_cancelled()
@@ -119,7 +134,8 @@ class UpdateStep(Step):
 
 class RestoreParams(StepParams):
     update: Annotated[str, StepRef("dns.update")] = Field(
-        description="the id of the dns.update step whose recorded records to put back")
+        description="the id of the dns.update step whose recorded records to put back"
+    )
 
 
 class RestoreStep(Step):

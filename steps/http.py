@@ -78,8 +78,10 @@ class HttpCheckStep(Step):
                     latency = time.perf_counter() - started
                     worst = max(worst, latency)
                     problems = _judge(response, expected, params, latency)
-                    ctx.log(f"{params.method} {url} -> {response.status_code} in {latency * 1000:.0f} ms"
-                            + (f": {'; '.join(problems)}" if problems else ""))
+                    ctx.log(
+                        f"{params.method} {url} -> {response.status_code} in {latency * 1000:.0f} ms"
+                        + (f": {'; '.join(problems)}" if problems else "")
+                    )
                     if problems:
                         failures.append(f"check {n}: {'; '.join(problems)}")
                 ctx.progress(n, params.repeat, "checks")

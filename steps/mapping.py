@@ -124,18 +124,22 @@ def load_mapping(path: Path) -> Mapping:
     for source, table in parsed.table.items():
         where = ("table", source)
         if not _NAME.match(table.target):
-            collect.error(where + ("target",), f"table {source!r}: target {table.target!r} is not a valid "
-                                               "Convex table name")
+            collect.error(
+                where + ("target",), f"table {source!r}: target {table.target!r} is not a valid Convex table name"
+            )
         if table.target in targets:
-            collect.error(where + ("target",), f"table {source!r}: target {table.target!r} is also the target "
-                                               f"of {targets[table.target]!r}")
+            collect.error(
+                where + ("target",),
+                f"table {source!r}: target {table.target!r} is also the target of {targets[table.target]!r}",
+            )
         targets[table.target] = source
         listed: dict[str, str] = {}
         for kind in ("timestamps", "dates", "cents", "emails", "drop"):
             for index, field in enumerate(getattr(table, kind)):
                 if field in listed:
-                    collect.error(where + (kind, index), f"table {source!r}: {field!r} is in both {listed[field]} "
-                                                         f"and {kind}")
+                    collect.error(
+                        where + (kind, index), f"table {source!r}: {field!r} is in both {listed[field]} and {kind}"
+                    )
                 listed[field] = kind
         for field, value in table.rename.items():
             if not _NAME.match(value):
@@ -148,9 +152,11 @@ def load_mapping(path: Path) -> Mapping:
     for source, table in parsed.table.items():
         for column, target in table.references.items():
             if target not in known_targets:
-                collect.error(("table", source, "references", column),
-                              f"table {source!r}: {column} refers to {target!r}, which no table of this mapping "
-                              f"targets (one of: {', '.join(sorted(known_targets))})")
+                collect.error(
+                    ("table", source, "references", column),
+                    f"table {source!r}: {column} refers to {target!r}, which no table of this mapping "
+                    f"targets (one of: {', '.join(sorted(known_targets))})",
+                )
     if collect.problems:
         raise MappingError(collect.problems)
     return Mapping(path, parsed.defaults, dict(parsed.table))

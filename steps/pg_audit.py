@@ -61,8 +61,11 @@ class AuditStep(Step):
         table = sql.SQL(quote_table(params.table))
         email = sql.Identifier(params.email_column)
         normalized = sql.SQL("lower(trim({}))").format(email)
-        unverified = (sql.SQL("count(*) FILTER (WHERE {} IS NULL)").format(sql.Identifier(params.verified_column))
-                      if params.verified_column else sql.SQL("0"))
+        unverified = (
+            sql.SQL("count(*) FILTER (WHERE {} IS NULL)").format(sql.Identifier(params.verified_column))
+            if params.verified_column
+            else sql.SQL("0")
+        )
         report_path = ctx.base_dir / params.report
         if not report_path.parent.exists():  # a new folder for the report: private, as the report is
             private_dir(report_path.parent)
@@ -73,9 +76,11 @@ class AuditStep(Step):
             with connect(ctx, params.connection) as conn, CancelWatch(conn, ctx.cancel):
                 conn.read_only = True
                 try:
-                    totals = conn.execute(sql.SQL(
-                        "SELECT count(*), count(DISTINCT {n}), count(*) - count({e}), {u} FROM {t}"
-                    ).format(n=normalized, e=email, u=unverified, t=table)).fetchone()
+                    totals = conn.execute(
+                        sql.SQL("SELECT count(*), count(DISTINCT {n}), count(*) - count({e}), {u} FROM {t}").format(
+                            n=normalized, e=email, u=unverified, t=table
+                        )
+                    ).fetchone()
                 except Exception as exc:
                     ctx.raise_if_cancelled()
                     raise StepFailed(f"{params.table}: {str(exc).strip().splitlines()[0]}") from None
@@ -86,17 +91,25 @@ class AuditStep(Step):
                     report.write(f"# Email audit of {params.table}\n\n")
                     report.write(f"Made {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by the cutover cockpit.\n\n")
                     report.write("| figure | count |\n|---|---:|\n")
-                    for label, value in (("users", total), ("distinct lower(trim(email))", unique),
-                                         ("NULL emails", missing), ("unverified emails", not_verified)):
+                    for label, value in (
+                        ("users", total),
+                        ("distinct lower(trim(email))", unique),
+                        ("NULL emails", missing),
+                        ("unverified emails", not_verified),
+                    ):
                         report.write(f"| {label} | {value:,} |\n")
-                    report.write("\n## Emails shared by several accounts\n\n"
-                                 "v2 matches users by email: each group needs a decision before the window.\n\n")
+                    report.write(
+                        "\n## Emails shared by several accounts\n\n"
+                        "v2 matches users by email: each group needs a decision before the window.\n\n"
+                    )
                     # A server-side cursor: the groups stream, however many there are.
                     with conn.cursor(name="cockpit_audit_groups") as cur:
-                        cur.execute(sql.SQL(
-                            "SELECT {n}, count(*), array_agg({i}::text ORDER BY {i}) FROM {t} WHERE {e} IS NOT NULL "
-                            "GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1"
-                        ).format(n=normalized, i=sql.Identifier(params.id_column), t=table, e=email))
+                        cur.execute(
+                            sql.SQL(
+                                "SELECT {n}, count(*), array_agg({i}::text ORDER BY {i}) FROM {t} "
+                                "WHERE {e} IS NOT NULL GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1"
+                            ).format(n=normalized, i=sql.Identifier(params.id_column), t=table, e=email)
+                        )
                         for address, count, ids in cur:
                             groups += 1
                             in_groups += int(count)
@@ -107,8 +120,11 @@ class AuditStep(Step):
                         report.write("None.\n")
                     report.write("\n## Accounts without an email\n\n")
                     with conn.cursor(name="cockpit_audit_missing") as cur:
-                        cur.execute(sql.SQL("SELECT {i}::text FROM {t} WHERE {e} IS NULL ORDER BY 1").format(
-                            i=sql.Identifier(params.id_column), t=table, e=email))
+                        cur.execute(
+                            sql.SQL("SELECT {i}::text FROM {t} WHERE {e} IS NULL ORDER BY 1").format(
+                                i=sql.Identifier(params.id_column), t=table, e=email
+                            )
+                        )
                         written = False
                         for (user_id,) in cur:
                             report.write(f"- {user_id}\n")
@@ -120,21 +136,26 @@ class AuditStep(Step):
             partial.unlink(missing_ok=True)
             raise
         os.replace(partial, report_path)
-        ctx.log(f"{total:,} users, {unique:,} distinct emails, {missing:,} without email, "
-                f"{not_verified:,} unverified")
+        ctx.log(f"{total:,} users, {unique:,} distinct emails, {missing:,} without email, {not_verified:,} unverified")
         ctx.log(f"{groups:,} emails shared by {in_groups:,} accounts" + (":" if groups else ""))
         ctx.log_lines(lines)
         if groups > SHOWN_GROUPS:
             ctx.log(f"  ... and {groups - SHOWN_GROUPS:,} more")
         ctx.log(f"report: {Path(params.report)}")
-        for name, value in (("users", total), ("unique_emails", unique), ("null_emails", missing),
-                            ("unverified", not_verified), ("duplicate_groups", groups)):
+        for name, value in (
+            ("users", total),
+            ("unique_emails", unique),
+            ("null_emails", missing),
+            ("unverified", not_verified),
+            ("duplicate_groups", groups),
+        ):
             ctx.metric(f"audit.{name}", value)
         problems = []
-        for count, setting, text in ((groups, params.on_duplicates, f"{groups:,} emails are shared by several "
-                                      "accounts"),
-                                     (missing, params.on_missing, f"{missing:,} accounts have no email"),
-                                     (not_verified, params.on_unverified, f"{not_verified:,} emails are unverified")):
+        for count, setting, text in (
+            (groups, params.on_duplicates, f"{groups:,} emails are shared by several accounts"),
+            (missing, params.on_missing, f"{missing:,} accounts have no email"),
+            (not_verified, params.on_unverified, f"{not_verified:,} emails are unverified"),
+        ):
             if not count:
                 continue
             if setting == "fail":

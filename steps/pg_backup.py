@@ -32,29 +32,88 @@ from steps.pg_export import write_manifest
 from steps.postgres import connect
 
 # From the Supabase CLI (internal/utils/misc.go): the schemas `supabase db dump` leaves out.
-SYSTEM_SCHEMAS = ["information_schema", "pg_*", "cron", "graphql", "graphql_public", "net", "pgsodium",
-                  "pgsodium_masks", "pgtle", "repack", "tiger", "tiger_data", "timescaledb_*", "_timescaledb_*",
-                  "topology", "vault"]
-INTERNAL_SCHEMAS = ["auth", "extensions", "pgbouncer", "realtime", "_realtime", "storage", "_analytics",
-                    "supabase_functions", "supabase_migrations", *SYSTEM_SCHEMAS]
+SYSTEM_SCHEMAS = [
+    "information_schema",
+    "pg_*",
+    "cron",
+    "graphql",
+    "graphql_public",
+    "net",
+    "pgsodium",
+    "pgsodium_masks",
+    "pgtle",
+    "repack",
+    "tiger",
+    "tiger_data",
+    "timescaledb_*",
+    "_timescaledb_*",
+    "topology",
+    "vault",
+]
+INTERNAL_SCHEMAS = [
+    "auth",
+    "extensions",
+    "pgbouncer",
+    "realtime",
+    "_realtime",
+    "storage",
+    "_analytics",
+    "supabase_functions",
+    "supabase_migrations",
+    *SYSTEM_SCHEMAS,
+]
 DATA_EXCLUDED_SCHEMAS = ["extensions", "pgbouncer", "realtime", "_realtime", *SYSTEM_SCHEMAS]
 DATA_EXCLUDED_TABLES = ["auth.schema_migrations", "storage.migrations", "supabase_functions.migrations"]
-RESERVED_ROLES = ["anon", "authenticated", "authenticator", "dashboard_user", "pgbouncer", "postgres",
-                  "service_role", "supabase_admin", "supabase_auth_admin", "supabase_functions_admin",
-                  "supabase_read_only_user", "supabase_replication_admin", "supabase_storage_admin",
-                  "pgsodium_keyholder", "pgsodium_keyiduser", "pgsodium_keymaker", "pgtle_admin"]
+RESERVED_ROLES = [
+    "anon",
+    "authenticated",
+    "authenticator",
+    "dashboard_user",
+    "pgbouncer",
+    "postgres",
+    "service_role",
+    "supabase_admin",
+    "supabase_auth_admin",
+    "supabase_functions_admin",
+    "supabase_read_only_user",
+    "supabase_replication_admin",
+    "supabase_storage_admin",
+    "pgsodium_keyholder",
+    "pgsodium_keyiduser",
+    "pgsodium_keymaker",
+    "pgtle_admin",
+]
 
 # libpq connection keywords and the environment variables that carry them.
 _LIBPQ_ENV = {
-    "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER",
-    "password": "PGPASSWORD", "passfile": "PGPASSFILE", "channel_binding": "PGCHANNELBINDING",
-    "service": "PGSERVICE", "options": "PGOPTIONS", "application_name": "PGAPPNAME", "sslmode": "PGSSLMODE",
-    "sslcompression": "PGSSLCOMPRESSION", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
-    "sslrootcert": "PGSSLROOTCERT", "sslcrl": "PGSSLCRL", "sslcrldir": "PGSSLCRLDIR", "sslsni": "PGSSLSNI",
-    "requirepeer": "PGREQUIREPEER", "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
-    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION", "gssencmode": "PGGSSENCMODE",
-    "krbsrvname": "PGKRBSRVNAME", "gsslib": "PGGSSLIB", "connect_timeout": "PGCONNECT_TIMEOUT",
-    "client_encoding": "PGCLIENTENCODING", "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "dbname": "PGDATABASE",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE",
+    "channel_binding": "PGCHANNELBINDING",
+    "service": "PGSERVICE",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "sslmode": "PGSSLMODE",
+    "sslcompression": "PGSSLCOMPRESSION",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR",
+    "sslsni": "PGSSLSNI",
+    "requirepeer": "PGREQUIREPEER",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "gssencmode": "PGGSSENCMODE",
+    "krbsrvname": "PGKRBSRVNAME",
+    "gsslib": "PGGSSLIB",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "client_encoding": "PGCLIENTENCODING",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
     "load_balance_hosts": "PGLOADBALANCEHOSTS",
 }
 
@@ -123,8 +182,10 @@ def find_dump_tools(bin_dir: str | None, server_major: int, base_dir: Path) -> P
             return folder
     if bin_dir:
         raise StepFailed(f"no pg_dump {server_major} or newer in {bin_dir} (found: {', '.join(seen) or 'none'})")
-    raise StepFailed(f"no pg_dump {server_major} or newer found for this PostgreSQL {server_major} server "
-                     f"(found: {', '.join(seen) or 'none'}); install postgresql-client-{server_major} or set bin_dir")
+    raise StepFailed(
+        f"no pg_dump {server_major} or newer found for this PostgreSQL {server_major} server "
+        f"(found: {', '.join(seen) or 'none'}); install postgresql-client-{server_major} or set bin_dir"
+    )
 
 
 def comment_out_reserved_roles(sql: bytes) -> bytes:
@@ -145,7 +206,9 @@ class SchemaEditor:
         names = "|".join(re.escape(s).replace(r"\*", ".*") for s in INTERNAL_SCHEMAS)
         self._pattern = re.compile(
             rb'^(ALTER DEFAULT PRIVILEGES FOR ROLE "supabase_admin"|(?:GRANT|REVOKE) .+ ON .+ "(?:'
-            + names.encode() + rb')"|CREATE POLICY "cron_job_|ALTER TABLE "cron")')
+            + names.encode()
+            + rb')"|CREATE POLICY "cron_job_|ALTER TABLE "cron")'
+        )
         self._rest = b""
 
     def feed(self, block: bytes) -> bytes:
@@ -194,10 +257,23 @@ class BackupStep(Step):
             "roles.sql": [str(tools / "pg_dumpall"), "--roles-only", "--no-role-passwords", "-l", database],
             # As `supabase db dump`: --extension '*' keeps event triggers out, --no-comments lets a
             # non-superuser restore it.
-            "schema.sql": [str(tools / "pg_dump"), "--schema-only", "--quote-all-identifiers", *schema_excludes,
-                           "--extension", "*", "--no-comments"],
-            "data.sql": [str(tools / "pg_dump"), "--data-only", "--quote-all-identifiers", *data_excludes,
-                         "--schema", "*"],
+            "schema.sql": [
+                str(tools / "pg_dump"),
+                "--schema-only",
+                "--quote-all-identifiers",
+                *schema_excludes,
+                "--extension",
+                "*",
+                "--no-comments",
+            ],
+            "data.sql": [
+                str(tools / "pg_dump"),
+                "--data-only",
+                "--quote-all-identifiers",
+                *data_excludes,
+                "--schema",
+                "*",
+            ],
         }
         ctx.log(f"backing up {database} (PostgreSQL {server_major}, {size:,} bytes) with {tools / 'pg_dump'}")
         for name in FILES:
@@ -208,14 +284,22 @@ class BackupStep(Step):
                 continue
             done[name] = self._dump(ctx, commands[name], env, path, size if name == "data.sql" else None)
             ctx.checkpoint["files"] = done
-        write_manifest(folder, {"database": database, "server_major": server_major, "files": done,
-                                "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        write_manifest(
+            folder,
+            {
+                "database": database,
+                "server_major": server_major,
+                "files": done,
+                "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
         for name in FILES:
             ctx.log(f"  {name:<11} {done[name]['bytes']:>14,} bytes  sha256 {done[name]['sha256']}")
 
     @staticmethod
-    def _dump(ctx: StepContext, argv: list[str], env: dict[str, str], path: Path,
-              estimate: int | None) -> dict[str, Any]:
+    def _dump(
+        ctx: StepContext, argv: list[str], env: dict[str, str], path: Path, estimate: int | None
+    ) -> dict[str, Any]:
         partial = path.with_name(path.name + ".partial")
         digest = hashlib.sha256()
         written = 0
@@ -284,4 +368,4 @@ def shown_command(argv: list[str]) -> str:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

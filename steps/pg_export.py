@@ -55,8 +55,12 @@ class ExportParams(StepParams):
     connection: Annotated[str, ConnectionRef("postgres")]
     tables: list[TableSpec] = Field(min_length=1)
     out: str = Field(description="folder for the files and the manifest, relative to the runbook")
-    jobs: int = Field(default=1, ge=1, le=16, description=(
-        "connections per large table: more help when the database server has cores to spare"))
+    jobs: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description=("connections per large table: more help when the database server has cores to spare"),
+    )
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -70,8 +74,10 @@ class ExportParams(StepParams):
         seen: dict[str, str] = {}
         for table in self.tables:
             if table.file_name in seen:
-                raise ValueError(f"{table.name} and {seen[table.file_name]} would both write {table.file_name}: "
-                                 "give one of them a file name")
+                raise ValueError(
+                    f"{table.name} and {seen[table.file_name]} would both write {table.file_name}: "
+                    "give one of them a file name"
+                )
             seen[table.file_name] = table.name
         return self
 
@@ -154,8 +160,9 @@ class ExportStep(Step):
         for name, entry in manifest["tables"].items():
             ctx.log(f"  {name:<28} {entry['rows']:>10,} rows {entry['bytes']:>14,} bytes  {entry['file']}")
 
-    def _export(self, ctx: StepContext, conn: Any, table: TableSpec, path: Path, jobs: int,
-                snapshot: str, connection: str) -> dict[str, Any]:
+    def _export(
+        self, ctx: StepContext, conn: Any, table: TableSpec, path: Path, jobs: int, snapshot: str, connection: str
+    ) -> dict[str, Any]:
         source = table.query or f"SELECT * FROM {_quote_table(table.name)}"
         estimate = _estimate_rows(conn, source)
         ranges = _page_ranges(conn, table, jobs) if table.query is None else [None]
@@ -180,15 +187,26 @@ class ExportStep(Step):
                         with connect(ctx, connection, autocommit=True) as own, CancelWatch(own, ctx.cancel):
                             own.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                             own.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                            self._copy(own, _in_range(source, ranges[index]), pieces[index], counter, ctx, stop,
-                                       digest if index == 0 else None, durable=False, kept=index == 0)
+                            self._copy(
+                                own,
+                                _in_range(source, ranges[index]),
+                                pieces[index],
+                                counter,
+                                ctx,
+                                stop,
+                                digest if index == 0 else None,
+                                durable=False,
+                                kept=index == 0,
+                            )
                             own.execute("ROLLBACK")
                     except BaseException as exc:  # reported by the caller
                         errors.append(exc)
                         stop.set()
 
-                threads = [threading.Thread(target=work, args=(i,), name=f"export-{table.name}-{i}")
-                           for i in range(len(ranges))]
+                threads = [
+                    threading.Thread(target=work, args=(i,), name=f"export-{table.name}-{i}")
+                    for i in range(len(ranges))
+                ]
                 for thread in threads:
                     thread.start()
                 for thread in threads:
@@ -210,8 +228,17 @@ class ExportStep(Step):
         return {"file": path.name, "rows": rows, "bytes": size, "sha256": digest.hexdigest(), "source": source}
 
     @staticmethod
-    def _copy(conn: Any, source: str, target: Path, counter: _Counter, ctx: StepContext,
-              stop: threading.Event, digest: Any, durable: bool = True, kept: bool = True) -> None:
+    def _copy(
+        conn: Any,
+        source: str,
+        target: Path,
+        counter: _Counter,
+        ctx: StepContext,
+        stop: threading.Event,
+        digest: Any,
+        durable: bool = True,
+        kept: bool = True,
+    ) -> None:
         """Copy the rows of `source` into `target`. `kept`: the file is (the start of) the table's
         file, so its pages go to disk as they come; `durable`: sync it at the end."""
         import psycopg
@@ -289,8 +316,9 @@ def _page_ranges(conn: Any, table: TableSpec, jobs: int) -> list[tuple[int, int 
     """Split a large table into `jobs` ranges of pages; a small one is one range."""
     if jobs <= 1:
         return [None]
-    row = conn.execute("SELECT pg_relation_size(%s::regclass), current_setting('block_size')::int",
-                       (table.name,)).fetchone()
+    row = conn.execute(
+        "SELECT pg_relation_size(%s::regclass), current_setting('block_size')::int", (table.name,)
+    ).fetchone()
     size, block = int(row[0]), int(row[1])
     if size < PARALLEL_FROM_BYTES:
         return [None]

@@ -158,8 +158,10 @@ def _short(sql: str, limit: int = 100) -> str:
 def _table(columns: list[str], rows: list[tuple[Any, ...]]) -> list[str]:
     cells = [[("NULL" if v is None else str(v)).replace("\n", "\\n") for v in row] for row in rows]
     widths = [min(40, max([len(c)] + [len(r[i]) for r in cells])) for i, c in enumerate(columns)]
+
     def fmt(values: list[str]) -> str:
         return "  " + " | ".join(v[:w].ljust(w) for v, w in zip(values, widths, strict=True))
+
     return [fmt(columns), "  " + "-+-".join("-" * w for w in widths), *(fmt(r) for r in cells)]
 
 
@@ -178,8 +180,7 @@ class _AccessStep(Step):
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, AccessParams)
         mode = "read-only" if self.read_only else "read-write"
-        return (f"set the database of {params.connection!r} {mode} and end the sessions of "
-                f"{', '.join(params.roles)}")
+        return f"set the database of {params.connection!r} {mode} and end the sessions of {', '.join(params.roles)}"
 
     def run(self, ctx: StepContext) -> None:
         import psycopg
@@ -192,14 +193,18 @@ class _AccessStep(Step):
             # Once the database defaults to read-only, so does this session: the undo could never run.
             conn.execute("SET default_transaction_read_only = off")
             database = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
-            found = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
-                                                 (params.roles,))}
+            found = {
+                r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (params.roles,))
+            }
             missing = [r for r in params.roles if r not in found]
             if missing:
                 raise StepFailed(f"no such role in {database!r}: {', '.join(missing)}")
             try:
-                conn.execute(sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = {}").format(
-                    sql.Identifier(database), sql.SQL(setting)))
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = {}").format(
+                        sql.Identifier(database), sql.SQL(setting)
+                    )
+                )
             except psycopg.Error as exc:
                 raise StepFailed(f"cannot change {database!r}: {str(exc).strip().splitlines()[0]}") from None
             ctx.log(f"ALTER DATABASE {database} SET default_transaction_read_only = {setting}")
@@ -227,8 +232,10 @@ class _AccessStep(Step):
             try:
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
             except psycopg.Error as exc:
-                raise StepFailed(f"cannot act as {role!r} to prove the change (the connection's user must be a "
-                                 f"member of it): {str(exc).strip().splitlines()[0]}") from None
+                raise StepFailed(
+                    f"cannot act as {role!r} to prove the change (the connection's user must be a "
+                    f"member of it): {str(exc).strip().splitlines()[0]}"
+                ) from None
             try:
                 conn.execute("CREATE TEMP TABLE cockpit_write_probe (x int)")
                 conn.execute("INSERT INTO cockpit_write_probe VALUES (1)")
@@ -241,15 +248,18 @@ class _AccessStep(Step):
             if refused is None:
                 raise StepFailed(f"a write as {role!r} was accepted: the database is not read-only for it")
             if refused.sqlstate != READ_ONLY_SQL_TRANSACTION:
-                raise StepFailed(f"a write as {role!r} failed, but not because of read-only mode: "
-                                 f"{refused.sqlstate}: {str(refused).strip().splitlines()[0]}")
+                raise StepFailed(
+                    f"a write as {role!r} failed, but not because of read-only mode: "
+                    f"{refused.sqlstate}: {str(refused).strip().splitlines()[0]}"
+                )
             ctx.log(f"proved: a write as {role} is refused ({READ_ONLY_SQL_TRANSACTION} read-only transaction)")
         else:
             if refused is not None and refused.sqlstate == READ_ONLY_SQL_TRANSACTION:
                 raise StepFailed(f"a write as {role!r} is still refused as read-only")
             if refused is not None:
-                ctx.log(f"a write as {role} is no longer refused as read-only (the probe itself failed: "
-                        f"{refused.sqlstate})")
+                ctx.log(
+                    f"a write as {role} is no longer refused as read-only (the probe itself failed: {refused.sqlstate})"
+                )
             else:
                 ctx.log(f"proved: a write as {role} is accepted")
 

@@ -94,8 +94,9 @@ class StructPath:
 
     WEIGHED_AFTER = 1000
 
-    def __init__(self, decode: Callable[[bytes], Any], convert_row: Callable[[Any], Any],
-                 encode: Callable[[Any], bytes]) -> None:
+    def __init__(
+        self, decode: Callable[[bytes], Any], convert_row: Callable[[Any], Any], encode: Callable[[Any], bytes]
+    ) -> None:
         self._decode, self._convert_row, self._encode = decode, convert_row, encode
         self.stopped = False
         self._lines = self._refusals = 0  # since the path was last weighed
@@ -159,8 +160,13 @@ def _build(transform: RowTransformer, columns: list[str]) -> StructPath:
         if call is not None:
             namespace[f"call_{index}"] = call
             # Most dates were seen before: a set lookup, no call. Most keys are text: no call.
-            test = ("    elif v not in GOOD_DATES:" if call is check_date
-                    else "    elif type(v) is not str:" if call is legacy_key else "    else:")
+            test = (
+                "    elif v not in GOOD_DATES:"
+                if call is check_date
+                else "    elif type(v) is not str:"
+                if call is legacy_key
+                else "    else:"
+            )
             lines += [test, f"        v = call_{index}(v)"]
         lines.append(f"    d{index} = v")
     # The document's fields in the order of their names, as Convex holds them (see encode_json).
@@ -170,5 +176,6 @@ def _build(transform: RowTransformer, columns: list[str]) -> StructPath:
     namespace["Document"] = msgspec.defstruct("Document", document_fields, gc=False)
     exec("\n".join(lines), namespace)  # noqa: S102 - our own generated code, from the mapping
     # Sorted as encode_json sorts a document (its fields, and the fields of objects in jsonb).
-    return StructPath(msgspec.json.Decoder(row_type).decode, namespace["convert"],
-                      msgspec.json.Encoder(order="sorted").encode)
+    return StructPath(
+        msgspec.json.Decoder(row_type).decode, namespace["convert"], msgspec.json.Encoder(order="sorted").encode
+    )

@@ -109,8 +109,12 @@ class RowTransformer:
 
     def _generate(self, fields: list[str]) -> RowFunction:
         """Python code for rows with these columns. Its behaviour is exactly `_general`'s."""
-        namespace: dict[str, Any] = {"RejectRow": RejectRow, "plain_value": plain_value, "SAFE": MAX_SAFE_INTEGER,
-                                     "GOOD_DATES": GOOD_DATES}
+        namespace: dict[str, Any] = {
+            "RejectRow": RejectRow,
+            "plain_value": plain_value,
+            "SAFE": MAX_SAFE_INTEGER,
+            "GOOD_DATES": GOOD_DATES,
+        }
         lines = ["def fast(row):", "    d = {}"]
         for index, field in enumerate(fields):
             lines += self._field_code(index, field, namespace)
@@ -139,28 +143,30 @@ class RowTransformer:
         if convert is None:
             lines.append(f"        d[{out}] = v")
         elif convert is plain_value:
-            lines += ["        t = type(v)",
-                      "        if t is str or t is bool or t is float or (t is int and -SAFE <= v <= SAFE):",
-                      f"            d[{out}] = v",
-                      "        else:",
-                      "            try:",
-                      f"                d[{out}] = plain_value(v)",
-                      "            except RejectRow as exc:",
-                      f"                raise RejectRow({field!r} + ': ' + str(exc)) from None"]
+            lines += [
+                "        t = type(v)",
+                "        if t is str or t is bool or t is float or (t is int and -SAFE <= v <= SAFE):",
+                f"            d[{out}] = v",
+                "        else:",
+                "            try:",
+                f"                d[{out}] = plain_value(v)",
+                "            except RejectRow as exc:",
+                f"                raise RejectRow({field!r} + ': ' + str(exc)) from None",
+            ]
         else:
             namespace[f"convert_{index}"] = convert
             indent = "        "
             if convert is check_date or convert is legacy_key:
                 # Most dates were seen before: a set lookup, no call. Most keys are uuids: text as it is.
                 test = "type(v) is str and v in GOOD_DATES" if convert is check_date else "type(v) is str"
-                lines += [f"        if {test}:",
-                          f"            d[{out}] = v",
-                          "        else:"]
+                lines += [f"        if {test}:", f"            d[{out}] = v", "        else:"]
                 indent += "    "
-            lines += [f"{indent}try:",
-                      f"{indent}    d[{out}] = convert_{index}(v)",
-                      f"{indent}except RejectRow as exc:",
-                      f"{indent}    raise RejectRow({field!r} + ': ' + str(exc)) from None"]
+            lines += [
+                f"{indent}try:",
+                f"{indent}    d[{out}] = convert_{index}(v)",
+                f"{indent}except RejectRow as exc:",
+                f"{indent}    raise RejectRow({field!r} + ': ' + str(exc)) from None",
+            ]
         return lines
 
     def _general(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -55,8 +55,12 @@ def check_date(value: Any) -> str:
         raise RejectRow(f"date {value!r} is not YYYY-MM-DD")
     if value in GOOD_DATES:
         return value
-    if len(value) != 10 or value[4] != "-" or value[7] != "-" or not (
-            value[:4].isdigit() and value[5:7].isdigit() and value[8:].isdigit()):
+    if (
+        len(value) != 10
+        or value[4] != "-"
+        or value[7] != "-"
+        or not (value[:4].isdigit() and value[5:7].isdigit() and value[8:].isdigit())
+    ):
         raise RejectRow(f"date {value!r} is not YYYY-MM-DD")
     if len(GOOD_DATES) > 100_000:
         GOOD_DATES.clear()

@@ -117,8 +117,9 @@ class BatchResult:
 class BatchComparer:
     """Transforms a batch of sampled rows, fetches their documents by legacyId and compares them."""
 
-    def __init__(self, client: ConvexClient, functions: str, target: str, transform: Any, pk: str,
-                 ignored: frozenset[str]) -> None:
+    def __init__(
+        self, client: ConvexClient, functions: str, target: str, transform: Any, pk: str, ignored: frozenset[str]
+    ) -> None:
         self.client = client
         self.functions = functions
         self.target = target
@@ -147,8 +148,9 @@ class BatchComparer:
         if not legacy_ids:
             return {}
         try:
-            documents = self.client.query(f"{self.functions}:byLegacyIds",
-                                          {"table": self.target, "legacyIds": legacy_ids})
+            documents = self.client.query(
+                f"{self.functions}:byLegacyIds", {"table": self.target, "legacyIds": legacy_ids}
+            )
         except ConvexFunctionError as exc:
             raise StepFailed(f"{self.target}: {exc}") from None
         return {str(d.get("legacyId")): d for d in documents}
@@ -200,8 +202,16 @@ _worker: BatchComparer | None = None
 _worker_log: list[str] = []
 
 
-def start_worker(url: str, deploy_key: str, mapping_path: str, source: str, functions: str, target: str, pk: str,
-                 ignored: frozenset[str]) -> None:
+def start_worker(
+    url: str,
+    deploy_key: str,
+    mapping_path: str,
+    source: str,
+    functions: str,
+    target: str,
+    pk: str,
+    ignored: frozenset[str],
+) -> None:
     """A worker's initializer: its own client (the key arrives through the spawn pipe, not on a
     command line another user could read) and its own compiled transform."""
     from pathlib import Path

@@ -48,8 +48,9 @@ def _mapping_is_sound(value: str, info: ValidationInfo) -> str:
             load_mapping(Path(base) / value)
         except MappingError as exc:
             # Named as the runbook names it: the operator finds it from there.
-            raise ValueError("; ".join(f"{value}{f':{p.line}' if p.line else ''}: {p.message}"
-                                       for p in exc.problems)) from None
+            raise ValueError(
+                "; ".join(f"{value}{f':{p.line}' if p.line else ''}: {p.message}" for p in exc.problems)
+            ) from None
     return value
 
 
@@ -62,7 +63,6 @@ class TransformParams(StepParams):
     out: str = Field(description="folder for the documents, the rejects and the manifest")
     max_rejects: int = Field(default=0, ge=0, description="fail when more rows than this are rejected, in all")
     workers: int = Field(default=0, ge=0, description="worker processes; 0 means one per CPU")
-
 
 
 @dataclass
@@ -176,8 +176,16 @@ def _converted_exactly(transform: RowTransformer, line: bytes) -> tuple[dict[str
     return document, data
 
 
-def convert_range(mapping_path: str, source_table: str, input_path: str, start: int, end: int,
-                  out_path: str, rejects_path: str, index: int) -> ChunkResult:
+def convert_range(
+    mapping_path: str,
+    source_table: str,
+    input_path: str,
+    start: int,
+    end: int,
+    out_path: str,
+    rejects_path: str,
+    index: int,
+) -> ChunkResult:
     """Convert the lines that start within [start, end) of the input. Runs in a worker process."""
     stat = os.stat(mapping_path)
     transform = _compiled(mapping_path, stat.st_mtime_ns, stat.st_size, source_table)
@@ -185,8 +193,11 @@ def convert_range(mapping_path: str, source_table: str, input_path: str, start: 
     reasons: dict[str, int] = {}
     partial_out, partial_rej = out_path + ".partial", rejects_path + ".partial"
     # Large buffers: with the default 8 KiB, reading and writing cost a quarter of the time.
-    with open(input_path, "rb", buffering=1 << 20) as src, open(partial_out, "wb", buffering=1 << 20) as out, \
-            open(partial_rej, "wb") as rej:
+    with (
+        open(input_path, "rb", buffering=1 << 20) as src,
+        open(partial_out, "wb", buffering=1 << 20) as out,
+        open(partial_rej, "wb") as rej,
+    ):
         os.chmod(partial_out, 0o600)
         os.chmod(partial_rej, 0o600)
         src.seek(start)
@@ -209,8 +220,9 @@ def convert_range(mapping_path: str, source_table: str, input_path: str, start: 
                 rejects += 1
                 key = reason.split(":", 1)[0] if ":" in reason else reason
                 reasons[key] = reasons.get(key, 0) + 1
-                rej.write(to_json({"line": line_number, "reason": reason,
-                                   "row": line.decode("utf-8", "backslashreplace")}))
+                rej.write(
+                    to_json({"line": line_number, "reason": reason, "row": line.decode("utf-8", "backslashreplace")})
+                )
                 rej.write(b"\n")
             line_number += 1
     os.replace(partial_out, out_path)
@@ -284,8 +296,15 @@ class TransformStep(Step):
             entry = done.get(source_table)
             out = folder / f"{table.target}.jsonl"
             if not (entry and out.exists() and out.stat().st_size == entry["bytes"]):
-                entry = self._table(ctx, mapping, source_table, source / export["tables"][source_table]["file"],
-                                    export["tables"][source_table], folder, workers)
+                entry = self._table(
+                    ctx,
+                    mapping,
+                    source_table,
+                    source / export["tables"][source_table]["file"],
+                    export["tables"][source_table],
+                    folder,
+                    workers,
+                )
                 done[source_table] = entry
                 ctx.checkpoint["tables"] = done
             else:
@@ -299,37 +318,67 @@ class TransformStep(Step):
         for target, entry in manifest["tables"].items():
             ctx.log(f"{target:<20} {entry['input_rows']:>10,} {entry['output_rows']:>10,} {entry['rejects']:>8,}")
         if total_rejects > params.max_rejects:
-            raise StepFailed(f"{total_rejects:,} rows rejected, over the limit of {params.max_rejects:,}: "
-                             f"see the *.rejects.jsonl files in {params.out}")
+            raise StepFailed(
+                f"{total_rejects:,} rows rejected, over the limit of {params.max_rejects:,}: "
+                f"see the *.rejects.jsonl files in {params.out}"
+            )
         if total_rejects:
             ctx.log(f"{total_rejects:,} rows rejected (limit {params.max_rejects:,}): see {params.out}/*.rejects.jsonl")
 
-    def _table(self, ctx: StepContext, mapping: Mapping, source_table: str, input_path: Path,
-               exported: dict[str, Any], folder: Path, workers: int) -> dict[str, Any]:
+    def _table(
+        self,
+        ctx: StepContext,
+        mapping: Mapping,
+        source_table: str,
+        input_path: Path,
+        exported: dict[str, Any],
+        folder: Path,
+        workers: int,
+    ) -> dict[str, Any]:
         target = mapping.target_of(source_table)
         if input_path.stat().st_size != exported["bytes"]:
-            raise StepFailed(f"{input_path.name} is {input_path.stat().st_size:,} bytes, but the export's "
-                             f"manifest says {exported['bytes']:,}: the file changed since it was exported")
+            raise StepFailed(
+                f"{input_path.name} is {input_path.stat().st_size:,} bytes, but the export's "
+                f"manifest says {exported['bytes']:,}: the file changed since it was exported"
+            )
         ranges = split_ranges(input_path, CHUNK_BYTES)
         parts = folder / f".{target}.parts"
         parts.mkdir(mode=0o700, exist_ok=True)
-        finished: dict[int, dict[str, Any]] = {int(k): v for k, v in
-                                                ctx.checkpoint.get(f"chunks:{source_table}", {}).items()}
+        finished: dict[int, dict[str, Any]] = {
+            int(k): v for k, v in ctx.checkpoint.get(f"chunks:{source_table}", {}).items()
+        }
         out, rejected = folder / f"{target}.jsonl", folder / f"{target}.rejects.jsonl"
         joined = _InOrder(ctx, f"joined:{source_table}", out, lambda i: parts / f"{i:05d}.jsonl")
         try:
-            redo = [i for i in range(joined.chunks, len(ranges))
-                    if not (i in finished and (parts / f"{i:05d}.jsonl").exists())]
+            redo = [
+                i
+                for i in range(joined.chunks, len(ranges))
+                if not (i in finished and (parts / f"{i:05d}.jsonl").exists())
+            ]
             for i in redo:
                 finished.pop(i, None)
-            jobs = [(str(mapping.path), source_table, str(input_path), *ranges[i],
-                     str(parts / f"{i:05d}.jsonl"), str(parts / f"{i:05d}.rejects.jsonl"), i) for i in redo]
+            jobs = [
+                (
+                    str(mapping.path),
+                    source_table,
+                    str(input_path),
+                    *ranges[i],
+                    str(parts / f"{i:05d}.jsonl"),
+                    str(parts / f"{i:05d}.rejects.jsonl"),
+                    i,
+                )
+                for i in redo
+            ]
             started = time.monotonic()
             total_rows = exported["rows"]
 
             def record(result: ChunkResult) -> None:
-                finished[result.index] = {"rows": result.rows, "documents": result.documents,
-                                          "rejects": result.rejects, "reasons": result.reasons}
+                finished[result.index] = {
+                    "rows": result.rows,
+                    "documents": result.documents,
+                    "rejects": result.rejects,
+                    "reasons": result.reasons,
+                }
                 ctx.checkpoint[f"chunks:{source_table}"] = {str(k): v for k, v in finished.items()}
                 joined.append_ready(finished)
                 done_rows = sum(c["rows"] for c in finished.values())
@@ -347,33 +396,47 @@ class TransformStep(Step):
             documents = sum(c["documents"] for c in finished.values())
             rejects = sum(c["rejects"] for c in finished.values())
             if rows != exported["rows"] or rows != documents + rejects or joined.chunks != len(ranges):
-                raise StepFailed(f"{source_table}: {rows:,} rows read, {documents:,} documents and {rejects:,} "
-                                 f"rejects, but the export has {exported['rows']:,} rows: they must add up")
+                raise StepFailed(
+                    f"{source_table}: {rows:,} rows read, {documents:,} documents and {rejects:,} "
+                    f"rejects, but the export has {exported['rows']:,} rows: they must add up"
+                )
             joined.finish()
         finally:
             joined.close()
-        self._join_rejects([parts / f"{i:05d}.rejects.jsonl" for i in range(len(ranges))],
-                           [finished[i]["rows"] for i in range(len(ranges))], rejected)
+        self._join_rejects(
+            [parts / f"{i:05d}.rejects.jsonl" for i in range(len(ranges))],
+            [finished[i]["rows"] for i in range(len(ranges))],
+            rejected,
+        )
         shutil.rmtree(parts, ignore_errors=True)
         seconds = time.monotonic() - started
         reasons: dict[str, int] = {}
         for chunk in finished.values():
             for key, n in chunk["reasons"].items():
                 reasons[key] = reasons.get(key, 0) + n
-        ctx.log(f"{source_table} -> {target}: {documents:,} documents, {rejects:,} rejects in {seconds:.1f}s "
-                f"({rows / seconds if seconds else 0:,.0f} rows/s)")
+        ctx.log(
+            f"{source_table} -> {target}: {documents:,} documents, {rejects:,} rejects in {seconds:.1f}s "
+            f"({rows / seconds if seconds else 0:,.0f} rows/s)"
+        )
         for key, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
             ctx.log(f"  rejected {n:,}: {key}")
         # An empty table had no range, so neither key was ever written.
         ctx.checkpoint.pop(f"chunks:{source_table}", None)
         ctx.checkpoint.pop(f"joined:{source_table}", None)
-        return {"source": source_table, "file": out.name, "rejects_file": rejected.name, "input_rows": rows,
-                "output_rows": documents, "rejects": rejects, "bytes": out.stat().st_size, "reasons": reasons}
+        return {
+            "source": source_table,
+            "file": out.name,
+            "rejects_file": rejected.name,
+            "input_rows": rows,
+            "output_rows": documents,
+            "rejects": rejects,
+            "bytes": out.stat().st_size,
+            "reasons": reasons,
+        }
 
     def _in_workers(self, ctx: StepContext, jobs: list[tuple[Any, ...]], workers: int, record: Any) -> None:
         # Spawned, not forked: the cockpit is threaded, and a fork copies locks held by other threads.
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                   mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"))
         pending: set[Future[ChunkResult]] = set()
         queue = list(jobs)
         try:

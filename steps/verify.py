@@ -33,11 +33,16 @@ class VerifyParams(StepParams):
     target: Annotated[str, ConnectionRef("convex")] = Field(description="v2")
     mapping: MappingPath = Field(description="the mapping file: which tables and references to verify")
     tables: list[str] = Field(default_factory=list, description="source or target tables; default all")
-    transformed: str | None = Field(default=None, description="the transform's output folder: rejected rows "
-                                                               "and document sizes")
+    transformed: str | None = Field(
+        default=None, description="the transform's output folder: rejected rows and document sizes"
+    )
     functions: str = Field(default="cockpit", description="the module holding the functions of convex/cockpit.ts")
-    parallel: int = Field(default=2, ge=1, le=16, description="shares of a large table read at once (by creation "
-                                                                "time), each a chain of pages")
+    parallel: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="shares of a large table read at once (by creation time), each a chain of pages",
+    )
 
 
 def chosen_tables(mapping: Mapping, tables: list[str]) -> list[str]:
@@ -71,11 +76,13 @@ def log_table(ctx: StepContext, header: list[str], rows: list[list[Any]]) -> Non
     """A plain-text table in the step's log: the first column left, numbers right."""
     cells = [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
-    ctx.log("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths,
-                                                                                           strict=True))))
+    ctx.log(
+        "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    )
     for row in cells:
-        ctx.log("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                             strict=True))))
+        ctx.log(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        )
 
 
 class _Verification(Step):
@@ -106,8 +113,10 @@ class CountsStep(_Verification):
         source_counts = self._source_counts(ctx, params, sources)
         with self.client(ctx, params) as client, ThreadPoolExecutor(max_workers=4) as pool:
             targets = [mapping.target_of(s) for s in sources]
-            futures = {t: pool.submit(self._target_count, ctx, client, params, t, transformed.get(t),
-                                      source_counts[s]) for s, t in zip(sources, targets, strict=True)}
+            futures = {
+                t: pool.submit(self._target_count, ctx, client, params, t, transformed.get(t), source_counts[s])
+                for s, t in zip(sources, targets, strict=True)
+            }
             target_counts = {t: f.result() for t, f in futures.items()}
         rows, missing_total, extra_total = [], 0, 0
         for source in sources:
@@ -120,8 +129,17 @@ class CountsStep(_Verification):
             extra_total += extra
             ctx.metric(f"counts.{target}.missing", missing)
             verdict = "ok" if not missing and not extra else "MISSING" if missing else "EXTRA"
-            rows.append([f"{source} -> {target}", source_counts[source], rejected, target_counts[target], missing,
-                         extra, verdict])
+            rows.append(
+                [
+                    f"{source} -> {target}",
+                    source_counts[source],
+                    rejected,
+                    target_counts[target],
+                    missing,
+                    extra,
+                    verdict,
+                ]
+            )
         log_table(ctx, ["table", "source", "rejected", "target", "missing", "extra", ""], rows)
         ctx.log(f"counted in {time.monotonic() - started:.1f}s")
         ctx.metric("rows_missing", missing_total)
@@ -144,13 +162,24 @@ class CountsStep(_Verification):
         return counts
 
     @staticmethod
-    def _target_count(ctx: StepContext, client: ConvexClient, params: VerifyParams, table: str,
-                      entry: dict[str, Any] | None, expected: int) -> int:
+    def _target_count(
+        ctx: StepContext,
+        client: ConvexClient,
+        params: VerifyParams,
+        table: str,
+        entry: dict[str, Any] | None,
+        expected: int,
+    ) -> int:
         count = 0
         try:
             size = page_size(entry)
-            for value in client.pages_in_shares("query", f"{params.functions}:countPage", {"table": table}, size,
-                                                shares_for(params.parallel, entry, size)):
+            for value in client.pages_in_shares(
+                "query",
+                f"{params.functions}:countPage",
+                {"table": table},
+                size,
+                shares_for(params.parallel, entry, size),
+            ):
                 count += int(value["count"])
                 ctx.progress(count, max(expected, count), "documents", f"{table} counted")
         except ConvexFunctionError as exc:
@@ -177,31 +206,61 @@ class RefsStep(_Verification):
         transformed = transformed_tables(ctx, params)
         rows, bad_total = [], 0
         with self.client(ctx, params) as client, ThreadPoolExecutor(max_workers=4) as pool:
-            futures = [pool.submit(self._check, ctx, client, params, r.table, r.legacy_field, r.id_field, r.target,
-                                   transformed.get(r.table)) for r in references]
+            futures = [
+                pool.submit(
+                    self._check,
+                    ctx,
+                    client,
+                    params,
+                    r.table,
+                    r.legacy_field,
+                    r.id_field,
+                    r.target,
+                    transformed.get(r.table),
+                )
+                for r in references
+            ]
             for ref, future in zip(references, futures, strict=True):
                 checked, unresolved, dangling = future.result()
                 bad_total += unresolved + dangling
                 ctx.metric(f"refs.{ref.table}.{ref.id_field}.unresolved", unresolved + dangling)
-                rows.append([f"{ref.table}.{ref.legacy_field} -> {ref.target}", checked, unresolved, dangling,
-                             "ok" if not unresolved and not dangling else "BROKEN"])
+                rows.append(
+                    [
+                        f"{ref.table}.{ref.legacy_field} -> {ref.target}",
+                        checked,
+                        unresolved,
+                        dangling,
+                        "ok" if not unresolved and not dangling else "BROKEN",
+                    ]
+                )
         log_table(ctx, ["reference", "checked", "unresolved", "dangling", ""], rows)
         ctx.metric("refs_unresolved", bad_total)
         if bad_total:
-            raise StepFailed(f"{bad_total:,} references do not lead to a v2 document: unresolved ones still need "
-                             "convex.resolve_refs; dangling ones name a document that does not exist")
+            raise StepFailed(
+                f"{bad_total:,} references do not lead to a v2 document: unresolved ones still need "
+                "convex.resolve_refs; dangling ones name a document that does not exist"
+            )
 
     @staticmethod
-    def _check(ctx: StepContext, client: ConvexClient, params: VerifyParams, table: str, legacy_field: str,
-               id_field: str, target: str, entry: dict[str, Any] | None) -> tuple[int, int, int]:
+    def _check(
+        ctx: StepContext,
+        client: ConvexClient,
+        params: VerifyParams,
+        table: str,
+        legacy_field: str,
+        id_field: str,
+        target: str,
+        entry: dict[str, Any] | None,
+    ) -> tuple[int, int, int]:
         checked = unresolved = dangling = 0
         total = int(entry["output_rows"]) if entry else None
         args = {"table": table, "legacyField": legacy_field, "idField": id_field, "target": target}
         # Each document costs a lookup of its target, and Convex allows 4,096 reads per call.
         size = min(page_size(entry), 2000)
         try:
-            for value in client.pages_in_shares("query", f"{params.functions}:checkRefs", args, size,
-                                                shares_for(params.parallel, entry, size)):
+            for value in client.pages_in_shares(
+                "query", f"{params.functions}:checkRefs", args, size, shares_for(params.parallel, entry, size)
+            ):
                 checked += int(value["checked"])
                 unresolved += int(value["unresolved"])
                 dangling += int(value["dangling"])

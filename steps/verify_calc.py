@@ -53,8 +53,9 @@ class CalcParams(StepParams):
     checks: list[CalcCheck] = Field(min_length=1)
     functions: str = Field(default="cockpit", description="the module holding aggregatePage")
     page_size: int = Field(default=4000, ge=1, le=8000)
-    parallel: int = Field(default=2, ge=1, le=16, description="shares of a table read at once (by creation time), "
-                                                                "each a chain of pages")
+    parallel: int = Field(
+        default=2, ge=1, le=16, description="shares of a table read at once (by creation time), each a chain of pages"
+    )
 
 
 def js_key(value: Any) -> str:
@@ -106,8 +107,9 @@ class CalcStep(Step):
                         right = v2.get(key, {}).get(measure)
                         same = left is not None and right is not None and abs(left - right) <= check.tolerance
                         mismatches += not same
-                        rows.append([check.name, key or "-", measure, _shown(left), _shown(right),
-                                     "ok" if same else "DIFFERS"])
+                        rows.append(
+                            [check.name, key or "-", measure, _shown(left), _shown(right), "ok" if same else "DIFFERS"]
+                        )
                 ctx.progress(index + 1, len(params.checks), "checks", check.name)
         log_table(ctx, ["check", "key", "measure", "v1", "v2", ""], rows)
         ctx.log(f"compared in {time.monotonic() - started:.1f}s")
@@ -134,8 +136,10 @@ class CalcStep(Step):
                 if not measures:
                     raise StepFailed(f"{check.name}: the SQL returns no measure column (only key)")
                 if check.table is not None and set(measures) - {"count", "sum"}:
-                    raise StepFailed(f"{check.name}: with table, the SQL's measures must be named count and sum, "
-                                     f"not {', '.join(sorted(set(measures) - {'count', 'sum'}))}")
+                    raise StepFailed(
+                        f"{check.name}: with table, the SQL's measures must be named count and sum, "
+                        f"not {', '.join(sorted(set(measures) - {'count', 'sum'}))}"
+                    )
                 groups: Groups = {}
                 for row in cur:
                     values = dict(zip(columns, row, strict=True))
@@ -148,8 +152,16 @@ class CalcStep(Step):
             conn.rollback()
         return results
 
-    def _target(self, ctx: StepContext, client: ConvexClient, params: CalcParams, check: CalcCheck,
-                v1: Groups, scan: Pass | None, scanned: dict[Pass, dict[str, dict[str, float]]]) -> Groups:
+    def _target(
+        self,
+        ctx: StepContext,
+        client: ConvexClient,
+        params: CalcParams,
+        check: CalcCheck,
+        v1: Groups,
+        scan: Pass | None,
+        scanned: dict[Pass, dict[str, dict[str, float]]],
+    ) -> Groups:
         try:
             if check.table is not None:
                 assert scan is not None
@@ -163,8 +175,9 @@ class CalcStep(Step):
         return _function_groups(check.name, value, v1)
 
     @staticmethod
-    def _aggregate(ctx: StepContext, client: ConvexClient, params: CalcParams, name: str,
-                   scan: Pass) -> dict[str, dict[str, float]]:
+    def _aggregate(
+        ctx: StepContext, client: ConvexClient, params: CalcParams, name: str, scan: Pass
+    ) -> dict[str, dict[str, float]]:
         table, group_by, total_of = scan
         args: dict[str, Any] = {"table": table}
         if group_by:
@@ -174,8 +187,9 @@ class CalcStep(Step):
         counts: dict[str, int] = {}
         sums: dict[str, list[float]] = {}
         scanned = 0
-        for value in client.pages_in_shares("query", f"{params.functions}:aggregatePage", args, params.page_size,
-                                            params.parallel):
+        for value in client.pages_in_shares(
+            "query", f"{params.functions}:aggregatePage", args, params.page_size, params.parallel
+        ):
             for key, group in value["groups"].items():
                 counts[key] = counts.get(key, 0) + int(group["count"])
                 sums.setdefault(key, []).append(group["sum"])
@@ -206,8 +220,11 @@ def plan_passes(checks: list[CalcCheck]) -> dict[int, Pass]:
         if check.table is None:
             continue
         for n, (table, group_by, total_of) in enumerate(scans):
-            if (table == check.table and (group_by is None or check.group_by is None or group_by == check.group_by)
-                    and (total_of is None or check.sum is None or total_of == check.sum)):
+            if (
+                table == check.table
+                and (group_by is None or check.group_by is None or group_by == check.group_by)
+                and (total_of is None or check.sum is None or total_of == check.sum)
+            ):
                 scans[n] = (table, group_by or check.group_by, total_of or check.sum)
                 served[index] = n
                 break
@@ -244,8 +261,9 @@ def _function_groups(name: str, value: Any, v1: Groups) -> Groups:
     for key, entry in value.items():
         if _is_number(entry):
             if len(measures) != 1:
-                raise StepFailed(f"{name}: the function returned one number per key, the SQL has "
-                                 f"{len(measures)} measures")
+                raise StepFailed(
+                    f"{name}: the function returned one number per key, the SQL has {len(measures)} measures"
+                )
             groups[key] = {measures[0]: entry}
         elif isinstance(entry, dict):
             groups[key] = {m: entry[m] for m in measures if _is_number(entry.get(m))}

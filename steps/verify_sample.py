@@ -52,8 +52,12 @@ class SampleParams(VerifyParams):
     seed: str = Field(default="cutover-cockpit", description="the same seed picks the same rows")
     batch: int = Field(default=500, ge=1, le=4000, description="documents fetched per call (a lookup each)")
     max_mismatches: int = Field(default=0, ge=0)
-    workers: int = Field(default=0, ge=0, le=MAX_WORKERS,
-                         description="processes comparing batches; 0: one per CPU (up to 4), one for a small sample")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_WORKERS,
+        description="processes comparing batches; 0: one per CPU (up to 4), one for a small sample",
+    )
 
 
 def sample_condition(pk: str, fraction: float, seed: str) -> str:
@@ -63,8 +67,11 @@ def sample_condition(pk: str, fraction: float, seed: str) -> str:
     if fraction >= 1:
         return "true"
     threshold = f"{int(fraction * 16**8):08x}"
-    return sql.SQL("left(md5({} || r.{}::text), 8) < {}").format(
-        sql.Literal(seed), sql.Identifier(pk), sql.Literal(threshold)).as_string(None)
+    return (
+        sql.SQL("left(md5({} || r.{}::text), 8) < {}")
+        .format(sql.Literal(seed), sql.Identifier(pk), sql.Literal(threshold))
+        .as_string(None)
+    )
 
 
 class SampleStep(_Verification):
@@ -75,8 +82,10 @@ class SampleStep(_Verification):
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, SampleParams)
-        return (f"compare {params.fraction:.0%} of the rows of {params.source!r} with {params.target!r}, "
-                f"field by field (seed {params.seed!r})")
+        return (
+            f"compare {params.fraction:.0%} of the rows of {params.source!r} with {params.target!r}, "
+            f"field by field (seed {params.seed!r})"
+        )
 
     def run(self, ctx: StepContext) -> None:
         params = ctx.params
@@ -92,18 +101,35 @@ class SampleStep(_Verification):
                 wrong_total += figures.wrong
                 missing_total += figures.missing
                 verdict = "ok" if not figures.wrong and not figures.missing else "DIFFERS"
-                rows.append([f"{source} -> {mapping.target_of(source)}", figures.sampled, figures.rejected,
-                             figures.missing, figures.wrong, verdict])
+                rows.append(
+                    [
+                        f"{source} -> {mapping.target_of(source)}",
+                        figures.sampled,
+                        figures.rejected,
+                        figures.missing,
+                        figures.wrong,
+                        verdict,
+                    ]
+                )
         log_table(ctx, ["table", "sampled", "rejected", "missing", "differ", ""], rows)
         ctx.log(f"compared in {time.monotonic() - started:.1f}s")
         ctx.metric("sample.rows_missing", missing_total)
         ctx.metric("sample.rows_differ", wrong_total)
         if missing_total + wrong_total > params.max_mismatches:
-            raise StepFailed(f"{missing_total:,} sampled rows missing in v2 and {wrong_total:,} that differ "
-                             f"(max_mismatches {params.max_mismatches:,})")
+            raise StepFailed(
+                f"{missing_total:,} sampled rows missing in v2 and {wrong_total:,} that differ "
+                f"(max_mismatches {params.max_mismatches:,})"
+            )
 
-    def _table(self, ctx: StepContext, client: ConvexClient, params: SampleParams, mapping: Mapping, source: str,
-               entry: dict[str, Any] | None) -> BatchResult:
+    def _table(
+        self,
+        ctx: StepContext,
+        client: ConvexClient,
+        params: SampleParams,
+        mapping: Mapping,
+        source: str,
+        entry: dict[str, Any] | None,
+    ) -> BatchResult:
         table = mapping.tables[source]
         target = table.target
         pk = table.primary_key or mapping.defaults.primary_key
@@ -133,8 +159,10 @@ class SampleStep(_Verification):
         if workers > 1:
             self._in_workers(ctx, params, mapping, source, comparer, batches, workers, record)
             here = rows_by_process.get(os.getpid(), 0)
-            ctx.log(f"{target}: {figures.sampled:,} rows compared by {workers} processes ({here:,} here, "
-                    f"{figures.sampled - here:,} in {workers - 1} spawned)")
+            ctx.log(
+                f"{target}: {figures.sampled:,} rows compared by {workers} processes ({here:,} here, "
+                f"{figures.sampled - here:,} in {workers - 1} spawned)"
+            )
         else:
             self._in_process(comparer, batches, record)
         if len(figures.problems) == SHOWN_MISMATCHES and figures.missing + figures.wrong > SHOWN_MISMATCHES:
@@ -142,8 +170,9 @@ class SampleStep(_Verification):
         return figures
 
     @staticmethod
-    def _in_process(comparer: BatchComparer, batches: Iterator[list[bytes]],
-                    record: Callable[[BatchResult], None]) -> None:
+    def _in_process(
+        comparer: BatchComparer, batches: Iterator[list[bytes]], record: Callable[[BatchResult], None]
+    ) -> None:
         # v2 is asked for a batch while the next one is read from v1 and transformed: a few
         # batches in flight, in order, so memory stays bounded and a slow network is hidden.
         in_flight: deque[tuple[BatchResult, dict[str, bytes], Future[dict[str, dict[str, Any]]]]] = deque()
@@ -162,8 +191,16 @@ class SampleStep(_Verification):
                 record(waiting)
 
     @staticmethod
-    def _in_workers(ctx: StepContext, params: SampleParams, mapping: Mapping, source: str, comparer: BatchComparer,
-                    batches: Iterator[list[bytes]], workers: int, record: Callable[[BatchResult], None]) -> None:
+    def _in_workers(
+        ctx: StepContext,
+        params: SampleParams,
+        mapping: Mapping,
+        source: str,
+        comparer: BatchComparer,
+        batches: Iterator[list[bytes]],
+        workers: int,
+        record: Callable[[BatchResult], None],
+    ) -> None:
         """Batches spread over this process and `workers - 1` spawned ones, recorded in order.
 
         The row work (parse, transform, compare: about 60 us a row) is bound by one interpreter;
@@ -174,9 +211,20 @@ class SampleStep(_Verification):
         connection = ctx.connection(params.target)
         # Spawned, not forked: the cockpit is threaded, and a fork copies locks held by other threads.
         pool = ProcessPoolExecutor(
-            max_workers=workers - 1, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
-            initargs=(connection.url, connection.deploy_key, str(mapping.path), source, comparer.functions,
-                      comparer.target, comparer.pk, comparer.ignored))
+            max_workers=workers - 1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_worker,
+            initargs=(
+                connection.url,
+                connection.deploy_key,
+                str(mapping.path),
+                source,
+                comparer.functions,
+                comparer.target,
+                comparer.pk,
+                comparer.ignored,
+            ),
+        )
         pending: deque[Future[BatchResult] | BatchResult] = deque()
         try:
             for lines in batches:
@@ -191,8 +239,10 @@ class SampleStep(_Verification):
             while pending:
                 record(_result(pending.popleft()))
         except BrokenProcessPool:
-            raise StepFailed(f"{comparer.target}: a worker process of the sample stopped (killed, or out of "
-                             "memory?); run the step again, or set workers = 1 to compare in this process") from None
+            raise StepFailed(
+                f"{comparer.target}: a worker process of the sample stopped (killed, or out of "
+                "memory?); run the step again, or set workers = 1 to compare in this process"
+            ) from None
         finally:
             for item in pending:
                 if isinstance(item, Future):
@@ -205,8 +255,10 @@ class SampleStep(_Verification):
         import psycopg
 
         condition = sample_condition(pk, params.fraction, params.seed)
-        query = (f"COPY (SELECT row_to_json(r) FROM (SELECT * FROM {quote_table(source)}) r WHERE {condition}) "
-                 f"TO STDOUT WITH ({COPY_OPTIONS})")
+        query = (
+            f"COPY (SELECT row_to_json(r) FROM (SELECT * FROM {quote_table(source)}) r WHERE {condition}) "
+            f"TO STDOUT WITH ({COPY_OPTIONS})"
+        )
         with connect(ctx, params.source) as conn, CancelWatch(conn, ctx.cancel):
             conn.read_only = True
             batch: list[bytes] = []

@@ -8,24 +8,23 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = (ROOT / "migration" / "perm-mapping.toml").read_text()
-PERM_TABLES = ["auth.users", "public.cases", "public.user_settings", "public.user_preferences",
-               "public.notifications"]
+PERM_TABLES = ["auth.users", "public.cases", "public.user_settings", "public.user_preferences", "public.notifications"]
 
-V1_CONNECTION = '''
+V1_CONNECTION = """
 [connections.v1]
 kind = "postgres"
 dsn = "${TEST_DSN}"
-'''
-V2_CONNECTION = '''
+"""
+V2_CONNECTION = """
 [connections.v2]
 kind = "convex"
 url = "${CONVEX_URL}"
 deploy_key = "${CONVEX_DEPLOY_KEY}"
-'''
+"""
 CONNECTIONS = V1_CONNECTION + V2_CONNECTION
 
 # verify.calc's checks of runbook.toml: cases per status, and the total of the wages in cents.
-CALC_CHECKS = '''
+CALC_CHECKS = """
 [[step.with.checks]]
 name = "cases per status"
 sql = "SELECT case_status AS key, count(*) AS count FROM public.cases GROUP BY 1"
@@ -36,7 +35,7 @@ name = "total wages"
 sql = "SELECT count(*) AS count, sum(round(pwd_wage_amount * 100)) AS sum FROM public.cases"
 table = "cases"
 sum = "pwdWageAmount"
-'''
+"""
 
 
 def step(step_id: str, kind: str, with_: str, extra: str = "") -> str:
@@ -69,8 +68,10 @@ def wrap_function(standin: Any, path: str, around: Any = None) -> list[dict[str,
 
 def env_for(dsn: str | None = None, standin: Any = None) -> dict[str, str]:
     """The variables of CONNECTIONS; an address nothing listens on where there is no v2."""
-    env = {"CONVEX_URL": standin.url if standin else "http://127.0.0.1:9",
-           "CONVEX_DEPLOY_KEY": standin.deploy_key if standin else "none"}
+    env = {
+        "CONVEX_URL": standin.url if standin else "http://127.0.0.1:9",
+        "CONVEX_DEPLOY_KEY": standin.deploy_key if standin else "none",
+    }
     if dsn is not None:
         env["TEST_DSN"] = dsn
     return env

@@ -16,9 +16,14 @@ BIG_TXT = " ".join(f"token-{i:04d}-{'x' * 40}" for i in range(40))  # about 2 KB
 
 
 def start_knot(ttl: int = 2) -> KnotServer:
-    return KnotServer(ZONE, [Record("app", "A", OLD, ttl=ttl), Record("www", "CNAME", "app", ttl=ttl),
-                             Record("big", "TXT", " ".join(f'"{part}"' for part in BIG_TXT.split(" ")), ttl=60)]
-                      ).start()
+    return KnotServer(
+        ZONE,
+        [
+            Record("app", "A", OLD, ttl=ttl),
+            Record("www", "CNAME", "app", ttl=ttl),
+            Record("big", "TXT", " ".join(f'"{part}"' for part in BIG_TXT.split(" ")), ttl=60),
+        ],
+    ).start()
 
 
 def resolver(name: str, server: Any, filtering: bool = False) -> Resolver:
@@ -27,8 +32,13 @@ def resolver(name: str, server: Any, filtering: bool = False) -> Resolver:
 
 def resolvers_file(folder: Path, resolvers: Iterable[Resolver]) -> Path:
     path = folder / "resolvers.toml"
-    path.write_text("".join(f'[[resolver]]\nname = "{r.name}"\naddress = "{r.address}"\nport = {r.port}\n'
-                            f'filtering = {str(r.filtering).lower()}\n' for r in resolvers))
+    path.write_text(
+        "".join(
+            f'[[resolver]]\nname = "{r.name}"\naddress = "{r.address}"\nport = {r.port}\n'
+            f"filtering = {str(r.filtering).lower()}\n"
+            for r in resolvers
+        )
+    )
     return path
 
 

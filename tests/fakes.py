@@ -190,18 +190,37 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Runbook:
 class Harness:
     """An engine over a runbook in a temp folder, recording every event it publishes."""
 
-    def __init__(self, folder: Path, body: str, *, clock: Clock | None = None, rehearsal: bool = True,
-                 speed: float = 600.0, start: timedelta = timedelta(minutes=-5), env: Mapping[str, str] | None = None,
-                 header: str = HEADER, operator: Operator | None = None, grace: float = 5.0, **options: Any) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        body: str,
+        *,
+        clock: Clock | None = None,
+        rehearsal: bool = True,
+        speed: float = 600.0,
+        start: timedelta = timedelta(minutes=-5),
+        env: Mapping[str, str] | None = None,
+        header: str = HEADER,
+        operator: Operator | None = None,
+        grace: float = 5.0,
+        **options: Any,
+    ) -> None:
         self.path = write_runbook(folder, body, header) if body is not None else folder / "runbook.toml"
         self.runbook = load(self.path, env)
         self.journal = Journal.for_runbook(self.path)
         self.clock = clock or RehearsalClock(self.runbook.t0 + start, speed=speed)
         self.events: list[Event] = []
         self._events_lock = threading.Lock()
-        self.engine = Engine(self.runbook, self.journal, clock=self.clock,
-                             operator=operator or Operator("tester"), rehearsal=rehearsal, env=env or {},
-                             grace=grace, **options)
+        self.engine = Engine(
+            self.runbook,
+            self.journal,
+            clock=self.clock,
+            operator=operator or Operator("tester"),
+            rehearsal=rehearsal,
+            env=env or {},
+            grace=grace,
+            **options,
+        )
         self.engine.subscribe(self._record)
 
     def _record(self, event: Event) -> None:
@@ -245,9 +264,16 @@ class Harness:
         self.journal.close()
 
 
-def make_session(folder: Path, body: str, *, clock: Clock | None = None, header: str = HEADER,
-                 env: Mapping[str, str] | None = None, operator: Operator | None = None,
-                 **options: Any) -> Session:
+def make_session(
+    folder: Path,
+    body: str,
+    *,
+    clock: Clock | None = None,
+    header: str = HEADER,
+    env: Mapping[str, str] | None = None,
+    operator: Operator | None = None,
+    **options: Any,
+) -> Session:
     """A Session as the command line would build it, but with the fake kinds."""
     path = write_runbook(folder, body, header)
     runbook = load(path, env)
@@ -255,7 +281,14 @@ def make_session(folder: Path, body: str, *, clock: Clock | None = None, header:
     lock.acquire("tester", "test")
     journal = Journal.for_runbook(path)
     clock = clock or RehearsalClock(runbook.t0 - timedelta(minutes=5), speed=600)
-    engine = Engine(runbook, journal, clock=clock, operator=operator or Operator("tester"),
-                    rehearsal=options.pop("rehearsal", True), env=env or {}, **options)
+    engine = Engine(
+        runbook,
+        journal,
+        clock=clock,
+        operator=operator or Operator("tester"),
+        rehearsal=options.pop("rehearsal", True),
+        env=env or {},
+        **options,
+    )
     engine.open()
     return Session(runbook, journal, lock, engine, clock)

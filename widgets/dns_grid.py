@@ -64,8 +64,10 @@ def summary_text(report: dict[str, Any], *, with_hint: bool = True, width: int =
         if summary.get("authoritative"):
             serials = sorted({s for s in summary.get("serials") or [] if s is not None})
             text.append(f" · auth {summary.get('authoritative_new', 0)}/{summary['authoritative']}")
-            text.append(" #" + ("/".join(map(str, serials)) if serials else "?"),
-                        style="" if summary.get("serials_agree") else "bold red")
+            text.append(
+                " #" + ("/".join(map(str, serials)) if serials else "?"),
+                style="" if summary.get("serials_agree") else "bold red",
+            )
         if held:
             text.append(" · holds", style="green")
         elif summary.get("eta"):
@@ -124,8 +126,15 @@ def _row(server: dict[str, Any], now: float, answer_width: int = 16, name_width:
     ttl = server.get("ttl")
     port = server.get("port", 53)
     address = server.get("address", "") + ("" if port == 53 else f":{port}")
-    return [_fit(server.get("name", ""), name_width), _fit(address, 16), _fit(answer, answer_width),
-            "" if ttl is None else str(ttl), shown_state, _ago(server.get("checked"), now), history]
+    return [
+        _fit(server.get("name", ""), name_width),
+        _fit(address, 16),
+        _fit(answer, answer_width),
+        "" if ttl is None else str(ttl),
+        shown_state,
+        _ago(server.get("checked"), now),
+        history,
+    ]
 
 
 class DnsScreen(FullScreen):
@@ -172,8 +181,10 @@ class DnsScreen(FullScreen):
         line.append(f"{report.get('name')} {report.get('type')}", style="bold")
         line.append(f"  new = {expect} (expected)  old = {old}  round {report.get('round', '?')}")
         if require:
-            line.append(f"  require auth {require.get('authoritative')}, "
-                        f"{float(require.get('resolvers', 0)):.0%} of resolvers", style="dim")
+            line.append(
+                f"  require auth {require.get('authoritative')}, {float(require.get('resolvers', 0)):.0%} of resolvers",
+                style="dim",
+            )
         title.update(line)
         summary = report.get("summary") or {}
         status = summary_text(report, with_hint=False, width=self.size.width or 80)

@@ -107,8 +107,7 @@ def squeeze(head: Text, middle: Text, tail: Text, width: int) -> Text:
     return text
 
 
-def progress_line(label: str, done: float, total: float | None, unit: str, rate: float | None,
-                  width: int = 80) -> Text:
+def progress_line(label: str, done: float, total: float | None, unit: str, rate: float | None, width: int = 80) -> Text:
     """`rows ███████░░░ 45% 45,000/100,000 rows  12,300 rows/s  ETA 4s`, made to fit `width`.
 
     The bar narrows first, then the counts shorten (45k/100k) and the units leave the rate, then

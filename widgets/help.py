@@ -16,8 +16,11 @@ KEYS = [
     ("↑ ↓  enter", "select a step; enter answers its gate"),
     ("a  F2", "answer the selected (or first) waiting gate: question, start, checklist"),
     ("s  F5", "start the selected step now (asks first; needs must have succeeded)"),
-    ("r  F6", "retry a failed, cancelled or interrupted step (offered only then; some kinds resume from "
-              "their checkpoint, the others start over)"),
+    (
+        "r  F6",
+        "retry a failed, cancelled or interrupted step (offered only then; some kinds resume from "
+        "their checkpoint, the others start over)",
+    ),
     ("k  F7", "skip a step (asks a reason)"),
     ("d  F8", "mark a step done without running it (asks a reason)"),
     ("x", "cancel the selected step (asks first)"),
@@ -47,8 +50,9 @@ def help_text() -> Table:
     table.add_row(Text(NOT_RUN[0], style=NOT_RUN[1]), "not run (a dry run only describes mutate and notify steps)")
     table.add_row(Text("⚠", style="yellow"), "point of no return: a rollback after it asks you to type ROLLBACK")
     table.add_row("", "")
-    table.add_row(Text("⚑", style="bold yellow"), "the line under the header: what waits for you, and the keys "
-                  "that answer it")
+    table.add_row(
+        Text("⚑", style="bold yellow"), "the line under the header: what waits for you, and the keys that answer it"
+    )
     return table
 
 
@@ -62,8 +66,7 @@ class HelpScreen(FullScreen):
         with VerticalScroll():
             yield Static(Text("Cutover cockpit: keys", style="bold"))
             yield Static(help_text())
-            yield Static(Text("Everything you do is journaled with your name; `cockpit status` shows it.",
-                              style="dim"))
+            yield Static(Text("Everything you do is journaled with your name; `cockpit status` shows it.", style="dim"))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -47,7 +47,7 @@ class LogFeed:
     def arrived(self, event: StepLog) -> None:
         buffer = self.buffer(event.step_id)
         seen = self.last_line.get(event.step_id, 0)
-        lines = event.lines[max(0, seen - event.first_line + 1):]
+        lines = event.lines[max(0, seen - event.first_line + 1) :]
         if not lines:
             return
         self.last_line[event.step_id] = event.first_line + len(event.lines) - 1
@@ -56,8 +56,7 @@ class LogFeed:
             return
         if self.filter_text:
             needle = self.filter_text.lower()
-            shown = render_lines([LogLine(event.attempt, event.wall, line) for line in lines
-                                  if needle in line.lower()])
+            shown = render_lines([LogLine(event.attempt, event.wall, line) for line in lines if needle in line.lower()])
         self.pending.extend(shown)
         if len(self.pending) > MAX_LOG_LINES:
             del self.pending[:-MAX_LOG_LINES]

@@ -44,12 +44,12 @@ class CockpitHost(Protocol):
     def refresh_view(self) -> None: ...
     def logs_folder(self) -> Path | None: ...
 
+
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 # The states in which following selects a step: what runs, and what needs the operator.
 FOLLOWED_STATES = ("running", "waiting", "failed", "interrupted")
 # Actions offered only when they apply to the run and the selected step (operator_desk.why_not).
-CHECKED_ACTIONS = ("answer", "start_step", "retry", "skip", "mark_done", "cancel_step", "pause", "resume",
-                   "rollback")
+CHECKED_ACTIONS = ("answer", "start_step", "retry", "skip", "mark_done", "cancel_step", "pause", "resume", "rollback")
 
 
 class MainScreen(Screen[None]):
@@ -176,9 +176,12 @@ class MainScreen(Screen[None]):
         if interrupted:
             self.following = False
             self.select_step(interrupted[0])
-            self.notify(f"the cockpit stopped while {', '.join(interrupted)} ran: "
-                        f"{'they are' if len(interrupted) > 1 else 'it is'} interrupted; r retry · k skip · d done",
-                        severity="warning", timeout=30)
+            self.notify(
+                f"the cockpit stopped while {', '.join(interrupted)} ran: "
+                f"{'they are' if len(interrupted) > 1 else 'it is'} interrupted; r retry · k skip · d done",
+                severity="warning",
+                timeout=30,
+            )
             return
         waiting = [s.id for s in view.steps.values() if s.gate is not None]
         running = [s for s in view.steps.values() if s.state.value == "running" and s.started]
@@ -222,7 +225,8 @@ class MainScreen(Screen[None]):
         if small:
             self._too_small.update(
                 f"Terminal too small: {width}x{height}\n\nThe cockpit needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
-                "The run goes on; enlarge the window to see it.")
+                "The run goes on; enlarge the window to see it."
+            )
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -269,8 +273,11 @@ class MainScreen(Screen[None]):
             active = [s for s in view.steps.values() if s.state.value in ("running", "waiting") and s.started]
             if active:
                 self.follow_target = max(active, key=lambda s: s.started or view.now).id
-        self.notify("follow is " + ("on: the cockpit selects each step as it starts" if self.following
-                                    else "off: f follows again"), timeout=3)
+        self.notify(
+            "follow is "
+            + ("on: the cockpit selects each step as it starts" if self.following else "off: f follows again"),
+            timeout=3,
+        )
         self.refresh_view()
 
     def action_toggle_log(self) -> None:

@@ -134,8 +134,9 @@ class GateModal(_Modal):
 
     DEFAULT_CSS = _CSS.format(name="GateModal")
 
-    def __init__(self, step_title: str, question: str, confirm: str | None, *,
-                 point_of_no_return: bool = False) -> None:
+    def __init__(
+        self, step_title: str, question: str, confirm: str | None, *, point_of_no_return: bool = False
+    ) -> None:
         super().__init__()
         self._step_title, self._question, self._confirm = step_title, question, confirm
         self._point_of_no_return = point_of_no_return
@@ -144,8 +145,9 @@ class GateModal(_Modal):
         with Vertical():
             yield Label(f"{self._step_title} asks", classes="title")
             if self._point_of_no_return:
-                yield Static(Text("⚠ Point of no return: after yes, a rollback needs ROLLBACK typed.",
-                                  style="bold red"))
+                yield Static(
+                    Text("⚠ Point of no return: after yes, a rollback needs ROLLBACK typed.", style="bold red")
+                )
             yield Static(self._question)
             if self._confirm:
                 yield Input(placeholder=f"type {self._confirm} to answer yes", id="typed", compact=True)
@@ -187,9 +189,12 @@ class GateModal(_Modal):
 class ChecklistModal(_Modal):
     """Tick items one by one; each tick is journaled. Returns the indexes newly ticked, or None."""
 
-    DEFAULT_CSS = _CSS.format(name="ChecklistModal") + """
+    DEFAULT_CSS = (
+        _CSS.format(name="ChecklistModal")
+        + """
     ChecklistModal SelectionList { height: auto; max-height: 14; }
     """
+    )
 
     def __init__(self, step_title: str, items: tuple[str, ...], ticked: frozenset[int]) -> None:
         super().__init__()
@@ -198,10 +203,12 @@ class ChecklistModal(_Modal):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"{self._step_title}: checklist", classes="title")
-            yield SelectionList[int](*[
-                Selection(item, i, i in self._ticked, disabled=i in self._ticked)
-                for i, item in enumerate(self._items)
-            ])
+            yield SelectionList[int](
+                *[
+                    Selection(item, i, i in self._ticked, disabled=i in self._ticked)
+                    for i, item in enumerate(self._items)
+                ]
+            )
             yield Static("space ticks an item · enter records the ticks · esc goes back", classes="hint")
 
     def on_mount(self) -> None:
@@ -234,9 +241,12 @@ class RollbackRequest:
 class RollbackModal(_Modal):
     """Confirms a rollback: a reason, and ROLLBACK typed when a point of no return has passed."""
 
-    DEFAULT_CSS = _CSS.format(name="RollbackModal") + """
+    DEFAULT_CSS = (
+        _CSS.format(name="RollbackModal")
+        + """
     RollbackModal > Vertical { border: round $error; }
     """
+    )
 
     def __init__(self, plan: list[str], ponr_passed: bool, word: str, pending: str | None = None) -> None:
         super().__init__()

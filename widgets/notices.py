@@ -43,8 +43,11 @@ class NoticesScreen(FullScreen):
         table.clear()
         for notice in reversed(notices):
             style = SEVERITY_STYLE.get(notice.severity, "")
-            table.add_row(time.strftime("%H:%M:%S", time.localtime(notice.wall)),
-                          Text(notice.severity[:7], style=style), notice.text)
+            table.add_row(
+                time.strftime("%H:%M:%S", time.localtime(notice.wall)),
+                Text(notice.severity[:7], style=style),
+                notice.text,
+            )
         if not notices:
             table.add_row("", "", Text("no notices yet", style="dim"))
 

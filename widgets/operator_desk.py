@@ -41,8 +41,15 @@ class DeskHost(Protocol):
     def select_step(self, step_id: str) -> None: ...
     def refresh_view(self) -> None: ...
     def push_screen(self, screen: Any, callback: Any = None) -> Any: ...
-    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
-               markup: bool = True) -> None: ...
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None: ...
 
 
 def why_not(action: str, view: RunView, step: StepView | None) -> str | None:
@@ -74,8 +81,9 @@ def why_not(action: str, view: RunView, step: StepView | None) -> str | None:
     if action == "start_step":
         if step.in_rollback and not rolling_back and step.due is None:
             return f"{step.id!r} is a rollback step: it runs only during a rollback"
-        startable = state == StepState.SCHEDULED or (state == StepState.WAITING and step.gate is not None
-                                                      and step.gate.kind == "start")
+        startable = state == StepState.SCHEDULED or (
+            state == StepState.WAITING and step.gate is not None and step.gate.kind == "start"
+        )
         if not startable:
             return f"{step.id!r} is {state.value}: only a scheduled or waiting step can be started"
         unmet = [n for n in step.needs if not view.steps[n].state.satisfies_needs]
@@ -164,12 +172,14 @@ class OperatorDesk:
         self.dialog = OpenDialog(action, step_id, modal)
         self.app.push_screen(modal, closed)
 
-    def _confirm_then(self, action: str, step_id: str | None, modal: Screen[Any], run: Callable[[], None],
-                      done: str | None = None) -> None:
+    def _confirm_then(
+        self, action: str, step_id: str | None, modal: Screen[Any], run: Callable[[], None], done: str | None = None
+    ) -> None:
         self._open(action, step_id, modal, lambda answer: self._do(run, done) if answer is True else None)
 
-    def _reason_then(self, action: str, step_id: str, modal: Screen[Any], run: Callable[[str], None],
-                     done: str) -> None:
+    def _reason_then(
+        self, action: str, step_id: str, modal: Screen[Any], run: Callable[[str], None], done: str
+    ) -> None:
         def decided(reason: object) -> None:
             if isinstance(reason, str) and reason:
                 self._do(lambda: run(reason), done)
@@ -197,22 +207,35 @@ class OperatorDesk:
         self.app.select_step(step.id)
         gate, step_id = step.gate, step.id
         if gate.kind == "start":
-            self._confirm_then("answer", step_id, ConfirmModal("Start step", f"Start {step.title!r} now?", "Start"),
-                               lambda: self.app.engine.start_step(step_id, self.operator), f"started {step_id}")
+            self._confirm_then(
+                "answer",
+                step_id,
+                ConfirmModal("Start step", f"Start {step.title!r} now?", "Start"),
+                lambda: self.app.engine.start_step(step_id, self.operator),
+                f"started {step_id}",
+            )
         elif gate.kind == "checklist":
+
             def ticked(picked: object) -> None:
                 if isinstance(picked, list):
                     self._tick(step_id, picked)
 
             self._open("answer", step_id, ChecklistModal(step.title, gate.items, gate.ticked), ticked)
         else:
+
             def answered(answer: object) -> None:
                 if isinstance(answer, GateAnswer):
-                    self._do(lambda: self.app.engine.answer(step_id, answer.yes, self.operator, answer.typed),
-                             f"answered {'yes' if answer.yes else 'no'}: {step_id}")
+                    self._do(
+                        lambda: self.app.engine.answer(step_id, answer.yes, self.operator, answer.typed),
+                        f"answered {'yes' if answer.yes else 'no'}: {step_id}",
+                    )
 
-            self._open("answer", step_id, GateModal(step.title, gate.question, gate.confirm,
-                                                    point_of_no_return=step.point_of_no_return), answered)
+            self._open(
+                "answer",
+                step_id,
+                GateModal(step.title, gate.question, gate.confirm, point_of_no_return=step.point_of_no_return),
+                answered,
+            )
 
     def _tick(self, step_id: str, picked: Iterable[int]) -> None:
         view = self._fresh_view()
@@ -232,9 +255,13 @@ class OperatorDesk:
         if step.due is not None and step.due > view.now:
             when = f" It is due at {format_offset(step.due - view.t0)}."
         step_id = step.id
-        self._confirm_then("start_step", step_id, ConfirmModal("Start step", f"Start {step.title!r} now?{when}",
-                                                               "Start"),
-                           lambda: self.app.engine.start_step(step_id, self.operator), f"started {step_id}")
+        self._confirm_then(
+            "start_step",
+            step_id,
+            ConfirmModal("Start step", f"Start {step.title!r} now?{when}", "Start"),
+            lambda: self.app.engine.start_step(step_id, self.operator),
+            f"started {step_id}",
+        )
 
     def retry(self) -> None:
         from widgets.modals import ConfirmModal
@@ -243,12 +270,14 @@ class OperatorDesk:
         if view is None or step is None:
             return
         step_id = step.id
-        how = ("It continues from its checkpoint." if step.resumes
-               else "It starts over: this kind keeps no checkpoint.")
-        self._confirm_then("retry", step_id,
-                           ConfirmModal("Retry step", f"Run {step.title!r} again (attempt {step.attempt + 1})? {how}",
-                                        "Retry"),
-                           lambda: self.app.engine.retry(step_id, self.operator), f"retrying {step_id}")
+        how = "It continues from its checkpoint." if step.resumes else "It starts over: this kind keeps no checkpoint."
+        self._confirm_then(
+            "retry",
+            step_id,
+            ConfirmModal("Retry step", f"Run {step.title!r} again (attempt {step.attempt + 1})? {how}", "Retry"),
+            lambda: self.app.engine.retry(step_id, self.operator),
+            f"retrying {step_id}",
+        )
 
     def skip(self) -> None:
         from widgets.modals import ReasonModal
@@ -257,9 +286,13 @@ class OperatorDesk:
         if view is None or step is None:
             return
         step_id = step.id
-        self._reason_then("skip", step_id, ReasonModal("Skip step", f"Skip {step.title!r}? Steps that need it will "
-                                                                    "go on."),
-                          lambda reason: self.app.engine.skip(step_id, reason, self.operator), f"skipped {step_id}")
+        self._reason_then(
+            "skip",
+            step_id,
+            ReasonModal("Skip step", f"Skip {step.title!r}? Steps that need it will go on."),
+            lambda reason: self.app.engine.skip(step_id, reason, self.operator),
+            f"skipped {step_id}",
+        )
 
     def mark_done(self) -> None:
         from widgets.modals import ReasonModal
@@ -268,10 +301,13 @@ class OperatorDesk:
         if view is None or step is None:
             return
         step_id = step.id
-        self._reason_then("mark_done", step_id,
-                          ReasonModal("Mark done", f"Mark {step.title!r} done without running it?"),
-                          lambda reason: self.app.engine.mark_done(step_id, reason, self.operator),
-                          f"marked done: {step_id}")
+        self._reason_then(
+            "mark_done",
+            step_id,
+            ReasonModal("Mark done", f"Mark {step.title!r} done without running it?"),
+            lambda reason: self.app.engine.mark_done(step_id, reason, self.operator),
+            f"marked done: {step_id}",
+        )
 
     def cancel_step(self) -> None:
         from widgets.modals import ConfirmModal
@@ -280,9 +316,13 @@ class OperatorDesk:
         if view is None or step is None:
             return
         step_id = step.id
-        self._confirm_then("cancel_step", step_id,
-                           ConfirmModal("Cancel step", f"Cancel {step.title!r}?", "Cancel step", danger=True),
-                           lambda: self.app.engine.cancel(step_id, self.operator), f"cancelling {step_id}")
+        self._confirm_then(
+            "cancel_step",
+            step_id,
+            ConfirmModal("Cancel step", f"Cancel {step.title!r}?", "Cancel step", danger=True),
+            lambda: self.app.engine.cancel(step_id, self.operator),
+            f"cancelling {step_id}",
+        )
 
     def _applicable(self, action: str) -> tuple[RunView | None, StepView | None]:
         view = self._fresh_view()
@@ -317,11 +357,16 @@ class OperatorDesk:
 
         def decided(request: object) -> None:
             if isinstance(request, RollbackRequest):
-                self._do(lambda: self.app.engine.rollback(self.operator, request.reason, request.typed),
-                         "rollback started")
+                self._do(
+                    lambda: self.app.engine.rollback(self.operator, request.reason, request.typed), "rollback started"
+                )
 
-        self._open("rollback", None, RollbackModal(self.app.engine.rollback_plan(), view.ponr_passed, CONFIRM_WORD,
-                                                   pending), decided)
+        self._open(
+            "rollback",
+            None,
+            RollbackModal(self.app.engine.rollback_plan(), view.ponr_passed, CONFIRM_WORD, pending),
+            decided,
+        )
 
     # -- dialogs follow the journal ------------------------------------------------------------
 
@@ -338,8 +383,13 @@ class OperatorDesk:
         if dialog.action == "rollback":
             rollback = view.rollback
             if view.state in ENDED or (rollback is not None and not rollback.awaiting_confirmation):
-                self._close(dialog, "a rollback is already under way" if view.state == "rolling_back"
-                            else f"the run has ended ({view.state.replace('_', ' ')})", None)
+                self._close(
+                    dialog,
+                    "a rollback is already under way"
+                    if view.state == "rolling_back"
+                    else f"the run has ended ({view.state.replace('_', ' ')})",
+                    None,
+                )
             return
         step = view.steps.get(dialog.step_id) if dialog.step_id else None
         if step is None:

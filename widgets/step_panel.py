@@ -75,8 +75,9 @@ def head_lines(step: StepView, width: int) -> list[Text]:
     gate = step.gate
     if gate is not None:
         if gate.kind == "checklist":
-            line = Text(f"⚑ checklist: {len(gate.ticked)}/{len(gate.items)} ticked  press a to tick",
-                        style="bold yellow")
+            line = Text(
+                f"⚑ checklist: {len(gate.ticked)}/{len(gate.items)} ticked  press a to tick", style="bold yellow"
+            )
             parts.append(line)
         else:
             question = Text("⚑ ", style="bold yellow")
@@ -92,8 +93,16 @@ def head_lines(step: StepView, width: int) -> list[Text]:
     # A rate and an ETA belong to an attempt that is working: a stopped bar shows where it stood.
     working = step.state.value == "running"
     for bar in step.progress[:4]:
-        parts.append(progress_line(bar.label if bar.label != step.title else "", bar.done, bar.total, bar.unit,
-                                   bar.rate if working else None, width))
+        parts.append(
+            progress_line(
+                bar.label if bar.label != step.title else "",
+                bar.done,
+                bar.total,
+                bar.unit,
+                bar.rate if working else None,
+                width,
+            )
+        )
     return parts
 
 
@@ -128,8 +137,9 @@ class StepPanel(Vertical):
     def compose(self) -> ComposeResult:
         self._head = Static(id="step-head")
         self._hint = Static(id="log-hint")
-        self._search = Input(placeholder="search this step's log (enter keeps it, escape clears)", id="log-filter",
-                             compact=True)
+        self._search = Input(
+            placeholder="search this step's log (enter keeps it, escape clears)", id="log-filter", compact=True
+        )
         self._empty = Static("no log lines yet", id="log-empty")
         self._log = Log(max_lines=MAX_LOG_LINES, auto_scroll=True, id="step-log")
         yield self._head

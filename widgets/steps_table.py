@@ -107,16 +107,22 @@ class StepsTable(DataTable[Text]):
         columns = self._columns()
         title_width = self._title_width()
         for column in columns:
-            self.add_column(" " if column == "glyph" else "step" if column == "title" else column, key=column,
-                            width=title_width if column == "title" else _FIXED[column])
+            self.add_column(
+                " " if column == "glyph" else "step" if column == "title" else column,
+                key=column,
+                width=title_width if column == "title" else _FIXED[column],
+            )
         phases = {PHASE_PREFIX + p.id: p for p in view.phases}
         order = self.row_order(view)
         for key in order:
             phase = phases.get(key)
             if phase is not None:
                 at = "rollback" if phase.kind == "rollback" else offset(phase.at)
-                cells = {"glyph": Text("▸", style="bold"), "title": Text(_cut(phase.title, title_width), style="bold"),
-                         "at": Text(at, style="bold")}
+                cells = {
+                    "glyph": Text("▸", style="bold"),
+                    "title": Text(_cut(phase.title, title_width), style="bold"),
+                    "at": Text(at, style="bold"),
+                }
                 self.add_row(*[cells.get(c, Text("")) for c in columns], key=key)
                 continue
             cells = self._cells(view.steps[key], title_width)
@@ -145,8 +151,14 @@ class StepsTable(DataTable[Text]):
         elif step.state.value == "waiting":
             late = Text("asks", style="bold yellow")
         took = Text(duration(step.elapsed), style="bold red" if late.plain.startswith("+") else "")
-        return {"glyph": glyph(step), "title": title, "at": at, "budget": Text(duration(step.budget), style="dim"),
-                "took": took, "late": late}
+        return {
+            "glyph": glyph(step),
+            "title": title,
+            "at": at,
+            "budget": Text(duration(step.budget), style="dim"),
+            "took": took,
+            "late": late,
+        }
 
     def show(self, view: RunView) -> None:
         if self.size.width == 0:

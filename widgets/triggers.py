@@ -62,8 +62,9 @@ def strip_text(view: RunView, width: int) -> Text:
         if text.cell_len + item.cell_len + len(more) <= width:
             text.append_text(item)
             continue
-        text.append(f"+{len(ordered) - index}", style="bold yellow" if any(t.fired for t in ordered[index:])
-                    else "bold")
+        text.append(
+            f"+{len(ordered) - index}", style="bold yellow" if any(t.fired for t in ordered[index:]) else "bold"
+        )
         break
     return text
 

@@ -44,8 +44,9 @@ def operator_calls(view: RunView) -> list[Call]:
     steps = list(view.steps.values())
     for step in steps:
         if step.state == StepState.INTERRUPTED:
-            calls.append(Call(f"{step.id} interrupted:", step.reason, "r retry · k skip · d done", step.id,
-                              urgent=True))
+            calls.append(
+                Call(f"{step.id} interrupted:", step.reason, "r retry · k skip · d done", step.id, urgent=True)
+            )
     for step in sorted((s for s in steps if s.gate is not None), key=lambda s: not s.point_of_no_return):
         calls.append(_gate_call(step))
     rolling_back = view.state == "rolling_back"
@@ -69,8 +70,9 @@ def _gate_call(step: StepView) -> Call:
         return Call(f"{mark}{step.id} waits for you to start it:", step.title, "a start · k skip", step.id)
     if gate.kind == "checklist":
         left = [item for i, item in enumerate(gate.items) if i not in gate.ticked]
-        return Call(f"{step.id} checklist {len(gate.ticked)}/{len(gate.items)}:", left[0] if left else "",
-                    "a tick", step.id)
+        return Call(
+            f"{step.id} checklist {len(gate.ticked)}/{len(gate.items)}:", left[0] if left else "", "a tick", step.id
+        )
     keys = f"type {gate.confirm} · a answer" if gate.confirm else "a answer"
     if step.point_of_no_return:
         keys += " · point of no return"
@@ -121,15 +123,14 @@ def _next(view: RunView) -> Text:
     """What comes next: in a rollback its next step, otherwise the next step due."""
     rollback = view.rollback
     if view.state == "rolling_back" and rollback is not None:
-        later = rollback.plan[rollback.position + 1:]
+        later = rollback.plan[rollback.position + 1 :]
         return Text(f"  then: {', '.join(later)}" if later else "  the rollback's last step", style="dim")
     return _next_due(view)
 
 
 def _next_due(view: RunView) -> Text:
     """`next: resolve after import`, or `next: dns-cutover at T+10m10s (in 4m)`."""
-    due = [s for s in view.steps.values() if s.state == StepState.SCHEDULED and s.due is not None
-           and not s.in_rollback]
+    due = [s for s in view.steps.values() if s.state == StepState.SCHEDULED and s.due is not None and not s.in_rollback]
     if not due:
         return Text("")
     step = min(due, key=lambda s: (s.due, s.planned_start or s.due - view.t0))  # type: ignore[operator]

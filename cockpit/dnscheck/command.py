@@ -59,8 +59,10 @@ def build(request: CheckRequest) -> Propagation:
             raise BadInput("--expect VALUE is required")
         expect = parse_values(kind, request.expect)
         old = parse_values(kind, request.old) if request.old else None
-        authoritative = [Resolver(name=f"auth {i + 1}", address=a, port=p)
-                         for i, (a, p) in enumerate(split_address(x) for x in request.authoritative)]
+        authoritative = [
+            Resolver(name=f"auth {i + 1}", address=a, port=p)
+            for i, (a, p) in enumerate(split_address(x) for x in request.authoritative)
+        ]
     except BadRecord as exc:
         raise BadInput(str(exc)) from None
     if request.timeout <= 0:
@@ -82,8 +84,17 @@ def build(request: CheckRequest) -> Propagation:
             zone, authoritative = discover_authoritative(name, resolvers, request.timeout)
         except DiscoveryError as exc:
             raise DiscoveryError(f"{exc}; name them with --authoritative ADDRESS") from None
-    return Propagation(name, kind, expect, old=old, resolvers=resolvers, authoritative=authoritative, zone=zone,
-                       require=Requirement(resolvers=request.require), query_timeout=request.timeout)
+    return Propagation(
+        name,
+        kind,
+        expect,
+        old=old,
+        resolvers=resolvers,
+        authoritative=authoritative,
+        zone=zone,
+        require=Requirement(resolvers=request.require),
+        query_timeout=request.timeout,
+    )
 
 
 def _row(status: ServerStatus) -> str:
@@ -97,13 +108,17 @@ def _row(status: ServerStatus) -> str:
     ttl = "" if not answer or answer.ttl is None else str(answer.ttl)
     ms = "" if not answer else f"{answer.ms:.0f}"
     extra = f" serial {answer.serial}" if answer and answer.serial is not None else ""
-    return (f"{status.server.name[:18]:<18} {status.server.where[:21]:<21} {state:<9} {values[:18]:<18} "
-            f"{ttl:>6} {ms:>5}{extra}")
+    return (
+        f"{status.server.name[:18]:<18} {status.server.where[:21]:<21} {state:<9} {values[:18]:<18} "
+        f"{ttl:>6} {ms:>5}{extra}"
+    )
 
 
 def render(check: Propagation) -> list[str]:
-    lines = [f"{check.name} {check.kind}, expecting {', '.join(sorted(show(v) for v in check.expect))}",
-             f"{'resolver':<18} {'address':<21} {'state':<9} {'answer':<18} {'TTL':>6} {'ms':>5}"]
+    lines = [
+        f"{check.name} {check.kind}, expecting {', '.join(sorted(show(v) for v in check.expect))}",
+        f"{'resolver':<18} {'address':<21} {'state':<9} {'answer':<18} {'TTL':>6} {'ms':>5}",
+    ]
     lines += [_row(s) for s in check.resolvers]
     if check.authoritative:
         lines.append("authoritative (recursion off)")
@@ -116,8 +131,11 @@ def render(check: Propagation) -> list[str]:
     return lines
 
 
-def run_check(request: CheckRequest, out: Callable[[str], None] = print,
-              err: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> int:
+def run_check(
+    request: CheckRequest,
+    out: Callable[[str], None] = print,
+    err: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+) -> int:
     try:
         check = build(request)
     except BadInput as exc:
@@ -142,8 +160,10 @@ def run_check(request: CheckRequest, out: Callable[[str], None] = print,
             summary = check.check()
             for status in [*check.resolvers, *check.authoritative]:
                 if previous[id(status)] != status.state and status.state is not None:
-                    err(f"{datetime.now().strftime('%H:%M:%S')} {status.server.name} ({status.server.where}): "
-                        f"{previous[id(status)] or '-'} -> {status.state.value}")
+                    err(
+                        f"{datetime.now().strftime('%H:%M:%S')} {status.server.name} ({status.server.where}): "
+                        f"{previous[id(status)] or '-'} -> {status.state.value}"
+                    )
                     previous[id(status)] = status.state
             err(f"{datetime.now().strftime('%H:%M:%S')} {summary.line()}")
     if request.as_json:

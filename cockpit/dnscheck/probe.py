@@ -58,8 +58,9 @@ class Answer:
     at: float = field(default_factory=time.time)
 
 
-def _chase(response: dns.message.Message, qname: dns.name.Name,
-           rdtype: dns.rdatatype.RdataType) -> tuple[frozenset[dns.rdata.Rdata], int | None]:
+def _chase(
+    response: dns.message.Message, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
+) -> tuple[frozenset[dns.rdata.Rdata], int | None]:
     """The answer's records of `rdtype` for `qname`, through any CNAME chain; the chain's
     smallest TTL, since a cache drops the whole answer when its first part expires."""
     name, ttl = qname, None
@@ -76,8 +77,9 @@ def _chase(response: dns.message.Message, qname: dns.name.Name,
     return frozenset(), None
 
 
-async def ask(server: Server, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, timeout: float,
-              *, recursion: bool = True) -> Answer:
+async def ask(
+    server: Server, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, timeout: float, *, recursion: bool = True
+) -> Answer:
     """Ask one server, EDNS on, over TCP when the UDP answer is truncated; never raises."""
     query = dns.message.make_query(qname, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
     if not recursion:
@@ -86,13 +88,12 @@ async def ask(server: Server, qname: dns.name.Name, rdtype: dns.rdatatype.RdataT
     try:
         # The whole exchange (UDP, then TCP if truncated) within the one timeout.
         response, used_tcp = await asyncio.wait_for(
-            dns.asyncquery.udp_with_fallback(query, server.address, timeout=timeout, port=server.port),
-            timeout)
+            dns.asyncquery.udp_with_fallback(query, server.address, timeout=timeout, port=server.port), timeout
+        )
     except (TimeoutError, dns.exception.Timeout):
         return Answer("TIMEOUT", ms=(time.perf_counter() - started) * 1000, detail=f"no answer in {timeout:g}s")
     except OSError as exc:
-        return Answer("ERROR", ms=(time.perf_counter() - started) * 1000,
-                      detail=exc.strerror or type(exc).__name__)
+        return Answer("ERROR", ms=(time.perf_counter() - started) * 1000, detail=exc.strerror or type(exc).__name__)
     except dns.exception.DNSException as exc:
         return Answer("ERROR", ms=(time.perf_counter() - started) * 1000, detail=f"bad answer: {exc}")
     ms = (time.perf_counter() - started) * 1000
@@ -110,19 +111,22 @@ async def ask_serial(server: Server, zone: dns.name.Name, timeout: float) -> int
     return None
 
 
-async def ask_authoritative(server: Server, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType,
-                            zone: dns.name.Name | None, timeout: float) -> Answer:
+async def ask_authoritative(
+    server: Server, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, zone: dns.name.Name | None, timeout: float
+) -> Answer:
     """The record and the zone's serial, asked at once, recursion off."""
     if zone is None:
         answer = await ask(server, qname, rdtype, timeout, recursion=False)
         return answer
-    answer, serial = await asyncio.gather(ask(server, qname, rdtype, timeout, recursion=False),
-                                          ask_serial(server, zone, timeout))
+    answer, serial = await asyncio.gather(
+        ask(server, qname, rdtype, timeout, recursion=False), ask_serial(server, zone, timeout)
+    )
     return Answer(answer.rcode, answer.values, answer.ttl, serial, answer.tcp, answer.ms, answer.detail, answer.at)
 
 
-async def ask_all(servers: Sequence[Server], qname: dns.name.Name, rdtype: dns.rdatatype.RdataType,
-                  timeout: float) -> list[Answer]:
+async def ask_all(
+    servers: Sequence[Server], qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, timeout: float
+) -> list[Answer]:
     return list(await asyncio.gather(*(ask(s, qname, rdtype, timeout) for s in servers)))
 
 
@@ -132,7 +136,8 @@ async def zone_of(server: Server, qname: dns.name.Name, timeout: float) -> dns.n
     query.flags &= ~dns.flags.RD
     try:
         response, _ = await asyncio.wait_for(
-            dns.asyncquery.udp_with_fallback(query, server.address, timeout=timeout, port=server.port), timeout)
+            dns.asyncquery.udp_with_fallback(query, server.address, timeout=timeout, port=server.port), timeout
+        )
     except (TimeoutError, OSError, dns.exception.DNSException):
         return None
     for section in (response.answer, response.authority):

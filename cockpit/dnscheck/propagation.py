@@ -42,9 +42,11 @@ class Requirement(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     authoritative: Literal["all", "any", "none"] = Field(
-        default="all", description="how many authoritative servers must answer the new value")
-    resolvers: float = Field(default=0.9, ge=0.0, le=1.0,
-                             description="the fraction of counted resolvers that must answer the new value")
+        default="all", description="how many authoritative servers must answer the new value"
+    )
+    resolvers: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="the fraction of counted resolvers that must answer the new value"
+    )
 
 
 class DiscoveryError(RuntimeError):
@@ -75,11 +77,16 @@ class ServerStatus:
     def to_json(self) -> dict[str, Any]:
         answer = self.answer
         return {
-            "name": self.server.name, "address": self.server.address, "port": self.server.port,
-            "filtering": self.server.filtering, "state": self.state.value if self.state else None,
+            "name": self.server.name,
+            "address": self.server.address,
+            "port": self.server.port,
+            "filtering": self.server.filtering,
+            "state": self.state.value if self.state else None,
             "answer": sorted(show(v) for v in answer.values) if answer else [],
-            "ttl": answer.ttl if answer else None, "serial": answer.serial if answer else None,
-            "ms": round(answer.ms, 1) if answer else None, "tcp": answer.tcp if answer else False,
+            "ttl": answer.ttl if answer else None,
+            "serial": answer.serial if answer else None,
+            "ms": round(answer.ms, 1) if answer else None,
+            "tcp": answer.tcp if answer else False,
             "detail": answer.detail if answer else "",
             "checked": _iso(answer.at) if answer else None,
             "history": [{"at": _iso(at), "state": state.value} for at, state in self.history],
@@ -112,19 +119,31 @@ class Summary:
             parts[0] += f", {self.eligible - self.counted} not answering"
         if self.authoritative:
             serials = sorted({s for s in self.serials if s is not None})
-            parts.append(f"authoritative {self.authoritative_new}/{self.authoritative} new, serial "
-                         + ("/".join(map(str, serials)) if serials else "?")
-                         + ("" if self.serials_agree else " (differ)"))
+            parts.append(
+                f"authoritative {self.authoritative_new}/{self.authoritative} new, serial "
+                + ("/".join(map(str, serials)) if serials else "?")
+                + ("" if self.serials_agree else " (differ)")
+            )
         if self.eta is not None and not self.held:
             parts.append("ETA " + datetime.fromtimestamp(self.eta, UTC).astimezone().strftime("%H:%M:%S"))
         return " · ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {"held": self.held, "new": self.new, "counted": self.counted, "eligible": self.eligible,
-                "fraction": round(self.fraction, 4), "authoritative_new": self.authoritative_new,
-                "authoritative": self.authoritative, "serials": list(self.serials),
-                "serials_agree": self.serials_agree, "changed_at": _iso(self.changed_at),
-                "old_ttl": self.old_ttl, "eta": _iso(self.eta), "reason": self.reason}
+        return {
+            "held": self.held,
+            "new": self.new,
+            "counted": self.counted,
+            "eligible": self.eligible,
+            "fraction": round(self.fraction, 4),
+            "authoritative_new": self.authoritative_new,
+            "authoritative": self.authoritative,
+            "serials": list(self.serials),
+            "serials_agree": self.serials_agree,
+            "changed_at": _iso(self.changed_at),
+            "old_ttl": self.old_ttl,
+            "eta": _iso(self.eta),
+            "reason": self.reason,
+        }
 
 
 def _iso(at: float | None) -> str | None:
@@ -134,11 +153,21 @@ def _iso(at: float | None) -> str | None:
 class Propagation:
     """The state of one name across a set of servers, updated by `check()`."""
 
-    def __init__(self, name: str, kind: str, expect: frozenset[dns.rdata.Rdata], *,
-                 old: frozenset[dns.rdata.Rdata] | None = None, resolvers: Sequence[Resolver] = (),
-                 authoritative: Sequence[Resolver] = (), zone: str | None = None,
-                 require: Requirement | None = None, query_timeout: float = 2.0,
-                 old_ttl: int | None = None, changed_at: float | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        expect: frozenset[dns.rdata.Rdata],
+        *,
+        old: frozenset[dns.rdata.Rdata] | None = None,
+        resolvers: Sequence[Resolver] = (),
+        authoritative: Sequence[Resolver] = (),
+        zone: str | None = None,
+        require: Requirement | None = None,
+        query_timeout: float = 2.0,
+        old_ttl: int | None = None,
+        changed_at: float | None = None,
+    ) -> None:
         self.name, self.kind = name, kind
         self.qname = dns.name.from_text(name)
         self.rdtype = wire_type(kind)
@@ -159,17 +188,23 @@ class Propagation:
             if self.old and answer.values == self.old:
                 return State.OLD
             return State.OTHER
-        return {"NXDOMAIN": State.NXDOMAIN, "SERVFAIL": State.SERVFAIL, "REFUSED": State.REFUSED,
-                "TIMEOUT": State.TIMEOUT}.get(answer.rcode, State.ERROR)
+        return {
+            "NXDOMAIN": State.NXDOMAIN,
+            "SERVFAIL": State.SERVFAIL,
+            "REFUSED": State.REFUSED,
+            "TIMEOUT": State.TIMEOUT,
+        }.get(answer.rcode, State.ERROR)
 
     async def _round(self) -> tuple[list[Answer], list[Answer]]:
         if self.authoritative and self.zone is None:
             self.zone = await zone_of(self.authoritative[0].server, self.qname, self.query_timeout)
         resolver_answers = [ask(s.server, self.qname, self.rdtype, self.query_timeout) for s in self.resolvers]
-        authoritative_answers = [ask_authoritative(s.server, self.qname, self.rdtype, self.zone, self.query_timeout)
-                                 for s in self.authoritative]
+        authoritative_answers = [
+            ask_authoritative(s.server, self.qname, self.rdtype, self.zone, self.query_timeout)
+            for s in self.authoritative
+        ]
         answers = await asyncio.gather(*resolver_answers, *authoritative_answers)
-        return list(answers[:len(self.resolvers)]), list(answers[len(self.resolvers):])
+        return list(answers[: len(self.resolvers)]), list(answers[len(self.resolvers) :])
 
     def check(self) -> Summary:
         """One round: every server asked once, concurrently; then the summary."""
@@ -205,8 +240,10 @@ class Propagation:
             if not self.authoritative:
                 reasons.append("no authoritative server to ask")
             elif self.require.authoritative == "all" and authoritative_new < len(self.authoritative):
-                reasons.append(f"{len(self.authoritative) - authoritative_new} of {len(self.authoritative)} "
-                               "authoritative servers not new")
+                reasons.append(
+                    f"{len(self.authoritative) - authoritative_new} of {len(self.authoritative)} "
+                    "authoritative servers not new"
+                )
             elif self.require.authoritative == "any" and authoritative_new == 0:
                 reasons.append("no authoritative server new")
         if self.require.resolvers > 0:
@@ -222,11 +259,28 @@ class Propagation:
         # The bound the issue names: the change at the authoritative servers plus the old TTL;
         # before that is known, the latest expiry of an old answer seen in a cache.
         expiries = [e for e in (s.expires_at for s in self.resolvers) if e is not None]
-        eta = (changed_at + self.old_ttl if changed_at is not None and self.old_ttl is not None
-               else max(expiries) if expiries else None)
+        eta = (
+            changed_at + self.old_ttl
+            if changed_at is not None and self.old_ttl is not None
+            else max(expiries)
+            if expiries
+            else None
+        )
         serials = tuple(s.answer.serial if s.answer else None for s in self.authoritative)
-        return Summary(not reasons, new, len(counted), len(eligible), fraction, authoritative_new,
-                       len(self.authoritative), serials, changed_at, self.old_ttl, eta, "; ".join(reasons))
+        return Summary(
+            not reasons,
+            new,
+            len(counted),
+            len(eligible),
+            fraction,
+            authoritative_new,
+            len(self.authoritative),
+            serials,
+            changed_at,
+            self.old_ttl,
+            eta,
+            "; ".join(reasons),
+        )
 
     def serial_lagging(self) -> list[str]:
         """Authoritative servers whose serial is behind the newest one seen."""
@@ -240,15 +294,18 @@ class Propagation:
         return [s.server.where for s, serial in serials if serial != newest]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.kind, "expect": sorted(show(v) for v in self.expect),
-                "old": sorted(show(v) for v in self.old) if self.old else None,
-                "summary": self.summary().to_json(),
-                "resolvers": [s.to_json() for s in self.resolvers],
-                "authoritative": [s.to_json() for s in self.authoritative]}
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "expect": sorted(show(v) for v in self.expect),
+            "old": sorted(show(v) for v in self.old) if self.old else None,
+            "summary": self.summary().to_json(),
+            "resolvers": [s.to_json() for s in self.resolvers],
+            "authoritative": [s.to_json() for s in self.authoritative],
+        }
 
 
-def discover_authoritative(name: str, resolvers: Sequence[Resolver], timeout: float
-                           ) -> tuple[str, list[Resolver]]:
+def discover_authoritative(name: str, resolvers: Sequence[Resolver], timeout: float) -> tuple[str, list[Resolver]]:
     """The zone of `name` and the addresses of its NS servers, asked of the first resolver that
     knows them. DiscoveryError when none does."""
     problems: list[str] = []

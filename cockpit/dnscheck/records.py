@@ -37,8 +37,10 @@ def check_name(text: str) -> str:
         raise BadRecord(f"{text!r} is not a DNS name: {exc}") from None
     for label in name.split("."):
         if not _LABEL.match(label):
-            raise BadRecord(f"{text!r} is not a DNS name: label {label!r} may hold only letters, digits "
-                            "and hyphens, up to 63, and may not start or end with a hyphen")
+            raise BadRecord(
+                f"{text!r} is not a DNS name: label {label!r} may hold only letters, digits "
+                "and hyphens, up to 63, and may not start or end with a hyphen"
+            )
     if len(parsed.to_wire() or b"") > 255:
         raise BadRecord(f"{text!r} is not a DNS name: longer than 255 bytes")
     return name

@@ -44,22 +44,25 @@ class Resolver(BaseModel):
         return host if self.port == 53 else f"{host}:{self.port}"
 
 
-BUILTIN: tuple[Resolver, ...] = tuple(Resolver(name=n, address=a, filtering=f) for n, a, f in (
-    ("Google", "8.8.8.8", False),
-    ("Google", "8.8.4.4", False),
-    ("Cloudflare", "1.1.1.1", False),
-    ("Cloudflare", "1.0.0.1", False),
-    ("Quad9", "9.9.9.9", False),
-    ("Quad9", "149.112.112.112", False),
-    ("OpenDNS", "208.67.222.222", False),
-    ("OpenDNS", "208.67.220.220", False),
-    ("Comodo", "8.26.56.26", False),
-    ("Comodo", "8.20.247.20", False),
-    ("DNS.Watch", "84.200.69.80", False),
-    ("DNS.Watch", "84.200.70.40", False),
-    ("AdGuard", "94.140.14.14", True),
-    ("CleanBrowsing", "185.228.168.9", True),
-))
+BUILTIN: tuple[Resolver, ...] = tuple(
+    Resolver(name=n, address=a, filtering=f)
+    for n, a, f in (
+        ("Google", "8.8.8.8", False),
+        ("Google", "8.8.4.4", False),
+        ("Cloudflare", "1.1.1.1", False),
+        ("Cloudflare", "1.0.0.1", False),
+        ("Quad9", "9.9.9.9", False),
+        ("Quad9", "149.112.112.112", False),
+        ("OpenDNS", "208.67.222.222", False),
+        ("OpenDNS", "208.67.220.220", False),
+        ("Comodo", "8.26.56.26", False),
+        ("Comodo", "8.20.247.20", False),
+        ("DNS.Watch", "84.200.69.80", False),
+        ("DNS.Watch", "84.200.70.40", False),
+        ("AdGuard", "94.140.14.14", True),
+        ("CleanBrowsing", "185.228.168.9", True),
+    )
+)
 
 
 class _ResolversFile(BaseModel):
@@ -79,8 +82,9 @@ def load_resolvers(path: Path) -> list[Resolver]:
     for index, resolver in enumerate(parsed.resolver):
         key = (resolver.address, resolver.port)
         if key in seen:
-            collect.error(("resolver", index, "address"), f"{resolver.where} is listed twice "
-                                                         f"(also resolver {seen[key] + 1})")
+            collect.error(
+                ("resolver", index, "address"), f"{resolver.where} is listed twice (also resolver {seen[key] + 1})"
+            )
         seen[key] = index
     if collect.problems:
         raise ResolversFileError(collect.problems)

@@ -47,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f'Importing data from "{path}" to table "{args.table}"...', flush=True)
     try:
         with path.open("rb") as body:
-            response = httpx.post(f"{url.rstrip('/')}/api/import", content=body.read(), timeout=300,
-                                  params={"tableName": args.table, "format": args.format, "mode": mode_name},
-                                  headers={"Authorization": f"Convex {key}"})
+            response = httpx.post(
+                f"{url.rstrip('/')}/api/import",
+                content=body.read(),
+                timeout=300,
+                params={"tableName": args.table, "format": args.format, "mode": mode_name},
+                headers={"Authorization": f"Convex {key}"},
+            )
     except OSError as exc:
         print(f"✖ {exc}", file=sys.stderr)
         return 1

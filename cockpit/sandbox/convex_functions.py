@@ -52,8 +52,9 @@ def check_arguments(path: str, args: dict[str, Any]) -> None:
             raise FunctionError(f"ArgumentValidationError: Object is missing the required field `{name}`.")
     for name in args:
         if name not in expected:
-            raise FunctionError(f"ArgumentValidationError: Object contains extra field `{name}` that is not in "
-                                "the validator.")
+            raise FunctionError(
+                f"ArgumentValidationError: Object contains extra field `{name}` that is not in the validator."
+            )
 
 
 def _share(args: dict[str, Any]) -> tuple[float | None, float | None]:
@@ -65,8 +66,10 @@ def _share(args: dict[str, Any]) -> tuple[float | None, float | None]:
             continue
         value = args[name]
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise FunctionError(f"ArgumentValidationError: Value does not match validator. Path: .{name} "
-                                f"Value: {json.dumps(value)} Validator: v.number()")
+            raise FunctionError(
+                f"ArgumentValidationError: Value does not match validator. Path: .{name} "
+                f"Value: {json.dumps(value)} Validator: v.number()"
+            )
         bounds.append(float(value))
     return bounds[0], bounds[1]
 
@@ -82,18 +85,27 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     # that legacyId; the lookups of a page are one query, the patches one statement.
     legacy_field, id_field = args["legacyField"], args["idField"]
     with store.transaction():
-        page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), [legacy_field, id_field],
-                              _share(args))
-        wanted = [(doc["_id"], doc.get(legacy_field)) for doc in page.documents
-                  if doc.get(legacy_field) is not None and id_field not in doc]
+        page = store.paginate(
+            args["table"], args["cursor"], int(args["numItems"]), [legacy_field, id_field], _share(args)
+        )
+        wanted = [
+            (doc["_id"], doc.get(legacy_field))
+            for doc in page.documents
+            if doc.get(legacy_field) is not None and id_field not in doc
+        ]
         # The stand-in indexes text legacy ids (the transform writes every key as text): any
         # other value finds nothing.
         found = store.first_ids_by_legacy_ids(args["target"], {v for _, v in wanted if isinstance(v, str)})
         patches = [(doc_id, found[legacy]) for doc_id, legacy in wanted if isinstance(legacy, str) and legacy in found]
         store.set_strings(id_field, patches)
-    return {"processed": len(page.documents), "resolved": len(patches), "missing": len(wanted) - len(patches),
-            "skipped": len(page.documents) - len(wanted), "isDone": page.is_done,
-            "continueCursor": page.continue_cursor}
+    return {
+        "processed": len(page.documents),
+        "resolved": len(patches),
+        "missing": len(wanted) - len(patches),
+        "skipped": len(page.documents) - len(wanted),
+        "isDone": page.is_done,
+        "continueCursor": page.continue_cursor,
+    }
 
 
 def count_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
@@ -109,18 +121,29 @@ def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> RawJSON:
 
 
 def check_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
-    cte, parameters, page = store.page_fields(args["table"], args["cursor"], int(args["numItems"]),
-                                              [(args["legacyField"], "value"), (args["idField"], "value")],
-                                              _share(args))
+    cte, parameters, page = store.page_fields(
+        args["table"],
+        args["cursor"],
+        int(args["numItems"]),
+        [(args["legacyField"], "value"), (args["idField"], "value")],
+        _share(args),
+    )
     # The loop of the shipped function, in SQL: a set legacy field is checked; no id is
     # unresolved; an id that is no document (ctx.db.get is null) is dangling.
     row = store.query(
         f"{cte}, refs AS (SELECT f1 AS target FROM page WHERE f0 IS NOT NULL)"
         " SELECT count(*), count(*) FILTER (WHERE target IS NULL),"
         " count(*) FILTER (WHERE target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = target))"
-        " FROM refs", parameters)[0]
-    return {"checked": row[0], "unresolved": row[1], "dangling": row[2], "isDone": page.is_done,
-            "continueCursor": page.continue_cursor}
+        " FROM refs",
+        parameters,
+    )[0]
+    return {
+        "checked": row[0],
+        "unresolved": row[1],
+        "dangling": row[2],
+        "isDone": page.is_done,
+        "continueCursor": page.continue_cursor,
+    }
 
 
 def js_string(value: Any) -> str:
@@ -153,8 +176,9 @@ def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]
     fields = ([(group_by, "json")] if group_by is not None else []) + ([(total_of, "number")] if total_of else [])
     key = "f0" if group_by is not None else "NULL"
     number = f"f{len(fields) - 1}" if total_of else "0"
-    cte, parameters, page = store.page_fields(args["table"], args["cursor"], int(args["numItems"]), fields,
-                                              _share(args))
+    cte, parameters, page = store.page_fields(
+        args["table"], args["cursor"], int(args["numItems"]), fields, _share(args)
+    )
     rows = store.query(f"{cte} SELECT {key} AS k, count(*), total({number}) FROM page GROUP BY k", parameters)
     groups: dict[str, dict[str, float]] = {}
     for raw, count, total in rows:

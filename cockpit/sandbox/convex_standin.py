@@ -77,8 +77,14 @@ class _Import:
 class ConvexStandIn:
     """Start with `start()`; `url` and `deploy_key` are what a runbook's connection needs."""
 
-    def __init__(self, folder: Path | None = None, *, deploy_key: str | None = None, faults: Faults | None = None,
-                 function_error_status: int = 200) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        *,
+        deploy_key: str | None = None,
+        faults: Faults | None = None,
+        function_error_status: int = 200,
+    ) -> None:
         self.folder = folder or Path(tempfile.mkdtemp(prefix="cockpit-convex-standin-"))
         self._own_folder = folder is None
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -171,13 +177,21 @@ class ConvexStandIn:
         refusal = self._take_refusal(path)
         if refusal is not None:
             self._count_fault(f"refused {refusal}")
-            self._send(request, refusal, {"code": "Refused", "message": f"stand-in: injected {refusal}"},
-                       {"Retry-After": f"{self.faults.retry_after:g}"} if refusal == 429 else None)
+            self._send(
+                request,
+                refusal,
+                {"code": "Refused", "message": f"stand-in: injected {refusal}"},
+                {"Retry-After": f"{self.faults.retry_after:g}"} if refusal == 429 else None,
+            )
             return
         if faulty and self._chance(self.faults.rate_limit_rate):
             self._count_fault("rate_limit")
-            self._send(request, 429, {"code": "RateLimited", "message": "Too many requests"},
-                       {"Retry-After": f"{self.faults.retry_after:g}"})
+            self._send(
+                request,
+                429,
+                {"code": "RateLimited", "message": "Too many requests"},
+                {"Retry-After": f"{self.faults.retry_after:g}"},
+            )
             return
         if faulty and self._chance(self.faults.error_rate):
             self._count_fault("error")
@@ -202,8 +216,9 @@ class ConvexStandIn:
         self._send(request, status, payload)
 
     @staticmethod
-    def _send(request: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
-              ) -> None:
+    def _send(
+        request: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
         data = b"" if payload is None else _encoded(payload)
         request.send_response(status)
         request.send_header("Content-Type", "application/json")
@@ -242,7 +257,7 @@ class ConvexStandIn:
             request = _json(body)
             return self._call(path.rsplit("/", 1)[1], request.get("path", ""), request.get("args", {}))
         if path.startswith("/api/run/"):
-            name = path[len("/api/run/"):]
+            name = path[len("/api/run/") :]
             module, _, function = name.rpartition("/")
             return self._call("function", f"{module}:{function}", _json(body).get("args", {}))
         if path == "/_standin/tables":
@@ -296,8 +311,16 @@ class ConvexStandIn:
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out)
         import_id = new_id()
-        imp = _Import(import_id, table, mode, "jsonLines", path, time.time() * 1000, {"state": "uploaded"},
-                      args.get("componentPath"))
+        imp = _Import(
+            import_id,
+            table,
+            mode,
+            "jsonLines",
+            path,
+            time.time() * 1000,
+            {"state": "uploaded"},
+            args.get("componentPath"),
+        )
         with self._lock:
             self.imports[import_id] = imp
         threading.Thread(target=self._parse, args=(imp,), daemon=True).start()
@@ -325,8 +348,7 @@ class ConvexStandIn:
                     raise ValueError(f"line {number}: not valid JSON: {exc}") from None
                 if not isinstance(doc, dict):
                     raise ValueError(f"line {number}: a document must be a JSON object")
-                bad = [k for k in doc if k.startswith("$") or (k.startswith("_") and k not in ("_id",
-                                                                                             "_creationTime"))]
+                bad = [k for k in doc if k.startswith("$") or (k.startswith("_") and k not in ("_id", "_creationTime"))]
                 if bad:
                     raise ValueError(f"line {number}: invalid field name {bad[0]!r}")
                 yield doc
@@ -339,14 +361,19 @@ class ConvexStandIn:
             return
         existing = self.store.count(imp.table)
         if imp.mode == "requireEmpty" and existing:
-            imp.state = {"state": "failed", "error_message":
-                         f"Import requires the table {imp.table!r} to be empty, but it has {existing} documents. "
-                         "Use --replace or --append"}
+            imp.state = {
+                "state": "failed",
+                "error_message": f"Import requires the table {imp.table!r} to be empty, but it has {existing} "
+                "documents. Use --replace or --append",
+            }
             return
         delete = existing if imp.mode in ("replace", "replaceAll") else 0
-        imp.state = {"state": "waiting_for_confirmation", "require_manual_confirmation": True,
-                     "message_to_confirm": f"Import change summary:\ntable | create | delete |\n"
-                                           f"{imp.table} | {rows} | {delete} of {existing} |"}
+        imp.state = {
+            "state": "waiting_for_confirmation",
+            "require_manual_confirmation": True,
+            "message_to_confirm": f"Import change summary:\ntable | create | delete |\n"
+            f"{imp.table} | {rows} | {delete} of {existing} |",
+        }
 
     def _perform(self, import_id: str) -> None:
         imp = self._get_import(import_id)
@@ -368,14 +395,16 @@ class ConvexStandIn:
                     if len(batch) == 1000:
                         written += self.store.insert_many(imp.table, batch)
                         batch = []
-                        imp.state = {**imp.state,
-                                     "progress_message": f"Importing \"{imp.table}\" ({written} documents)"}
+                        imp.state = {**imp.state, "progress_message": f'Importing "{imp.table}" ({written} documents)'}
                 written += self.store.insert_many(imp.table, batch)
         except Exception as exc:  # the import fails as a whole
             imp.state = {"state": "failed", "error_message": f"Hit an error while importing: {exc}"}
             return
-        imp.state = {"state": "completed", "num_rows_written": encode_int64(written),
-                     "checkpoint_messages": [f"Imported \"{imp.table}\" ({written} documents)"]}
+        imp.state = {
+            "state": "completed",
+            "num_rows_written": encode_int64(written),
+            "checkpoint_messages": [f'Imported "{imp.table}" ({written} documents)'],
+        }
 
     def _import_at_once(self, query: dict[str, str], body: bytes) -> int:
         """The one-shot `POST /api/import?tableName=&format=&mode=`: upload and import in one request."""
@@ -384,8 +413,15 @@ class ConvexStandIn:
             raise _BadRequest("InvalidName", "a jsonLines import needs a tableName")
         path = self.folder / f"once-{secrets.token_hex(6)}.jsonl"
         path.write_bytes(body)
-        imp = _Import(new_id(), table, query.get("mode", "requireEmpty"), "jsonLines", path, time.time() * 1000,
-                      {"state": "uploaded"})
+        imp = _Import(
+            new_id(),
+            table,
+            query.get("mode", "requireEmpty"),
+            "jsonLines",
+            path,
+            time.time() * 1000,
+            {"state": "uploaded"},
+        )
         self._parse(imp)
         if imp.state["state"] == "failed":
             raise _BadRequest("ImportFailed", imp.state["error_message"])
@@ -396,9 +432,14 @@ class ConvexStandIn:
         return int(struct.unpack("<q", base64.b64decode(imp.state["num_rows_written"]["$integer"]))[0])
 
     def _import_value(self, imp: _Import) -> dict[str, Any]:
-        return {"_id": imp.id, "_creationTime": imp.created, "state": imp.state,
-                "format": {"format": imp.format, "table": imp.table}, "mode": imp.mode,
-                "componentPath": imp.component}
+        return {
+            "_id": imp.id,
+            "_creationTime": imp.created,
+            "state": imp.state,
+            "format": {"format": imp.format, "table": imp.table},
+            "mode": imp.mode,
+            "componentPath": imp.component,
+        }
 
     # -- functions -------------------------------------------------------------------------
 
@@ -416,12 +457,14 @@ class ConvexStandIn:
             return 200, {"status": "success", "value": value, "logLines": []}
         entry = self.functions.get(name)
         if entry is None:
-            return self._function_error(f"Could not find function for '{path}'. Did you forget to run "
-                                        "`npx convex dev` or `npx convex deploy`?")
+            return self._function_error(
+                f"Could not find function for '{path}'. Did you forget to run `npx convex dev` or `npx convex deploy`?"
+            )
         function_kind, _internal, implementation = entry
         if kind not in ("function", function_kind):
-            return self._function_error(f"Trying to execute {path} as {kind.capitalize()}, but it is defined as "
-                                        f"{function_kind.capitalize()}.")
+            return self._function_error(
+                f"Trying to execute {path} as {kind.capitalize()}, but it is defined as {function_kind.capitalize()}."
+            )
         started = time.perf_counter()
         try:
             check_arguments(name, args)

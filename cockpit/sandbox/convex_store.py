@@ -72,14 +72,17 @@ def _without_memory_statistics() -> bool:
             if library.sqlite3_memory_used() != 0:  # something holds SQLite memory: a connection is open
                 _statistics_off = False
             else:
-                _statistics_off = (library.sqlite3_shutdown() == 0
-                                   and library.sqlite3_config(SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0)
+                _statistics_off = (
+                    library.sqlite3_shutdown() == 0
+                    and library.sqlite3_config(SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0
+                )
                 library.sqlite3_initialize()
         return _statistics_off
 
 
 def has_jsonb(engine: ModuleType) -> bool:
     return tuple(engine.sqlite_version_info) >= (3, 45)
+
 
 # Convex ids are 32 characters of lowercase Crockford base32.
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -204,11 +207,19 @@ class DocumentStore:
         for doc in documents:
             body = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
             legacy = body.get("legacyId")
-            rows.append((table, doc.get("_id") or new_id(), doc.get("_creationTime") or self._creation_time(),
-                         legacy if isinstance(legacy, str) else None, json.dumps(body, separators=(",", ":"))))
+            rows.append(
+                (
+                    table,
+                    doc.get("_id") or new_id(),
+                    doc.get("_creationTime") or self._creation_time(),
+                    legacy if isinstance(legacy, str) else None,
+                    json.dumps(body, separators=(",", ":")),
+                )
+            )
         with self._lock:
             self._db.executemany(
-                f"INSERT INTO documents (tbl, id, ct, legacy_id, body) VALUES (?, ?, ?, ?, {self._stored})", rows)
+                f"INSERT INTO documents (tbl, id, ct, legacy_id, body) VALUES (?, ?, ?, ?, {self._stored})", rows
+            )
         return len(rows)
 
     def clear(self, table: str) -> None:
@@ -219,8 +230,10 @@ class DocumentStore:
         """The first and last creation time of a table's documents; None for an empty table."""
         with self._reading() as db:
             # Each an index seek: min() and max() in one statement would scan.
-            ends = [db.execute(f"SELECT ct FROM documents WHERE tbl = ? ORDER BY ct {order} LIMIT 1",
-                               (table,)).fetchone() for order in ("ASC", "DESC")]
+            ends = [
+                db.execute(f"SELECT ct FROM documents WHERE tbl = ? ORDER BY ct {order} LIMIT 1", (table,)).fetchone()
+                for order in ("ASC", "DESC")
+            ]
         return None if ends[0] is None or ends[1] is None else (float(ends[0][0]), float(ends[1][0]))
 
     def count(self, table: str) -> int:
@@ -250,7 +263,8 @@ class DocumentStore:
         with self._reading() as db:
             row = db.execute(
                 f"SELECT id, ct, tbl, {self._body} FROM documents WHERE tbl = ? AND legacy_id = ? ORDER BY ct LIMIT 1",
-                (table, legacy_id)).fetchone()
+                (table, legacy_id),
+            ).fetchone()
         return self._document(row) if row else None
 
     def first_json_by_legacy_ids(self, table: str, legacy_ids: list[str]) -> dict[str, str]:
@@ -259,25 +273,31 @@ class DocumentStore:
         The text comes from SQLite with `_id` and `_creationTime` spliced in front, never parsed
         here: a function that returns documents whole (the sample's) then costs the stand-in no
         JSON work of its own (measured: 17 us to parse and 17 us to serialize a 1 KB document)."""
-        return {legacy: _with_system_fields(body, doc_id, ct) for legacy, (doc_id, ct, body)
-                in self._first_by_legacy_ids(table, legacy_ids, f"id, ct, {self._body}").items()}
+        return {
+            legacy: _with_system_fields(body, doc_id, ct)
+            for legacy, (doc_id, ct, body) in self._first_by_legacy_ids(
+                table, legacy_ids, f"id, ct, {self._body}"
+            ).items()
+        }
 
     def first_ids_by_legacy_ids(self, table: str, legacy_ids: Iterable[str]) -> dict[str, str]:
         """The `_id` of the earliest document of each legacy id, read from the index alone: no
         document body is touched."""
         return {legacy: row[0] for legacy, row in self._first_by_legacy_ids(table, legacy_ids, "id").items()}
 
-    def _first_by_legacy_ids(self, table: str, legacy_ids: Iterable[str], columns: str
-                             ) -> dict[str, tuple[Any, ...]]:
+    def _first_by_legacy_ids(self, table: str, legacy_ids: Iterable[str], columns: str) -> dict[str, tuple[Any, ...]]:
         """`.first()` on by_legacy_id for each legacy id, as one query per 500 ids: legacy id ->
         the earliest document's `columns`."""
         wanted, found = list(legacy_ids), dict[str, tuple[Any, ...]]()
         with self._reading() as db:
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
+                chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for legacy, *row in db.execute(f"SELECT legacy_id, {columns} FROM documents WHERE tbl = ? AND"
-                                               f" legacy_id IN ({marks}) ORDER BY legacy_id, ct", [table, *chunk]):
+                for legacy, *row in db.execute(
+                    f"SELECT legacy_id, {columns} FROM documents WHERE tbl = ? AND"
+                    f" legacy_id IN ({marks}) ORDER BY legacy_id, ct",
+                    [table, *chunk],
+                ):
                     found.setdefault(legacy, tuple(row))
         return found
 
@@ -286,8 +306,10 @@ class DocumentStore:
         not parsed and written again in Python (a 1 KB document costs 35 us that way)."""
         setter = "jsonb_set" if self.jsonb else "json_set"
         with self._lock:
-            self._db.executemany(f"UPDATE documents SET body = {setter}(body, ?, ?) WHERE id = ?",
-                                 [(json_path(field), value, doc_id) for doc_id, value in values])
+            self._db.executemany(
+                f"UPDATE documents SET body = {setter}(body, ?, ?) WHERE id = ?",
+                [(json_path(field), value, doc_id) for doc_id, value in values],
+            )
 
     def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
@@ -301,17 +323,24 @@ class DocumentStore:
                 else:
                     body[key] = value
             legacy = body.get("legacyId")
-            self._db.execute(f"UPDATE documents SET body = {self._stored}, legacy_id = ? WHERE id = ?",
-                             (json.dumps(body, separators=(",", ":")), legacy if isinstance(legacy, str) else None,
-                              doc_id))
+            self._db.execute(
+                f"UPDATE documents SET body = {self._stored}, legacy_id = ? WHERE id = ?",
+                (json.dumps(body, separators=(",", ":")), legacy if isinstance(legacy, str) else None, doc_id),
+            )
 
     def delete(self, doc_id: str) -> None:
         with self._lock:
             if self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount == 0:
                 raise KeyError(doc_id)
 
-    def paginate(self, table: str, cursor: str | None, num_items: int, fields: list[str] | None = None,
-                 share: Share = (None, None)) -> Page:
+    def paginate(
+        self,
+        table: str,
+        cursor: str | None,
+        num_items: int,
+        fields: list[str] | None = None,
+        share: Share = (None, None),
+    ) -> Page:
         """A page in creation order. With `fields`, each document holds only `_id` and those of
         them it has (read in SQL, as Convex reads only what a function touches): a whole-table
         scan then costs a fraction of parsing every document."""
@@ -325,19 +354,23 @@ class DocumentStore:
         with self._reading() as db:
             rows = db.execute(
                 f"SELECT id, ct, {columns} FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?",
-                (*parameters, table, *bound, num_items + 1)).fetchall()
+                (*parameters, table, *bound, num_items + 1),
+            ).fetchall()
         more = len(rows) > num_items
         rows = rows[:num_items]
         last = (rows[-1][1], rows[-1][0]) if rows else after
         if fields is None:
             documents = [self._document((r[0], r[1], table, r[2])) for r in rows]
         else:
-            documents = [{"_id": r[0], **{f: json.loads(v) for f, v in zip(fields, r[3:], strict=True)
-                                          if v is not None}} for r in rows]
+            documents = [
+                {"_id": r[0], **{f: json.loads(v) for f, v in zip(fields, r[3:], strict=True) if v is not None}}
+                for r in rows
+            ]
         return Page(documents, not more, _encode_cursor(last))
 
-    def page_fields(self, table: str, cursor: str | None, num_items: int, fields: list[tuple[str, str]],
-                    share: Share = (None, None)) -> tuple[str, list[Any], PageMeta]:
+    def page_fields(
+        self, table: str, cursor: str | None, num_items: int, fields: list[tuple[str, str]], share: Share = (None, None)
+    ) -> tuple[str, list[Any], PageMeta]:
         """A page as SQL, for a function to compute over in SQLite: a `page` CTE with a column per
         (field, form), f0, f1, ..., in one of three forms: "json", the field's value as JSON text;
         "value", its SQL value (a string as text, true as 1); "number", its value if it is a
@@ -356,8 +389,10 @@ class DocumentStore:
             paths = [json_path(f) for f, _form in fields]
             paths += [_NO_FIELD] * max(0, 2 - len(paths))
             columns = [_field_sql("j", f"'$[{i}]'", form) for i, (_f, form) in enumerate(fields)]
-            cte = (f"WITH raw AS (SELECT json_extract(body, {', '.join(map(_literal, paths))}) AS j {rows}),"
-                   f" page AS (SELECT {', '.join(_named(columns))} FROM raw)")
+            cte = (
+                f"WITH raw AS (SELECT json_extract(body, {', '.join(map(_literal, paths))}) AS j {rows}),"
+                f" page AS (SELECT {', '.join(_named(columns))} FROM raw)"
+            )
         return cte, [table, *bound, num_items], self.page_meta(table, cursor, num_items, share)
 
     def page_meta(self, table: str, cursor: str | None, num_items: int, share: Share = (None, None)) -> PageMeta:
@@ -365,13 +400,13 @@ class DocumentStore:
         where, bound = _after(after, share)
         rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id"
         with self._reading() as db:
-            (found,) = db.execute(f"SELECT count(*) FROM (SELECT 1 {rows} LIMIT ?)",
-                                  (table, *bound, num_items + 1)).fetchone()
+            (found,) = db.execute(
+                f"SELECT count(*) FROM (SELECT 1 {rows} LIMIT ?)", (table, *bound, num_items + 1)
+            ).fetchone()
             count = min(found, num_items)
             last = after
             if count:
-                ct, doc_id = db.execute(f"SELECT ct, id {rows} LIMIT 1 OFFSET ?",
-                                              (table, *bound, count - 1)).fetchone()
+                ct, doc_id = db.execute(f"SELECT ct, id {rows} LIMIT 1 OFFSET ?", (table, *bound, count - 1)).fetchone()
                 last = (ct, doc_id)
         return PageMeta(count, found <= num_items, _encode_cursor(last))
 
@@ -384,7 +419,7 @@ class DocumentStore:
         found: set[str] = set()
         with self._reading() as db:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
+                chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 found.update(r[0] for r in db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
         return found

@@ -146,38 +146,68 @@ class CloudflareStandIn(_Server):
     zone_id: str = "023e105f4ecef8ad9ca31a8372d0c353"
 
     def _record(self, r: StoredRecord) -> dict[str, Any]:
-        return {"id": r.id, "zone_id": self.zone_id, "name": r.name, "type": r.type, "content": r.value,
-                "ttl": r.ttl, "proxied": r.proxied}
+        return {
+            "id": r.id,
+            "zone_id": self.zone_id,
+            "name": r.name,
+            "type": r.type,
+            "content": r.value,
+            "ttl": r.ttl,
+            "proxied": r.proxied,
+        }
 
     @staticmethod
     def _ok(result: Any) -> dict[str, Any]:
         return {"success": True, "errors": [], "messages": [], "result": result}
 
     def refused(self) -> tuple[int, Any]:
-        return 403, {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}],
-                     "messages": [], "result": None}
+        return 403, {
+            "success": False,
+            "errors": [{"code": 10000, "message": "Authentication error"}],
+            "messages": [],
+            "result": None,
+        }
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         prefix = f"/client/v4/zones/{self.zone_id}/dns_records"
         if not path.startswith(prefix):
-            return 404, {"success": False, "errors": [{"code": 7003, "message": "Could not route to " + path}],
-                         "messages": [], "result": None}
-        record_id = path[len(prefix):].strip("/")
+            return 404, {
+                "success": False,
+                "errors": [{"code": 7003, "message": "Could not route to " + path}],
+                "messages": [],
+                "result": None,
+            }
+        record_id = path[len(prefix) :].strip("/")
         if method == "GET" and not record_id:
-            found = [r for r in self.records if ("type" not in query or r.type == query["type"])
-                     and ("name" not in query or r.name == query["name"])]
-            return 200, {**self._ok([self._record(r) for r in found]),
-                         "result_info": {"page": 1, "per_page": 100, "count": len(found), "total_count": len(found)}}
+            found = [
+                r
+                for r in self.records
+                if ("type" not in query or r.type == query["type"]) and ("name" not in query or r.name == query["name"])
+            ]
+            return 200, {
+                **self._ok([self._record(r) for r in found]),
+                "result_info": {"page": 1, "per_page": 100, "count": len(found), "total_count": len(found)},
+            }
         if method == "POST" and not record_id:
-            created = StoredRecord(f"{next(self._ids):032x}", body["name"], body["type"], body["content"],
-                                   int(body.get("ttl", 1)), bool(body.get("proxied", False)))
+            created = StoredRecord(
+                f"{next(self._ids):032x}",
+                body["name"],
+                body["type"],
+                body["content"],
+                int(body.get("ttl", 1)),
+                bool(body.get("proxied", False)),
+            )
             self.records.append(created)
             self._changed()
             return 200, self._ok(self._record(created))
         record = self.find(record_id)
         if record is None:
-            return 404, {"success": False, "errors": [{"code": 81044, "message": "Record does not exist."}],
-                         "messages": [], "result": None}
+            return 404, {
+                "success": False,
+                "errors": [{"code": 81044, "message": "Record does not exist."}],
+                "messages": [],
+                "result": None,
+            }
         if method == "PATCH":
             record.value = body.get("content", record.value)
             record.ttl = int(body.get("ttl", record.ttl))
@@ -188,8 +218,12 @@ class CloudflareStandIn(_Server):
             self.records.remove(record)
             self._changed()
             return 200, self._ok({"id": record.id})
-        return 405, {"success": False, "errors": [{"code": 10405, "message": "method not allowed"}],
-                     "messages": [], "result": None}
+        return 405, {
+            "success": False,
+            "errors": [{"code": 10405, "message": "method not allowed"}],
+            "messages": [],
+            "result": None,
+        }
 
     @property
     def api_url(self) -> str:
@@ -204,8 +238,16 @@ class VercelStandIn(_Server):
     team_id: str | None = None
 
     def _record(self, r: StoredRecord) -> dict[str, Any]:
-        return {"id": r.id, "slug": r.id, "name": r.name, "type": r.type, "value": r.value, "ttl": r.ttl,
-                "creator": "stand-in", "created": 0}
+        return {
+            "id": r.id,
+            "slug": r.id,
+            "name": r.name,
+            "type": r.type,
+            "value": r.value,
+            "ttl": r.ttl,
+            "creator": "stand-in",
+            "created": 0,
+        }
 
     def refused(self) -> tuple[int, Any]:
         return 403, {"error": {"code": "forbidden", "message": "Not authorized", "invalidToken": True}}
@@ -218,13 +260,16 @@ class VercelStandIn(_Server):
         if method == "GET" and path == listing:
             limit = int(query.get("limit", 20))
             start = int(query.get("until", 0))
-            page = self.records[start:start + limit]
+            page = self.records[start : start + limit]
             following = start + limit if start + limit < len(self.records) else None
-            return 200, {"records": [self._record(r) for r in page],
-                         "pagination": {"count": len(page), "next": following, "prev": start or None}}
+            return 200, {
+                "records": [self._record(r) for r in page],
+                "pagination": {"count": len(page), "next": following, "prev": start or None},
+            }
         if method == "POST" and path == creating:
-            created = StoredRecord(f"rec_{next(self._ids):024x}", body["name"], body["type"], body["value"],
-                                   int(body.get("ttl", 60)))
+            created = StoredRecord(
+                f"rec_{next(self._ids):024x}", body["name"], body["type"], body["value"], int(body.get("ttl", 60))
+            )
             self.records.append(created)
             self._changed()
             return 200, {"uid": created.id, "updated": 0}

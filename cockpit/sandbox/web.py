@@ -113,8 +113,13 @@ class _Pool:
             for attempt in (1, 2):
                 try:
                     if self._conn is None or self._conn.closed:
-                        self._conn = psycopg.connect(self.dsn, user="authenticator", connect_timeout=5,
-                                                     autocommit=True, application_name="v1-api")
+                        self._conn = psycopg.connect(
+                            self.dsn,
+                            user="authenticator",
+                            connect_timeout=5,
+                            autocommit=True,
+                            application_name="v1-api",
+                        )
                     self._conn.execute(f"SET ROLE {role}")
                     row = self._conn.execute(sql).fetchone()
                     return row[0] if row else None
@@ -154,19 +159,23 @@ def v1_app(dsn: str) -> StandInServer:
         return 200, {"status": "ok", "app": "v1", "read_only": read_only}
 
     def cases_count(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
-        return 200, {"count": pool.query("SELECT count(*) FROM public.cases WHERE deleted_at IS NULL",
-                                         role="authenticated")}
+        return 200, {
+            "count": pool.query("SELECT count(*) FROM public.cases WHERE deleted_at IS NULL", role="authenticated")
+        }
 
     def create_case(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         if not pool.write_probe():
             return 503, {"error": "PERM Tracker is under maintenance (read-only)"}
         return 201, {"created": True}
 
-    server = StandInServer("v1", {
-        ("GET", "/health"): health,
-        ("GET", "/api/cases/count"): cases_count,
-        ("POST", "/api/cases"): create_case,
-    })
+    server = StandInServer(
+        "v1",
+        {
+            ("GET", "/health"): health,
+            ("GET", "/api/cases/count"): cases_count,
+            ("POST", "/api/cases"): create_case,
+        },
+    )
     server.on_stop = pool.close
     return server
 
@@ -188,13 +197,18 @@ def v2_app(documents: DocumentStore | None = None) -> StandInServer:
         if documents is None:
             return 200, {"items": [], "limit": limit}
         page = documents.paginate("cases", None, limit)
-        items = [{"_id": d["_id"], "employerName": d.get("employerName"), "caseStatus": d.get("caseStatus")}
-                 for d in page.documents]
+        items = [
+            {"_id": d["_id"], "employerName": d.get("employerName"), "caseStatus": d.get("caseStatus")}
+            for d in page.documents
+        ]
         return 200, {"items": items, "limit": limit, "total": documents.count("cases")}
 
-    return StandInServer("v2", {
-        ("GET", "/health"): health,
-        ("HEAD", "/health"): health,
-        ("GET", "/api/auth/session"): session,
-        ("GET", "/api/cases"): cases,
-    })
+    return StandInServer(
+        "v2",
+        {
+            ("GET", "/health"): health,
+            ("HEAD", "/health"): health,
+            ("GET", "/api/auth/session"): session,
+            ("GET", "/api/cases"): cases,
+        },
+    )

@@ -44,9 +44,15 @@ def state_folder(runbook: Path) -> Path:
 
 
 class Sandbox:
-    def __init__(self, scale: float = 1.0, *, breaks: tuple[str, ...] = (),
-                 say: Callable[[str], None] = lambda text: None, state: Path | None = None,
-                 fresh: bool = True) -> None:
+    def __init__(
+        self,
+        scale: float = 1.0,
+        *,
+        breaks: tuple[str, ...] = (),
+        say: Callable[[str], None] = lambda text: None,
+        state: Path | None = None,
+        fresh: bool = True,
+    ) -> None:
         unknown = [b for b in breaks if b not in BREAKABLE]
         if unknown:
             raise ValueError(f"cannot break {', '.join(unknown)}: choose from {', '.join(BREAKABLE)}")
@@ -75,8 +81,9 @@ class Sandbox:
             self.postgres = PostgresServer(name="cockpit-demo-pgdata", keep=keep).start()
             if self.postgres.created:
                 dsn = self.postgres.create_database(DATABASE)
-                self.say(f"seeding v1: {size.users:,} users, {size.cases:,} cases, {size.notifications:,} "
-                         "notifications")
+                self.say(
+                    f"seeding v1: {size.users:,} users, {size.cases:,} cases, {size.notifications:,} notifications"
+                )
                 self.counts = seed(dsn, size)
             else:
                 dsn = self.postgres.dsn(DATABASE)
@@ -90,10 +97,18 @@ class Sandbox:
                 (self.v1 if app == "v1" else self.v2).break_path(path)
                 self.say(f"stand-in {app} will fail {path} (--break {name})")
             self.dns = DnsSandbox(self.state / "dns.json" if self.state is not None else None).start()
-            self.say("DNS: Knot for permtracker.test at 127.0.53.1, 8 resolvers at 127.0.53.2-9 (port 53530), "
-                     "the Vercel API stand-in")
-            self.env = {"V1_DATABASE_URL": dsn, "V1_URL": self.v1.url, "V2_URL": self.v2.url,
-                        "CONVEX_URL": self.convex.url, "CONVEX_DEPLOY_KEY": self.convex.deploy_key, **self.dns.env}
+            self.say(
+                "DNS: Knot for permtracker.test at 127.0.53.1, 8 resolvers at 127.0.53.2-9 (port 53530), "
+                "the Vercel API stand-in"
+            )
+            self.env = {
+                "V1_DATABASE_URL": dsn,
+                "V1_URL": self.v1.url,
+                "V2_URL": self.v2.url,
+                "CONVEX_URL": self.convex.url,
+                "CONVEX_DEPLOY_KEY": self.convex.deploy_key,
+                **self.dns.env,
+            }
             self.say(f"v1 stand-in at {self.v1.url}, v2 stand-in at {self.v2.url}")
         except BaseException:
             self.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import COCKPIT, subprocess_env
 
-HEAD = '''[runbook]
+HEAD = """[runbook]
 name = "CLI test"
 t0 = 2026-12-05T23:00:00-05:00
 window = "30m"
@@ -27,18 +27,22 @@ window = true
 [[phase]]
 id = "rollback"
 kind = "rollback"
-'''
+"""
 
 
 def shell(step_id: str, script: str, extra: str = "", phase: str = "window") -> str:
-    return (f'\n[[step]]\nid = "{step_id}"\nphase = "{phase}"\nkind = "shell"\n{extra}\n'
-            f'with = {{ argv = ["sh", "-c", {json.dumps(script)}] }}\n')
+    return (
+        f'\n[[step]]\nid = "{step_id}"\nphase = "{phase}"\nkind = "shell"\n{extra}\n'
+        f'with = {{ argv = ["sh", "-c", {json.dumps(script)}] }}\n'
+    )
 
 
-def cockpit(folder: Path, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([COCKPIT, *args], cwd=folder, capture_output=True, text=True, timeout=timeout,
-                          env=subprocess_env(**(env or {})))
+def cockpit(
+    folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COCKPIT, *args], cwd=folder, capture_output=True, text=True, timeout=timeout, env=subprocess_env(**(env or {}))
+    )
 
 
 def write(folder: Path, body: str, name: str = "runbook.toml") -> Path:
@@ -51,8 +55,9 @@ def test_check_sound_runbook_exits_0_with_a_summary(tmp_path: Path) -> None:
     write(tmp_path, shell("a", "true"))
     result = cockpit(tmp_path, "check", "runbook.toml")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ("runbook.toml: sound: 'CLI test', 3 phases, 1 steps, 0 triggers, "
-                                     "T-0 2026-12-05 23:00 -0500")
+    assert result.stdout.strip() == (
+        "runbook.toml: sound: 'CLI test', 3 phases, 1 steps, 0 triggers, T-0 2026-12-05 23:00 -0500"
+    )
 
 
 def test_check_reports_every_problem_with_its_line_and_exits_2(tmp_path: Path) -> None:
@@ -60,8 +65,9 @@ def test_check_reports_every_problem_with_its_line_and_exits_2(tmp_path: Path) -
     result = cockpit(tmp_path, "check", "runbook.toml")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines[0] == ("runbook.toml:23: step 'a': budget: bad duration 'soon': "
-                        'use e.g. "90s", "5m", "1h30m", "7d"')
+    assert lines[0] == (
+        'runbook.toml:23: step \'a\': budget: bad duration \'soon\': use e.g. "90s", "5m", "1h30m", "7d"'
+    )
     assert "runbook.toml:27: duplicate step id 'a' (first defined at line 20)" in lines
     assert "runbook.toml:30: step 'a': needs 'nope', which is not a step" in lines
     assert lines[-1] == "runbook.toml: 3 problems"
@@ -73,9 +79,13 @@ def test_check_a_missing_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_plan_shows_both_zones_the_window_and_the_critical_path(tmp_path: Path) -> None:
-    write(tmp_path, shell("freeze", "true", 'budget = "10s"')
-          + shell("move", "true", 'budget = "20m"\nneeds = ["freeze"]')
-          + shell("check", "true", 'budget = "2m"\nneeds = ["freeze"]') + shell("ann", "true", phase="prep"))
+    write(
+        tmp_path,
+        shell("freeze", "true", 'budget = "10s"')
+        + shell("move", "true", 'budget = "20m"\nneeds = ["freeze"]')
+        + shell("check", "true", 'budget = "2m"\nneeds = ["freeze"]')
+        + shell("ann", "true", phase="prep"),
+    )
     result = cockpit(tmp_path, "plan", "runbook.toml", env={"TZ": "Europe/Berlin"})
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -107,10 +117,13 @@ def test_headless_failure_exits_1_and_prints_the_log_tail(tmp_path: Path) -> Non
 
 
 def test_headless_rollback_exits_3(tmp_path: Path) -> None:
-    body = (shell("freeze", "echo frozen", 'undo = "thaw"') + shell("smoke", "exit 1", 'needs = ["freeze"]')
-            + shell("thaw", "echo thawed", phase="rollback")
-            + '\n[[trigger]]\nid = "smoke-failed"\nwhen = { step = "smoke", state = "failed" }\n'
-              'action = "rollback"\nwithin = "10m"\n')
+    body = (
+        shell("freeze", "echo frozen", 'undo = "thaw"')
+        + shell("smoke", "exit 1", 'needs = ["freeze"]')
+        + shell("thaw", "echo thawed", phase="rollback")
+        + '\n[[trigger]]\nid = "smoke-failed"\nwhen = { step = "smoke", state = "failed" }\n'
+        'action = "rollback"\nwithin = "10m"\n'
+    )
     write(tmp_path, body)
     result = cockpit(tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "1000")
     assert result.returncode == 3, result.stdout
@@ -120,14 +133,17 @@ def test_headless_rollback_exits_3(tmp_path: Path) -> None:
 
 
 def test_headless_gate_without_answer_exits_4_then_answer_continues(tmp_path: Path) -> None:
-    body = ('\n[[step]]\nid = "go"\nphase = "window"\nkind = "manual"\n'
-            'with = { question = "Go?", confirm = "GO" }\n' + shell("after", "echo after", 'needs = ["go"]'))
+    body = (
+        '\n[[step]]\nid = "go"\nphase = "window"\nkind = "manual"\n'
+        'with = { question = "Go?", confirm = "GO" }\n' + shell("after", "echo after", 'needs = ["go"]')
+    )
     write(tmp_path, body)
     first = cockpit(tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "1000")
     assert first.returncode == 4, first.stdout
     assert "go                     asks       Go? (type 'GO')" in first.stdout
-    second = cockpit(tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "1000",
-                     "--answer", "go=yes")
+    second = cockpit(
+        tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "1000", "--answer", "go=yes"
+    )
     assert second.returncode == 0, second.stdout
     assert "run 1 continues" in second.stdout
     assert "go                     scheduled    asks again: the cockpit stopped while it waited" in second.stdout
@@ -171,15 +187,23 @@ def test_an_unset_variable_refuses_the_run_naming_its_line(tmp_path: Path) -> No
     result = cockpit(tmp_path, "run", "runbook.toml", "--headless", "--rehearsal")
     assert result.returncode == 2
     assert "runbook.toml:21: connection 'v1': ${CLI_TEST_DB} is not set in the environment" in result.stderr
-    assert not (tmp_path / ".cockpit" / "journal.db").exists() or "run 1" not in cockpit(
-        tmp_path, "status", "runbook.toml").stdout
+    assert (
+        not (tmp_path / ".cockpit" / "journal.db").exists()
+        or "run 1" not in cockpit(tmp_path, "status", "runbook.toml").stdout
+    )
 
 
 def test_a_second_driver_is_refused_at_once(tmp_path: Path) -> None:
     # A live run whose only step is due in 30 days keeps driving (and holding the lock) meanwhile.
     write(tmp_path, shell("later", "true", 'at = "T+30d"'))
-    holder = subprocess.Popen([COCKPIT, "run", "runbook.toml", "--headless"], cwd=tmp_path, env=subprocess_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [COCKPIT, "run", "runbook.toml", "--headless"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lock = tmp_path / ".cockpit" / "run.lock"
         deadline = time.monotonic() + 30
@@ -201,8 +225,9 @@ def test_a_second_driver_is_refused_at_once(tmp_path: Path) -> None:
 def test_new_abandons_an_unfinished_run(tmp_path: Path) -> None:
     write(tmp_path, '\n[[step]]\nid = "go"\nphase = "window"\nkind = "manual"\nwith = { question = "Go?" }\n')
     assert cockpit(tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "1000").returncode == 4
-    again = cockpit(tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "1000", "--new",
-                    "--answer", "go=yes")
+    again = cockpit(
+        tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "1000", "--new", "--answer", "go=yes"
+    )
     assert again.returncode == 0
     assert again.stdout.splitlines()[0].split("]")[-1].strip().startswith("run 2 starts")
 
@@ -215,8 +240,11 @@ def test_continuing_with_other_options_is_refused(tmp_path: Path) -> None:
 
 
 def test_dry_run_prints_what_mutating_steps_would_do(tmp_path: Path) -> None:
-    write(tmp_path, shell("drop", "echo dropping") + '\n[[step]]\nid = "look"\nphase = "window"\nkind = "shell"\n'
-          'with = { argv = ["echo", "looking"], effect = "probe" }\n')
+    write(
+        tmp_path,
+        shell("drop", "echo dropping") + '\n[[step]]\nid = "look"\nphase = "window"\nkind = "shell"\n'
+        'with = { argv = ["echo", "looking"], effect = "probe" }\n',
+    )
     result = cockpit(tmp_path, "run", "runbook.toml", "--headless", "--dry-run", "--rehearsal", "--speed", "1000")
     assert result.returncode == 0, result.stdout
     assert "drop                   skipped      dry run: mutate step not run" in result.stdout

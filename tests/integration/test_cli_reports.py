@@ -18,8 +18,10 @@ def test_check_warns_when_the_window_s_planned_work_exceeds_the_window(tmp_path:
     write(tmp_path, shell("a", "true", 'budget = "25m"') + shell("b", "true", 'budget = "13m40s"\nneeds = ["a"]'))
     result = cockpit(tmp_path, "check", "runbook.toml")
     assert result.returncode == 0
-    assert ("runbook.toml:4: warning: the window's planned work takes 38m40s, over window = 30m00s by 8m40s"
-            in result.stdout)
+    assert (
+        "runbook.toml:4: warning: the window's planned work takes 38m40s, over window = 30m00s by 8m40s"
+        in result.stdout
+    )
     assert "(1 warning)" in result.stdout
     assert "OVER by 8m40s" in cockpit(tmp_path, "plan", "runbook.toml").stdout  # the same figure as plan's
 
@@ -31,8 +33,11 @@ def test_the_shipped_runbook_s_window_fits_its_thirty_minutes() -> None:
 
 
 def test_run_and_check_name_the_same_unset_variables_and_say_where_they_come_from(tmp_path: Path) -> None:
-    write(tmp_path, '\n[connections.db]\nkind = "postgres"\ndsn = "postgresql://${DB_USER}:${DB_PASS}@h/db"\n'
-                    '[connections.web]\nkind = "http"\nbase_url = "${WEB}"\n' + shell("a", "echo ${TOKEN}"))
+    write(
+        tmp_path,
+        '\n[connections.db]\nkind = "postgres"\ndsn = "postgresql://${DB_USER}:${DB_PASS}@h/db"\n'
+        '[connections.web]\nkind = "http"\nbase_url = "${WEB}"\n' + shell("a", "echo ${TOKEN}"),
+    )
     check = cockpit(tmp_path, "check", "runbook.toml")
     run = cockpit(tmp_path, "run", "runbook.toml", "--headless")
     named = sorted(set(re.findall(r"\$\{(\w+)\}", check.stdout + check.stderr)))
@@ -46,9 +51,13 @@ def test_run_and_check_name_the_same_unset_variables_and_say_where_they_come_fro
 def test_status_shows_every_action_the_triggers_and_rollback_steps_not_needed(tmp_path: Path) -> None:
     ticks = ", ".join(f'"item {n}"' for n in range(14))
     checklist = f'id = "list"\nphase = "window"\nkind = "checklist"\nneeds = ["a"]\nwith = {{ items = [{ticks}] }}'
-    write(tmp_path, shell("a", "true", 'undo = "undo-a"') + f"\n[[step]]\n{checklist}\n"
-          + shell("undo-a", "true", phase="rollback")
-          + '\n[[trigger]]\nid = "a-failed"\nwhen = { step = "a", state = "failed" }\naction = "rollback"\n')
+    write(
+        tmp_path,
+        shell("a", "true", 'undo = "undo-a"')
+        + f"\n[[step]]\n{checklist}\n"
+        + shell("undo-a", "true", phase="rollback")
+        + '\n[[trigger]]\nid = "a-failed"\nwhen = { step = "a", state = "failed" }\naction = "rollback"\n',
+    )
     result = cockpit(tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--answer", "list=yes")
     assert result.returncode == 0, result.stdout + result.stderr
     text = cockpit(tmp_path, "status", "runbook.toml").stdout
@@ -57,8 +66,17 @@ def test_status_shows_every_action_the_triggers_and_rollback_steps_not_needed(tm
     assert re.search(r"^  a-failed\s+not fired\s+a failed -> rollback", text, re.M)
     facts = json.loads(cockpit(tmp_path, "status", "runbook.toml", "--json").stdout)
     assert facts["actions"][0]["action"] == "answer" and facts["actions"][0]["step"] == "list"
-    assert facts["triggers"] == [{"id": "a-failed", "title": "a-failed", "when": "a failed", "action": "rollback",
-                                  "fired": False, "fired_at": None, "reason": ""}]
+    assert facts["triggers"] == [
+        {
+            "id": "a-failed",
+            "title": "a-failed",
+            "when": "a failed",
+            "action": "rollback",
+            "fired": False,
+            "fired_at": None,
+            "reason": "",
+        }
+    ]
     assert facts["steps"]["undo-a"]["state"] == "not needed"
 
 
@@ -69,8 +87,9 @@ def test_status_lists_every_action_of_a_long_run(tmp_path: Path) -> None:
     from cockpit.status import status_facts, status_text
 
     items = ", ".join(f'"item {n}"' for n in range(14))
-    h = Harness(tmp_path, f'\n[[step]]\nid = "list"\nphase = "window"\nkind = "checklist"\n'
-                          f'with = {{ items = [{items}] }}\n').start()
+    h = Harness(
+        tmp_path, f'\n[[step]]\nid = "list"\nphase = "window"\nkind = "checklist"\nwith = {{ items = [{items}] }}\n'
+    ).start()
     try:
         deadline = time.monotonic() + 10
         while h.state("list") != "waiting" and time.monotonic() < deadline:
@@ -86,8 +105,9 @@ def test_status_lists_every_action_of_a_long_run(tmp_path: Path) -> None:
 
 
 def test_headless_stamps_never_go_backwards(tmp_path: Path) -> None:
-    write(tmp_path, shell("early", "true", phase="prep") + shell("a", "sleep 0.2")
-          + shell("b", "true", 'needs = ["a"]'))
+    write(
+        tmp_path, shell("early", "true", phase="prep") + shell("a", "sleep 0.2") + shell("b", "true", 'needs = ["a"]')
+    )
     result = cockpit(tmp_path, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "600")
     assert result.returncode == 0, result.stderr
     stamps = re.findall(r"^\[(\d\d-\d\d \d\d:\d\d:\d\d) T[-+]", result.stdout, re.M)

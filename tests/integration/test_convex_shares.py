@@ -30,8 +30,9 @@ def fill(standin: ConvexStandIn, n: int) -> None:
 def seen(client: ConvexClient, shares: int, num_items: int = 7) -> Counter[str]:
     """How many times each legacyId was counted, grouping by it over every page of every share."""
     counted: Counter[str] = Counter()
-    for value in client.pages_in_shares("query", "cockpit:aggregatePage", {"table": "t", "groupBy": "legacyId"},
-                                        num_items, shares):
+    for value in client.pages_in_shares(
+        "query", "cockpit:aggregatePage", {"table": "t", "groupBy": "legacyId"}, num_items, shares
+    ):
         for key, group in value["groups"].items():
             counted[key] += int(group["count"])
     return counted
@@ -42,8 +43,7 @@ def test_every_document_is_read_exactly_once_whatever_the_shares(standin: Convex
     fill(standin, 100)  # span 1000..1099: with 3 shares the cuts are 1033 and 1066, both documents
     with ConvexClient(standin.url, standin.deploy_key) as client:
         counted = seen(client, shares)
-        total = sum(v["count"] for v in client.pages_in_shares("query", "cockpit:countPage", {"table": "t"}, 7,
-                                                               shares))
+        total = sum(v["count"] for v in client.pages_in_shares("query", "cockpit:countPage", {"table": "t"}, 7, shares))
     assert counted == Counter({f"d{i:04d}": 1 for i in range(100)})
     assert total == 100
 
@@ -86,8 +86,10 @@ def test_a_deployment_without_time_span_is_read_in_one_chain_and_says_so(standin
 
 def test_older_functions_refuse_a_share_as_convex_does(standin: ConvexStandIn) -> None:
     fill(standin, 3)
-    with ConvexClient(standin.url, standin.deploy_key) as client, \
-            pytest.raises(ConvexFunctionError, match="extra field `since`"):
+    with (
+        ConvexClient(standin.url, standin.deploy_key) as client,
+        pytest.raises(ConvexFunctionError, match="extra field `since`"),
+    ):
         client.query("cockpit:countPage", {"table": "t", "cursor": None, "numItems": 5, "since": 1000})
 
 
@@ -107,8 +109,10 @@ def test_an_error_in_one_share_ends_the_read_with_that_error(standin: ConvexStan
         return count_page(store, args)
 
     standin.functions[name] = (kind, internal, failing)
-    with ConvexClient(standin.url, standin.deploy_key) as client, \
-            pytest.raises(ConvexFunctionError, match="the disk is on fire"):
+    with (
+        ConvexClient(standin.url, standin.deploy_key) as client,
+        pytest.raises(ConvexFunctionError, match="the disk is on fire"),
+    ):
         for _value in client.pages_in_shares("query", name, {"table": "t"}, 5, 3):
             pass
     assert calls[failing_share] == 2  # it stopped at its error

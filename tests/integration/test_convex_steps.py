@@ -24,6 +24,7 @@ from steps.pg_export import write_manifest
 
 pytestmark = pytest.mark.integration
 
+
 def write_transformed(folder: Path, tables: dict[str, list[dict[str, Any]]], *, prefix: bytes = b"") -> Path:
     """A transform's output folder as the transform step leaves it: JSON Lines and a manifest."""
     out = folder / "transformed"
@@ -32,14 +33,20 @@ def write_transformed(folder: Path, tables: dict[str, list[dict[str, Any]]], *, 
     for table, documents in tables.items():
         data = prefix + b"".join(json.dumps(d).encode() + b"\n" for d in documents)
         (out / f"{table}.jsonl").write_bytes(data)
-        manifest["tables"][table] = {"file": f"{table}.jsonl", "input_rows": len(documents),
-                                     "output_rows": len(documents), "rejects": 0, "bytes": len(data)}
+        manifest["tables"][table] = {
+            "file": f"{table}.jsonl",
+            "input_rows": len(documents),
+            "output_rows": len(documents),
+            "rejects": 0,
+            "bytes": len(data),
+        }
     write_manifest(out, manifest)
     return out
 
 
-def run(folder: Path, body: str, standin: ConvexStandIn, timeout: float = 60, deploy_key: str | None = None
-        ) -> tuple[Harness, Outcome]:
+def run(
+    folder: Path, body: str, standin: ConvexStandIn, timeout: float = 60, deploy_key: str | None = None
+) -> tuple[Harness, Outcome]:
     env = {**env_for(standin=standin), "CONVEX_DEPLOY_KEY": deploy_key or standin.deploy_key}
     h = Harness(folder, body, header=HEADER + V2_CONNECTION, env=env).start()
     try:
@@ -54,8 +61,7 @@ def users(n: int, pad: int = 0) -> list[dict[str, Any]]:
 
 
 def cases(n: int, users_count: int, pad: int = 0) -> list[dict[str, Any]]:
-    return [{"legacyId": f"c{i:05d}", "legacyUserId": f"u{i % users_count:05d}", "notes": "n" * pad}
-            for i in range(n)]
+    return [{"legacyId": f"c{i:05d}", "legacyUserId": f"u{i % users_count:05d}", "notes": "n" * pad} for i in range(n)]
 
 
 IMPORT = step("import", "convex.import", 'connection = "v2"\ninput = "transformed"')
@@ -82,8 +88,10 @@ def test_the_client_waits_out_429_and_retries_5xx_and_dropped_answers(standin: C
 
 def test_the_client_gives_up_after_its_attempts_and_says_why(standin: ConvexStandIn) -> None:
     standin.faults.refuse_next["/api/query"] = [500] * 3
-    with ConvexClient(standin.url, standin.deploy_key, attempts=3, max_delay=0.01) as client, \
-            pytest.raises(ConvexError, match=r"HTTP 500 after 3 attempts"):
+    with (
+        ConvexClient(standin.url, standin.deploy_key, attempts=3, max_delay=0.01) as client,
+        pytest.raises(ConvexError, match=r"HTTP 500 after 3 attempts"),
+    ):
         client.query("cockpit:countPage", {"table": "users"})
 
 
@@ -136,8 +144,7 @@ def imports_of(standin: ConvexStandIn, table: str) -> list[Any]:
     return [i for i in standin.imports.values() if i.table == table]
 
 
-def test_import_uploads_in_parts_and_shows_upload_and_server_progress(tmp_path: Path,
-                                                                       standin: ConvexStandIn) -> None:
+def test_import_uploads_in_parts_and_shows_upload_and_server_progress(tmp_path: Path, standin: ConvexStandIn) -> None:
     write_transformed(tmp_path, {"users": users(3000, pad=100), "cases": cases(2500, 3000)})
     body = step("import", "convex.import", 'connection = "v2"\ninput = "transformed"\npart_size = 65536')
     h, outcome = run(tmp_path, body, standin)
@@ -176,7 +183,8 @@ def test_other_lost_answers_are_retried_safely(tmp_path: Path, standin: ConvexSt
 
 
 def test_require_empty_refuses_a_table_with_documents_and_replace_and_append_do_what_they_say(
-        tmp_path: Path, standin: ConvexStandIn) -> None:
+    tmp_path: Path, standin: ConvexStandIn
+) -> None:
     write_transformed(tmp_path, {"users": users(10)})
     standin.store.insert_many("users", [{"legacyId": "old1"}, {"legacyId": "old2"}])
     h, outcome = run(tmp_path, IMPORT, standin)
@@ -203,8 +211,9 @@ def test_a_byte_order_mark_is_stripped_before_upload(tmp_path: Path, standin: Co
     assert standin.store.count("users") == 5
 
 
-def test_a_failed_server_side_import_fails_the_step_with_the_servers_reason(tmp_path: Path,
-                                                                            standin: ConvexStandIn) -> None:
+def test_a_failed_server_side_import_fails_the_step_with_the_servers_reason(
+    tmp_path: Path, standin: ConvexStandIn
+) -> None:
     out = write_transformed(tmp_path, {"users": users(3)})
     (out / "users.jsonl").write_bytes(b'{"legacyId": "a"}\n{"$bad": 1}\n')
     manifest = json.loads((out / "manifest.json").read_text())
@@ -212,17 +221,21 @@ def test_a_failed_server_side_import_fails_the_step_with_the_servers_reason(tmp_
     write_manifest(out, manifest)
     h, outcome = run(tmp_path, IMPORT, standin)
     assert outcome == Outcome.FAILED
-    assert "users: the import failed: Hit an error while importing: line 2: invalid field name '$bad'" \
+    assert (
+        "users: the import failed: Hit an error while importing: line 2: invalid field name '$bad'"
         in h.engine.step_runtime("import").reason
+    )
     assert standin.store.count("users") == 0
 
 
-def test_the_cli_method_passes_the_key_in_the_environment_and_reads_the_count(tmp_path: Path,
-                                                                              standin: ConvexStandIn) -> None:
+def test_the_cli_method_passes_the_key_in_the_environment_and_reads_the_count(
+    tmp_path: Path, standin: ConvexStandIn
+) -> None:
     write_transformed(tmp_path, {"users": users(40), "cases": cases(25, 40)})
     command = json.dumps([sys.executable, "-m", "cockpit.sandbox.convex_cli_standin"])
-    body = step("import", "convex.import",
-                f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}')
+    body = step(
+        "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
+    )
     h, outcome = run(tmp_path, body, standin)
     assert outcome == Outcome.DONE, h.engine.step_runtime("import").reason
     assert standin.store.count("users") == 40 and standin.store.count("cases") == 25
@@ -236,8 +249,9 @@ def test_the_cli_method_fails_when_the_cli_fails(tmp_path: Path, standin: Convex
     write_transformed(tmp_path, {"users": users(4)})
     standin.store.insert_many("users", [{"legacyId": "old"}])  # requireEmpty: the CLI refuses
     command = json.dumps([sys.executable, "-m", "cockpit.sandbox.convex_cli_standin"])
-    body = step("import", "convex.import",
-                f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}')
+    body = step(
+        "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
+    )
     h, outcome = run(tmp_path, body, standin)
     assert outcome == Outcome.FAILED
     assert "requires the table 'users' to be empty" in log_of(h, "import")
@@ -259,8 +273,14 @@ def define_migration(standin: ConvexStandIn, table: str, calls: list[dict[str, A
     def status(store: DocumentStore, args: dict[str, Any]) -> list[dict[str, Any]]:
         done = sum(1 for d in store.documents(table) if d.get("migrated"))
         total = store.count(table)
-        return [{"name": "migrations:setMigrated", "isDone": done == total, "processed": done,
-                 "state": "success" if done == total else "inProgress"}]
+        return [
+            {
+                "name": "migrations:setMigrated",
+                "isDone": done == total,
+                "processed": done,
+                "state": "success" if done == total else "inProgress",
+            }
+        ]
 
     def broken(store: DocumentStore, args: dict[str, Any]) -> None:
         raise FunctionError("the data is not what this migration expects")
@@ -275,8 +295,12 @@ def test_run_loops_while_the_cursor_is_not_done_and_checks_expect(tmp_path: Path
     standin.store.insert_many("users", users(95))
     calls: list[dict[str, Any]] = []
     define_migration(standin, "users", calls)
-    body = step("migrate", "convex.run", 'connection = "v2"\nfunction = "migrations:run"\n'
-                'args = { batchSize = 10 }\nloop = true\nexpect = { isDone = true }')
+    body = step(
+        "migrate",
+        "convex.run",
+        'connection = "v2"\nfunction = "migrations:run"\n'
+        "args = { batchSize = 10 }\nloop = true\nexpect = { isDone = true }",
+    )
     h, outcome = run(tmp_path, body, standin)
     assert outcome == Outcome.DONE, h.engine.step_runtime("migrate").reason
     assert len(calls) == 10 and calls[0]["cursor"] is None and calls[1]["cursor"] is not None
@@ -288,38 +312,46 @@ def test_run_loops_while_the_cursor_is_not_done_and_checks_expect(tmp_path: Path
 def test_run_polls_a_status_function_and_shows_its_progress(tmp_path: Path, standin: ConvexStandIn) -> None:
     standin.store.insert_many("users", users(30))
     define_migration(standin, "users", [])
-    body = step("migrate", "convex.run", 'connection = "v2"\nfunction = "migrations:run"\n'
-                'args = { batchSize = 30 }\n'
-                '[step.with.status]\nfunction = "migrations:getStatus"\nselect = "0"\nevery = "100ms"\ntotal = 30')
+    body = step(
+        "migrate",
+        "convex.run",
+        'connection = "v2"\nfunction = "migrations:run"\n'
+        "args = { batchSize = 30 }\n"
+        '[step.with.status]\nfunction = "migrations:getStatus"\nselect = "0"\nevery = "100ms"\ntotal = 30',
+    )
     h, outcome = run(tmp_path, body, standin)
     assert outcome == Outcome.DONE, h.engine.step_runtime("migrate").reason
     assert "migrations:getStatus: state success, processed 30" in log_of(h, "migrate")
     assert any(e.done == 30 and e.total == 30 for e in h.of_type(StepProgress) if e.step_id == "migrate")
 
 
-def test_run_fails_with_the_functions_error_and_with_an_unmet_expect(tmp_path: Path,
-                                                                     standin: ConvexStandIn) -> None:
+def test_run_fails_with_the_functions_error_and_with_an_unmet_expect(tmp_path: Path, standin: ConvexStandIn) -> None:
     define_migration(standin, "users", [])
     body = step("broken", "convex.run", 'connection = "v2"\nfunction = "migrations:broken"')
-    body += step("expect", "convex.run", 'connection = "v2"\nfunction = "migrations:count"\ntype = "query"\n'
-                 'expect = { count = 5 }')
+    body += step(
+        "expect",
+        "convex.run",
+        'connection = "v2"\nfunction = "migrations:count"\ntype = "query"\nexpect = { count = 5 }',
+    )
     h, outcome = run(tmp_path, body, standin)
     assert outcome == Outcome.FAILED
-    assert "migrations:broken: Uncaught Error: the data is not what this migration expects" \
+    assert (
+        "migrations:broken: Uncaught Error: the data is not what this migration expects"
         in h.engine.step_runtime("broken").reason
+    )
     assert h.engine.step_runtime("expect").reason == "count is 0, expected 5"
 
 
 # -- convex.resolve_refs -----------------------------------------------------------------------------
 
-MAPPING = '''
+MAPPING = """
 [table."auth.users"]
 target = "users"
 
 [table."public.cases"]
 target = "cases"
 references = { user_id = "users" }
-'''
+"""
 
 
 def record_resolve_calls(standin: ConvexStandIn) -> list[dict[str, Any]]:
@@ -327,13 +359,15 @@ def record_resolve_calls(standin: ConvexStandIn) -> list[dict[str, Any]]:
     return wrap_function(standin, "cockpit:resolveRefs")
 
 
-RESOLVE = step("resolve", "convex.resolve_refs", 'connection = "v2"\nmapping = "mapping.toml"\n'
-               'transformed = "transformed"')
+RESOLVE = step(
+    "resolve", "convex.resolve_refs", 'connection = "v2"\nmapping = "mapping.toml"\ntransformed = "transformed"'
+)
 
 
 @pytest.mark.parametrize(("pad", "batch"), [(0, 100), (3000, 50), (20000, 25)])
-def test_resolve_sizes_its_batches_by_the_documents_size(tmp_path: Path, standin: ConvexStandIn, pad: int,
-                                                         batch: int) -> None:
+def test_resolve_sizes_its_batches_by_the_documents_size(
+    tmp_path: Path, standin: ConvexStandIn, pad: int, batch: int
+) -> None:
     (tmp_path / "mapping.toml").write_text(MAPPING)
     tables = {"users": users(20), "cases": cases(260, 20, pad=pad)}
     write_transformed(tmp_path, tables)
@@ -351,7 +385,8 @@ def test_resolve_sizes_its_batches_by_the_documents_size(tmp_path: Path, standin
 
 
 def test_resolve_fails_on_missing_targets_unless_allowed_and_a_rerun_writes_nothing(
-        tmp_path: Path, standin: ConvexStandIn) -> None:
+    tmp_path: Path, standin: ConvexStandIn
+) -> None:
     (tmp_path / "mapping.toml").write_text(MAPPING)
     tables = {"users": users(10), "cases": cases(50, 12)}  # u00010 and u00011 were never imported
     write_transformed(tmp_path, tables)
@@ -365,8 +400,9 @@ def test_resolve_fails_on_missing_targets_unless_allowed_and_a_rerun_writes_noth
     (tmp_path / "again").mkdir()
     (tmp_path / "again" / "mapping.toml").write_text(MAPPING)
     calls = record_resolve_calls(standin)
-    body = RESOLVE.replace('"transformed"', '"../transformed"').replace('\n[step.with]\n',
-                                                                       '\n[step.with]\nmax_missing = 8\n')
+    body = RESOLVE.replace('"transformed"', '"../transformed"').replace(
+        "\n[step.with]\n", "\n[step.with]\nmax_missing = 8\n"
+    )
     h, outcome = run(tmp_path / "again", body, standin)
     assert outcome == Outcome.DONE, h.engine.step_runtime("resolve").reason
     assert sum(c["answer"]["resolved"] for c in calls) == 0  # every page again, nothing written twice

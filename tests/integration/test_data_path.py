@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 TABLES = json.dumps(PERM_TABLES)
 
-DATA_PATH = f'''
+DATA_PATH = (
+    f"""
 [[step]]
 id = "backup"
 phase = "window"
@@ -83,7 +84,9 @@ needs = ["resolve"]
 [step.with]
 source = "v1"
 target = "v2"
-''' + CALC_CHECKS
+"""
+    + CALC_CHECKS
+)
 
 
 def run_data_path(folder: Path, dsn: str, standin: ConvexStandIn, body: str = DATA_PATH) -> Harness:
@@ -93,16 +96,25 @@ def run_data_path(folder: Path, dsn: str, standin: ConvexStandIn, body: str = DA
 
 def failures(h: Harness) -> dict[str, str | None]:
     """Each step of DATA_PATH that did not succeed, with its reason."""
-    return {s: h.engine.step_runtime(s).reason for s in ("backup", "export", "transform", "import", "resolve",
-                                                         "counts", "refs", "sample", "calc")
-            if h.state(s) != "succeeded"}
+    return {
+        s: h.engine.step_runtime(s).reason
+        for s in ("backup", "export", "transform", "import", "resolve", "counts", "refs", "sample", "calc")
+        if h.state(s) != "succeeded"
+    }
 
 
 def source_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                for t in ("auth.users", "public.cases", "public.user_settings", "public.user_preferences",
-                          "public.notifications")}
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+            for t in (
+                "auth.users",
+                "public.cases",
+                "public.user_settings",
+                "public.user_preferences",
+                "public.notifications",
+            )
+        }
 
 
 def test_empty_tables_pass_through_every_step(tmp_path: Path, perm_dsn: str, standin: ConvexStandIn) -> None:
@@ -121,8 +133,9 @@ def test_empty_tables_pass_through_every_step(tmp_path: Path, perm_dsn: str, sta
         h.close()
 
 
-def test_the_whole_data_path_moves_every_row_and_proves_it(tmp_path: Path, perm_dsn: str,
-                                                          standin: ConvexStandIn) -> None:
+def test_the_whole_data_path_moves_every_row_and_proves_it(
+    tmp_path: Path, perm_dsn: str, standin: ConvexStandIn
+) -> None:
     h = run_data_path(tmp_path, perm_dsn, standin)
     try:
         outcome = h.settle(120)
@@ -152,7 +165,9 @@ def test_the_whole_data_path_moves_every_row_and_proves_it(tmp_path: Path, perm_
             assert listing["files"][name]["bytes"] == (backup / name).stat().st_size
         data = (backup / "data.sql").read_text()
         assert 'COPY "public"."cases"' in data and 'COPY "auth"."users"' in data
-        assert "-- CREATE ROLE \"anon\"" in (backup / "roles.sql").read_text() or \
-            "-- CREATE ROLE anon" in (backup / "roles.sql").read_text()
+        assert (
+            '-- CREATE ROLE "anon"' in (backup / "roles.sql").read_text()
+            or "-- CREATE ROLE anon" in (backup / "roles.sql").read_text()
+        )
     finally:
         h.close()

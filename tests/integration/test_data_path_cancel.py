@@ -25,8 +25,9 @@ PROMPT = 2.0  # seconds from the cancel to the step's end: "at once" for an oper
 @pytest.fixture
 def slow_standin(tmp_path: Path) -> Iterator[ConvexStandIn]:
     # Every call takes 3 s: a cancel must not wait for the answer.
-    server = ConvexStandIn(tmp_path / "convex", faults=Faults(latency=3.0, paths=("/api/mutation",
-                                                                                  "/api/import/upload_part"))).start()
+    server = ConvexStandIn(
+        tmp_path / "convex", faults=Faults(latency=3.0, paths=("/api/mutation", "/api/import/upload_part"))
+    ).start()
     yield server
     server.stop()
 
@@ -46,11 +47,16 @@ def harness(folder: Path, body: str, dsn: str, standin: ConvexStandIn | None) ->
 
 
 def test_cancelling_an_export_on_a_slow_link_stops_at_once_and_leaves_no_table_file(
-        tmp_path: Path, perm_dsn: str, postgres: object) -> None:
+    tmp_path: Path, perm_dsn: str, postgres: object
+) -> None:
     proxy = ThrottledProxy(postgres.port, 100_000)  # type: ignore[attr-defined]
     slow = perm_dsn.replace(f":{postgres.port}/", f":{proxy.port}/")  # type: ignore[attr-defined]
-    h = harness(tmp_path, step("export", "postgres.export", 'connection = "v1"\nout = "export"\n'
-                               'tables = ["public.cases"]'), slow, None)
+    h = harness(
+        tmp_path,
+        step("export", "postgres.export", 'connection = "v1"\nout = "export"\ntables = ["public.cases"]'),
+        slow,
+        None,
+    )
     try:
         took = cancel_when(h, "export", lambda: h.engine.step_runtime("export").progress)
         assert h.state("export") == "cancelled"
@@ -61,16 +67,34 @@ def test_cancelling_an_export_on_a_slow_link_stops_at_once_and_leaves_no_table_f
         proxy.close()
 
 
-def test_cancelling_an_import_during_a_slow_upload_stops_at_once(tmp_path: Path, perm_dsn: str,
-                                                                 slow_standin: ConvexStandIn) -> None:
+def test_cancelling_an_import_during_a_slow_upload_stops_at_once(
+    tmp_path: Path, perm_dsn: str, slow_standin: ConvexStandIn
+) -> None:
     out = tmp_path / "transformed"
     out.mkdir()
     data = b"".join(json.dumps({"legacyId": f"u{i}"}).encode() + b"\n" for i in range(20000))
     (out / "users.jsonl").write_bytes(data)
-    (out / "manifest.json").write_text(json.dumps({"tables": {"users": {
-        "file": "users.jsonl", "output_rows": 20000, "input_rows": 20000, "rejects": 0, "bytes": len(data)}}}))
-    h = harness(tmp_path, step("import", "convex.import", 'connection = "v2"\ninput = "transformed"\n'
-                               'part_size = 65536'), perm_dsn, slow_standin)
+    (out / "manifest.json").write_text(
+        json.dumps(
+            {
+                "tables": {
+                    "users": {
+                        "file": "users.jsonl",
+                        "output_rows": 20000,
+                        "input_rows": 20000,
+                        "rejects": 0,
+                        "bytes": len(data),
+                    }
+                }
+            }
+        )
+    )
+    h = harness(
+        tmp_path,
+        step("import", "convex.import", 'connection = "v2"\ninput = "transformed"\npart_size = 65536'),
+        perm_dsn,
+        slow_standin,
+    )
     try:
         took = cancel_when(h, "import", lambda: slow_standin.requests.count("POST /api/import/upload_part") >= 1)
         assert h.state("import") == "cancelled"
@@ -81,13 +105,15 @@ def test_cancelling_an_import_during_a_slow_upload_stops_at_once(tmp_path: Path,
 
 
 def test_cancelling_resolution_between_pages_stops_at_once_and_a_retry_finishes(
-        tmp_path: Path, perm_dsn: str, slow_standin: ConvexStandIn) -> None:
-    mapping = '[table."auth.users"]\ntarget = "users"\n\n[table."public.cases"]\ntarget = "cases"\n' \
-              'references = { user_id = "users" }\n'
+    tmp_path: Path, perm_dsn: str, slow_standin: ConvexStandIn
+) -> None:
+    mapping = (
+        '[table."auth.users"]\ntarget = "users"\n\n[table."public.cases"]\ntarget = "cases"\n'
+        'references = { user_id = "users" }\n'
+    )
     (tmp_path / "mapping.toml").write_text(mapping)
     slow_standin.store.insert_many("users", [{"legacyId": f"u{i}"} for i in range(5)])
-    slow_standin.store.insert_many("cases", [{"legacyId": f"c{i}", "legacyUserId": f"u{i % 5}"}
-                                             for i in range(300)])
+    slow_standin.store.insert_many("cases", [{"legacyId": f"c{i}", "legacyUserId": f"u{i % 5}"} for i in range(300)])
     body = step("resolve", "convex.resolve_refs", 'connection = "v2"\nmapping = "mapping.toml"')
     h = harness(tmp_path, body, perm_dsn, slow_standin)
     try:

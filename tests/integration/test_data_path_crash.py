@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = '["auth.users", "public.cases", "public.user_settings", "public.user_preferences", "public.notifications"]'
 
-RUNBOOK = f'''[runbook]
+RUNBOOK = f"""[runbook]
 name = "Crash test"
 t0 = 2026-12-05T23:00:00-05:00
 window = "30m"
@@ -93,11 +93,16 @@ phase = "window"
 kind = "verify.refs"
 needs = ["resolve"]
 with = {{ source = "v1", target = "v2", mapping = "mapping.toml", transformed = "transformed" }}
-'''
+"""
 
 STEPS = ["export", "transform", "import", "resolve", "counts", "refs"]
-SOURCES = {"users": "auth.users", "cases": "public.cases", "userSettings": "public.user_settings",
-           "userPreferences": "public.user_preferences", "notifications": "public.notifications"}
+SOURCES = {
+    "users": "auth.users",
+    "cases": "public.cases",
+    "userSettings": "public.user_settings",
+    "userPreferences": "public.user_preferences",
+    "notifications": "public.notifications",
+}
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +119,9 @@ def slow_link(postgres: object) -> Iterator[ThrottledProxy]:
     proxy.close()
 
 
-def _run_until(command: list[str], cwd: Path, env: dict[str, str], step: str, rng: random.Random,
-               delay: tuple[float, float]) -> bool:
+def _run_until(
+    command: list[str], cwd: Path, env: dict[str, str], step: str, rng: random.Random, delay: tuple[float, float]
+) -> bool:
     """Start the cockpit; once `step` runs, wait a random moment and kill -9. True if it was killed."""
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
@@ -138,7 +144,8 @@ def _run_until(command: list[str], cwd: Path, env: dict[str, str], step: str, rn
 
 @pytest.mark.parametrize("faulty", [False, True], ids=["clean", "ten-percent-faults"])
 def test_kill_minus_nine_anywhere_in_the_data_path_never_loses_or_duplicates(
-        tmp_path: Path, perm_db: str, postgres: object, slow_link: ThrottledProxy, faulty: bool) -> None:
+    tmp_path: Path, perm_db: str, postgres: object, slow_link: ThrottledProxy, faulty: bool
+) -> None:
     faults = Faults(latency=0.003)
     if faulty:
         faults = Faults(latency=0.003, error_rate=0.04, rate_limit_rate=0.03, retry_after=0.05, drop_rate=0.03)
@@ -152,8 +159,14 @@ def test_kill_minus_nine_anywhere_in_the_data_path_never_loses_or_duplicates(
         command = [COCKPIT, "run", "runbook.toml", "--headless", "--json", "--rehearsal", *answers]
         rng = random.Random(20261205 + faulty)
         # Each of the long steps is killed at least once, at a random moment after it starts.
-        plan = [("export", (0.3, 2.0)), ("transform", (0.05, 0.5)), ("import", (0.02, 0.6)),
-                ("import", (0.1, 1.0)), ("resolve", (0.1, 0.8)), ("resolve", (0.2, 1.0))]
+        plan = [
+            ("export", (0.3, 2.0)),
+            ("transform", (0.05, 0.5)),
+            ("import", (0.02, 0.6)),
+            ("import", (0.1, 1.0)),
+            ("resolve", (0.1, 0.8)),
+            ("resolve", (0.2, 1.0)),
+        ]
         kills = sum(_run_until(command, tmp_path, env, step, rng, delay) for step, delay in plan)
         assert kills >= 5
         killed = Journal(tmp_path / ".cockpit" / "journal.db", readonly=True)

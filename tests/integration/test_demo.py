@@ -16,15 +16,24 @@ pytestmark = pytest.mark.integration
 
 def _sandbox_processes() -> list[str]:
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines()
-            if "cockpit-demo-pgdata-" in line or "cockpit-knot-" in line or "127.0.53." in line]
+    return [
+        line
+        for line in out.splitlines()
+        if "cockpit-demo-pgdata-" in line or "cockpit-knot-" in line or "127.0.53." in line
+    ]
 
 
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
     shutil.copytree(ROOT / "migration", tmp_path / "migration", dirs_exist_ok=True)  # the mapping it names
-    return subprocess.run([COCKPIT, "demo", "--headless", "--speed", "600", "--scale", "0.2", *args], cwd=tmp_path,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [COCKPIT, "demo", "--headless", "--speed", "600", "--scale", "0.2", *args],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> None:
@@ -33,22 +42,53 @@ def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "run 1 starts: PERM Tracker v1 to v2 (rehearsal)" in out
-    for step in ("audit-emails", "read-only", "v1-refuses-writes", "backup", "export", "transform", "import",
-                 "resolve", "verify-counts", "verify-refs", "verify-sample", "verify-calc", "dns-cutover",
-                 "dns-propagation", "smoke-auth", "open-v2", "supabase-off"):
+    for step in (
+        "audit-emails",
+        "read-only",
+        "v1-refuses-writes",
+        "backup",
+        "export",
+        "transform",
+        "import",
+        "resolve",
+        "verify-counts",
+        "verify-refs",
+        "verify-sample",
+        "verify-calc",
+        "dns-cutover",
+        "dns-propagation",
+        "smoke-auth",
+        "open-v2",
+        "supabase-off",
+    ):
         assert f"{step:<22} succeeded" in out, step
     assert "run is done: every step succeeded or was skipped" in out
     assert "sandbox: seeding v1: 200 users, 2,000 cases" in result.stderr
-    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "audit-emails"], cwd=tmp_path,
-                         env=subprocess_env(), capture_output=True, text=True).stdout
+    log = subprocess.run(
+        [COCKPIT, "status", "runbook.toml", "--log", "audit-emails"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "200 users," in log and "emails shared by" in log
     # The data path ran for real: every seeded case is a document in the Convex stand-in.
-    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "verify-counts"], cwd=tmp_path,
-                         env=subprocess_env(), capture_output=True, text=True).stdout
+    log = subprocess.run(
+        [COCKPIT, "status", "runbook.toml", "--log", "verify-counts"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    ).stdout
     assert re.search(r"public\.cases -> cases\s+2,000\s+0\s+2,000", log), log
     # The DNS cutover ran against the sandbox's Knot and resolvers, and the grid filled in.
-    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "dns-propagation"], cwd=tmp_path,
-                         env=subprocess_env(), capture_output=True, text=True).stdout
+    log = subprocess.run(
+        [COCKPIT, "status", "runbook.toml", "--log", "dns-propagation"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    ).stdout
     # Some cache still held v1's address at the first round, and switched later (which one
     # depends on when each cache was last filled).
     assert re.search(r"\w+ 127\.0\.53\.\d:53530: old -> new 198\.51\.100\.20", log), log
@@ -60,18 +100,30 @@ def test_a_broken_sign_in_rolls_the_go_live_back_and_exits_3(tmp_path: Path) -> 
     result = _demo(tmp_path, "--break", "auth")
     assert result.returncode == 3, result.stdout[-3000:]
     out = result.stdout
-    assert ("smoke-auth             failed       3 of 3 checks failed: check 1: status 500, expected 200; "
-            "check 2: status 500, expected 200; check 3: status 500, expected 200") in out
+    assert (
+        "smoke-auth             failed       3 of 3 checks failed: check 1: status 500, expected 200; "
+        "check 2: status 500, expected 200; check 3: status 500, expected 200"
+    ) in out
     assert "TRIGGER auth-failing fired (rollback): step 'smoke-auth' is failed" in out
     assert "ROLLBACK starts" in out and "plan: dns-restore, read-write, dns-back, announce-rollback, post-mortem" in out
     assert "dns-restore            succeeded" in out and "read-write             succeeded" in out
     assert "dns-back               succeeded" in out  # the resolvers answer v1's address again
     assert "run is rolled_back" in out
-    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "read-write"], cwd=tmp_path,
-                         env=subprocess_env(), capture_output=True, text=True).stdout
+    log = subprocess.run(
+        [COCKPIT, "status", "runbook.toml", "--log", "read-write"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "proved: a write as authenticated is accepted" in log
-    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "dns-restore"], cwd=tmp_path,
-                         env=subprocess_env(), capture_output=True, text=True).stdout
+    log = subprocess.run(
+        [COCKPIT, "status", "runbook.toml", "--log", "dns-restore"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "restored: app.permtracker.test A 192.0.2.10 (TTL 10)" in log, log
 
 
@@ -80,8 +132,13 @@ def test_the_seeded_database_has_the_hostile_mix(postgres: object) -> None:
 
     dsn = postgres.create_database("seed_shape")  # type: ignore[attr-defined]
     counts = seed(dsn, SeedSize.for_scale(0.1))
-    assert counts == {"auth.users": 100, "public.cases": 1000, "public.user_settings": 98,
-                      "public.user_preferences": 100, "public.notifications": 300}
+    assert counts == {
+        "auth.users": 100,
+        "public.cases": 1000,
+        "public.user_settings": 98,
+        "public.user_preferences": 100,
+        "public.notifications": 300,
+    }
     with psycopg.connect(dsn) as conn:
         columns = conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'cases'")
         assert columns.fetchone() == (33,)
@@ -92,8 +149,10 @@ def test_the_seeded_database_has_the_hostile_mix(postgres: object) -> None:
         assert "株式会社テスト" in names and "O'Brien & Sons" in names and "Back\\slash LLC" in names
         nulls = conn.execute("SELECT count(*) - count(pwd_wage_amount), max(pwd_wage_amount) FROM cases").fetchone()
         assert nulls is not None and nulls[0] > 0 and str(nulls[1]) == "99999999.99"
-        dups = conn.execute("SELECT count(*) FROM (SELECT lower(trim(email)) FROM auth.users WHERE email IS NOT NULL "
-                            "GROUP BY 1 HAVING count(*) > 1) d").fetchone()
+        dups = conn.execute(
+            "SELECT count(*) FROM (SELECT lower(trim(email)) FROM auth.users WHERE email IS NOT NULL "
+            "GROUP BY 1 HAVING count(*) > 1) d"
+        ).fetchone()
         assert dups is not None and dups[0] >= 1
         again = seed(postgres.create_database("seed_shape_2"), SeedSize.for_scale(0.1))  # type: ignore[attr-defined]
         assert again == counts
@@ -101,8 +160,7 @@ def test_the_seeded_database_has_the_hostile_mix(postgres: object) -> None:
 
 def _kept_processes(state: Path) -> list[str]:
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(state) in line or "127.0.53." in line
-            or "cockpit-knot-" in line]
+    return [line for line in out.splitlines() if str(state) in line or "127.0.53." in line or "cockpit-knot-" in line]
 
 
 def test_a_killed_demo_leaves_nothing_running_and_the_next_one_continues_it(tmp_path: Path) -> None:
@@ -114,8 +172,14 @@ def test_a_killed_demo_leaves_nothing_running_and_the_next_one_continues_it(tmp_
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
     shutil.copytree(ROOT / "migration", tmp_path / "migration")
     state = state_folder(tmp_path / "runbook.toml")
-    first = subprocess.Popen([COCKPIT, "demo", "--headless", "--speed", "60", "--scale", "0.1"], cwd=tmp_path,
-                             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [COCKPIT, "demo", "--headless", "--speed", "60", "--scale", "0.1"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert first.stdout is not None
     for line in first.stdout:  # into the window: v1 is read-only, the import under way
         if "export" in line and "succeeded" in line:

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 def dns_check(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([COCKPIT, "dns", "check", *args], capture_output=True, text=True, timeout=timeout,
-                          env=subprocess_env())
+    return subprocess.run(
+        [COCKPIT, "dns", "check", *args], capture_output=True, text=True, timeout=timeout, env=subprocess_env()
+    )
 
 
 @pytest.fixture
@@ -58,9 +59,26 @@ def test_watch_returns_when_the_change_holds(world: tuple[KnotServer, Path]) -> 
     flipper.start()
     started = time.monotonic()
     try:
-        result = dns_check(NAME, "--expect", NEW, "--old", OLD, "--resolvers", str(path), "--authoritative",
-                           knot.where, "--timeout", "0.5", "--watch", "--interval", "0.3", "--within", "20",
-                           "--require", "1")
+        result = dns_check(
+            NAME,
+            "--expect",
+            NEW,
+            "--old",
+            OLD,
+            "--resolvers",
+            str(path),
+            "--authoritative",
+            knot.where,
+            "--timeout",
+            "0.5",
+            "--watch",
+            "--interval",
+            "0.3",
+            "--within",
+            "20",
+            "--require",
+            "1",
+        )
     finally:
         flipper.cancel()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -70,22 +88,39 @@ def test_watch_returns_when_the_change_holds(world: tuple[KnotServer, Path]) -> 
 
 def test_watch_gives_up_after_within(world: tuple[KnotServer, Path]) -> None:
     knot, path = world
-    result = dns_check(NAME, "--expect", NEW, "--resolvers", str(path), "--authoritative", knot.where,
-                       "--timeout", "0.3", "--watch", "--interval", "0.2", "--within", "1")
+    result = dns_check(
+        NAME,
+        "--expect",
+        NEW,
+        "--resolvers",
+        str(path),
+        "--authoritative",
+        knot.where,
+        "--timeout",
+        "0.3",
+        "--watch",
+        "--interval",
+        "0.2",
+        "--within",
+        "1",
+    )
     assert result.returncode == 1
     assert "does not hold: 1 of 1 authoritative servers not new" in result.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["bad..name", "--expect", NEW], "'bad..name' is not a DNS name"),
-    (["bad-.example.test", "--expect", NEW], "may not start or end with a hyphen"),
-    ([NAME, "--type", "AXFR", "--expect", NEW], "unknown record type 'AXFR'"),
-    ([NAME, "--expect", "300.1.1.1"], "'300.1.1.1' is not a valid A value"),
-    ([NAME, "--type", "AAAA", "--expect", NEW], "is not a valid AAAA value"),
-    ([NAME], "--expect VALUE is required"),
-    ([NAME, "--expect", NEW, "--authoritative", "ns1.example.test"], "'ns1.example.test' is not an IP address"),
-    ([NAME, "--expect", NEW, "--timeout", "0"], "--timeout must be more than 0"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bad..name", "--expect", NEW], "'bad..name' is not a DNS name"),
+        (["bad-.example.test", "--expect", NEW], "may not start or end with a hyphen"),
+        ([NAME, "--type", "AXFR", "--expect", NEW], "unknown record type 'AXFR'"),
+        ([NAME, "--expect", "300.1.1.1"], "'300.1.1.1' is not a valid A value"),
+        ([NAME, "--type", "AAAA", "--expect", NEW], "is not a valid AAAA value"),
+        ([NAME], "--expect VALUE is required"),
+        ([NAME, "--expect", NEW, "--authoritative", "ns1.example.test"], "'ns1.example.test' is not an IP address"),
+        ([NAME, "--expect", NEW, "--timeout", "0"], "--timeout must be more than 0"),
+    ],
+)
 def test_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) -> None:
     path = resolvers_file(tmp_path, [])
     path.write_text('[[resolver]]\nname = "x"\naddress = "127.0.0.9"\n')
@@ -96,12 +131,16 @@ def test_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) -> Non
 
 def test_a_bad_resolvers_file_is_named_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "resolvers.toml"
-    path.write_text('[[resolver]]\nname = "ok"\naddress = "127.0.0.9"\n\n[[resolver]]\nname = "bad"\n'
-                    'address = "not-an-ip"\nprot = 53\n')
+    path.write_text(
+        '[[resolver]]\nname = "ok"\naddress = "127.0.0.9"\n\n[[resolver]]\nname = "bad"\n'
+        'address = "not-an-ip"\nprot = 53\n'
+    )
     result = dns_check(NAME, "--expect", NEW, "--resolvers", str(path), "--authoritative", "127.0.0.9")
     assert result.returncode == 2
-    assert f"{path}:7: address: Value error, 'not-an-ip' is not an IP address" in result.stderr or \
-        f"{path}:7: address: 'not-an-ip' is not an IP address" in result.stderr
+    assert (
+        f"{path}:7: address: Value error, 'not-an-ip' is not an IP address" in result.stderr
+        or f"{path}:7: address: 'not-an-ip' is not an IP address" in result.stderr
+    )
     assert f"{path}:8: unknown key 'prot' (did you mean 'port'?)" in result.stderr
     missing = dns_check(NAME, "--expect", NEW, "--resolvers", str(tmp_path / "none.toml"))
     assert missing.returncode == 2 and "cannot read the resolvers file" in missing.stderr

@@ -45,15 +45,35 @@ def test_every_state_is_told_apart(knot: KnotServer) -> None:
         servfail = ServfailResolver("127.0.0.7").start()
         refusing = Dnsmasq("127.0.0.8").start()  # no upstream at all: it refuses what it cannot answer
         servers = [new, old, other, filtering, silent, servfail, refusing]
-        resolvers = [resolver("new", new), resolver("old", old), resolver("other", other),
-                     resolver("filter", filtering, filtering=True), resolver("silent", silent),
-                     resolver("servfail", servfail), resolver("refusing", refusing)]
-        check = Propagation(NAME, "A", parse_values("A", NEW), old=parse_values("A", OLD), resolvers=resolvers,
-                            authoritative=[authoritative(knot)], query_timeout=0.5)
+        resolvers = [
+            resolver("new", new),
+            resolver("old", old),
+            resolver("other", other),
+            resolver("filter", filtering, filtering=True),
+            resolver("silent", silent),
+            resolver("servfail", servfail),
+            resolver("refusing", refusing),
+        ]
+        check = Propagation(
+            NAME,
+            "A",
+            parse_values("A", NEW),
+            old=parse_values("A", OLD),
+            resolvers=resolvers,
+            authoritative=[authoritative(knot)],
+            query_timeout=0.5,
+        )
         summary = check.check()
         states = {s.server.name: s.state for s in check.resolvers}
-        assert states == {"new": State.NEW, "old": State.OLD, "other": State.OTHER, "filter": State.OTHER,
-                          "silent": State.TIMEOUT, "servfail": State.SERVFAIL, "refusing": State.REFUSED}
+        assert states == {
+            "new": State.NEW,
+            "old": State.OLD,
+            "other": State.OTHER,
+            "filter": State.OTHER,
+            "silent": State.TIMEOUT,
+            "servfail": State.SERVFAIL,
+            "refusing": State.REFUSED,
+        }
         old_status = next(s for s in check.resolvers if s.server.name == "old")
         assert old_status.answer is not None and 0 < (old_status.answer.ttl or 0) <= 2
         # Counted: new, old, other (the filtering one is shown but not counted; three gave no answer).
@@ -63,8 +83,14 @@ def test_every_state_is_told_apart(knot: KnotServer) -> None:
         assert "authoritative" in summary.reason and "33% of resolvers new" in summary.reason
         assert check.authoritative[0].state is State.OLD and summary.serials == (1,)
         # NXDOMAIN: a name the zone does not hold, through the forwarding resolver.
-        missing = Propagation(f"nothing.{ZONE}", "A", parse_values("A", NEW), resolvers=[resolver("old", old)],
-                              authoritative=[authoritative(knot)], query_timeout=0.5)
+        missing = Propagation(
+            f"nothing.{ZONE}",
+            "A",
+            parse_values("A", NEW),
+            resolvers=[resolver("old", old)],
+            authoritative=[authoritative(knot)],
+            query_timeout=0.5,
+        )
         missing.check()
         assert missing.resolvers[0].state is State.NXDOMAIN and missing.authoritative[0].state is State.NXDOMAIN
     finally:
@@ -75,10 +101,16 @@ def test_caches_switch_after_their_ttl_and_the_eta_is_change_plus_old_ttl(knot: 
     short = forwarding("127.0.0.2", knot, max_cache_ttl=1)
     full = forwarding("127.0.0.3", knot)
     try:
-        check = Propagation(NAME, "A", parse_values("A", NEW), old=parse_values("A", OLD),
-                            resolvers=[resolver("short", short), resolver("full", full)],
-                            authoritative=[authoritative(knot)], query_timeout=1.0,
-                            require=Requirement(resolvers=1.0))
+        check = Propagation(
+            NAME,
+            "A",
+            parse_values("A", NEW),
+            old=parse_values("A", OLD),
+            resolvers=[resolver("short", short), resolver("full", full)],
+            authoritative=[authoritative(knot)],
+            query_timeout=1.0,
+            require=Requirement(resolvers=1.0),
+        )
         assert not check.check().held  # both caches now hold the old answer
         flip(knot, NEW)
         changed = time.time()
@@ -101,9 +133,14 @@ def test_caches_switch_after_their_ttl_and_the_eta_is_change_plus_old_ttl(knot: 
 
 
 def test_a_truncated_answer_is_asked_again_over_tcp(knot: KnotServer) -> None:
-    check = Propagation(f"big.{ZONE}", "TXT", parse_values("TXT", "anything"),
-                        authoritative=[authoritative(knot)], query_timeout=2.0,
-                        require=Requirement(resolvers=0))
+    check = Propagation(
+        f"big.{ZONE}",
+        "TXT",
+        parse_values("TXT", "anything"),
+        authoritative=[authoritative(knot)],
+        query_timeout=2.0,
+        require=Requirement(resolvers=0),
+    )
     check.check()
     answer = check.authoritative[0].answer
     assert answer is not None and answer.tcp
@@ -115,15 +152,35 @@ def test_requirement_any_and_none(knot: KnotServer) -> None:
     new = fixed("127.0.0.2", NEW)
     try:
         both = [authoritative(knot), Resolver(name="second", address="127.0.0.2", port=new.port)]
-        any_check = Propagation(NAME, "A", parse_values("A", NEW), resolvers=[resolver("new", new)],
-                                authoritative=both, require=Requirement(authoritative="any"), query_timeout=0.5)
+        any_check = Propagation(
+            NAME,
+            "A",
+            parse_values("A", NEW),
+            resolvers=[resolver("new", new)],
+            authoritative=both,
+            require=Requirement(authoritative="any"),
+            query_timeout=0.5,
+        )
         assert any_check.check().held
-        all_check = Propagation(NAME, "A", parse_values("A", NEW), resolvers=[resolver("new", new)],
-                                authoritative=both, require=Requirement(authoritative="all"), query_timeout=0.5)
+        all_check = Propagation(
+            NAME,
+            "A",
+            parse_values("A", NEW),
+            resolvers=[resolver("new", new)],
+            authoritative=both,
+            require=Requirement(authoritative="all"),
+            query_timeout=0.5,
+        )
         summary = all_check.check()
         assert not summary.held and "1 of 2 authoritative servers not new" in summary.reason
-        none_check = Propagation(NAME, "A", parse_values("A", NEW), resolvers=[resolver("new", new)],
-                                 require=Requirement(authoritative="none"), query_timeout=0.5)
+        none_check = Propagation(
+            NAME,
+            "A",
+            parse_values("A", NEW),
+            resolvers=[resolver("new", new)],
+            require=Requirement(authoritative="none"),
+            query_timeout=0.5,
+        )
         assert none_check.check().held
     finally:
         new.stop()
@@ -144,8 +201,14 @@ def test_the_authoritative_servers_are_found_from_ns() -> None:
         zone, found = discover_authoritative(NAME, [resolver("caching", caching)], timeout=1.0)
         assert zone == ZONE
         assert [(s.name, s.address, s.port) for s in found] == [("ns1.example.test", "127.0.0.77", 53)]
-        check = Propagation(NAME, "A", parse_values("A", OLD), resolvers=[resolver("caching", caching)],
-                            authoritative=found, query_timeout=1.0)
+        check = Propagation(
+            NAME,
+            "A",
+            parse_values("A", OLD),
+            resolvers=[resolver("caching", caching)],
+            authoritative=found,
+            query_timeout=1.0,
+        )
         summary = check.check()
         assert summary.held and summary.serials == (1,) and check.zone is not None
     finally:

@@ -19,10 +19,18 @@ from cockpit.sandbox.dns_servers import KnotServer, ServfailResolver, SilentReso
 pytestmark = pytest.mark.integration
 
 
-def propagation(knot: KnotServer, resolvers: list[object], *, require: str = "{ resolvers = 1.0 }",
-                within: str = "30s", expect: str = NEW) -> str:
-    listed = ", ".join(f'{{ name = "r{i}", address = "{r.address}", port = {r.port} }}'  # type: ignore[attr-defined]
-                       for i, r in enumerate(resolvers))
+def propagation(
+    knot: KnotServer,
+    resolvers: list[object],
+    *,
+    require: str = "{ resolvers = 1.0 }",
+    within: str = "30s",
+    expect: str = NEW,
+) -> str:
+    listed = ", ".join(
+        f'{{ name = "r{i}", address = "{r.address}", port = {r.port} }}'  # type: ignore[attr-defined]
+        for i, r in enumerate(resolvers)
+    )
     return f'''
 [[step]]
 id = "propagation"
@@ -91,16 +99,22 @@ def test_it_fails_after_within_saying_what_is_missing(tmp_path: Path, knot: Knot
         stuck.stop()
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (('expect = "198.51.100.7"', 'expect = "not-an-address"'), "'not-an-address' is not a valid A value"),
-    (("resolvers = []", 'resolvers_file = "missing.toml"'), "missing.toml: cannot read the resolvers file"),
-    (('require = { resolvers = 1.0 }', 'require = { resolvers = 1.5 }'), "less than or equal to 1"),
-    (('require = { resolvers = 1.0 }', 'require = { authoritive = "all" }'),
-     "unknown key 'authoritive' (did you mean 'authoritative'?)"),
-    (("builtin_resolvers = false\nresolvers = []", "builtin_resolvers = false"), "no resolvers"),
-])
-def test_check_names_bad_propagation_parameters(tmp_path: Path, knot: KnotServer, change: tuple[str, str],
-                                                message: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('expect = "198.51.100.7"', 'expect = "not-an-address"'), "'not-an-address' is not a valid A value"),
+        (("resolvers = []", 'resolvers_file = "missing.toml"'), "missing.toml: cannot read the resolvers file"),
+        (("require = { resolvers = 1.0 }", "require = { resolvers = 1.5 }"), "less than or equal to 1"),
+        (
+            ("require = { resolvers = 1.0 }", 'require = { authoritive = "all" }'),
+            "unknown key 'authoritive' (did you mean 'authoritative'?)",
+        ),
+        (("builtin_resolvers = false\nresolvers = []", "builtin_resolvers = false"), "no resolvers"),
+    ],
+)
+def test_check_names_bad_propagation_parameters(
+    tmp_path: Path, knot: KnotServer, change: tuple[str, str], message: str
+) -> None:
     body = propagation(knot, []).replace('needs = ["cutover"]\n', "").replace('update = "cutover"\n', "")
     assert change[0] in body
     document = HEADER + body.replace(*change)

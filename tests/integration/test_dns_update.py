@@ -24,7 +24,7 @@ from cockpit.sandbox.dns_servers import KnotServer, free_port_on
 
 pytestmark = pytest.mark.integration
 
-RFC2136_TEMPLATE = '''
+RFC2136_TEMPLATE = """
 [connections.dns]
 kind = "dns"
 provider = "rfc2136"
@@ -32,7 +32,7 @@ zone = "example.test"
 primary = "{primary}"
 tsig_name = "cutover"
 tsig_secret = "${TSIG_SECRET}"
-'''
+"""
 
 
 def rfc2136(primary: str, signed: bool = True) -> str:
@@ -41,7 +41,7 @@ def rfc2136(primary: str, signed: bool = True) -> str:
     return text if signed else text.replace('tsig_name = "cutover"\ntsig_secret = "${TSIG_SECRET}"\n', "")
 
 
-UPDATE = '''
+UPDATE = """
 [[step]]
 id = "cutover"
 phase = "window"
@@ -54,9 +54,9 @@ id = "restore"
 phase = "rollback"
 kind = "dns.restore"
 with = {{ update = "cutover" }}
-'''
+"""
 
-FAIL_AFTER = '''
+FAIL_AFTER = """
 [[step]]
 id = "smoke"
 phase = "window"
@@ -69,7 +69,7 @@ id = "broken"
 when = { step = "smoke", state = "failed" }
 action = "rollback"
 within = "10m"
-'''
+"""
 
 
 def answer(knot: KnotServer, name: str = NAME) -> tuple[list[str], int | None]:
@@ -127,22 +127,29 @@ def test_update_records_first_and_the_rollback_restores_exactly(tmp_path: Path, 
 
 
 def test_the_new_value_is_served_after_the_update(tmp_path: Path, knot: KnotServer) -> None:
-    h = run(tmp_path, UPDATE.format(name=NAME, value=f'["{NEW}", "198.51.100.8"]'), rfc2136(knot.where),
-            rfc2136_env(knot))
+    h = run(
+        tmp_path, UPDATE.format(name=NAME, value=f'["{NEW}", "198.51.100.8"]'), rfc2136(knot.where), rfc2136_env(knot)
+    )
     assert h.states("cutover")[-1] == "succeeded", log_of(h, "cutover")
     assert answer(knot) == ([NEW, "198.51.100.8"], 60)
     # A second run of the same update finds it done and changes nothing.
-    again = run(tmp_path / "again", UPDATE.format(name=NAME, value=f'["{NEW}", "198.51.100.8"]'),
-                rfc2136(knot.where), rfc2136_env(knot))
+    again = run(
+        tmp_path / "again",
+        UPDATE.format(name=NAME, value=f'["{NEW}", "198.51.100.8"]'),
+        rfc2136(knot.where),
+        rfc2136_env(knot),
+    )
     assert "already set" in log_of(again, "cutover")
 
 
-@pytest.mark.parametrize(("secret", "expected"), [
-    (base64.b64encode(os.urandom(32)).decode(), "BADSIG"),
-    ("not base64 at all!", "is not base64"),
-])
-def test_a_wrong_or_malformed_key_changes_nothing(tmp_path: Path, knot: KnotServer, secret: str,
-                                                  expected: str) -> None:
+@pytest.mark.parametrize(
+    ("secret", "expected"),
+    [
+        (base64.b64encode(os.urandom(32)).decode(), "BADSIG"),
+        ("not base64 at all!", "is not base64"),
+    ],
+)
+def test_a_wrong_or_malformed_key_changes_nothing(tmp_path: Path, knot: KnotServer, secret: str, expected: str) -> None:
     h = run(tmp_path, UPDATE.format(name=NAME, value=f'"{NEW}"'), rfc2136(knot.where), rfc2136_env(knot, secret))
     assert h.states("cutover")[-1] == "failed"
     reason = h.engine.step_runtime("cutover").reason
@@ -157,16 +164,19 @@ def test_an_unsigned_update_is_refused(tmp_path: Path, knot: KnotServer) -> None
     assert answer(knot) == ([OLD], 2)
 
 
-def test_an_unreachable_primary_or_a_name_outside_the_zone_changes_nothing(tmp_path: Path,
-                                                                          knot: KnotServer) -> None:
+def test_an_unreachable_primary_or_a_name_outside_the_zone_changes_nothing(tmp_path: Path, knot: KnotServer) -> None:
     nobody = f"127.0.0.1:{free_port_on('127.0.0.1')}"
     h = run(tmp_path / "a", UPDATE.format(name=NAME, value=f'"{NEW}"'), rfc2136(nobody), rfc2136_env(knot))
     reason = h.engine.step_runtime("cutover").reason
     assert f"cannot record the current {NAME} A: cannot reach the primary {nobody}" in reason
     assert "nothing was changed" in reason
     assert checkpoint(h, "cutover") == {}
-    h = run(tmp_path / "b", UPDATE.format(name="app.elsewhere.test", value=f'"{NEW}"'), rfc2136(knot.where),
-            rfc2136_env(knot))
+    h = run(
+        tmp_path / "b",
+        UPDATE.format(name="app.elsewhere.test", value=f'"{NEW}"'),
+        rfc2136(knot.where),
+        rfc2136_env(knot),
+    )
     assert "app.elsewhere.test is not in the zone example.test" in h.engine.step_runtime("cutover").reason
     assert answer(knot) == ([OLD], 2)
 
@@ -175,8 +185,9 @@ def test_restore_refuses_to_overwrite_a_change_made_by_someone_else(tmp_path: Pa
     import dns.tsigkeyring
     import dns.update
 
-    body = UPDATE.format(name=NAME, value=f'"{NEW}"') + FAIL_AFTER.replace('argv = ["false"]', 'argv = ["sh", "-c", '
-                                                                           '"sleep 0.5; exit 1"]')
+    body = UPDATE.format(name=NAME, value=f'"{NEW}"') + FAIL_AFTER.replace(
+        'argv = ["false"]', 'argv = ["sh", "-c", "sleep 0.5; exit 1"]'
+    )
     h = Harness(tmp_path, body, header=HEADER + rfc2136(knot.where), env=rfc2136_env(knot)).start()
     try:
         h.wait_state("cutover", "succeeded", timeout=30)
@@ -193,11 +204,13 @@ def test_restore_refuses_to_overwrite_a_change_made_by_someone_else(tmp_path: Pa
 
 
 def test_bad_names_types_and_values_are_caught_by_check(tmp_path: Path) -> None:
-    body = (UPDATE.format(name="app..example.test", value='"1.2.3.4"')
-            + '\n[[step]]\nid = "other"\nphase = "window"\nkind = "dns.update"\n'
-              'with = { connection = "dns", name = "x.example.test", type = "AXFR", value = "1.2.3.4" }\n'
-            + '\n[[step]]\nid = "third"\nphase = "window"\nkind = "dns.update"\n'
-              'with = { connection = "dns", name = "x.example.test", type = "AAAA", value = "1.2.3.4" }\n')
+    body = (
+        UPDATE.format(name="app..example.test", value='"1.2.3.4"')
+        + '\n[[step]]\nid = "other"\nphase = "window"\nkind = "dns.update"\n'
+        'with = { connection = "dns", name = "x.example.test", type = "AXFR", value = "1.2.3.4" }\n'
+        + '\n[[step]]\nid = "third"\nphase = "window"\nkind = "dns.update"\n'
+        'with = { connection = "dns", name = "x.example.test", type = "AAAA", value = "1.2.3.4" }\n'
+    )
     path = tmp_path / "runbook.toml"
     document = HEADER + rfc2136("127.0.0.1:53") + body
     path.write_text(document)
@@ -215,14 +228,19 @@ def test_bad_names_types_and_values_are_caught_by_check(tmp_path: Path) -> None:
 
 # -- Cloudflare and Vercel, against stand-ins of their APIs ---------------------------------------
 
+
 def cloudflare_setup() -> tuple[CloudflareStandIn, str, dict[str, str]]:
     api = CloudflareStandIn()
-    api.records = [StoredRecord("a1", NAME, "A", OLD, 300, proxied=True),
-                   StoredRecord("a2", NAME, "A", "192.0.2.2", 300, proxied=True),
-                   StoredRecord("t1", NAME, "TXT", "keep me", 300)]
+    api.records = [
+        StoredRecord("a1", NAME, "A", OLD, 300, proxied=True),
+        StoredRecord("a2", NAME, "A", "192.0.2.2", 300, proxied=True),
+        StoredRecord("t1", NAME, "TXT", "keep me", 300),
+    ]
     api.start()
-    header = (f'\n[connections.dns]\nkind = "dns"\nprovider = "cloudflare"\nzone = "{ZONE}"\n'
-              f'zone_id = "{api.zone_id}"\ntoken = "${{DNS_TOKEN}}"\napi_url = "{api.api_url}"\n')
+    header = (
+        f'\n[connections.dns]\nkind = "dns"\nprovider = "cloudflare"\nzone = "{ZONE}"\n'
+        f'zone_id = "{api.zone_id}"\ntoken = "${{DNS_TOKEN}}"\napi_url = "{api.api_url}"\n'
+    )
     return api, header, {"DNS_TOKEN": api.token}
 
 
@@ -231,8 +249,10 @@ def vercel_setup() -> tuple[VercelStandIn, str, dict[str, str]]:
     api.records = [StoredRecord(f"rec_{i}", f"n{i}", "A", "10.0.0.1", 60) for i in range(150)]  # pages
     api.records += [StoredRecord("rec_a1", "app", "A", OLD, 300), StoredRecord("rec_a2", "app", "A", "192.0.2.2", 300)]
     api.start()
-    header = (f'\n[connections.dns]\nkind = "dns"\nprovider = "vercel"\nzone = "{ZONE}"\nteam_id = "team_1"\n'
-              f'token = "${{DNS_TOKEN}}"\napi_url = "{api.url}"\n')
+    header = (
+        f'\n[connections.dns]\nkind = "dns"\nprovider = "vercel"\nzone = "{ZONE}"\nteam_id = "team_1"\n'
+        f'token = "${{DNS_TOKEN}}"\napi_url = "{api.url}"\n'
+    )
     return api, header, {"DNS_TOKEN": api.token}
 
 
@@ -247,8 +267,9 @@ def test_rest_providers_update_and_restore(tmp_path: Path, setup: Any) -> None:
         before = app_records(api)
         others = len(api.records)
         api.faults.throttle_next = 2  # two 429s with Retry-After, then served
-        h = run(tmp_path, UPDATE.format(name=NAME, value=f'["{NEW}", "{OLD}", "198.51.100.8"]') + FAIL_AFTER,
-                header, env)
+        h = run(
+            tmp_path, UPDATE.format(name=NAME, value=f'["{NEW}", "{OLD}", "198.51.100.8"]') + FAIL_AFTER, header, env
+        )
         log = log_of(h, "cutover")
         assert h.states("cutover")[-1] == "succeeded", log
         assert "recorded before the change: app.example.test A 192.0.2.1, 192.0.2.2 (TTL 300)" in log
@@ -278,9 +299,10 @@ def test_a_refused_token_changes_nothing_and_is_never_shown(tmp_path: Path, setu
 
 def test_a_restore_naming_a_missing_or_wrong_step_is_caught_by_check(tmp_path: Path) -> None:
     body = UPDATE.format(name=NAME, value=f'"{NEW}"')
-    for wrong, message in (('update = "cutovr"', "update names no step 'cutovr' (did you mean 'cutover'?)"),
-                           ('update = "restore"', "update names step 'restore', which is dns.restore, "
-                                                  "not dns.update")):
+    for wrong, message in (
+        ('update = "cutovr"', "update names no step 'cutovr' (did you mean 'cutover'?)"),
+        ('update = "restore"', "update names step 'restore', which is dns.restore, not dns.update"),
+    ):
         document = HEADER + rfc2136("127.0.0.1:53") + body.replace('update = "cutover"', wrong)
         path = tmp_path / "runbook.toml"
         path.write_text(document)
@@ -295,7 +317,8 @@ def test_rest_restore_refuses_a_record_someone_else_changed(tmp_path: Path, setu
     api, header, env = setup()
     try:
         body = UPDATE.format(name=NAME, value=f'"{NEW}"') + FAIL_AFTER.replace(
-            'argv = ["false"]', 'argv = ["sh", "-c", "sleep 0.5; exit 1"]')
+            'argv = ["false"]', 'argv = ["sh", "-c", "sleep 0.5; exit 1"]'
+        )
         h = Harness(tmp_path, body, header=HEADER + header, env=env).start()
         try:
             h.wait_state("cutover", "succeeded", timeout=30)
@@ -322,8 +345,10 @@ def test_a_dry_run_prints_the_change_and_changes_nothing(tmp_path: Path, knot: K
         h.settle(30)
     finally:
         h.close()
-    assert ("dry run: would set app.example.test A to 198.51.100.7 (TTL 60) through connection 'dns', "
-            "after recording the current value") in log_of(h, "cutover")
+    assert (
+        "dry run: would set app.example.test A to 198.51.100.7 (TTL 60) through connection 'dns', "
+        "after recording the current value"
+    ) in log_of(h, "cutover")
     assert "dry run: needs cutover, which did not run" in h.engine.step_runtime("propagation").reason
     assert answer(knot) == ([OLD], 2)
 
@@ -336,9 +361,12 @@ def test_a_retry_keeps_the_first_attempts_record(tmp_path: Path) -> None:
         before = app_records(api)
         api.faults.fail_writes_next = 5  # more than one attempt's retries
         api.faults.retry_after = 0.01
-        body = (UPDATE.format(name=NAME, value=f'"{NEW}"').replace('undo = "restore"',
-                                                                   'undo = "restore"\nretries = 1\nretry_delay = "1s"')
-                + FAIL_AFTER)
+        body = (
+            UPDATE.format(name=NAME, value=f'"{NEW}"').replace(
+                'undo = "restore"', 'undo = "restore"\nretries = 1\nretry_delay = "1s"'
+            )
+            + FAIL_AFTER
+        )
         h = run(tmp_path, body, header, env)
         from cockpit.events import StepStateChanged
 

@@ -17,14 +17,14 @@ from cockpit.sandbox.convex_standin import ConvexStandIn
 
 pytestmark = pytest.mark.integration
 
-HOSTILE_MAPPING = '''
+HOSTILE_MAPPING = """
 [table."public.hostile"]
 target = "hostile"
 timestamps = ["happened_at"]
 cents = ["amount"]
 json = { payload = "any" }
 required = ["must"]
-'''
+"""
 
 SCHEMA = """
 CREATE TABLE public.hostile (
@@ -42,21 +42,49 @@ CREATE TABLE public.hostile (
 
 # (id suffix, label, amount, ratio, big, happened_at, payload, tags, must, expected reject reason or None)
 ROWS: list[tuple[str, object, object, object, object, object, object, object, object, str | None]] = [
-    ("01", 'He said "hi" \\ back\\slash\nnew line\ttab \u2603 \U0001F600 \u0001\u0002 end', "12.34", 0.5, 1,
-     "2026-12-05 23:00:00+00", '{"a": "x\\\\y\\"z", "n": [1, 2.5, null], "deep": {"k": "\\u00e9"}}',
-     ["a,b", 'q"uote', "back\\slash", None], "x", None),
+    (
+        "01",
+        'He said "hi" \\ back\\slash\nnew line\ttab \u2603 \U0001f600 \u0001\u0002 end',
+        "12.34",
+        0.5,
+        1,
+        "2026-12-05 23:00:00+00",
+        '{"a": "x\\\\y\\"z", "n": [1, 2.5, null], "deep": {"k": "\\u00e9"}}',
+        ["a,b", 'q"uote', "back\\slash", None],
+        "x",
+        None,
+    ),
     ("02", None, None, None, None, None, None, None, "x", None),
     ("03", "", "-0.01", -0.0, -9007199254740991, "1970-01-01 00:00:00+00", "[]", [], "", None),
-    ("04", "max safe cents", "90071992547409.91", 1e308, 9007199254740991, "9999-12-31 23:59:59.999+00",
-     '{"s": "line\\nbreak \\u2028 separator", "e": 1e-7}', ["x"], "x", None),
-    ("05", "too many cents", "99999999999999999.99", 1.0, 0, "2000-01-01 00:00:00+00", "{}", None, "x",
-     "amount"),
+    (
+        "04",
+        "max safe cents",
+        "90071992547409.91",
+        1e308,
+        9007199254740991,
+        "9999-12-31 23:59:59.999+00",
+        '{"s": "line\\nbreak \\u2028 separator", "e": 1e-7}',
+        ["x"],
+        "x",
+        None,
+    ),
+    ("05", "too many cents", "99999999999999999.99", 1.0, 0, "2000-01-01 00:00:00+00", "{}", None, "x", "amount"),
     ("06", "sub-cent amount", "0.005", 1.0, 0, "2000-01-01 00:00:00+00", "{}", None, "x", "amount"),
     ("07", "infinite time", "1.00", 1.0, 0, "infinity", "{}", None, "x", "happened_at"),
     ("08", "far future", "1.00", 1.0, 0, "294276-12-31 00:00:00+00", "{}", None, "x", "happened_at"),
     ("09", "null required", "1.00", 1.0, 0, "2000-01-01 00:00:00+00", "{}", None, None, "NULL in required field"),
-    ("10", "oversized json", "1.00", 1.0, 0, "2000-01-01 00:00:00+00",
-     json.dumps({"blob": "x" * (1 << 20)}), None, "x", "the document is"),
+    (
+        "10",
+        "oversized json",
+        "1.00",
+        1.0,
+        0,
+        "2000-01-01 00:00:00+00",
+        json.dumps({"blob": "x" * (1 << 20)}),
+        None,
+        "x",
+        "the document is",
+    ),
     ("11", "unsafe bigint", "1.00", 1.0, 2**62, "2000-01-01 00:00:00+00", "{}", None, "x", "big"),
 ]
 
@@ -69,11 +97,14 @@ def _seed(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute(SCHEMA)
         for suffix, *values, _reason in ROWS:
-            conn.execute("INSERT INTO public.hostile VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                         (_uuid(suffix), *values))
+            conn.execute(
+                "INSERT INTO public.hostile VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", (_uuid(suffix), *values)
+            )
 
 
-BODY = CONNECTIONS + '''
+BODY = (
+    CONNECTIONS
+    + """
 [[step]]
 id = "export"
 phase = "window"
@@ -107,11 +138,13 @@ phase = "window"
 kind = "verify.sample"
 needs = ["import"]
 with = { source = "v1", target = "v2", mapping = "mapping.toml", transformed = "transformed", fraction = 1.0 }
-'''
+"""
+)
 
 
-def test_hostile_rows_arrive_exact_or_are_rejected_with_their_reason(tmp_path: Path, pg_dsn: str,
-                                                                    standin: ConvexStandIn) -> None:
+def test_hostile_rows_arrive_exact_or_are_rejected_with_their_reason(
+    tmp_path: Path, pg_dsn: str, standin: ConvexStandIn
+) -> None:
     _seed(pg_dsn)
     (tmp_path / "mapping.toml").write_text(HOSTILE_MAPPING)
     env = env_for(pg_dsn, standin)
@@ -151,8 +184,11 @@ def test_invalid_utf8_from_a_sql_ascii_database_is_rejected_not_lost(tmp_path: P
     dsn = postgres.create_database(f"ascii_{id(tmp_path)}", encoding="SQL_ASCII")  # type: ignore[attr-defined]
     with psycopg.connect(dsn) as conn:
         conn.execute("CREATE TABLE public.hostile (id uuid PRIMARY KEY, label text, must text)")
-        conn.execute("INSERT INTO public.hostile VALUES (%s, 'fine', 'x'), (%s, convert_from('\\x6869ff'::bytea, "
-                     "'SQL_ASCII'), 'x')", (_uuid("01"), _uuid("02")))
+        conn.execute(
+            "INSERT INTO public.hostile VALUES (%s, 'fine', 'x'), (%s, convert_from('\\x6869ff'::bytea, "
+            "'SQL_ASCII'), 'x')",
+            (_uuid("01"), _uuid("02")),
+        )
     (tmp_path / "mapping.toml").write_text('[table."public.hostile"]\ntarget = "hostile"\n')
     body = BODY.split('[[step]]\nid = "import"')[0]
     env = env_for(dsn)

@@ -48,8 +48,11 @@ def test_json_path() -> None:
 
 
 def test_a_passing_check_logs_each_call_and_publishes_metrics(tmp_path: Path, v2: StandInServer) -> None:
-    body = _check("auth", 'connection = "app"\nurl = "/api/auth/session"\njson_path = "$.authenticated"\n'
-                          'equals = true\nrepeat = 3\ninterval = "1s"\nbody_contains = "google"')
+    body = _check(
+        "auth",
+        'connection = "app"\nurl = "/api/auth/session"\njson_path = "$.authenticated"\n'
+        'equals = true\nrepeat = 3\ninterval = "1s"\nbody_contains = "google"',
+    )
     h = _run(tmp_path, v2.url, body)
     try:
         assert h.settle() == Outcome.DONE
@@ -65,10 +68,12 @@ def test_a_passing_check_logs_each_call_and_publishes_metrics(tmp_path: Path, v2
 
 def test_every_kind_of_mismatch_is_reported(tmp_path: Path, v2: StandInServer) -> None:
     v2.break_path("/api/cases", 503)
-    body = (_check("status", 'connection = "app"\nurl = "/api/cases"')
-            + _check("value", 'connection = "app"\nurl = "/health"\njson_path = "$.app"\nequals = "v3"')
-            + _check("text", 'connection = "app"\nurl = "/health"\nbody_contains = "healthy"')
-            + _check("missing", 'connection = "app"\nurl = "/health"\njson_path = "$.version"\nequals = 2'))
+    body = (
+        _check("status", 'connection = "app"\nurl = "/api/cases"')
+        + _check("value", 'connection = "app"\nurl = "/health"\njson_path = "$.app"\nequals = "v3"')
+        + _check("text", 'connection = "app"\nurl = "/health"\nbody_contains = "healthy"')
+        + _check("missing", 'connection = "app"\nurl = "/health"\njson_path = "$.version"\nequals = 2')
+    )
     h = _run(tmp_path, v2.url, body)
     try:
         assert h.settle() == Outcome.FAILED
@@ -105,8 +110,9 @@ def test_a_refused_connection_is_a_clear_failure(tmp_path: Path) -> None:
 
 
 def test_a_post_check_is_a_mutation_and_a_get_is_a_probe(tmp_path: Path, v2: StandInServer) -> None:
-    body = (_check("read", 'connection = "app"\nurl = "/health"')
-            + _check("write", 'connection = "app"\nurl = "/api/cases"\nmethod = "POST"\nexpect_status = [404, 405]'))
+    body = _check("read", 'connection = "app"\nurl = "/health"') + _check(
+        "write", 'connection = "app"\nurl = "/api/cases"\nmethod = "POST"\nexpect_status = [404, 405]'
+    )
     h = _run(tmp_path, v2.url, body, dry_run=True)
     try:
         assert h.settle() == Outcome.DONE
@@ -124,8 +130,10 @@ def _shell(step_id: str, argv: str, extra: str = "") -> str:
 
 def test_shell_streams_output_with_env_and_cwd(tmp_path: Path) -> None:
     (tmp_path / "work").mkdir()
-    body = _shell("env", '["sh", "-c", "pwd; echo $GREETING; echo to-stderr >&2; printf no-newline"]',
-                  '') + 'env = { GREETING = "hello ${WHO}" }\ncwd = "work"\n'
+    body = (
+        _shell("env", '["sh", "-c", "pwd; echo $GREETING; echo to-stderr >&2; printf no-newline"]', "")
+        + 'env = { GREETING = "hello ${WHO}" }\ncwd = "work"\n'
+    )
     h = Harness(tmp_path, body, env={"WHO": "operator-name"}).start()
     try:
         assert h.settle() == Outcome.DONE

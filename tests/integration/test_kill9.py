@@ -22,7 +22,7 @@ from cockpit.journal import Journal
 
 pytestmark = pytest.mark.integration
 
-HEAD = '''[runbook]
+HEAD = """[runbook]
 name = "Kill test"
 t0 = 2026-12-05T23:00:00-05:00
 window = "30m"
@@ -31,24 +31,33 @@ window = "30m"
 id = "window"
 at = "T-0"
 window = true
-'''
+"""
 
 
 def _worker(step_id: str, needs: list[str], ledger: Path) -> str:
-    script = (f"echo start {step_id} >> {ledger}; i=0; while [ $i -lt 12 ]; do echo {step_id} line $i; "
-              f"i=$((i+1)); sleep 0.05; done; echo end {step_id} >> {ledger}")
+    script = (
+        f"echo start {step_id} >> {ledger}; i=0; while [ $i -lt 12 ]; do echo {step_id} line $i; "
+        f"i=$((i+1)); sleep 0.05; done; echo end {step_id} >> {ledger}"
+    )
     needs_line = f"needs = {needs!r}".replace("'", '"') if needs else ""
-    return (f'\n[[step]]\nid = "{step_id}"\nphase = "window"\nkind = "shell"\n{needs_line}\n'
-            f'with = {{ argv = ["sh", "-c", "{script}"] }}\n')
+    return (
+        f'\n[[step]]\nid = "{step_id}"\nphase = "window"\nkind = "shell"\n{needs_line}\n'
+        f'with = {{ argv = ["sh", "-c", "{script}"] }}\n'
+    )
 
 
 def test_kill_minus_nine_at_random_moments_never_repeats_finished_work(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
     ids = ["s1", "s2", "s3", "s4", "s5", "s6"]
-    body = (_worker("s1", [], ledger) + _worker("s2", [], ledger) + _worker("s3", ["s1", "s2"], ledger)
-            + _worker("s4", ["s3"], ledger)
-            + '\n[[step]]\nid = "pause"\nphase = "window"\nkind = "wait"\nneeds = ["s4"]\nwith = { duration = "2m" }\n'
-            + _worker("s5", ["pause"], ledger) + _worker("s6", ["s5"], ledger))
+    body = (
+        _worker("s1", [], ledger)
+        + _worker("s2", [], ledger)
+        + _worker("s3", ["s1", "s2"], ledger)
+        + _worker("s4", ["s3"], ledger)
+        + '\n[[step]]\nid = "pause"\nphase = "window"\nkind = "wait"\nneeds = ["s4"]\nwith = { duration = "2m" }\n'
+        + _worker("s5", ["pause"], ledger)
+        + _worker("s6", ["s5"], ledger)
+    )
     (tmp_path / "runbook.toml").write_text(HEAD + body)
     answers = [arg for step in [*ids, "pause"] for arg in ("--answer", f"{step}=retry")]
     command = [COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal", "--speed", "60", *answers]
@@ -56,8 +65,9 @@ def test_kill_minus_nine_at_random_moments_never_repeats_finished_work(tmp_path:
     kills = 0
     # Eight kills at random moments (most land mid-step), then a restart that runs to the end.
     for attempt in range(9):
-        proc = subprocess.Popen(command, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            command, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         try:
             proc.wait(timeout=rng.uniform(0.4, 2.0) if attempt < 8 else 120)
         except subprocess.TimeoutExpired:
@@ -100,8 +110,13 @@ def _alive(pid: int) -> bool:
 
 
 def _start_and_kill(tmp_path: Path, pidfile: Path) -> None:
-    first = subprocess.Popen([COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal"], cwd=tmp_path,
-                             env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -118,8 +133,10 @@ def _wait_gone(pid: int, seconds: float = 5) -> bool:
 
 def test_a_shell_command_dies_with_its_cockpit(tmp_path: Path) -> None:
     pidfile = tmp_path / "sleep.pid"
-    body = ('\n[[step]]\nid = "long"\nphase = "window"\nkind = "shell"\n'
-            f'with = {{ argv = ["sh", "-c", "echo $$ > {pidfile}; exec sleep 300"] }}\n')
+    body = (
+        '\n[[step]]\nid = "long"\nphase = "window"\nkind = "shell"\n'
+        f'with = {{ argv = ["sh", "-c", "echo $$ > {pidfile}; exec sleep 300"] }}\n'
+    )
     (tmp_path / "runbook.toml").write_text(HEAD + body)
     _start_and_kill(tmp_path, pidfile)
     assert _wait_gone(int(pidfile.read_text())), "the command outlived the cockpit"
@@ -128,17 +145,23 @@ def test_a_shell_command_dies_with_its_cockpit(tmp_path: Path) -> None:
 def test_a_retried_shell_step_stops_what_the_dead_attempt_left_running(tmp_path: Path) -> None:
     # A background grandchild escapes the parent-death signal (it is not the cockpit's child)...
     pidfile = tmp_path / "child.pid"
-    body = ('\n[[step]]\nid = "long"\nphase = "window"\nkind = "shell"\n'
-            f'with = {{ argv = ["sh", "-c", "sleep 300 & echo $! > {pidfile}; wait"] }}\n')
+    body = (
+        '\n[[step]]\nid = "long"\nphase = "window"\nkind = "shell"\n'
+        f'with = {{ argv = ["sh", "-c", "sleep 300 & echo $! > {pidfile}; wait"] }}\n'
+    )
     (tmp_path / "runbook.toml").write_text(HEAD + body)
     _start_and_kill(tmp_path, pidfile)
     orphan = int(pidfile.read_text())
     assert _alive(orphan)
     pidfile.unlink()
     # ...and the retry finds its process group by the checkpoint and stops it before starting anew.
-    second = subprocess.Popen([COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal", "--answer", "long=retry"],
-                              cwd=tmp_path, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    second = subprocess.Popen(
+        [COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal", "--answer", "long=retry"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
@@ -148,8 +171,13 @@ def test_a_retried_shell_step_stops_what_the_dead_attempt_left_running(tmp_path:
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
-    log = subprocess.run([COCKPIT, "status", "runbook.toml", "--log", "long"], cwd=tmp_path, env=subprocess_env(),
-                         capture_output=True, text=True).stdout
+    log = subprocess.run(
+        [COCKPIT, "status", "runbook.toml", "--log", "long"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "[cockpit] stopping process group" in log and "left running by the interrupted attempt" in log
 
 
@@ -157,25 +185,41 @@ def test_after_a_kill_status_says_interrupted_and_the_restart_stops_its_time(tmp
     import json
 
     pidfile = tmp_path / "sleep.pid"
-    body = ('\n[[step]]\nid = "long"\nphase = "window"\nkind = "shell"\n'
-            f'with = {{ argv = ["sh", "-c", "echo $$ > {pidfile}; exec sleep 300"] }}\n')
+    body = (
+        '\n[[step]]\nid = "long"\nphase = "window"\nkind = "shell"\n'
+        f'with = {{ argv = ["sh", "-c", "echo $$ > {pidfile}; exec sleep 300"] }}\n'
+    )
     (tmp_path / "runbook.toml").write_text(HEAD + body)
     _start_and_kill(tmp_path, pidfile)
     killed_at = time.time()
-    status = subprocess.run([COCKPIT, "status", "runbook.toml"], cwd=tmp_path, env=subprocess_env(),
-                            capture_output=True, text=True).stdout
+    status = subprocess.run(
+        [COCKPIT, "status", "runbook.toml"], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    ).stdout
     assert "no process drives it now" in status
     line = next(line for line in status.splitlines() if line.startswith("long "))
     assert line.split()[1] == "interrupted" and "the cockpit stopped while it ran" in line
-    facts = json.loads(subprocess.run([COCKPIT, "status", "runbook.toml", "--json"], cwd=tmp_path,
-                                      env=subprocess_env(), capture_output=True, text=True).stdout)
+    facts = json.loads(
+        subprocess.run(
+            [COCKPIT, "status", "runbook.toml", "--json"],
+            cwd=tmp_path,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert facts["steps"]["long"]["state"] == "interrupted"
     took = facts["steps"]["long"]["took_s"]
     assert took is not None and 0 <= took < 5  # up to the last sign of life, not up to now
     time.sleep(1.5)
     # The restart (no answer given) records the step interrupted, its time where it stopped.
-    restart = subprocess.run([COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal"], cwd=tmp_path,
-                             env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    restart = subprocess.run(
+        [COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert restart.returncode == 4, restart.stdout + restart.stderr  # waiting for the operator
     journal = Journal(tmp_path / ".cockpit" / "journal.db", readonly=True)
     record = journal.steps(journal.latest_run().id)["long"]  # type: ignore[union-attr]

@@ -22,8 +22,11 @@ pytestmark = pytest.mark.integration
 
 
 def _export(folder: Path, dsn: str, jobs: int) -> Harness:
-    body = step("export", "postgres.export", f'connection = "v1"\nout = "export"\njobs = {jobs}\n'
-                                             'tables = ["auth.users", "public.cases"]')
+    body = step(
+        "export",
+        "postgres.export",
+        f'connection = "v1"\nout = "export"\njobs = {jobs}\ntables = ["auth.users", "public.cases"]',
+    )
     return Harness(folder, body, header=HEADER + CONNECTIONS, env=env_for(dsn, None)).start()
 
 
@@ -39,8 +42,9 @@ def _on_the_last_range(monkeypatch: pytest.MonkeyPatch, condition: str) -> None:
     monkeypatch.setattr(steps.pg_export, "_in_range", in_range)
 
 
-def test_several_connections_write_the_same_file_as_one(tmp_path: Path, perm_dsn: str,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_connections_write_the_same_file_as_one(
+    tmp_path: Path, perm_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The seed is small: every table is "large" here, so it is split into page ranges.
     monkeypatch.setattr(steps.pg_export, "PARALLEL_FROM_BYTES", 0)
     with psycopg.connect(perm_dsn) as conn:
@@ -73,8 +77,9 @@ def test_several_connections_write_the_same_file_as_one(tmp_path: Path, perm_dsn
     assert files[3] == files[1]
 
 
-def test_a_failed_connection_stops_the_others_and_leaves_no_pieces(tmp_path: Path, perm_dsn: str,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_connection_stops_the_others_and_leaves_no_pieces(
+    tmp_path: Path, perm_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The last range's query fails at its first row: the step fails and the other connections stop.
     _on_the_last_range(monkeypatch, "1 / 0 = 1")
     h = _export(tmp_path, perm_dsn, 3)
@@ -87,8 +92,9 @@ def test_a_failed_connection_stops_the_others_and_leaves_no_pieces(tmp_path: Pat
     assert list((tmp_path / "export").iterdir()) == []
 
 
-def test_cancelling_a_parallel_export_leaves_no_pieces(tmp_path: Path, perm_dsn: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancelling_a_parallel_export_leaves_no_pieces(
+    tmp_path: Path, perm_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Each row of the last range waits a little: the export is still running when cancelled.
     _on_the_last_range(monkeypatch, "pg_sleep(0.01) IS NOT NULL")
     h = _export(tmp_path, perm_dsn, 3)

@@ -25,9 +25,13 @@ def _run(tmp_path: Path, dsn: str, body: str, **options: object) -> Harness:
 
 
 def test_sql_logs_the_result_and_checks_expect(tmp_path: Path, perm_dsn: str) -> None:
-    body = _step("count", "postgres.sql", 'connection = "db"\nread_only = true\n'
-                 'sql = "SELECT count(*) AS users, count(*) - count(email) AS null_emails FROM auth.users"\n'
-                 'expect = { users = 100 }')
+    body = _step(
+        "count",
+        "postgres.sql",
+        'connection = "db"\nread_only = true\n'
+        'sql = "SELECT count(*) AS users, count(*) - count(email) AS null_emails FROM auth.users"\n'
+        "expect = { users = 100 }",
+    )
     h = _run(tmp_path, perm_dsn, body)
     try:
         assert h.settle() == Outcome.DONE
@@ -40,8 +44,12 @@ def test_sql_logs_the_result_and_checks_expect(tmp_path: Path, perm_dsn: str) ->
 
 
 def test_sql_expect_mismatch_fails_with_the_values(tmp_path: Path, perm_dsn: str) -> None:
-    body = _step("count", "postgres.sql", 'connection = "db"\nread_only = true\n'
-                 'sql = "SELECT count(*) AS cases FROM public.cases"\nexpect = { cases = 999, nope = 1 }')
+    body = _step(
+        "count",
+        "postgres.sql",
+        'connection = "db"\nread_only = true\n'
+        'sql = "SELECT count(*) AS cases FROM public.cases"\nexpect = { cases = 999, nope = 1 }',
+    )
     h = _run(tmp_path, perm_dsn, body)
     try:
         assert h.settle() == Outcome.FAILED
@@ -63,8 +71,11 @@ def test_a_read_only_sql_step_cannot_write(tmp_path: Path, pg_dsn: str) -> None:
 
 
 def test_statements_run_in_one_transaction(tmp_path: Path, pg_dsn: str) -> None:
-    body = _step("half", "postgres.sql", 'connection = "db"\n'
-                 'sql = ["CREATE TABLE made (x int)", "INSERT INTO made VALUES (1)", "SELECT 1/0"]')
+    body = _step(
+        "half",
+        "postgres.sql",
+        'connection = "db"\nsql = ["CREATE TABLE made (x int)", "INSERT INTO made VALUES (1)", "SELECT 1/0"]',
+    )
     h = _run(tmp_path, pg_dsn, body)
     try:
         assert h.settle() == Outcome.FAILED
@@ -119,12 +130,12 @@ def test_read_only_ends_the_roles_sessions_and_proves_writes_are_refused(tmp_pat
     # An application session, open before the switch, as the API server would hold it.
     app = psycopg.connect(perm_dsn, user="authenticator", autocommit=True)
     app.execute("SET ROLE authenticated")
-    body = (_step("freeze", "postgres.read_only", 'connection = "db"\nroles = ["authenticator", "anon"]',
-                  'undo = "thaw"')
-            + '\n[[step]]\nid = "watch"\nphase = "window"\nkind = "wait"\nneeds = ["freeze"]\n'
-              'with = { duration = "1h" }\n'
-            + '\n[[step]]\nid = "thaw"\nphase = "rollback"\nkind = "postgres.read_write"\n'
-              'with = { connection = "db", roles = ["authenticator", "anon"] }\n')
+    body = (
+        _step("freeze", "postgres.read_only", 'connection = "db"\nroles = ["authenticator", "anon"]', 'undo = "thaw"')
+        + '\n[[step]]\nid = "watch"\nphase = "window"\nkind = "wait"\nneeds = ["freeze"]\n'
+        'with = { duration = "1h" }\n' + '\n[[step]]\nid = "thaw"\nphase = "rollback"\nkind = "postgres.read_write"\n'
+        'with = { connection = "db", roles = ["authenticator", "anon"] }\n'
+    )
     h = _run(tmp_path, perm_dsn, body, speed=60)
     try:
         h.wait_state("watch", "running")

@@ -22,8 +22,10 @@ from steps.convex_resolve import saved_chains
 
 pytestmark = pytest.mark.integration
 
-MAPPING = '[table."auth.users"]\ntarget = "users"\n\n[table."public.cases"]\ntarget = "cases"\n' \
-          'references = { user_id = "users" }\n'
+MAPPING = (
+    '[table."auth.users"]\ntarget = "users"\n\n[table."public.cases"]\ntarget = "cases"\n'
+    'references = { user_id = "users" }\n'
+)
 PATH = "cockpit:resolveRefs"
 
 
@@ -31,13 +33,16 @@ def fill(folder: Path, standin: ConvexStandIn, cases: int) -> None:
     (folder / "mapping.toml").write_text(MAPPING)
     with standin.store.transaction():
         standin.store.insert_many("users", [{"legacyId": f"u{i}"} for i in range(20)])
-        standin.store.insert_many("cases", [{"legacyId": f"c{i}", "legacyUserId": f"u{i % 20}",
-                                             "_creationTime": 5000.0 + i} for i in range(cases)])
+        standin.store.insert_many(
+            "cases",
+            [{"legacyId": f"c{i}", "legacyUserId": f"u{i % 20}", "_creationTime": 5000.0 + i} for i in range(cases)],
+        )
 
 
 def body(extra: str = "") -> str:
-    return step("resolve", "convex.resolve_refs", f'connection = "v2"\nmapping = "mapping.toml"\nbatch_size = 25\n'
-                                                  f'{extra}')
+    return step(
+        "resolve", "convex.resolve_refs", f'connection = "v2"\nmapping = "mapping.toml"\nbatch_size = 25\n{extra}'
+    )
 
 
 def all_resolved(standin: ConvexStandIn) -> bool:
@@ -109,15 +114,17 @@ def test_parallel_one_is_one_chain_without_share_arguments(tmp_path: Path, stand
     assert len(calls) == 5 and all(share_of(c) == (None, None) for c in calls)
 
 
-def test_a_deployment_whose_resolve_refs_takes_no_shares_says_what_to_do(tmp_path: Path,
-                                                                       standin: ConvexStandIn) -> None:
+def test_a_deployment_whose_resolve_refs_takes_no_shares_says_what_to_do(
+    tmp_path: Path, standin: ConvexStandIn
+) -> None:
     fill(tmp_path, standin, 120)
 
     def older(implementation: Any, store: DocumentStore, args: dict[str, Any]) -> Any:
         for name in ("from", "before"):  # what Convex's validator answers for an argument it does not name
             if name in args:
-                raise FunctionError(f"ArgumentValidationError: Object contains extra field `{name}` that is not "
-                                    "in the validator.")
+                raise FunctionError(
+                    f"ArgumentValidationError: Object contains extra field `{name}` that is not in the validator."
+                )
         return implementation(store, args)
 
     wrap_function(standin, PATH, older)

@@ -13,7 +13,7 @@ from fakes import LEDGER, Harness, write_runbook
 from cockpit.events import StepStateChanged
 from cockpit.runtime import Outcome
 
-BODY = '''
+BODY = """
 [[step]]
 id = "a"
 phase = "window"
@@ -33,9 +33,9 @@ phase = "window"
 kind = "fake.work"
 needs = ["b"]
 with = { }
-'''
+"""
 
-CRASHER = textwrap.dedent('''
+CRASHER = textwrap.dedent("""
     import os, signal, sys, time
     sys.path.insert(0, {tests!r})
     from pathlib import Path
@@ -48,14 +48,15 @@ CRASHER = textwrap.dedent('''
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.01)
     sys.exit(3)
-''')
+""")
 
 
 def _crash_mid_step(folder: Path) -> None:
     write_runbook(folder, BODY)
     script = CRASHER.format(tests=str(TESTS), folder=str(folder))
-    result = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == -9, result.stderr[-2000:]
 
 

@@ -21,8 +21,12 @@ pytestmark = pytest.mark.integration
 # The shipped mapping's cases table alone (its reference would need users).
 CASES_MAPPING = re.sub(r"(?m)^references = .*\n", "", "[table." + MAPPING.split("[table.")[2])
 EXPORT = step("export", "postgres.export", 'connection = "v1"\nout = "export"\ntables = ["public.cases"]')
-TRANSFORM = step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "out"\nworkers = 1',
-                 'needs = ["export"]')
+TRANSFORM = step(
+    "transform",
+    "transform",
+    'mapping = "mapping.toml"\ninput = "export"\nout = "out"\nworkers = 1',
+    'needs = ["export"]',
+)
 
 
 def _run(folder: Path, dsn: str) -> Harness:
@@ -32,7 +36,8 @@ def _run(folder: Path, dsn: str) -> Harness:
 
 
 def test_a_transform_failing_midway_then_retried_writes_the_file_of_a_clean_run(
-        tmp_path: Path, perm_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, perm_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Ranges of 64 KiB: the 1,000 cases make a dozen or more, joined one by one.
     monkeypatch.setattr(steps.transform, "CHUNK_BYTES", 64 << 10)
     clean = _run(tmp_path / "clean", perm_dsn)

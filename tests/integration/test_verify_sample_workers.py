@@ -44,8 +44,9 @@ def children() -> set[int]:
     return found
 
 
-def test_workers_find_the_same_rows_and_differences_in_the_same_order(tmp_path: Path, perm_dsn: str,
-                                                                      standin: ConvexStandIn) -> None:
+def test_workers_find_the_same_rows_and_differences_in_the_same_order(
+    tmp_path: Path, perm_dsn: str, standin: ConvexStandIn
+) -> None:
     h, outcome = run(tmp_path / "prepare", PREPARE, perm_dsn, standin)
     assert outcome == Outcome.DONE
     store = standin.store
@@ -61,13 +62,18 @@ def test_workers_find_the_same_rows_and_differences_in_the_same_order(tmp_path: 
         assert outcome == Outcome.FAILED
         log = log_of(h, "sample")
         metrics = h.engine.view().metrics
-        found[workers] = (metrics["sample.rows_missing"], metrics["sample.rows_differ"], PROBLEM.findall(log),
-                          re.search(r"public\.cases -> cases .*", log).group(0))  # type: ignore[union-attr]
+        found[workers] = (
+            metrics["sample.rows_missing"],
+            metrics["sample.rows_differ"],
+            PROBLEM.findall(log),
+            re.search(r"public\.cases -> cases .*", log).group(0),
+        )  # type: ignore[union-attr]
         assert "only the first 20 differences are shown" in log
         if workers == 3:
             # Batches of 40: the spawned two were given the first four at least.
-            shares = re.search(r"cases: 1,000 rows compared by 3 processes \(([\d,]+) here, ([\d,]+) in 2 spawned\)",
-                               log)
+            shares = re.search(
+                r"cases: 1,000 rows compared by 3 processes \(([\d,]+) here, ([\d,]+) in 2 spawned\)", log
+            )
             assert shares, log
             here, spawned = (int(n.replace(",", "")) for n in shares.groups())
             assert here + spawned == 1000 and spawned >= 4 * 40
@@ -75,8 +81,9 @@ def test_workers_find_the_same_rows_and_differences_in_the_same_order(tmp_path: 
     assert found[1][:2] == (2, 30) and len(found[1][2]) == 20
 
 
-def test_cancelling_a_sample_in_workers_stops_it_and_every_worker(tmp_path: Path, perm_dsn: str,
-                                                                  standin: ConvexStandIn) -> None:
+def test_cancelling_a_sample_in_workers_stops_it_and_every_worker(
+    tmp_path: Path, perm_dsn: str, standin: ConvexStandIn
+) -> None:
     h, outcome = run(tmp_path / "prepare", PREPARE, perm_dsn, standin)
     assert outcome == Outcome.DONE
     standin.faults.latency = 0.5  # every call: the sample takes far longer than the test waits
@@ -98,8 +105,9 @@ def test_cancelling_a_sample_in_workers_stops_it_and_every_worker(tmp_path: Path
         h.close()
 
 
-def test_a_worker_that_dies_fails_the_step_with_a_clear_reason(tmp_path: Path, perm_dsn: str,
-                                                               standin: ConvexStandIn) -> None:
+def test_a_worker_that_dies_fails_the_step_with_a_clear_reason(
+    tmp_path: Path, perm_dsn: str, standin: ConvexStandIn
+) -> None:
     h, outcome = run(tmp_path / "prepare", PREPARE, perm_dsn, standin)
     assert outcome == Outcome.DONE
     standin.faults.latency = 0.3

@@ -24,8 +24,10 @@ from steps.verify_sample import sample_condition
 
 pytestmark = pytest.mark.integration
 
-def run(folder: Path, body: str, dsn: str, standin: ConvexStandIn | None = None, timeout: float = 90,
-        **options: object) -> tuple[Harness, Outcome]:
+
+def run(
+    folder: Path, body: str, dsn: str, standin: ConvexStandIn | None = None, timeout: float = 90, **options: object
+) -> tuple[Harness, Outcome]:
     folder.mkdir(exist_ok=True)
     (folder / "mapping.toml").write_text(MAPPING)
     h = Harness(folder, body, header=HEADER + CONNECTIONS, env=env_for(dsn, standin), **options).start()
@@ -38,15 +40,23 @@ def run(folder: Path, body: str, dsn: str, standin: ConvexStandIn | None = None,
 
 PREPARE = (
     step("export", "postgres.export", f'connection = "v1"\nout = "export"\ntables = {json.dumps(PERM_TABLES)}')
-    + step("transform", "transform", 'mapping = "mapping.toml"\ninput = "export"\nout = "transformed"\n'
-           'max_rejects = 10', 'needs = ["export"]')
+    + step(
+        "transform",
+        "transform",
+        'mapping = "mapping.toml"\ninput = "export"\nout = "transformed"\nmax_rejects = 10',
+        'needs = ["export"]',
+    )
     + step("import", "convex.import", 'connection = "v2"\ninput = "transformed"', 'needs = ["transform"]')
-    + step("resolve", "convex.resolve_refs", 'connection = "v2"\nmapping = "mapping.toml"\n'
-           'transformed = "transformed"', 'needs = ["import"]')
+    + step(
+        "resolve",
+        "convex.resolve_refs",
+        'connection = "v2"\nmapping = "mapping.toml"\ntransformed = "transformed"',
+        'needs = ["import"]',
+    )
 )
 VERIFY_WITH = 'source = "v1"\ntarget = "v2"\nmapping = "mapping.toml"\ntransformed = "../prepare/transformed"'
 CALC = CALC_CHECKS
-ROLLBACK = '''
+ROLLBACK = """
 [[step]]
 id = "undo"
 phase = "rollback"
@@ -58,22 +68,23 @@ id = "data-loss"
 when = { metric = "rows_missing", above = 0 }
 action = "rollback"
 within = "10m"
-'''
+"""
 
 
-def test_each_verification_catches_its_own_kind_of_damage(tmp_path: Path, perm_dsn: str,
-                                                          standin: ConvexStandIn) -> None:
+def test_each_verification_catches_its_own_kind_of_damage(
+    tmp_path: Path, perm_dsn: str, standin: ConvexStandIn
+) -> None:
     h, outcome = run(tmp_path / "prepare", PREPARE, perm_dsn, standin)
-    assert outcome == Outcome.DONE, [h.engine.step_runtime(s).reason for s in ("export", "transform", "import",
-                                                                              "resolve")]
+    assert outcome == Outcome.DONE, [
+        h.engine.step_runtime(s).reason for s in ("export", "transform", "import", "resolve")
+    ]
     store = standin.store
     cases = list(store.documents("cases"))
     lost, changed, dangling, rewaged = cases[3], cases[10], cases[20], cases[30]
 
     # One case lost in v2: counts fails, publishes rows_missing, and the data-loss trigger rolls back.
     store.delete(lost["_id"])
-    h, outcome = run(tmp_path / "counts", step("counts", "verify.counts", VERIFY_WITH) + ROLLBACK, perm_dsn,
-                     standin)
+    h, outcome = run(tmp_path / "counts", step("counts", "verify.counts", VERIFY_WITH) + ROLLBACK, perm_dsn, standin)
     assert outcome == Outcome.ROLLED_BACK
     metrics = h.engine.view().metrics
     assert metrics["rows_missing"] == 1 and metrics["counts.cases.missing"] == 1 and metrics["rows_extra"] == 0
@@ -83,8 +94,9 @@ def test_each_verification_catches_its_own_kind_of_damage(tmp_path: Path, perm_d
 
     # One field changed: the full sample finds it (and the lost one), and names the field.
     store.patch(changed["_id"], {"employerName": "Someone Else LLC"})
-    h, outcome = run(tmp_path / "sample", step("sample", "verify.sample", VERIFY_WITH + "\nfraction = 1.0"),
-                     perm_dsn, standin)
+    h, outcome = run(
+        tmp_path / "sample", step("sample", "verify.sample", VERIFY_WITH + "\nfraction = 1.0"), perm_dsn, standin
+    )
     assert outcome == Outcome.FAILED
     metrics = h.engine.view().metrics
     assert metrics["sample.rows_missing"] == 1 and metrics["sample.rows_differ"] == 1
@@ -102,28 +114,35 @@ def test_each_verification_catches_its_own_kind_of_damage(tmp_path: Path, perm_d
 
     # A wage changed by one cent: the total differs; the lost case also moves a status count.
     store.patch(rewaged["_id"], {"pwdWageAmount": int(rewaged.get("pwdWageAmount", 0)) + 1})
-    h, outcome = run(tmp_path / "calc", step("calc", "verify.calc", 'source = "v1"\ntarget = "v2"') + CALC,
-                     perm_dsn, standin)
+    h, outcome = run(
+        tmp_path / "calc", step("calc", "verify.calc", 'source = "v1"\ntarget = "v2"') + CALC, perm_dsn, standin
+    )
     assert outcome == Outcome.FAILED
     log = log_of(h, "calc")
     assert h.engine.view().metrics["calc.mismatches"] >= 2
     assert "total wages" in log and "cases per status" in log
 
 
-def test_verification_on_an_intact_copy_passes_with_zeros(tmp_path: Path, perm_dsn: str,
-                                                          standin: ConvexStandIn) -> None:
+def test_verification_on_an_intact_copy_passes_with_zeros(
+    tmp_path: Path, perm_dsn: str, standin: ConvexStandIn
+) -> None:
     body = PREPARE + "".join(
         step(kind.split(".")[1], kind, VERIFY_WITH.replace("../prepare/", "") + extra, 'needs = ["resolve"]')
-        for kind, extra in (("verify.counts", ""), ("verify.refs", ""), ("verify.sample", "\nfraction = 0.3")))
+        for kind, extra in (("verify.counts", ""), ("verify.refs", ""), ("verify.sample", "\nfraction = 0.3"))
+    )
     h, outcome = run(tmp_path, body, perm_dsn, standin)
     assert outcome == Outcome.DONE, [h.engine.step_runtime(s).reason for s in ("counts", "refs", "sample")]
     metrics = h.engine.view().metrics
     assert metrics["rows_missing"] == 0 and metrics["refs_unresolved"] == 0 and metrics["sample.rows_differ"] == 0
     # The sample is reproducible: the same seed picks the same rows, another seed others.
     with psycopg.connect(perm_dsn) as conn:
+
         def picked(seed: str) -> set[str]:
-            return {r[0] for r in conn.execute(f"SELECT id::text FROM public.cases r WHERE "
-                                               f"{sample_condition('id', 0.3, seed)}")}
+            return {
+                r[0]
+                for r in conn.execute(f"SELECT id::text FROM public.cases r WHERE {sample_condition('id', 0.3, seed)}")
+            }
+
         first, again, other = picked("cutover-cockpit"), picked("cutover-cockpit"), picked("another seed")
     assert first == again and first != other
     assert 200 < len(first) < 400  # 30% of 1,000 cases
@@ -131,8 +150,9 @@ def test_verification_on_an_intact_copy_passes_with_zeros(tmp_path: Path, perm_d
     assert shown and int(shown.group(1)) == len(first)  # the step compared exactly those rows
 
 
-def test_a_dry_run_reads_v1_and_writes_local_files_but_never_touches_v2(tmp_path: Path, perm_dsn: str,
-                                                                         standin: ConvexStandIn) -> None:
+def test_a_dry_run_reads_v1_and_writes_local_files_but_never_touches_v2(
+    tmp_path: Path, perm_dsn: str, standin: ConvexStandIn
+) -> None:
     body = PREPARE + step("counts", "verify.counts", VERIFY_WITH.replace("../prepare/", ""), 'needs = ["resolve"]')
     h, outcome = run(tmp_path, body, perm_dsn, standin, dry_run=True)
     assert outcome == Outcome.DONE
@@ -174,8 +194,10 @@ def test_the_email_audit_reports_duplicates_nulls_and_unverified(tmp_path: Path,
     text = report.read_text()
     assert "| users | 5 |" in text and "| distinct lower(trim(email)) | 3 |" in text
     assert "| NULL emails | 1 |" in text and "| unverified emails | 2 |" in text
-    assert ("`ana.silva@example.com`: 2 accounts (00000000-0000-0000-0000-000000000001, "
-            "00000000-0000-0000-0000-000000000002)") in text
+    assert (
+        "`ana.silva@example.com`: 2 accounts (00000000-0000-0000-0000-000000000001, "
+        "00000000-0000-0000-0000-000000000002)"
+    ) in text
     assert "00000000-0000-0000-0000-000000000004" in text.split("without an email")[1]
     log = log_of(h, "audit")
     assert "a***@example.com: 2 accounts" in log and "ana.silva" not in log.lower()
@@ -204,13 +226,17 @@ def test_the_audit_names_a_missing_table(tmp_path: Path, pg_dsn: str) -> None:
 def table_digests(dsn: str) -> dict[str, tuple[int, str]]:
     """Each table's row count and a digest of all its rows in key order."""
     with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(f"SELECT count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x.id::text), '')) "
-                                f"FROM {t} x").fetchone()  # type: ignore[misc]
-                for t in PERM_TABLES}
+        return {
+            t: conn.execute(
+                f"SELECT count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x.id::text), '')) FROM {t} x"
+            ).fetchone()  # type: ignore[misc]
+            for t in PERM_TABLES
+        }
 
 
-def test_the_backup_restores_into_a_fresh_database_with_every_row(tmp_path: Path, perm_dsn: str,
-                                                                  postgres: object) -> None:
+def test_the_backup_restores_into_a_fresh_database_with_every_row(
+    tmp_path: Path, perm_dsn: str, postgres: object
+) -> None:
     h, outcome = run(tmp_path, step("backup", "postgres.backup", 'connection = "v1"\nout = "backup"'), perm_dsn)
     assert outcome == Outcome.DONE, h.engine.step_runtime("backup").reason
     backup = tmp_path / "backup"
@@ -232,9 +258,27 @@ def test_the_backup_restores_into_a_fresh_database_with_every_row(tmp_path: Path
         conn.execute(platform.encode())
     psql = str(postgres.bin_dir / "psql")  # type: ignore[attr-defined]
     # The restore of Supabase's guide: one transaction, triggers and foreign keys off for the data.
-    restore = subprocess.run([psql, "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1", "-d", fresh,
-                              "-f", str(backup / "schema.sql"), "-c", "SET session_replication_role = replica",
-                              "-f", str(backup / "data.sql")], capture_output=True, text=True, timeout=120)
+    restore = subprocess.run(
+        [
+            psql,
+            "-X",
+            "-q",
+            "--single-transaction",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            fresh,
+            "-f",
+            str(backup / "schema.sql"),
+            "-c",
+            "SET session_replication_role = replica",
+            "-f",
+            str(backup / "data.sql"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert restore.returncode == 0, restore.stderr[-2000:]
     assert table_digests(fresh) == table_digests(perm_dsn)
 
@@ -256,8 +300,11 @@ def test_the_password_reaches_pg_dump_by_environment_never_by_argv(tmp_path: Pat
     os.environ["RECORD"] = str(record)
     try:
         dsn = perm_dsn.replace("postgres@", "postgres:pw-s3cret-7781@")  # trust auth: accepted, unused
-        h, outcome = run(tmp_path / "run", step("backup", "postgres.backup",
-                                                'connection = "v1"\nout = "backup"\nbin_dir = "../tools"'), dsn)
+        h, outcome = run(
+            tmp_path / "run",
+            step("backup", "postgres.backup", 'connection = "v1"\nout = "backup"\nbin_dir = "../tools"'),
+            dsn,
+        )
     finally:
         del os.environ["RECORD"]
     assert outcome == Outcome.DONE, h.engine.step_runtime("backup").reason
@@ -269,12 +316,14 @@ def test_the_password_reaches_pg_dump_by_environment_never_by_argv(tmp_path: Pat
 
 
 def test_the_schema_is_edited_line_by_line_as_supabase_db_dump_does() -> None:
-    dump = (b'GRANT USAGE ON SCHEMA "auth" TO "anon";\nGRANT SELECT ON TABLE "public"."cases" TO "anon";\n'
-            b'ALTER DEFAULT PRIVILEGES FOR ROLE "supabase_admin" IN SCHEMA "public" GRANT ALL ON TABLES TO "anon";\n'
-            b'REVOKE ALL ON SCHEMA "storage" FROM "anon";\nCREATE TABLE "public"."x" (id int);')
+    dump = (
+        b'GRANT USAGE ON SCHEMA "auth" TO "anon";\nGRANT SELECT ON TABLE "public"."cases" TO "anon";\n'
+        b'ALTER DEFAULT PRIVILEGES FOR ROLE "supabase_admin" IN SCHEMA "public" GRANT ALL ON TABLES TO "anon";\n'
+        b'REVOKE ALL ON SCHEMA "storage" FROM "anon";\nCREATE TABLE "public"."x" (id int);'
+    )
     editor = SchemaEditor()
     # Fed in blocks that cut lines anywhere, as pg_dump's output arrives.
-    out = b"".join(editor.feed(dump[i:i + 7]) for i in range(0, len(dump), 7)) + editor.finish()
+    out = b"".join(editor.feed(dump[i : i + 7]) for i in range(0, len(dump), 7)) + editor.finish()
     assert out.decode().splitlines() == [
         '-- GRANT USAGE ON SCHEMA "auth" TO "anon";',
         'GRANT SELECT ON TABLE "public"."cases" TO "anon";',
@@ -285,6 +334,16 @@ def test_the_schema_is_edited_line_by_line_as_supabase_db_dump_does() -> None:
 
 
 def test_shown_command_counts_the_exclusions() -> None:
-    argv = ["/usr/lib/postgresql/17/bin/pg_dump", "--data-only", "--exclude-schema", "a", "--exclude-schema", "b",
-            "--exclude-table", "t", "--schema", "*"]
+    argv = [
+        "/usr/lib/postgresql/17/bin/pg_dump",
+        "--data-only",
+        "--exclude-schema",
+        "a",
+        "--exclude-schema",
+        "b",
+        "--exclude-table",
+        "t",
+        "--schema",
+        "*",
+    ]
     assert shown_command(argv) == "pg_dump --data-only --schema * (2 x --exclude-schema) (1 x --exclude-table)"

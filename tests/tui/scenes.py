@@ -26,9 +26,15 @@ from cockpit.rollback import RollbackState
 from cockpit.runtime import Gate, ProgressState
 from cockpit.session import Session
 
-ENV = {"V1_DATABASE_URL": "postgresql://postgres@127.0.0.1:5/permtracker", "V1_URL": "http://127.0.0.1:6",
-       "V2_URL": "http://127.0.0.1:7", "CONVEX_URL": "http://127.0.0.1:8", "CONVEX_DEPLOY_KEY": "prod:snapshot|0",
-       "VERCEL_TOKEN": "snapshot-token", "VERCEL_API_URL": "http://127.0.0.1:9"}
+ENV = {
+    "V1_DATABASE_URL": "postgresql://postgres@127.0.0.1:5/permtracker",
+    "V1_URL": "http://127.0.0.1:6",
+    "V2_URL": "http://127.0.0.1:7",
+    "CONVEX_URL": "http://127.0.0.1:8",
+    "CONVEX_DEPLOY_KEY": "prod:snapshot|0",
+    "VERCEL_TOKEN": "snapshot-token",
+    "VERCEL_API_URL": "http://127.0.0.1:9",
+}
 WALL = 1_800_000_000.0  # a fixed "now" for durations
 
 
@@ -45,8 +51,14 @@ def perm_session(folder: Path, at: timedelta) -> Session:
     return Session(rb, journal, lock, engine, clock)
 
 
-def _finish(engine: Engine, step_id: str, seconds: float, state: StepState = StepState.SUCCEEDED,
-            reason: str = "", ago: float = 60.0) -> None:
+def _finish(
+    engine: Engine,
+    step_id: str,
+    seconds: float,
+    state: StepState = StepState.SUCCEEDED,
+    reason: str = "",
+    ago: float = 60.0,
+) -> None:
     rt = engine.step_runtime(step_id)
     rt.state = state
     rt.attempt = max(rt.attempt, 1)
@@ -72,17 +84,25 @@ def _running(engine: Engine, step_id: str, seconds: float, progress: tuple[float
     if progress is not None:
         done, total, unit = progress
         rt.progress[engine.runbook.step(step_id).label] = ProgressState(
-            engine.runbook.step(step_id).label, done, total, unit, rate=done / seconds)
+            engine.runbook.step(step_id).label, done, total, unit, rate=done / seconds
+        )
 
 
 def _log(session: Session, step_id: str, lines: list[str]) -> None:
-    session.journal.append_logs(session.engine.run_id, [(step_id, n, 1, WALL, line)
-                                                        for n, line in enumerate(lines, 1)])
+    session.journal.append_logs(session.engine.run_id, [(step_id, n, 1, WALL, line) for n, line in enumerate(lines, 1)])
     session.engine.step_runtime(step_id).log_count = len(lines)
 
 
-BEFORE_WINDOW = ["announce-30d", "audit-emails", "remind-7d", "remind-1d", "v1-health", "v2-health",
-                 "source-counts", "go-no-go"]
+BEFORE_WINDOW = [
+    "announce-30d",
+    "audit-emails",
+    "remind-7d",
+    "remind-1d",
+    "v1-health",
+    "v2-health",
+    "source-counts",
+    "go-no-go",
+]
 
 
 def window_in_progress(folder: Path) -> Session:
@@ -97,18 +117,30 @@ def window_in_progress(folder: Path) -> Session:
     _finish(engine, "export", 4.1, ago=270)
     _finish(engine, "transform", 3.2, ago=265)
     _running(engine, "import", 62.0, (6200, 10000, "documents"))
-    _log(session, "read-only", ["ALTER DATABASE permtracker SET default_transaction_read_only = on",
-                                "ended 1 open session(s) so they reconnect with the new default: 1 of authenticator",
-                                "proved: a write as authenticator is refused (25006 read-only transaction)"])
-    _log(session, "import", ["users: uploaded 264,310 bytes in 1 parts in 0.1s",
-                             "users: import k57a3d0b9f1c2e4a6b8d0f2e4a6b8d0f started (requireEmpty)",
-                             "users: Import change summary:",
-                             "users: table | create | delete |",
-                             "users: users | 1000 | 0 of 0 |",
-                             "users: Imported \"users\" (1000 documents)",
-                             "users: Convex wrote 1,000 documents",
-                             "cases: uploaded 8,671,140 bytes in 2 parts in 0.6s",
-                             "cases: import k57b4e1c0a2d3f5b7c9e1a3c5e7f9a1b started (requireEmpty)"])
+    _log(
+        session,
+        "read-only",
+        [
+            "ALTER DATABASE permtracker SET default_transaction_read_only = on",
+            "ended 1 open session(s) so they reconnect with the new default: 1 of authenticator",
+            "proved: a write as authenticator is refused (25006 read-only transaction)",
+        ],
+    )
+    _log(
+        session,
+        "import",
+        [
+            "users: uploaded 264,310 bytes in 1 parts in 0.1s",
+            "users: import k57a3d0b9f1c2e4a6b8d0f2e4a6b8d0f started (requireEmpty)",
+            "users: Import change summary:",
+            "users: table | create | delete |",
+            "users: users | 1000 | 0 of 0 |",
+            'users: Imported "users" (1000 documents)',
+            "users: Convex wrote 1,000 documents",
+            "cases: uploaded 8,671,140 bytes in 2 parts in 0.6s",
+            "cases: import k57b4e1c0a2d3f5b7c9e1a3c5e7f9a1b started (requireEmpty)",
+        ],
+    )
     return session
 
 
@@ -126,28 +158,61 @@ def smoke_failed_and_rolling_back(folder: Path) -> Session:
     _finish(engine, "dns-propagation", 61.0, ago=60)
     _finish(engine, "smoke-auth", 6.4, ago=40)
     _finish(engine, "smoke-latency", 10.2, StepState.CANCELLED, "cancelled by the rollback", ago=30)
-    _finish(engine, "smoke-cases", 4.2, StepState.FAILED,
-            "3 of 3 checks failed: check 1: status 503, expected 200; check 2: status 503, expected 200; "
-            "check 3: status 503, expected 200", ago=45)
-    _log(session, "smoke-cases", [f"GET http://127.0.0.1:7/api/cases?limit=5 -> 503 in {n} ms: status 503, expected 200"
-                                  for n in (6, 4, 5)])
+    _finish(
+        engine,
+        "smoke-cases",
+        4.2,
+        StepState.FAILED,
+        "3 of 3 checks failed: check 1: status 503, expected 200; check 2: status 503, expected 200; "
+        "check 3: status 503, expected 200",
+        ago=45,
+    )
+    _log(
+        session,
+        "smoke-cases",
+        [f"GET http://127.0.0.1:7/api/cases?limit=5 -> 503 in {n} ms: status 503, expected 200" for n in (6, 4, 5)],
+    )
     now = engine.clock.now()
     engine._triggers._fired["critical-feature"] = (now - timedelta(seconds=44), "step 'smoke-cases' is failed")
     engine.run_state = RunState.ROLLING_BACK
     engine.rollback_state = RollbackState(
         reason="trigger 'critical-feature' (Critical feature broken): step 'smoke-cases' is failed",
-        trigger_id="critical-feature", deadline=now + timedelta(minutes=9, seconds=16),
-        plan=["read-write", "announce-rollback", "post-mortem"], position=0)
+        trigger_id="critical-feature",
+        deadline=now + timedelta(minutes=9, seconds=16),
+        plan=["read-write", "announce-rollback", "post-mortem"],
+        position=0,
+    )
     _running(engine, "read-write", 0.2)
     return session
 
 
-def _server(name: str, address: str, state: str, answer: list[str], ttl: int | None, ago: float,
-            history: list[str], **extra: Any) -> dict[str, Any]:
+def _server(
+    name: str,
+    address: str,
+    state: str,
+    answer: list[str],
+    ttl: int | None,
+    ago: float,
+    history: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
     checked = datetime.fromtimestamp(WALL - ago, UTC).isoformat(timespec="seconds")
-    return {"name": name, "address": address, "port": 53, "filtering": False, "state": state, "answer": answer,
-            "ttl": ttl, "serial": None, "ms": 12.0, "tcp": False, "detail": "", "checked": checked,
-            "history": [{"at": checked, "state": h} for h in history], **extra}
+    return {
+        "name": name,
+        "address": address,
+        "port": 53,
+        "filtering": False,
+        "state": state,
+        "answer": answer,
+        "ttl": ttl,
+        "serial": None,
+        "ms": 12.0,
+        "tcp": False,
+        "detail": "",
+        "checked": checked,
+        "history": [{"at": checked, "state": h} for h in history],
+        **extra,
+    }
 
 
 def dns_report() -> dict[str, Any]:
@@ -164,16 +229,36 @@ def dns_report() -> dict[str, Any]:
         _server("DNS.Watch", "84.200.69.80", "servfail", [], None, 4, ["servfail"]),
         _server("AdGuard", "94.140.14.14", "other", ["0.0.0.0"], 0, 4, ["other"], filtering=True),
     ]
-    authoritative = [_server("ns1.vercel-dns.com", "198.51.44.1", "new", [v2], 300, 4, ["old", "new"], serial=2),
-                     _server("ns2.vercel-dns.com", "198.51.45.1", "new", [v2], 300, 4, ["new"], serial=2)]
+    authoritative = [
+        _server("ns1.vercel-dns.com", "198.51.44.1", "new", [v2], 300, 4, ["old", "new"], serial=2),
+        _server("ns2.vercel-dns.com", "198.51.45.1", "new", [v2], 300, 4, ["new"], serial=2),
+    ]
     eta = datetime.fromtimestamp(WALL + 180, UTC).isoformat(timespec="seconds")
-    return {"name": "app.permtracker.test", "type": "A", "expect": [v2], "old": [v1], "round": 7,
-            "require": {"authoritative": "all", "resolvers": 0.9},
-            "summary": {"held": False, "new": 3, "counted": 6, "eligible": 8, "fraction": 0.5,
-                        "authoritative_new": 2, "authoritative": 2, "serials": [2, 2], "serials_agree": True,
-                        "changed_at": None, "old_ttl": 300, "eta": eta,
-                        "reason": "50% of resolvers new, 90% required"},
-            "resolvers": resolvers, "authoritative": authoritative}
+    return {
+        "name": "app.permtracker.test",
+        "type": "A",
+        "expect": [v2],
+        "old": [v1],
+        "round": 7,
+        "require": {"authoritative": "all", "resolvers": 0.9},
+        "summary": {
+            "held": False,
+            "new": 3,
+            "counted": 6,
+            "eligible": 8,
+            "fraction": 0.5,
+            "authoritative_new": 2,
+            "authoritative": 2,
+            "serials": [2, 2],
+            "serials_agree": True,
+            "changed_at": None,
+            "old_ttl": 300,
+            "eta": eta,
+            "reason": "50% of resolvers new, 90% required",
+        },
+        "resolvers": resolvers,
+        "authoritative": authoritative,
+    }
 
 
 def dns_propagating(folder: Path) -> Session:
@@ -185,11 +270,20 @@ def dns_propagating(folder: Path) -> Session:
         _finish(engine, step, 20.0 - n * 2, ago=400 - n * 40)
     _finish(engine, "dns-cutover", 0.4, ago=62)
     _running(engine, "dns-propagation", 61.0)
-    report = StepReport(step_id="dns-propagation", attempt=1, topic="dns.propagation",
-                        data=json.dumps(dns_report()), wall=WALL, clock=engine.clock.now())
+    report = StepReport(
+        step_id="dns-propagation",
+        attempt=1,
+        topic="dns.propagation",
+        data=json.dumps(dns_report()),
+        wall=WALL,
+        clock=engine.clock.now(),
+    )
     session.journal.record(engine.run_id, report)
-    _log(session, "dns-propagation", ["round 7: 3 of 6 resolvers new (50%), 2 not answering · "
-                                      "authoritative 2/2 new, serial 2 · ETA 03:03:00"])
+    _log(
+        session,
+        "dns-propagation",
+        ["round 7: 3 of 6 resolvers new (50%), 2 not answering · authoritative 2/2 new, serial 2 · ETA 03:03:00"],
+    )
     return session
 
 
@@ -223,8 +317,7 @@ def interrupted_after_restart(folder: Path) -> Session:
     rt.state = StepState.INTERRUPTED
     rt.cancel = None
     rt.ended_wall = WALL - 20
-    rt.reason = ("the cockpit stopped while this step ran; retry (continues from its checkpoint), skip or mark "
-                 "done")
+    rt.reason = "the cockpit stopped while this step ran; retry (continues from its checkpoint), skip or mark done"
     return session
 
 

@@ -140,8 +140,11 @@ async def test_pause_and_resume(cockpit: Any) -> None:
 
 
 async def test_rollback_from_the_screen(cockpit: Any) -> None:
-    body = (_step("freeze", extra='undo = "thaw"') + _step("watch", extra='needs = ["freeze"]', with_="seconds = 30")
-            + _step("thaw", phase="rollback"))
+    body = (
+        _step("freeze", extra='undo = "thaw"')
+        + _step("watch", extra='needs = ["freeze"]', with_="seconds = 30")
+        + _step("thaw", phase="rollback")
+    )
     c = cockpit(body)
     async with c.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: state(c.session, "watch") == "running")
@@ -154,8 +157,11 @@ async def test_rollback_from_the_screen(cockpit: Any) -> None:
 
 
 async def test_past_the_point_of_no_return_rollback_needs_the_word(cockpit: Any) -> None:
-    body = (_step("open", extra='point_of_no_return = true\nundo = "thaw"')
-            + _step("watch", extra='needs = ["open"]', with_="seconds = 30") + _step("thaw", phase="rollback"))
+    body = (
+        _step("open", extra='point_of_no_return = true\nundo = "thaw"')
+        + _step("watch", extra='needs = ["open"]', with_="seconds = 30")
+        + _step("thaw", phase="rollback")
+    )
     c = cockpit(body)
     async with c.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: state(c.session, "watch") == "running")
@@ -167,11 +173,15 @@ async def test_past_the_point_of_no_return_rollback_needs_the_word(cockpit: Any)
 
 
 async def test_a_trigger_past_the_point_of_no_return_opens_the_rollback_modal(cockpit: Any) -> None:
-    body = (_step("open", extra='point_of_no_return = true')
-            + _step("smoke", extra='needs = ["open"]', with_="fail_attempts = 1") + _step("thaw", phase="rollback")
-            + '\n[[trigger]]\nid = "auth"\nwhen = { step = "smoke", state = "failed" }\naction = "rollback"\n')
+    body = (
+        _step("open", extra="point_of_no_return = true")
+        + _step("smoke", extra='needs = ["open"]', with_="fail_attempts = 1")
+        + _step("thaw", phase="rollback")
+        + '\n[[trigger]]\nid = "auth"\nwhen = { step = "smoke", state = "failed" }\naction = "rollback"\n'
+    )
     c = cockpit(body)
     async with c.app.run_test(size=(80, 24)) as pilot:
+
         def shown() -> str:
             return " ".join(str(s.render()) for s in c.app.screen.query(Static))
 
@@ -218,8 +228,22 @@ async def test_help_and_palette(cockpit: Any) -> None:
         await pilot.press("escape")
         assert not isinstance(c.app.screen, HelpScreen)
         titles = [cmd.title for cmd in c.app.get_system_commands(c.app.screen)]
-        for action in ("Answer", "Start step", "Retry step", "Skip step", "Mark done", "Cancel step",
-                       "Pause", "Resume", "Roll back", "Notices", "Search log", "Write log", "Help", "Quit"):
+        for action in (
+            "Answer",
+            "Start step",
+            "Retry step",
+            "Skip step",
+            "Mark done",
+            "Cancel step",
+            "Pause",
+            "Resume",
+            "Roll back",
+            "Notices",
+            "Search log",
+            "Write log",
+            "Help",
+            "Quit",
+        ):
             assert action in titles
         await pilot.press("ctrl+p")
         await pilot.pause()
@@ -243,9 +267,12 @@ async def test_quit_asks_while_a_step_runs(cockpit: Any) -> None:
 
 
 async def test_the_log_follows_the_running_step(cockpit: Any) -> None:
-    c = cockpit(_step("chatty", with_='log_text = "hello from the step", seconds = 1')
-                + _step("next", extra='needs = ["chatty"]', with_='log_text = "and from the next", seconds = 1'))
+    c = cockpit(
+        _step("chatty", with_='log_text = "hello from the step", seconds = 1')
+        + _step("next", extra='needs = ["chatty"]', with_='log_text = "and from the next", seconds = 1')
+    )
     async with c.app.run_test(size=(80, 24)) as pilot:
+
         def shown(text: str) -> bool:
             return any(line.endswith(f" {text}") for line in c.app.query_one(Log).lines)
 
@@ -258,8 +285,7 @@ async def test_the_log_follows_the_running_step(cockpit: Any) -> None:
 
 async def test_moving_the_cursor_stops_following(cockpit: Any) -> None:
     # "second" runs long enough to still be running when `f` is pressed, on a loaded machine too.
-    c = cockpit(_step("first", with_="seconds = 0.5") + _step("second", extra='needs = ["first"]',
-                                                             with_="seconds = 5"))
+    c = cockpit(_step("first", with_="seconds = 0.5") + _step("second", extra='needs = ["first"]', with_="seconds = 5"))
     async with c.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: c.app.query_one(StepsTable).selected_step == "first")
         await pilot.press("up")

@@ -31,8 +31,12 @@ async def test_the_grid_opens_with_g_and_updates_live(tmp_path: Path) -> None:
             assert rows[8][4] == "other*"  # the filtering resolver, marked
             # The next round: Cloudflare's cache ran out.
             report = copy.deepcopy(dns_report())
-            report["resolvers"][2].update(state="new", answer=["198.51.100.20"], ttl=300,
-                                          history=[{"at": None, "state": "old"}, {"at": None, "state": "new"}])
+            report["resolvers"][2].update(
+                state="new",
+                answer=["198.51.100.20"],
+                ttl=300,
+                history=[{"at": None, "state": "old"}, {"at": None, "state": "new"}],
+            )
             report["summary"].update(new=4, fraction=4 / 6)
             app.show_dns_report(report)
             await pilot.pause()

@@ -27,8 +27,11 @@ def _notices(app: Any) -> list[str]:
 
 
 async def test_the_arrows_move_between_steps_after_the_log_was_enlarged(cockpit: Any) -> None:
-    c = cockpit(_step("one", with_='log_text = "from one"') + _step("two", extra='needs = ["one"]')
-                + _step("three", extra='needs = ["two"]'))
+    c = cockpit(
+        _step("one", with_='log_text = "from one"')
+        + _step("two", extra='needs = ["one"]')
+        + _step("three", extra='needs = ["two"]')
+    )
     async with c.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: state(c.session, "three") == "succeeded")
         await until(pilot, lambda: c.app.query_one(StepsTable).selected_step == "three")  # followed there
@@ -86,8 +89,9 @@ async def test_a_checklist_shows_the_ticks_made_elsewhere_and_records_none_twice
     assert not any("already ticked" in m for m in _notices(c.app))
 
 
-async def test_a_retry_says_whether_the_step_continues_or_starts_over(cockpit: Any,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_retry_says_whether_the_step_continues_or_starts_over(
+    cockpit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import fakes
 
     c = cockpit(_step("flaky", with_="fail_attempts = 9"))
@@ -103,9 +107,10 @@ async def test_a_retry_says_whether_the_step_continues_or_starts_over(cockpit: A
         assert "It continues from its checkpoint." in str(c.app.screen.query("Static").last().render())
 
 
-async def test_the_log_is_timed_and_ruled_between_attempts_searchable_and_written_whole(cockpit: Any,
-                                                                                        tmp_path: Path) -> None:
-    c = cockpit(_step("flaky", with_='fail_attempts = 1, lines = 30'))
+async def test_the_log_is_timed_and_ruled_between_attempts_searchable_and_written_whole(
+    cockpit: Any, tmp_path: Path
+) -> None:
+    c = cockpit(_step("flaky", with_="fail_attempts = 1, lines = 30"))
     async with c.app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: state(c.session, "flaky") == "failed")
         c.app.main.following = False
@@ -143,8 +148,7 @@ async def test_pause_is_offered_while_running_and_resume_while_paused(cockpit: A
         await until(pilot, lambda: state(c.session, "long") == "running")
 
         def offered() -> set[str]:
-            return {b.binding.action for b in c.app.screen.active_bindings.values()
-                    if b.enabled and b.binding.show}
+            return {b.binding.action for b in c.app.screen.active_bindings.values() if b.enabled and b.binding.show}
 
         await pilot.pause(0.3)
         assert "pause" in offered() and "resume" not in offered()

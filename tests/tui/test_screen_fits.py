@@ -26,7 +26,8 @@ def test_a_progress_line_keeps_its_rate_and_eta_at_any_width(width: int) -> None
 
 def test_a_progress_line_shortens_its_counts_before_it_drops_them() -> None:
     assert progress_line("", 8_400, 10_000, "documents", 183.0, 80).plain.endswith(
-        "84% 8,400/10,000 documents  183 documents/s  ETA 9s")
+        "84% 8,400/10,000 documents  183 documents/s  ETA 9s"
+    )
     assert "8.4k/10k" in progress_line("cases", 8_400, 10_000, "documents", 183.0, 44).plain
 
 
@@ -57,8 +58,7 @@ def test_the_dns_line_fits_80_columns_whole_and_names_the_expected_address() -> 
     line = summary_text(report, width=80).plain
     assert len(line) <= 80 and not line.endswith(("g:", "…"))
     assert "3/6 → 198.51.100.20" in line and "ETA" in line
-    back = {**report, "expect": ["192.0.2.10"], "old": ["198.51.100.20"],
-            "summary": {**report["summary"], "new": 0}}
+    back = {**report, "expect": ["192.0.2.10"], "old": ["198.51.100.20"], "summary": {**report["summary"], "new": 0}}
     assert "0/6 → 192.0.2.10" in summary_text(back, width=80).plain  # a rollback: the count is of v1's address
 
 
@@ -96,7 +96,7 @@ def test_a_rollback_lists_its_steps_in_the_order_it_runs_them(tmp_path: Path) ->
         view = session.engine.view()
         order = StepsTable.row_order(view)
         phase = order.index(PHASE_PREFIX + "rollback")
-        assert order[phase + 1:phase + 4] == ("read-write", "announce-rollback", "post-mortem")
+        assert order[phase + 1 : phase + 4] == ("read-write", "announce-rollback", "post-mortem")
         runbook_order = [s for p in view.phases if p.kind == "rollback" for s in p.step_ids]
         assert runbook_order[:3] != ["read-write", "announce-rollback", "post-mortem"]  # else this proves nothing
     finally:

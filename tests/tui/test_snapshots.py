@@ -92,8 +92,9 @@ def test_a_rollback_in_progress_with_a_notice(snap_compare: Any, tmp_path: Path,
 
     async def notice(pilot: Pilot[Any]) -> None:
         await _select("smoke-cases")(pilot)
-        pilot.app.notify("trigger critical-feature fired: step 'smoke-cases' is failed", title="ROLLBACK",
-                         severity="error")
+        pilot.app.notify(
+            "trigger critical-feature fired: step 'smoke-cases' is failed", title="ROLLBACK", severity="error"
+        )
         await pilot.pause()
 
     try:

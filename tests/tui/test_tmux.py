@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import COCKPIT, ROOT, subprocess_env
 
-pytestmark = [pytest.mark.tui, pytest.mark.skipif(shutil.which("tmux") is None,
-                                                  reason="tmux is not installed (.ci/run installs it)")]
+pytestmark = [
+    pytest.mark.tui,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)"),
+]
 
 
 class Terminal:
@@ -24,8 +26,9 @@ class Terminal:
         self.socket = socket
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-S", str(self.socket), *args], capture_output=True, text=True,
-                              timeout=30).stdout
+        return subprocess.run(
+            ["tmux", "-S", str(self.socket), *args], capture_output=True, text=True, timeout=30
+        ).stdout
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", self.name)
@@ -72,9 +75,11 @@ def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path
     env = subprocess_env(TERM="xterm-256color")
     script = tmp_path / "run.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
-    script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\n"
-                      f"{shlex.quote(COCKPIT)} demo --speed 300 --glide 0.3 --scale 0.2\n"
-                      "echo \"EXIT=$?\" > exit.txt\nsleep 30\n")
+    script.write_text(
+        f"{exports}cd {shlex.quote(str(tmp_path))}\n"
+        f"{shlex.quote(COCKPIT)} demo --speed 300 --glide 0.3 --scale 0.2\n"
+        'echo "EXIT=$?" > exit.txt\nsleep 30\n'
+    )
     before = _sandbox_processes()
     terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
     screen = terminal.wait_for("REHEARSAL 300×", timeout=60)
@@ -116,8 +121,7 @@ def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path
     # The screen ends as headless does: the run's one-line summary.
     assert re.search(r"^run 1: done \(\d+ scheduled, \d+ succeeded\); exit 0$", terminal.screen(), re.M)
     assert _sandbox_processes() == before  # PostgreSQL and the stand-ins stopped with the demo
-    status = subprocess.run([COCKPIT, "status", "runbook.toml"], cwd=tmp_path, env=env, capture_output=True,
-                            text=True)
+    status = subprocess.run([COCKPIT, "status", "runbook.toml"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert "is done" in status.stdout
 
 
@@ -141,15 +145,18 @@ def test_closing_the_terminal_stops_the_demo_and_its_sandbox(terminal: Terminal,
 
 
 def test_a_broken_runbook_never_starts_and_its_problems_are_printed(terminal: Terminal, tmp_path: Path) -> None:
-    (tmp_path / "bad.toml").write_text('[runbook]\nname = "Broken"\nt0 = 2026-12-05T23:00:00Z\n\n'
-                                       '[[phase]]\nid = "w"\nat = "T-0"\n\n'
-                                       '[[step]]\nid = "a"\nphase = "w"\nkind = "shell"\nbudget = "soon"\n'
-                                       'with = { argv = ["true"] }\n')
+    (tmp_path / "bad.toml").write_text(
+        '[runbook]\nname = "Broken"\nt0 = 2026-12-05T23:00:00Z\n\n'
+        '[[phase]]\nid = "w"\nat = "T-0"\n\n'
+        '[[step]]\nid = "a"\nphase = "w"\nkind = "shell"\nbudget = "soon"\n'
+        'with = { argv = ["true"] }\n'
+    )
     env = subprocess_env(TERM="xterm-256color")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script = tmp_path / "run.sh"
-    script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\n{shlex.quote(COCKPIT)} bad.toml\n"
-                      "echo \"EXIT=$?\"\nsleep 30\n")
+    script.write_text(
+        f'{exports}cd {shlex.quote(str(tmp_path))}\n{shlex.quote(COCKPIT)} bad.toml\necho "EXIT=$?"\nsleep 30\n'
+    )
     terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
     screen = terminal.wait_for("EXIT=", timeout=60)
     assert "bad.toml:13: step 'a': budget: bad duration 'soon'" in screen
@@ -163,9 +170,11 @@ def test_the_screen_exits_3_after_a_rollback(terminal: Terminal, tmp_path: Path)
     env = subprocess_env(TERM="xterm-256color")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script = tmp_path / "run.sh"
-    script.write_text(f"{exports}cd {shlex.quote(str(tmp_path))}\n"
-                      f"{shlex.quote(COCKPIT)} demo --break auth --speed 600 --glide 0.2 --scale 0.1\n"
-                      "echo \"EXIT=$?\" > exit.txt\n")
+    script.write_text(
+        f"{exports}cd {shlex.quote(str(tmp_path))}\n"
+        f"{shlex.quote(COCKPIT)} demo --break auth --speed 600 --glide 0.2 --scale 0.1\n"
+        'echo "EXIT=$?" > exit.txt\n'
+    )
     terminal.tmux("new-session", "-d", "-s", terminal.name, "-x", "80", "-y", "24", f"sh {script}")
     screen = terminal.wait_for("ROLLED BACK", timeout=120)
     assert "✖ auth-failing" in screen

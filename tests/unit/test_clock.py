@@ -21,8 +21,16 @@ T0 = datetime(2026, 12, 5, 23, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("5m", 300), ("1h30m", 5400), ("7d", 604800), ("250ms", 0.25), ("0", 0), ("1d2h3m4s", 93784),
-     ("1.5h", 5400)],
+    [
+        ("90s", 90),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("7d", 604800),
+        ("250ms", 0.25),
+        ("0", 0),
+        ("1d2h3m4s", 93784),
+        ("1.5h", 5400),
+    ],
 )
 def test_durations_parse(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == pytest.approx(seconds)

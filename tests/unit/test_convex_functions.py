@@ -57,15 +57,21 @@ def test_pages_count_every_document_once(tmp_path: Path, sqlite_engine: ModuleTy
 def test_aggregate_groups_as_javascript_would(tmp_path: Path, sqlite_engine: ModuleType) -> None:
     store = _store(tmp_path, sqlite_engine)
     groups: dict[str, dict[str, float]] = {}
-    for page in _pages(functions.aggregate_page, store, {"table": "cases", "numItems": 2, "groupBy": "status",
-                                                         "sum": "wage"}):
+    for page in _pages(
+        functions.aggregate_page, store, {"table": "cases", "numItems": 2, "groupBy": "status", "sum": "wage"}
+    ):
         for key, group in page["groups"].items():
             total = groups.setdefault(key, {"count": 0, "sum": 0})
             total["count"] += group["count"]
             total["sum"] += group["sum"]
     # String(x ?? "null"): missing and null are "null"; arrays join; a string wage is not summed.
-    assert groups == {"pwd": {"count": 2, "sum": 150.5}, "null": {"count": 2, "sum": 7},
-                      "a,": {"count": 1, "sum": 0}, "true": {"count": 1, "sum": 1}, "3": {"count": 1, "sum": 2}}
+    assert groups == {
+        "pwd": {"count": 2, "sum": 150.5},
+        "null": {"count": 2, "sum": 7},
+        "a,": {"count": 1, "sum": 0},
+        "true": {"count": 1, "sum": 1},
+        "3": {"count": 1, "sum": 2},
+    }
     counted = functions.aggregate_page(store, {"table": "cases", "cursor": None, "numItems": 100})
     assert counted["groups"] == {"": {"count": 7, "sum": 0}} and counted["isDone"]
 
@@ -73,8 +79,11 @@ def test_aggregate_groups_as_javascript_would(tmp_path: Path, sqlite_engine: Mod
 def test_check_refs_finds_unresolved_and_dangling(tmp_path: Path, sqlite_engine: ModuleType) -> None:
     store = _store(tmp_path, sqlite_engine)
     totals = {"checked": 0, "unresolved": 0, "dangling": 0}
-    for page in _pages(functions.check_refs, store, {"table": "cases", "legacyField": "legacyUserId",
-                                                     "idField": "userId", "target": "users", "numItems": 3}):
+    for page in _pages(
+        functions.check_refs,
+        store,
+        {"table": "cases", "legacyField": "legacyUserId", "idField": "userId", "target": "users", "numItems": 3},
+    ):
         for key in totals:
             totals[key] += page[key]
     assert totals == {"checked": 3, "unresolved": 1, "dangling": 1}
@@ -91,11 +100,14 @@ def test_field_names_with_quotes_reach_sql_as_literals(tmp_path: Path, sqlite_en
     store = DocumentStore(tmp_path / "store.db", sqlite_engine)
     with store.transaction():
         store.insert_many("t", [{"it's": "a", "wage'); --": 2}, {"it's": "a", "wage'); --": 3}, {"it's": "b"}])
-    page = functions.aggregate_page(store, {"table": "t", "cursor": None, "numItems": 10, "groupBy": "it's",
-                                            "sum": "wage'); --"})
+    page = functions.aggregate_page(
+        store, {"table": "t", "cursor": None, "numItems": 10, "groupBy": "it's", "sum": "wage'); --"}
+    )
     assert page["groups"] == {"a": {"count": 2, "sum": 5}, "b": {"count": 1, "sum": 0}}
-    refs = functions.check_refs(store, {"table": "t", "cursor": None, "numItems": 10, "legacyField": "it's",
-                                        "idField": "wage'); --", "target": "t"})
+    refs = functions.check_refs(
+        store,
+        {"table": "t", "cursor": None, "numItems": 10, "legacyField": "it's", "idField": "wage'); --", "target": "t"},
+    )
     assert (refs["checked"], refs["unresolved"], refs["dangling"]) == (3, 1, 2)
 
 
@@ -107,8 +119,9 @@ def _timed_store(tmp_path: Path, engine: ModuleType) -> DocumentStore:
     return store
 
 
-def test_a_share_holds_the_documents_from_its_start_up_to_before_its_end(tmp_path: Path,
-                                                                        sqlite_engine: ModuleType) -> None:
+def test_a_share_holds_the_documents_from_its_start_up_to_before_its_end(
+    tmp_path: Path, sqlite_engine: ModuleType
+) -> None:
     store = _timed_store(tmp_path, sqlite_engine)
     assert functions.time_span(store, {"table": "t"}) == {"first": 1000.0, "last": 1009.0}
     assert functions.time_span(store, {"table": "none"}) == {"first": None, "last": None}
@@ -124,16 +137,25 @@ def test_a_share_holds_the_documents_from_its_start_up_to_before_its_end(tmp_pat
     assert numbers({"from": 1003.0, "before": 1007.0}) == [3, 4, 5, 6]
     assert numbers({"from": 1007.0}) == [7, 8, 9]
     assert numbers({"from": 1003.5, "before": 1004.0}) == []
-    counted = [p["count"] for p in _pages(functions.count_page, store, {"table": "t", "numItems": 3, "from": 1002,
-                                                                        "before": 1009})]
+    counted = [
+        p["count"]
+        for p in _pages(functions.count_page, store, {"table": "t", "numItems": 3, "from": 1002, "before": 1009})
+    ]
     assert counted == [3, 3, 1]
-    checked = sum(p["checked"] for p in _pages(functions.check_refs, store, {
-        "table": "t", "legacyField": "legacyId", "idField": "none", "target": "t", "numItems": 4, "from": 1005}))
+    checked = sum(
+        p["checked"]
+        for p in _pages(
+            functions.check_refs,
+            store,
+            {"table": "t", "legacyField": "legacyId", "idField": "none", "target": "t", "numItems": 4, "from": 1005},
+        )
+    )
     assert checked == 5
 
 
-def test_a_share_bound_that_is_not_a_number_is_refused_as_convex_refuses_it(tmp_path: Path,
-                                                                           sqlite_engine: ModuleType) -> None:
+def test_a_share_bound_that_is_not_a_number_is_refused_as_convex_refuses_it(
+    tmp_path: Path, sqlite_engine: ModuleType
+) -> None:
     store = _timed_store(tmp_path, sqlite_engine)
     for bad in ("1003", True, [1], None):
         with pytest.raises(functions.FunctionError, match=r"ArgumentValidationError.*\.from"):
@@ -142,11 +164,13 @@ def test_a_share_bound_that_is_not_a_number_is_refused_as_convex_refuses_it(tmp_
 
 def _exports(source: str) -> dict[str, tuple[str, set[str]]]:
     """The functions convex/cockpit.ts exports: name -> (kind, argument names), spreads expanded."""
-    spreads = {name: set(re.findall(r"(\w+):", body))
-               for name, body in re.findall(r"^const (\w+) = \{(.*?)\};$", source, re.M)}
+    spreads = {
+        name: set(re.findall(r"(\w+):", body)) for name, body in re.findall(r"^const (\w+) = \{(.*?)\};$", source, re.M)
+    }
     out = {}
-    for name, kind, args in re.findall(r"^export const (\w+) = internal(Query|Mutation)\(\{\n  args: \{(.*?)\},\n",
-                                       source, re.M):
+    for name, kind, args in re.findall(
+        r"^export const (\w+) = internal(Query|Mutation)\(\{\n  args: \{(.*?)\},\n", source, re.M
+    ):
         names = set(re.findall(r"(?<![.\w])(\w+): v\.", args))
         for spread in re.findall(r"\.\.\.(\w+)", args):
             names |= spreads[spread]
@@ -158,6 +182,8 @@ def test_the_stand_in_has_every_function_of_cockpit_ts_with_the_same_kind_and_ar
     source = (Path(__file__).resolve().parents[2] / "convex" / "cockpit.ts").read_text()
     exported = _exports(source)
     assert len(exported) == source.count("export const"), "a function of cockpit.ts was not read"
-    standin = {path.split(":")[1]: (kind, set(functions.ARGUMENTS[path]))
-               for path, (kind, _internal, _call) in functions.FUNCTIONS.items()}
+    standin = {
+        path.split(":")[1]: (kind, set(functions.ARGUMENTS[path]))
+        for path, (kind, _internal, _call) in functions.FUNCTIONS.items()
+    }
     assert standin == exported

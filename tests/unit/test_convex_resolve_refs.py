@@ -31,8 +31,14 @@ def loop_of_cockpit_ts(store: DocumentStore, args: dict[str, Any]) -> dict[str, 
                 continue
             store.patch(doc["_id"], {args["idField"]: found["_id"]})
             resolved += 1
-    return {"processed": len(page.documents), "resolved": resolved, "missing": missing, "skipped": skipped,
-            "isDone": page.is_done, "continueCursor": page.continue_cursor}
+    return {
+        "processed": len(page.documents),
+        "resolved": resolved,
+        "missing": missing,
+        "skipped": skipped,
+        "isDone": page.is_done,
+        "continueCursor": page.continue_cursor,
+    }
 
 
 def fill(path: Path, engine: ModuleType) -> DocumentStore:
@@ -44,12 +50,25 @@ def fill(path: Path, engine: ModuleType) -> DocumentStore:
         store.insert_many("users", [{"legacyId": "u3", "_creationTime": 50.0, "twin": True}])
         cases: list[dict[str, Any]] = []
         for i in range(140):
-            kind = rng.choice(["plain", "plain", "plain", "unknown", "no-legacy", "null-legacy", "resolved",
-                               "null-id", "number", "twin"])
+            kind = rng.choice(
+                [
+                    "plain",
+                    "plain",
+                    "plain",
+                    "unknown",
+                    "no-legacy",
+                    "null-legacy",
+                    "resolved",
+                    "null-id",
+                    "number",
+                    "twin",
+                ]
+            )
             case: dict[str, Any] = {"legacyId": f"c{i}", "_creationTime": 1000.0 + i, "kind": kind}
             if kind != "no-legacy":
-                case["legacyUserId"] = {"unknown": "u-nobody", "null-legacy": None, "number": 4,
-                                        "twin": "u3"}.get(kind, f"u{rng.choice(OTHERS)}")
+                case["legacyUserId"] = {"unknown": "u-nobody", "null-legacy": None, "number": 4, "twin": "u3"}.get(
+                    kind, f"u{rng.choice(OTHERS)}"
+                )
             if kind == "resolved":
                 case["userId"] = "k57alreadyset"
             if kind == "null-id":
@@ -77,8 +96,10 @@ def answers(call: Any, store: DocumentStore, share: dict[str, float]) -> list[di
 def comparable(store: DocumentStore) -> list[dict[str, Any]]:
     """The cases without their random `_id`s, each userId told by the user it names."""
     users = {u["_id"]: ("user", u["legacyId"], u.get("twin", False)) for u in store.documents("users")}
-    return [{k: users.get(v, v) if k == "userId" else v for k, v in d.items() if k != "_id"}
-            for d in store.documents("cases")]
+    return [
+        {k: users.get(v, v) if k == "userId" else v for k, v in d.items() if k != "_id"}
+        for d in store.documents("cases")
+    ]
 
 
 def test_resolve_refs_does_what_the_loop_of_cockpit_ts_does(tmp_path: Path, sqlite_engine: ModuleType) -> None:

@@ -16,7 +16,8 @@ from cockpit.sandbox.convex_store import DocumentStore, best_engine, has_jsonb
 
 
 def test_a_transaction_sees_its_writes_and_other_readers_see_them_only_after_commit(
-        tmp_path: Path, sqlite_engine: ModuleType) -> None:
+    tmp_path: Path, sqlite_engine: ModuleType
+) -> None:
     store = DocumentStore(tmp_path / "documents.db", sqlite_engine)
     store.insert_many("users", [{"legacyId": "u1"}])
     inside, committed = threading.Event(), threading.Event()
@@ -50,8 +51,10 @@ def test_readers_on_many_threads_get_the_right_documents(tmp_path: Path, sqlite_
     store.insert_many("cases", [{"legacyId": f"c{i}", "n": i} for i in range(2000)])
 
     def look(i: int) -> int:
-        found = {k: json.loads(v) for k, v in store.first_json_by_legacy_ids(
-            "cases", [f"c{i}", f"c{(i * 7) % 2000}"]).items()}
+        found = {
+            k: json.loads(v)
+            for k, v in store.first_json_by_legacy_ids("cases", [f"c{i}", f"c{(i * 7) % 2000}"]).items()
+        }
         return int(found[f"c{i}"]["n"]) + int(found[f"c{(i * 7) % 2000}"]["n"])
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -77,9 +80,16 @@ def test_a_read_of_several_statements_sees_one_snapshot(tmp_path: Path, sqlite_e
 
 def test_documents_come_back_exactly_as_stored(tmp_path: Path, sqlite_engine: ModuleType) -> None:
     hostile: dict[str, Any] = {
-        "legacyId": "h1", "quote": 'a"b\\c\nd\te', "unicode": "Zoë 名前 \U0001f680 \u2028", "empty": "",
-        "floats": [0.1, 1e300, -2.5e-308, 123456789.123456789], "big": 2**53 + 1, "negative": -(2**62),
-        "nested": {"a": [1, {"b": None}], "c": {}}, "flags": [True, False, None], 'odd "key"': 1,
+        "legacyId": "h1",
+        "quote": 'a"b\\c\nd\te',
+        "unicode": "Zoë 名前 \U0001f680 \u2028",
+        "empty": "",
+        "floats": [0.1, 1e300, -2.5e-308, 123456789.123456789],
+        "big": 2**53 + 1,
+        "negative": -(2**62),
+        "nested": {"a": [1, {"b": None}], "c": {}},
+        "flags": [True, False, None],
+        'odd "key"': 1,
     }
     store = DocumentStore(tmp_path / "documents.db", sqlite_engine)
     store.insert_many("cases", [hostile, {"legacyId": "h2"}])

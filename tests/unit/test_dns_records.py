@@ -12,16 +12,24 @@ from cockpit.dnscheck.records import BadRecord, check_name, check_type, parse_va
 from cockpit.dnscheck.resolvers import BUILTIN, Resolver, ResolversFileError, combine, load_resolvers
 
 
-@pytest.mark.parametrize("name", ["app.example.com", "APP.Example.COM.", "_dmarc.example.com", "*.example.com",
-                                  "a-b.c1.example"])
+@pytest.mark.parametrize(
+    "name", ["app.example.com", "APP.Example.COM.", "_dmarc.example.com", "*.example.com", "a-b.c1.example"]
+)
 def test_good_names(name: str) -> None:
     assert check_name(name) == name.rstrip(".").lower()
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("", "it is empty"), ("a..b", "empty label"), ("-a.example.com", "hyphen"), ("a b.com", "space"),
-    ("x" * 64 + ".com", "label is > 63 octets"), ("ex@mple.com", "letters, digits"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "it is empty"),
+        ("a..b", "empty label"),
+        ("-a.example.com", "hyphen"),
+        ("a b.com", "space"),
+        ("x" * 64 + ".com", "label is > 63 octets"),
+        ("ex@mple.com", "letters, digits"),
+    ],
+)
 def test_bad_names(name: str, message: str) -> None:
     with pytest.raises(BadRecord, match=message):
         check_name(name)
@@ -52,8 +60,10 @@ def test_addresses() -> None:
 
 def test_the_builtin_set_is_extended_once_per_address(tmp_path: Path) -> None:
     path = tmp_path / "resolvers.toml"
-    path.write_text('[[resolver]]\nname = "Google again"\naddress = "8.8.8.8"\n'
-                    '[[resolver]]\nname = "ISP"\naddress = "192.0.2.53"\nport = 5353\n')
+    path.write_text(
+        '[[resolver]]\nname = "Google again"\naddress = "8.8.8.8"\n'
+        '[[resolver]]\nname = "ISP"\naddress = "192.0.2.53"\nport = 5353\n'
+    )
     combined = combine(list(BUILTIN), load_resolvers(path), [Resolver(name="office", address="10.0.0.53")])
     assert len(combined) == len(BUILTIN) + 2
     assert [r.name for r in combined if r.address == "8.8.8.8"] == ["Google"]
@@ -62,12 +72,12 @@ def test_the_builtin_set_is_extended_once_per_address(tmp_path: Path) -> None:
 
 def test_a_resolvers_file_with_a_duplicate_is_refused_at_its_line(tmp_path: Path) -> None:
     path = tmp_path / "resolvers.toml"
-    path.write_text('[[resolver]]\nname = "a"\naddress = "192.0.2.1"\n\n[[resolver]]\nname = "b"\n'
-                    'address = "192.0.2.1"\n')
+    path.write_text(
+        '[[resolver]]\nname = "a"\naddress = "192.0.2.1"\n\n[[resolver]]\nname = "b"\naddress = "192.0.2.1"\n'
+    )
     with pytest.raises(ResolversFileError) as caught:
         load_resolvers(path)
-    assert [(p.line, p.message) for p in caught.value.problems] == [
-        (7, "192.0.2.1 is listed twice (also resolver 1)")]
+    assert [(p.line, p.message) for p in caught.value.problems] == [(7, "192.0.2.1 is listed twice (also resolver 1)")]
 
 
 def _answer(rcode: str, values: str | None = None, ttl: int | None = None) -> Answer:
@@ -77,16 +87,34 @@ def _answer(rcode: str, values: str | None = None, ttl: int | None = None) -> An
 def test_counting_rules() -> None:
     resolvers = [Resolver(name=f"r{i}", address=f"192.0.2.{i + 1}") for i in range(6)]
     resolvers.append(Resolver(name="filter", address="192.0.2.99", filtering=True))
-    check = Propagation("app.example.com", "A", parse_values("A", "198.51.100.7"),
-                        old=parse_values("A", "192.0.2.10"), resolvers=resolvers,
-                        require=Requirement(authoritative="none", resolvers=0.75))
-    answers = [_answer("NOERROR", "198.51.100.7", 300), _answer("NOERROR", "198.51.100.7", 299),
-               _answer("NOERROR", "198.51.100.7", 12), _answer("NOERROR", "192.0.2.10", 40),
-               _answer("TIMEOUT"), _answer("SERVFAIL"), _answer("NOERROR", "0.0.0.0", 0)]
+    check = Propagation(
+        "app.example.com",
+        "A",
+        parse_values("A", "198.51.100.7"),
+        old=parse_values("A", "192.0.2.10"),
+        resolvers=resolvers,
+        require=Requirement(authoritative="none", resolvers=0.75),
+    )
+    answers = [
+        _answer("NOERROR", "198.51.100.7", 300),
+        _answer("NOERROR", "198.51.100.7", 299),
+        _answer("NOERROR", "198.51.100.7", 12),
+        _answer("NOERROR", "192.0.2.10", 40),
+        _answer("TIMEOUT"),
+        _answer("SERVFAIL"),
+        _answer("NOERROR", "0.0.0.0", 0),
+    ]
     for status, answer in zip(check.resolvers, answers, strict=True):
         status.record(check.judge(answer), answer)
-    assert [s.state for s in check.resolvers] == [State.NEW, State.NEW, State.NEW, State.OLD, State.TIMEOUT,
-                                                  State.SERVFAIL, State.OTHER]
+    assert [s.state for s in check.resolvers] == [
+        State.NEW,
+        State.NEW,
+        State.NEW,
+        State.OLD,
+        State.TIMEOUT,
+        State.SERVFAIL,
+        State.OTHER,
+    ]
     summary = check.summary()
     assert (summary.new, summary.counted, summary.eligible) == (3, 4, 6)
     assert summary.held and summary.fraction == 0.75

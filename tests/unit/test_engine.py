@@ -25,8 +25,9 @@ with = {{ {with_} }}
 
 
 def test_needs_order_and_independent_steps_run_in_parallel(tmp_path: Path) -> None:
-    body = (_step("a", with_="seconds = 0.4") + _step("b", with_="seconds = 0.4")
-            + _step("c", extra='needs = ["a", "b"]'))
+    body = (
+        _step("a", with_="seconds = 0.4") + _step("b", with_="seconds = 0.4") + _step("c", extra='needs = ["a", "b"]')
+    )
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.DONE
@@ -55,8 +56,12 @@ def test_a_step_does_not_start_before_it_is_due(tmp_path: Path) -> None:
 
 
 def test_rehearsal_jumps_idle_gaps_so_sixty_days_pass_in_moments(tmp_path: Path) -> None:
-    body = ('[[phase]]\nid = "announce"\nat = "T-30d"\n' + _step("early", phase="announce")
-            + _step("window-step") + _step("late", extra='at = "T+30d"'))
+    body = (
+        '[[phase]]\nid = "announce"\nat = "T-30d"\n'
+        + _step("early", phase="announce")
+        + _step("window-step")
+        + _step("late", extra='at = "T+30d"')
+    )
     h = Harness(tmp_path, body, speed=1, start=timedelta(days=-31)).start()
     try:
         started = time.monotonic()
@@ -136,8 +141,9 @@ def test_retries_wait_a_doubling_delay(tmp_path: Path) -> None:
 
 
 def test_retries_exhausted_fail_the_step_and_block_its_dependents(tmp_path: Path) -> None:
-    body = (_step("flaky", extra='retries = 1\nretry_delay = "1s"', with_='fail_attempts = 5, fail_message = "nope"')
-            + _step("after", extra='needs = ["flaky"]'))
+    body = _step(
+        "flaky", extra='retries = 1\nretry_delay = "1s"', with_='fail_attempts = 5, fail_message = "nope"'
+    ) + _step("after", extra='needs = ["flaky"]')
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.FAILED
@@ -180,8 +186,11 @@ def test_progress_is_reported_with_a_rate(tmp_path: Path) -> None:
     body = _step("copy", with_="seconds = 0.6, progress_total = 100000")
     h = Harness(tmp_path, body).start()
     try:
-        h.wait_for(lambda: h.engine.view().steps["copy"].progress and
-                   h.engine.view().steps["copy"].progress[0].rate is not None)
+        h.wait_for(
+            lambda: (
+                h.engine.view().steps["copy"].progress and h.engine.view().steps["copy"].progress[0].rate is not None
+            )
+        )
         bar = h.engine.view().steps["copy"].progress[0]
         assert bar.total == 100000 and bar.unit == "rows" and bar.rate and bar.rate > 0
         assert h.settle() == Outcome.DONE
@@ -215,15 +224,18 @@ def test_events_are_in_the_journal_before_subscribers_see_them(tmp_path: Path) -
 
 def test_secrets_never_reach_the_journal_or_the_events(tmp_path: Path) -> None:
     secret = "s3cr3t-password-value"
-    header_extra = '''
+    header_extra = """
 [connections.db]
 kind = "postgres"
 dsn = "postgresql://app:${DB_PASSWORD}@127.0.0.1/x"
-'''
+"""
     from fakes import HEADER
 
-    body = _step("leaky", with_='log_text = "connecting with ${DB_PASSWORD}", fail_attempts = 1, '
-                                'fail_message = "auth failed for ${DB_PASSWORD}", checkpoint_key = "k"')
+    body = _step(
+        "leaky",
+        with_='log_text = "connecting with ${DB_PASSWORD}", fail_attempts = 1, '
+        'fail_message = "auth failed for ${DB_PASSWORD}", checkpoint_key = "k"',
+    )
     h = Harness(tmp_path, body, header=HEADER + header_extra, env={"DB_PASSWORD": secret}).start()
     try:
         assert h.settle() == Outcome.FAILED
@@ -240,8 +252,11 @@ dsn = "postgresql://app:${DB_PASSWORD}@127.0.0.1/x"
 
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_dry_run_runs_probes_and_describes_the_rest(tmp_path: Path, dry_run: bool) -> None:
-    body = (_step("look", kind="fake.probe") + _step("change", extra='needs = ["look"]')
-            + _step("shell-mutate", kind="shell", with_='argv = ["sh", "-c", "echo mutated"]'))
+    body = (
+        _step("look", kind="fake.probe")
+        + _step("change", extra='needs = ["look"]')
+        + _step("shell-mutate", kind="shell", with_='argv = ["sh", "-c", "echo mutated"]')
+    )
     h = Harness(tmp_path, body, dry_run=dry_run).start()
     try:
         assert h.settle() == Outcome.DONE
@@ -260,9 +275,12 @@ def test_dry_run_runs_probes_and_describes_the_rest(tmp_path: Path, dry_run: boo
 
 def test_a_dry_run_does_not_run_a_probe_that_needs_a_step_it_did_not_run(tmp_path: Path) -> None:
     # A verification after an import the dry run skipped would find nothing and raise alarms.
-    body = (_step("change") + _step("verify", kind="fake.probe", extra='needs = ["change"]')
-            + _step("after", kind="fake.probe", extra='needs = ["verify"]')
-            + _step("independent", kind="fake.probe"))
+    body = (
+        _step("change")
+        + _step("verify", kind="fake.probe", extra='needs = ["change"]')
+        + _step("after", kind="fake.probe", extra='needs = ["verify"]')
+        + _step("independent", kind="fake.probe")
+    )
     h = Harness(tmp_path, body, dry_run=True).start()
     try:
         assert h.settle() == Outcome.DONE

@@ -160,8 +160,9 @@ def test_pause_stops_new_starts_and_resume_continues(tmp_path: Path) -> None:
 
 
 def test_manual_gate_yes_succeeds_and_no_fails(tmp_path: Path) -> None:
-    body = (_step("ask-yes", kind="manual", with_='question = "Backups verified?"')
-            + _step("ask-no", kind="manual", with_='question = "Proceed?"'))
+    body = _step("ask-yes", kind="manual", with_='question = "Backups verified?"') + _step(
+        "ask-no", kind="manual", with_='question = "Proceed?"'
+    )
     h = Harness(tmp_path, body).start()
     try:
         h.wait_state("ask-yes", "waiting")
@@ -206,14 +207,18 @@ def test_checklist_succeeds_when_every_item_is_ticked(tmp_path: Path) -> None:
         assert [t[3] for t in ticks] == ["Render scaled to 0", "Supabase paused"]
         # The log ends with the list as it stands: every box ticked.
         assert h.journal.log_lines(h.engine.run_id, "decom")[-3:] == [
-            "[x] Render scaled to 0", "[x] Supabase paused", "all 2 items ticked"]
+            "[x] Render scaled to 0",
+            "[x] Supabase paused",
+            "all 2 items ticked",
+        ]
     finally:
         h.close()
 
 
 def test_command_line_answers_settle_gates_as_the_operator_via_answer(tmp_path: Path) -> None:
-    body = (_step("go", kind="manual", with_='question = "Go?", confirm = "GO"')
-            + _step("gated", extra='start = "operator"\nneeds = ["go"]'))
+    body = _step("go", kind="manual", with_='question = "Go?", confirm = "GO"') + _step(
+        "gated", extra='start = "operator"\nneeds = ["go"]'
+    )
     h = Harness(tmp_path, body, answers={"go": "yes", "gated": "yes"}, operator=ALICE).start()
     try:
         assert h.settle() == Outcome.DONE

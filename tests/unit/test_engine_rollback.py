@@ -26,18 +26,25 @@ def _trigger(trigger_id: str, when: str, action: str, extra: str = "") -> str:
 
 
 ROLLBACK_STEPS = (
-    _step("ua", phase="rollback") + _step("ub", phase="rollback") + _step("uc", phase="rollback")
-    + _step("r1", phase="rollback", extra='needs = ["r2"]') + _step("r2", phase="rollback")
+    _step("ua", phase="rollback")
+    + _step("ub", phase="rollback")
+    + _step("uc", phase="rollback")
+    + _step("r1", phase="rollback", extra='needs = ["r2"]')
+    + _step("r2", phase="rollback")
 )
 
 
 def test_rollback_undoes_completed_steps_latest_first_then_the_rest_in_needs_order(tmp_path: Path) -> None:
-    body = (_step("a", extra='undo = "ua"') + _step("c", extra='undo = "uc"', with_="seconds = 0.15")
-            + _step("b", extra='undo = "ub"', with_="seconds = 0.4")
-            + _step("never", extra='undo = "unever"\nneeds = ["boom"]')
-            + _step("unever", phase="rollback")
-            + _step("boom", extra='needs = ["a", "b", "c"]', with_="fail_attempts = 1")
-            + ROLLBACK_STEPS + _trigger("data-loss", 'step = "boom", state = "failed"', "rollback", 'within = "10m"'))
+    body = (
+        _step("a", extra='undo = "ua"')
+        + _step("c", extra='undo = "uc"', with_="seconds = 0.15")
+        + _step("b", extra='undo = "ub"', with_="seconds = 0.4")
+        + _step("never", extra='undo = "unever"\nneeds = ["boom"]')
+        + _step("unever", phase="rollback")
+        + _step("boom", extra='needs = ["a", "b", "c"]', with_="fail_attempts = 1")
+        + ROLLBACK_STEPS
+        + _trigger("data-loss", 'step = "boom", state = "failed"', "rollback", 'within = "10m"')
+    )
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.ROLLED_BACK
@@ -56,8 +63,9 @@ def test_rollback_undoes_completed_steps_latest_first_then_the_rest_in_needs_ord
 
 
 def test_a_rollback_cancels_running_forward_steps_first(tmp_path: Path) -> None:
-    body = (_step("done", extra='undo = "ua"') + _step("long", extra='undo = "ub"', with_="seconds = 30")
-            + ROLLBACK_STEPS)
+    body = (
+        _step("done", extra='undo = "ua"') + _step("long", extra='undo = "ub"', with_="seconds = 30") + ROLLBACK_STEPS
+    )
     h = Harness(tmp_path, body).start()
     try:
         h.wait_state("long", "running")
@@ -75,9 +83,11 @@ def test_a_rollback_cancels_running_forward_steps_first(tmp_path: Path) -> None:
 
 
 def test_metric_trigger_pauses_the_run(tmp_path: Path) -> None:
-    body = (_step("measure", with_='metric = "rows_missing", value = 3')
-            + _step("after", extra='needs = ["measure"]')
-            + _trigger("data-loss", 'metric = "rows_missing", above = 0', "pause"))
+    body = (
+        _step("measure", with_='metric = "rows_missing", value = 3')
+        + _step("after", extra='needs = ["measure"]')
+        + _trigger("data-loss", 'metric = "rows_missing", above = 0', "pause")
+    )
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.WAITING
@@ -92,8 +102,9 @@ def test_metric_trigger_pauses_the_run(tmp_path: Path) -> None:
 
 
 def test_metric_at_the_threshold_does_not_fire(tmp_path: Path) -> None:
-    body = (_step("measure", with_='metric = "rows_missing", value = 0')
-            + _trigger("data-loss", 'metric = "rows_missing", above = 0', "rollback"))
+    body = _step("measure", with_='metric = "rows_missing", value = 0') + _trigger(
+        "data-loss", 'metric = "rows_missing", above = 0', "rollback"
+    )
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.DONE
@@ -104,24 +115,28 @@ def test_metric_at_the_threshold_does_not_fire(tmp_path: Path) -> None:
 
 def test_phase_overdue_trigger_alerts(tmp_path: Path) -> None:
     # The window is 30 minutes; a step that sleeps 45 clock-minutes makes it overdue.
-    body = (_step("slow", with_="clock_seconds = 2700")
-            + _trigger("overrun", 'phase = "window", overdue = "5m"', "alert"))
+    body = _step("slow", with_="clock_seconds = 2700") + _trigger(
+        "overrun", 'phase = "window", overdue = "5m"', "alert"
+    )
     h = Harness(tmp_path, body, speed=6000).start()
     try:
         assert h.settle() == Outcome.DONE
         fired = h.of_type(TriggerFired)
         assert [f.trigger_id for f in fired] == ["overrun"]
         assert fired[0].clock >= h.runbook.t0 + timedelta(minutes=35)
-        assert any(isinstance(e, Alert) and e.level == "error" and "past its planned end" in e.message
-                   for e in h.events)
+        assert any(
+            isinstance(e, Alert) and e.level == "error" and "past its planned end" in e.message for e in h.events
+        )
     finally:
         h.close()
 
 
 def test_a_trigger_fires_once(tmp_path: Path) -> None:
-    body = (_step("m1", with_='metric = "errors", value = 5') + _step("m2", extra='needs = ["m1"]',
-                                                                       with_='metric = "errors", value = 9')
-            + _trigger("noisy", 'metric = "errors", above = 1', "alert"))
+    body = (
+        _step("m1", with_='metric = "errors", value = 5')
+        + _step("m2", extra='needs = ["m1"]', with_='metric = "errors", value = 9')
+        + _trigger("noisy", 'metric = "errors", above = 1', "alert")
+    )
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.DONE
@@ -131,9 +146,12 @@ def test_a_trigger_fires_once(tmp_path: Path) -> None:
 
 
 def test_rollback_deadline_passing_is_alerted(tmp_path: Path) -> None:
-    body = (_step("a", extra='undo = "slow-undo"') + _step("boom", extra='needs = ["a"]', with_="fail_attempts = 1")
-            + _step("slow-undo", phase="rollback", with_="clock_seconds = 1200")
-            + _trigger("t", 'step = "boom", state = "failed"', "rollback", 'within = "10m"'))
+    body = (
+        _step("a", extra='undo = "slow-undo"')
+        + _step("boom", extra='needs = ["a"]', with_="fail_attempts = 1")
+        + _step("slow-undo", phase="rollback", with_="clock_seconds = 1200")
+        + _trigger("t", 'step = "boom", state = "failed"', "rollback", 'within = "10m"')
+    )
     h = Harness(tmp_path, body, speed=6000).start()
     try:
         assert h.settle() == Outcome.ROLLED_BACK
@@ -144,10 +162,12 @@ def test_rollback_deadline_passing_is_alerted(tmp_path: Path) -> None:
 
 
 def test_past_the_point_of_no_return_a_trigger_waits_for_a_typed_confirmation(tmp_path: Path) -> None:
-    body = (_step("open-v2", extra='point_of_no_return = true\nundo = "ua"')
-            + _step("smoke", extra='needs = ["open-v2"]', with_="fail_attempts = 1")
-            + _step("ua", phase="rollback")
-            + _trigger("auth", 'step = "smoke", state = "failed"', "rollback", 'within = "10m"'))
+    body = (
+        _step("open-v2", extra='point_of_no_return = true\nundo = "ua"')
+        + _step("smoke", extra='needs = ["open-v2"]', with_="fail_attempts = 1")
+        + _step("ua", phase="rollback")
+        + _trigger("auth", 'step = "smoke", state = "failed"', "rollback", 'within = "10m"')
+    )
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.WAITING
@@ -163,10 +183,12 @@ def test_past_the_point_of_no_return_a_trigger_waits_for_a_typed_confirmation(tm
 
 
 def test_a_rollback_waiting_for_confirmation_can_be_declined(tmp_path: Path) -> None:
-    body = (_step("open-v2", extra='point_of_no_return = true')
-            + _step("smoke", extra='needs = ["open-v2"]', with_="fail_attempts = 1")
-            + _step("ua", phase="rollback")
-            + _trigger("auth", 'step = "smoke", state = "failed"', "rollback"))
+    body = (
+        _step("open-v2", extra="point_of_no_return = true")
+        + _step("smoke", extra='needs = ["open-v2"]', with_="fail_attempts = 1")
+        + _step("ua", phase="rollback")
+        + _trigger("auth", 'step = "smoke", state = "failed"', "rollback")
+    )
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.WAITING
@@ -181,10 +203,12 @@ def test_a_rollback_waiting_for_confirmation_can_be_declined(tmp_path: Path) -> 
 
 
 def test_answer_rollback_yes_confirms_past_the_point_of_no_return(tmp_path: Path) -> None:
-    body = (_step("open-v2", extra='point_of_no_return = true\nundo = "ua"')
-            + _step("smoke", extra='needs = ["open-v2"]', with_="fail_attempts = 1")
-            + _step("ua", phase="rollback")
-            + _trigger("auth", 'step = "smoke", state = "failed"', "rollback"))
+    body = (
+        _step("open-v2", extra='point_of_no_return = true\nundo = "ua"')
+        + _step("smoke", extra='needs = ["open-v2"]', with_="fail_attempts = 1")
+        + _step("ua", phase="rollback")
+        + _trigger("auth", 'step = "smoke", state = "failed"', "rollback")
+    )
     h = Harness(tmp_path, body, answers={"rollback": "yes"}).start()
     try:
         assert h.settle() == Outcome.ROLLED_BACK
@@ -193,9 +217,13 @@ def test_answer_rollback_yes_confirms_past_the_point_of_no_return(tmp_path: Path
 
 
 def test_a_failing_rollback_step_stops_the_rollback_until_the_operator_acts(tmp_path: Path) -> None:
-    body = (_step("a", extra='undo = "ua"') + _step("boom", extra='needs = ["a"]', with_="fail_attempts = 1")
-            + _step("ua", phase="rollback", with_="fail_attempts = 1") + _step("r2", phase="rollback")
-            + _trigger("t", 'step = "boom", state = "failed"', "rollback"))
+    body = (
+        _step("a", extra='undo = "ua"')
+        + _step("boom", extra='needs = ["a"]', with_="fail_attempts = 1")
+        + _step("ua", phase="rollback", with_="fail_attempts = 1")
+        + _step("r2", phase="rollback")
+        + _trigger("t", 'step = "boom", state = "failed"', "rollback")
+    )
     h = Harness(tmp_path, body).start()
     try:
         assert h.settle() == Outcome.FAILED

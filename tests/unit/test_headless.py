@@ -33,14 +33,20 @@ def test_plain_when_piped_and_coloured_on_a_terminal() -> None:
 
 
 def test_periodic_progress_names_each_running_step(tmp_path: Path) -> None:
-    body = ('\n[[step]]\nid = "copy"\nphase = "window"\nkind = "fake.work"\nbudget = "100ms"\n'
-            'with = { seconds = 1.5, progress_total = 100000 }\n')
+    body = (
+        '\n[[step]]\nid = "copy"\nphase = "window"\nkind = "fake.work"\nbudget = "100ms"\n'
+        "with = { seconds = 1.5, progress_total = 100000 }\n"
+    )
     h = Harness(tmp_path, body).start()
     out = io.StringIO()
     printer = HeadlessPrinter(out, t0=h.runbook.t0)
     try:
-        h.wait_for(lambda: bool(h.engine.view().steps["copy"].progress)
-                   and h.engine.view().steps["copy"].progress[0].rate is not None)
+        h.wait_for(
+            lambda: (
+                bool(h.engine.view().steps["copy"].progress)
+                and h.engine.view().steps["copy"].progress[0].rate is not None
+            )
+        )
         h.wait_for(lambda: h.engine.view().steps["copy"].late_by is not None)
         printer.print_progress(h.engine.view())
         line = out.getvalue()
@@ -54,5 +60,13 @@ def test_json_mode_prints_every_event_as_one_object() -> None:
     out = io.StringIO()
     printer = HeadlessPrinter(out, as_json=True)
     printer(StepStateChanged(step_id="a", state="running", previous="ready", attempt=1))
-    assert json.loads(out.getvalue()) == {"type": "step_state", "seq": 0, "wall": 0.0, "step_id": "a",
-                                          "state": "running", "previous": "ready", "attempt": 1, "reason": ""}
+    assert json.loads(out.getvalue()) == {
+        "type": "step_state",
+        "seq": 0,
+        "wall": 0.0,
+        "step_id": "a",
+        "state": "running",
+        "previous": "ready",
+        "attempt": 1,
+        "reason": "",
+    }

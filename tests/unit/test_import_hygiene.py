@@ -23,9 +23,11 @@ def _modules() -> list[str]:
 
 @pytest.mark.parametrize("module", _modules())
 def test_core_module_does_not_pull_in_textual(module: str) -> None:
-    code = (f"import sys, {module}; "
-            "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'widgets')));"
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        f"import sys, {module}; "
+        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'widgets')));"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, f"{module} imports {result.stdout.strip()} {result.stderr[-500:]}"
 

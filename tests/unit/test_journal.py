@@ -64,11 +64,14 @@ def test_a_second_process_is_refused_at_once_naming_the_lock_and_the_holder(tmp_
     lock = RunLock(tmp_path / ".cockpit" / "run.lock")
     lock.acquire("alice (ssh from 10.1.2.3:5555)", "cockpit run runbook.toml --headless")
     try:
-        code = ("import sys; from pathlib import Path; from cockpit.lock import RunLock, RunLocked\n"
-                f"try:\n    RunLock(Path({str(tmp_path / '.cockpit' / 'run.lock')!r})).acquire('bob', 'x')\n"
-                "except RunLocked as exc:\n    print(exc); sys.exit(2)\n")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(),
-                                timeout=30)
+        code = (
+            "import sys; from pathlib import Path; from cockpit.lock import RunLock, RunLocked\n"
+            f"try:\n    RunLock(Path({str(tmp_path / '.cockpit' / 'run.lock')!r})).acquire('bob', 'x')\n"
+            "except RunLocked as exc:\n    print(exc); sys.exit(2)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), timeout=30
+        )
         assert result.returncode == 2
         assert str(tmp_path / ".cockpit" / "run.lock") in result.stdout
         assert "alice (ssh from 10.1.2.3:5555)" in result.stdout and "process" in result.stdout
@@ -81,8 +84,10 @@ def test_a_second_process_is_refused_at_once_naming_the_lock_and_the_holder(tmp_
 
 def test_the_lock_is_released_by_the_kernel_when_its_holder_dies(tmp_path: Path) -> None:
     path = tmp_path / ".cockpit" / "run.lock"
-    code = ("import os, signal; from pathlib import Path; from cockpit.lock import RunLock\n"
-            f"RunLock(Path({str(path)!r})).acquire('victim', 'x'); os.kill(os.getpid(), signal.SIGKILL)\n")
+    code = (
+        "import os, signal; from pathlib import Path; from cockpit.lock import RunLock\n"
+        f"RunLock(Path({str(path)!r})).acquire('victim', 'x'); os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     subprocess.run([sys.executable, "-c", code], env=subprocess_env(), timeout=30)
     lock = RunLock(path)
     lock.acquire("survivor", "y")  # must not raise

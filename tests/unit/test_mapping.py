@@ -16,7 +16,7 @@ from steps.transform import document_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CASES = '''
+CASES = """
 [defaults]
 nulls = "omit"
 
@@ -35,7 +35,7 @@ required = ["employer"]
 
 [table."auth.users"]
 target = "users"
-'''
+"""
 
 
 def _mapping(tmp_path: Path, text: str = CASES):  # type: ignore[no-untyped-def]
@@ -45,9 +45,21 @@ def _mapping(tmp_path: Path, text: str = CASES):  # type: ignore[no-untyped-def]
 
 
 def _line(**row: object) -> bytes:
-    base: dict[str, object] = {"id": "u-1", "user_id": "u-9", "employer": "Acme", "created_at": None,
-                               "filed_on": None, "wage": None, "methods": None, "meta": None, "is_favorite": None,
-                               "tags": None, "contact": None, "notes": None, "secret": "pw"}
+    base: dict[str, object] = {
+        "id": "u-1",
+        "user_id": "u-9",
+        "employer": "Acme",
+        "created_at": None,
+        "filed_on": None,
+        "wage": None,
+        "methods": None,
+        "meta": None,
+        "is_favorite": None,
+        "tags": None,
+        "contact": None,
+        "notes": None,
+        "secret": "pw",
+    }
     base.update(row)
     return json.dumps(base).encode()
 
@@ -65,13 +77,31 @@ def test_names_follow_the_research_rules() -> None:
 
 
 def test_a_row_becomes_a_document(tmp_path: Path) -> None:
-    doc = _convert(tmp_path, _line(created_at="2026-12-05T23:00:00.123-05:00", filed_on="2026-01-31",
-                                   wage="123456.78", methods=["radio"], meta={"a": 1}, contact="  Jo@Example.COM ",
-                                   notes="n"))
+    doc = _convert(
+        tmp_path,
+        _line(
+            created_at="2026-12-05T23:00:00.123-05:00",
+            filed_on="2026-01-31",
+            wage="123456.78",
+            methods=["radio"],
+            meta={"a": 1},
+            contact="  Jo@Example.COM ",
+            notes="n",
+        ),
+    )
     assert doc == {
-        "legacyId": "u-1", "legacyUserId": "u-9", "employer": "Acme", "createdAt": 1796529600123,
-        "filedOn": "2026-01-31", "wage": 12345678, "methods": ["radio"], "meta": {"a": 1}, "isFavorite": False,
-        "tags": [], "contact": "jo@example.com", "remarks": "n",
+        "legacyId": "u-1",
+        "legacyUserId": "u-9",
+        "employer": "Acme",
+        "createdAt": 1796529600123,
+        "filedOn": "2026-01-31",
+        "wage": 12345678,
+        "methods": ["radio"],
+        "meta": {"a": 1},
+        "isFavorite": False,
+        "tags": [],
+        "contact": "jo@example.com",
+        "remarks": "n",
     }
 
 
@@ -80,11 +110,21 @@ def test_nulls_are_omitted_or_defaulted_and_dropped_fields_never_appear(tmp_path
     assert doc == {"legacyId": "u-1", "legacyUserId": "u-9", "employer": "Acme", "isFavorite": False, "tags": []}
 
 
-@pytest.mark.parametrize(("text", "cents"), [
-    ("0.10", 10), ("0.29", 29), ("1.005e2", 10050), ("19.99", 1999), ("-0.01", -1), ("0", 0),
-    ("99999999.99", 9999999999), ("90071992547409.91", 9007199254740991), ("12345678901234.56", 1234567890123456),
-    ("70368744177663.99", 7036874417766399),
-])
+@pytest.mark.parametrize(
+    ("text", "cents"),
+    [
+        ("0.10", 10),
+        ("0.29", 29),
+        ("1.005e2", 10050),
+        ("19.99", 1999),
+        ("-0.01", -1),
+        ("0", 0),
+        ("99999999.99", 9999999999),
+        ("90071992547409.91", 9007199254740991),
+        ("12345678901234.56", 1234567890123456),
+        ("70368744177663.99", 7036874417766399),
+    ],
+)
 def test_cents_are_exact(tmp_path: Path, text: str, cents: int) -> None:
     # The number written as text in the JSON line, as row_to_json writes a numeric.
     line = _line().replace(b'"wage": null', b'"wage": ' + text.encode())
@@ -92,12 +132,15 @@ def test_cents_are_exact(tmp_path: Path, text: str, cents: int) -> None:
     assert to_cents(Decimal(text)) == cents
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("0.005", "not a whole number of cents"),
-    ("90071992547409.92", "beyond 2\\^53 - 1"),
-    ("99999999999999999.99", "beyond 2\\^53 - 1"),
-    ("1.234", "not a whole number of cents"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("0.005", "not a whole number of cents"),
+        ("90071992547409.92", "beyond 2\\^53 - 1"),
+        ("99999999999999999.99", "beyond 2\\^53 - 1"),
+        ("1.234", "not a whole number of cents"),
+    ],
+)
 def test_cents_that_cannot_be_exact_are_rejected(tmp_path: Path, text: str, reason: str) -> None:
     line = _line().replace(b'"wage": null', b'"wage": ' + text.encode())
     with pytest.raises(RejectRow, match=reason) as caught:
@@ -121,17 +164,20 @@ def test_cents_of_random_two_decimal_amounts_equal_decimal_arithmetic(tmp_path: 
             assert json.loads(document_of(transform, line))["wage"] == exact, text
 
 
-@pytest.mark.parametrize(("field", "value", "reason"), [
-    ("created_at", "infinity", "does not parse"),
-    ("created_at", "294276-12-31T00:00:00+00:00", "does not parse"),
-    ("filed_on", "infinity", "not YYYY-MM-DD"),
-    ("methods", {"not": "an array"}, "expected a JSON array"),
-    ("meta", [1], "expected a JSON object"),
-    ("meta", {"_id": 1}, "reserved in Convex"),
-    ("meta", {"n": 2**60}, "beyond 2\\^53 - 1"),
-    ("employer", None, "NULL in required field"),
-    ("notes", 2**60, "beyond 2\\^53 - 1"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("created_at", "infinity", "does not parse"),
+        ("created_at", "294276-12-31T00:00:00+00:00", "does not parse"),
+        ("filed_on", "infinity", "not YYYY-MM-DD"),
+        ("methods", {"not": "an array"}, "expected a JSON array"),
+        ("meta", [1], "expected a JSON object"),
+        ("meta", {"_id": 1}, "reserved in Convex"),
+        ("meta", {"n": 2**60}, "beyond 2\\^53 - 1"),
+        ("employer", None, "NULL in required field"),
+        ("notes", 2**60, "beyond 2\\^53 - 1"),
+    ],
+)
 def test_bad_values_reject_the_row_naming_the_field(tmp_path: Path, field: str, value: object, reason: str) -> None:
     with pytest.raises(RejectRow, match=reason) as caught:
         _convert(tmp_path, _line(**{field: value}))
@@ -175,13 +221,41 @@ def test_after_a_full_first_row_the_fast_path_and_the_general_path_agree(tmp_pat
     """The generated converter is made from the first row: here one with every field filled. Later
     rows with other types, bad dates or NULLs must convert exactly as the general path does."""
     transform = _mapping(tmp_path, CASES.replace('nulls = "omit"', f'nulls = "{nulls}"')).compile("public.cases")
-    first = json.loads(_line(created_at="2026-12-05T23:00:00+00:00", filed_on="2026-01-02", wage=12.5,
-                             methods=[], meta={}, is_favorite=True, tags=["a"], contact="A@B.C", notes="n",
-                             flag=True, ratio=0.5, label="x", opened_on="2025-03-04"))
+    first = json.loads(
+        _line(
+            created_at="2026-12-05T23:00:00+00:00",
+            filed_on="2026-01-02",
+            wage=12.5,
+            methods=[],
+            meta={},
+            is_favorite=True,
+            tags=["a"],
+            contact="A@B.C",
+            notes="n",
+            flag=True,
+            ratio=0.5,
+            label="x",
+            opened_on="2025-03-04",
+        )
+    )
     transform(dict(first))
     rng = random.Random(7)
-    values = [None, "x", "2026-01-01", "2026-13-01", "2026-1-1", 3, 2**60, 2.5, True, [], {}, ["2026-01-01"],
-              {"k": 1}, "2026-12-05T23:00:00+00:00"]
+    values = [
+        None,
+        "x",
+        "2026-01-01",
+        "2026-13-01",
+        "2026-1-1",
+        3,
+        2**60,
+        2.5,
+        True,
+        [],
+        {},
+        ["2026-01-01"],
+        {"k": 1},
+        "2026-12-05T23:00:00+00:00",
+    ]
     changed = ("id", "user_id", "notes", "flag", "ratio", "label", "filed_on", "opened_on", "employer", "wage")
     for _ in range(4000):
         row = dict(first)
@@ -199,8 +273,10 @@ def test_after_a_full_first_row_the_fast_path_and_the_general_path_agree(tmp_pat
 
 
 def test_mapping_problems_are_reported_with_their_line(tmp_path: Path) -> None:
-    text = ('[table."public.cases"]\ntarget = "cases"\nreferences = { user_id = "people" }\n'
-            'timestamps = ["a"]\ndates = ["a"]\nunknown_key = 1\n\n[table."public.other"]\ntarget = "cases"\n')
+    text = (
+        '[table."public.cases"]\ntarget = "cases"\nreferences = { user_id = "people" }\n'
+        'timestamps = ["a"]\ndates = ["a"]\nunknown_key = 1\n\n[table."public.other"]\ntarget = "cases"\n'
+    )
     with pytest.raises(MappingError) as caught:
         _mapping(tmp_path, text)
     messages = [(p.line, p.message) for p in caught.value.problems]
@@ -218,7 +294,9 @@ def test_the_shipped_perm_mapping_loads() -> None:
     mapping = load_mapping(ROOT / "migration" / "perm-mapping.toml")
     assert mapping.target_of("public.cases") == "cases"
     assert {(r.table, r.id_field, r.target) for r in mapping.references()} >= {
-        ("cases", "userId", "users"), ("notifications", "caseId", "cases")}
+        ("cases", "userId", "users"),
+        ("notifications", "caseId", "cases"),
+    }
 
 
 def test_timestamps_become_milliseconds_rounded_down_before_and_after_1970() -> None:
@@ -241,8 +319,10 @@ def test_timestamps_become_milliseconds_rounded_down_before_and_after_1970() -> 
 
 
 def test_defaults_that_json_cannot_carry_are_reported_with_their_line(tmp_path: Path) -> None:
-    text = ('[table."public.cases"]\ntarget = "cases"\n[table."public.cases".defaults]\nscore = nan\n'
-            'since = 1979-05-27\nbig = 9007199254740993\nmeta = { _id = 1 }\nfine = [1, "a", { b = 2.5 }]\n')
+    text = (
+        '[table."public.cases"]\ntarget = "cases"\n[table."public.cases".defaults]\nscore = nan\n'
+        'since = 1979-05-27\nbig = 9007199254740993\nmeta = { _id = 1 }\nfine = [1, "a", { b = 2.5 }]\n'
+    )
     with pytest.raises(MappingError) as caught:
         _mapping(tmp_path, text)
     messages = {p.line: p.message for p in caught.value.problems}

@@ -29,8 +29,7 @@ def _clock_span(h: Harness, step_id: str) -> timedelta:
 
 
 def test_work_runs_on_the_clock_at_wall_speed_and_waits_are_compressed(tmp_path: Path) -> None:
-    body = (_step("work", "seconds = 1.0")
-            + _step("wait", "clock_seconds = 600", 'needs = ["work"]') + OVERRUN)
+    body = _step("work", "seconds = 1.0") + _step("wait", "clock_seconds = 600", 'needs = ["work"]') + OVERRUN
     h = Harness(tmp_path, body, speed=600, start=timedelta(seconds=-1)).start()
     try:
         assert h.settle(30) == Outcome.DONE
@@ -50,8 +49,13 @@ def test_a_long_rehearsal_of_real_work_runs_late_only_by_its_real_seconds(tmp_pa
     body = _step("work", "seconds = 3.0") + OVERRUN
     from fakes import HEADER
 
-    h = Harness(tmp_path, body, speed=600, start=timedelta(seconds=-1),
-                header=HEADER.replace('window = "30m"', f'window = "{header_window}"')).start()
+    h = Harness(
+        tmp_path,
+        body,
+        speed=600,
+        start=timedelta(seconds=-1),
+        header=HEADER.replace('window = "30m"', f'window = "{header_window}"'),
+    ).start()
     try:
         assert h.settle(30) == Outcome.DONE
         assert _clock_span(h, "work") < timedelta(seconds=30)

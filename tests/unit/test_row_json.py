@@ -14,10 +14,39 @@ from steps.mapping import load_mapping
 from steps.row_values import RejectRow, decode_json
 from steps.transform import _converted_exactly, converted
 
-AWKWARD_TEXT = ["", "plain", 'quote " and \\ backslash', "new\nline\ttab\r", "\x00nul\x1f", "/</script>",
-                "ünïcödé", "😀 astral", "\u2028\u2029", "\ufeffbom", "\x7f"]
-AWKWARD_NUMBERS = [0, -0.0, 1, -1, 2**53 - 1, -(2**53 - 1), 2**53, 2**63, 2**64 + 1, -(2**70), 10**30,
-                   0.1, 1e16, 1.5e-300, 5e-324, 1.7976931348623157e308, 123456.789, 90071992547409.91]
+AWKWARD_TEXT = [
+    "",
+    "plain",
+    'quote " and \\ backslash',
+    "new\nline\ttab\r",
+    "\x00nul\x1f",
+    "/</script>",
+    "ünïcödé",
+    "😀 astral",
+    "\u2028\u2029",
+    "\ufeffbom",
+    "\x7f",
+]
+AWKWARD_NUMBERS = [
+    0,
+    -0.0,
+    1,
+    -1,
+    2**53 - 1,
+    -(2**53 - 1),
+    2**53,
+    2**63,
+    2**64 + 1,
+    -(2**70),
+    10**30,
+    0.1,
+    1e16,
+    1.5e-300,
+    5e-324,
+    1.7976931348623157e308,
+    123456.789,
+    90071992547409.91,
+]
 
 
 # test_mapping's table: its `notes` is renamed, `secret` dropped, `contact` an email; `extra` has no rule.
@@ -51,17 +80,31 @@ def _random_value(rng: random.Random, depth: int = 0) -> object:
 
 
 def _random_line(rng: random.Random) -> bytes:
-    row = {"id": rng.choice(["u-1", 7, 2**64 + 1, None]), "user_id": rng.choice(["u-9", None, 10**30]),
-           "employer": rng.choice(["Acme", None, 3, ""]),
-           "created_at": rng.choice([None, "2024-06-01T00:07:03.123456+00:00", "1969-12-31T23:59:59.9995+00:00",
-                                     "2024-06-01 00:07:03", "not a time", 5]),
-           "filed_on": rng.choice([None, "2024-06-01", "2024-6-1", 20240601]),
-           "wage": rng.choice([None, *AWKWARD_NUMBERS, "12.5"]),
-           "methods": rng.choice([None, [], [{"date": "2024-05-11", "method": "x"}], {"not": "an array"},
-                                  '[{"as": "text"}]']),
-           "meta": rng.choice([None, {}, {"a": 1}, '{"a": 2}', '{"_reserved": 1}']),
-           "is_favorite": rng.choice([None, True, False]), "tags": rng.choice([None, [], ["a", "b"]]),
-           "notes": _random_value(rng), "extra": _random_value(rng)}
+    row = {
+        "id": rng.choice(["u-1", 7, 2**64 + 1, None]),
+        "user_id": rng.choice(["u-9", None, 10**30]),
+        "employer": rng.choice(["Acme", None, 3, ""]),
+        "created_at": rng.choice(
+            [
+                None,
+                "2024-06-01T00:07:03.123456+00:00",
+                "1969-12-31T23:59:59.9995+00:00",
+                "2024-06-01 00:07:03",
+                "not a time",
+                5,
+            ]
+        ),
+        "filed_on": rng.choice([None, "2024-06-01", "2024-6-1", 20240601]),
+        "wage": rng.choice([None, *AWKWARD_NUMBERS, "12.5"]),
+        "methods": rng.choice(
+            [None, [], [{"date": "2024-05-11", "method": "x"}], {"not": "an array"}, '[{"as": "text"}]']
+        ),
+        "meta": rng.choice([None, {}, {"a": 1}, '{"a": 2}', '{"_reserved": 1}']),
+        "is_favorite": rng.choice([None, True, False]),
+        "tags": rng.choice([None, [], ["a", "b"]]),
+        "notes": _random_value(rng),
+        "extra": _random_value(rng),
+    }
     return json.dumps(row, ensure_ascii=rng.random() < 0.5).encode()
 
 
@@ -85,12 +128,15 @@ def test_the_quick_path_and_the_exact_path_agree_on_random_awkward_rows(tmp_path
     assert outcomes == {"rejected", "document"}
 
 
-@pytest.mark.parametrize("line", [
-    b'{"id": "a", "employer": "x", "wage": 1e400}',
-    b'{"id": "a", "employer": "x", "wage": "Infinity"}',
-    b'{"id": "a", "employer": "x", "notes": -1e999}',
-    b'{"id": "a", "employer": "x", "notes": [1, 2, 1e400]}',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id": "a", "employer": "x", "wage": 1e400}',
+        b'{"id": "a", "employer": "x", "wage": "Infinity"}',
+        b'{"id": "a", "employer": "x", "notes": -1e999}',
+        b'{"id": "a", "employer": "x", "notes": [1, 2, 1e400]}',
+    ],
+)
 def test_a_number_beyond_float64_is_rejected_not_written_as_infinity(tmp_path: Path, line: bytes) -> None:
     transform = _transform(tmp_path)
     kind, reason = _outcome(converted, transform, line)
@@ -107,8 +153,9 @@ def test_json_that_is_not_json_is_rejected_whichever_path_reads_it(tmp_path: Pat
         # JSON kept in a text column: Python's json would read NaN and nest until RecursionError.
         json.dumps({"id": "a", "employer": "x", "meta": '{"a": NaN}'}).encode(): "JSON text does not parse",
         json.dumps({"id": "a", "employer": "x", "meta": '{"a": 1e400}'}).encode(): "JSON text does not parse",
-        json.dumps({"id": "a", "employer": "x", "methods": "[" * 100_000 + "]" * 100_000}).encode():
-            "JSON text does not parse",
+        json.dumps(
+            {"id": "a", "employer": "x", "methods": "[" * 100_000 + "]" * 100_000}
+        ).encode(): "JSON text does not parse",
     }
     for line, reason in cases.items():
         kind, said = _outcome(converted, transform, line)
@@ -136,14 +183,18 @@ def test_cents_that_only_the_text_holds_exactly_are_read_from_the_text(tmp_path:
     assert document["wage"] == 9007199254740991
 
 
-@pytest.mark.parametrize(("value", "reason"), [
-    ({"_id": 1}, "reserved in Convex"),
-    ([{"$type": "x"}], "reserved in Convex"),
-    ({"a": 2**60}, "beyond 2^53 - 1"),
-    ([[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]], "nested more than"),
-])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ({"_id": 1}, "reserved in Convex"),
+        ([{"$type": "x"}], "reserved in Convex"),
+        ({"a": 2**60}, "beyond 2^53 - 1"),
+        ([[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]], "nested more than"),
+    ],
+)
 def test_a_field_without_a_rule_keeps_arrays_and_objects_within_convexs_limits(
-        tmp_path: Path, value: object, reason: str) -> None:
+    tmp_path: Path, value: object, reason: str
+) -> None:
     transform = _transform(tmp_path)
     for field in ("notes", "extra"):  # a column of the first row (generated code), and one it lacked
         kind, said = _outcome(converted, transform, json.dumps({"id": "a", "employer": "x", field: value}).encode())

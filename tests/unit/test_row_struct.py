@@ -60,31 +60,80 @@ def _plain(rng: random.Random) -> object:
 
 def _likely_line(rng: random.Random) -> bytes:
     """Each field: a value the rules take, or (one time in twenty-five) one they reject."""
+
     def pick(good: list[object], bad: list[object]) -> object:
         return rng.choice(bad if rng.random() < 0.04 else good)
 
-    row = {"id": pick(["u-1", 7, 2**64 + 1], [None]), "user_id": pick(["u-9", 10**30], [None]),
-           "employer": pick(["Acme", "ünïcödé \"q\"", 3], [None]),
-           "created_at": pick([None, "2024-06-01T00:07:03.123456+00:00", "1969-12-31T23:59:59.9995+00:00",
-                               "2024-06-01T00:07:03+05:30", "2024-06-01T00:07:03"], ["not a time", 5]),
-           "filed_on": pick([None, "2024-06-01", "2023-02-28"], ["2024-6-1", 20240601]),
-           "wage": pick([None, 87647.08, 0, 12, 0.1, 1e16, 90071992547409.91, "12.5"], [1.005, "x"]),
-           "methods": pick([None, [], [{"date": "2024-05-11", "method": "x"}], [{"": None}, 1, "s"]],
-                           [{}, '[{"as": "text"}]', [{"_x": 1}], [{"a": 1, "$y": 2}], [[1]], [{"a": {"b": 1}}],
-                            [{"a": 2**60}], [{"a": {"_b": 1}}]]),
-           "meta": pick([None, {}, {"a": 1}, {"a": [1, "x"], "é": None}],
-                        ['{"a": 2}', '{"_reserved": 1}', {"_r": 1}, {"$r": 1}, [], {"a": {"b": 1}},
-                         {"a": 2**60}, {"a": [{"_b": 1}]}, {"a": {"$b": 1}}]),
-           "is_favorite": rng.choice([None, True, False]), "tags": rng.choice([None, [], ["a", "b"], [1, None]]),
-           "contact": pick([None, " Ana@Example.COM "], [5]), "notes": _plain(rng), "secret": _plain(rng),
-           "extra": _plain(rng)}
+    row = {
+        "id": pick(["u-1", 7, 2**64 + 1], [None]),
+        "user_id": pick(["u-9", 10**30], [None]),
+        "employer": pick(["Acme", 'ünïcödé "q"', 3], [None]),
+        "created_at": pick(
+            [
+                None,
+                "2024-06-01T00:07:03.123456+00:00",
+                "1969-12-31T23:59:59.9995+00:00",
+                "2024-06-01T00:07:03+05:30",
+                "2024-06-01T00:07:03",
+            ],
+            ["not a time", 5],
+        ),
+        "filed_on": pick([None, "2024-06-01", "2023-02-28"], ["2024-6-1", 20240601]),
+        "wage": pick([None, 87647.08, 0, 12, 0.1, 1e16, 90071992547409.91, "12.5"], [1.005, "x"]),
+        "methods": pick(
+            [None, [], [{"date": "2024-05-11", "method": "x"}], [{"": None}, 1, "s"]],
+            [
+                {},
+                '[{"as": "text"}]',
+                [{"_x": 1}],
+                [{"a": 1, "$y": 2}],
+                [[1]],
+                [{"a": {"b": 1}}],
+                [{"a": 2**60}],
+                [{"a": {"_b": 1}}],
+            ],
+        ),
+        "meta": pick(
+            [None, {}, {"a": 1}, {"a": [1, "x"], "é": None}],
+            [
+                '{"a": 2}',
+                '{"_reserved": 1}',
+                {"_r": 1},
+                {"$r": 1},
+                [],
+                {"a": {"b": 1}},
+                {"a": 2**60},
+                {"a": [{"_b": 1}]},
+                {"a": {"$b": 1}},
+            ],
+        ),
+        "is_favorite": rng.choice([None, True, False]),
+        "tags": rng.choice([None, [], ["a", "b"], [1, None]]),
+        "contact": pick([None, " Ana@Example.COM "], [5]),
+        "notes": _plain(rng),
+        "secret": _plain(rng),
+        "extra": _plain(rng),
+    }
     return json.dumps(row, ensure_ascii=rng.random() < 0.5).encode()
 
 
 def test_the_struct_path_writes_exactly_the_dict_paths_json_and_refuses_the_rest(tmp_path: Path) -> None:
-    first = {"id": "u-0", "user_id": "u-9", "employer": "Acme", "created_at": None, "filed_on": None, "wage": None,
-             "methods": None, "meta": None, "is_favorite": None, "tags": None, "contact": None, "notes": None,
-             "secret": None, "extra": None}  # the columns of _likely_line and _random_line, in their order
+    first = {
+        "id": "u-0",
+        "user_id": "u-9",
+        "employer": "Acme",
+        "created_at": None,
+        "filed_on": None,
+        "wage": None,
+        "methods": None,
+        "meta": None,
+        "is_favorite": None,
+        "tags": None,
+        "contact": None,
+        "notes": None,
+        "secret": None,
+        "extra": None,
+    }  # the columns of _likely_line and _random_line, in their order
     transform = _primed(_transform(tmp_path), json.dumps(first).encode())
     quick = transform.struct_path
     assert quick is not None
@@ -119,8 +168,11 @@ def test_columns_in_another_order_give_the_same_document(tmp_path: Path) -> None
     transform = _primed(_transform(tmp_path), b'{"id": "a", "employer": "x", "notes": "n", "tags": null}')
     line = b'{"tags": ["t"], "notes": "m", "employer": "y", "id": "b"}'
     assert transform.struct_path is not None
-    assert json.loads(transform.struct_path(line) or b"null") == json.loads(converted(transform, line)[1]) == {
-        "legacyId": "b", "employer": "y", "remarks": "m", "tags": ["t"]}
+    assert (
+        json.loads(transform.struct_path(line) or b"null")
+        == json.loads(converted(transform, line)[1])
+        == {"legacyId": "b", "employer": "y", "remarks": "m", "tags": ["t"]}
+    )
 
 
 def test_other_columns_than_the_first_rows_take_the_dict_path(tmp_path: Path) -> None:
@@ -129,8 +181,10 @@ def test_other_columns_than_the_first_rows_take_the_dict_path(tmp_path: Path) ->
     for line in (b'{"id": "b", "employer": "y", "notes": "new"}', b'{"id": "b"}'):
         assert _refused(transform, line), line
         assert _through_document_of(transform, line) == _reference(transform, line)
-    assert document_of(transform, b'{"id": "b", "employer": "y", "notes": "new"}') == \
-        b'{"employer":"y","legacyId":"b","remarks":"new"}'
+    assert (
+        document_of(transform, b'{"id": "b", "employer": "y", "notes": "new"}')
+        == b'{"employer":"y","legacyId":"b","remarks":"new"}'
+    )
     assert _through_document_of(transform, b'{"id": "b"}') == ("rejected", "required field 'employer' is missing")
 
 
@@ -138,10 +192,14 @@ def test_nulls_kept_and_required_fields_follow_the_mapping(tmp_path: Path) -> No
     text = '[defaults]\nnulls = "keep"\n\n[table."t"]\ntarget = "t"\nrequired = ["name"]\ndefaults = { flag = true }\n'
     transform = _primed(_transform(tmp_path, text, "t"), b'{"id": "a", "name": "n", "flag": null, "note": null}')
     assert transform.struct_path is not None
-    assert transform.struct_path(b'{"id": "b", "name": "m", "flag": null, "note": null}') == \
-        b'{"flag":true,"legacyId":"b","name":"m","note":null}'
-    assert _through_document_of(transform, b'{"id": "b", "name": null, "flag": null, "note": null}') == \
-        ("rejected", "NULL in required field 'name'")
+    assert (
+        transform.struct_path(b'{"id": "b", "name": "m", "flag": null, "note": null}')
+        == b'{"flag":true,"legacyId":"b","name":"m","note":null}'
+    )
+    assert _through_document_of(transform, b'{"id": "b", "name": null, "flag": null, "note": null}') == (
+        "rejected",
+        "NULL in required field 'name'",
+    )
 
 
 def test_two_columns_written_under_one_name_leave_only_the_dict_path(tmp_path: Path) -> None:
@@ -154,9 +212,14 @@ def test_two_columns_written_under_one_name_leave_only_the_dict_path(tmp_path: P
 def test_what_a_plain_field_may_not_hold_is_refused_and_rejected_by_the_dict_path(tmp_path: Path) -> None:
     transform = _primed(_transform(tmp_path), b'{"id": "a", "employer": "x", "extra": null}')
     assert transform.struct_path is not None
-    for value, reason in ((2**53, "beyond 2^53 - 1"), (-(2**53), "beyond 2^53 - 1"), ([1] * 8193, "over 8192"),
-                          ([2**60], "beyond 2^53 - 1"), ([[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]], "nested"),
-                          ({"_id": 1}, "reserved in Convex")):
+    for value, reason in (
+        (2**53, "beyond 2^53 - 1"),
+        (-(2**53), "beyond 2^53 - 1"),
+        ([1] * 8193, "over 8192"),
+        ([2**60], "beyond 2^53 - 1"),
+        ([[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]], "nested"),
+        ({"_id": 1}, "reserved in Convex"),
+    ):
         line = json.dumps({"id": "b", "employer": "y", "extra": value}).encode()
         assert _refused(transform, line), line[:60]
         kind, said = _through_document_of(transform, line)
@@ -177,8 +240,10 @@ def test_a_document_over_convexs_mebibyte_is_rejected_on_the_struct_path_too(tmp
 def test_a_table_whose_lines_the_struct_path_mostly_refuses_stops_trying_it(tmp_path: Path) -> None:
     nested = _transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { layout = "object" }\n', "t")
     _primed(nested, b'{"id": "a", "layout": {"grid": {"w": 2}}}')
-    flat = _primed(_transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { layout = "object" }\n', "t"),
-                   b'{"id": "a", "layout": {"w": 2}}')
+    flat = _primed(
+        _transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { layout = "object" }\n', "t"),
+        b'{"id": "a", "layout": {"w": 2}}',
+    )
     for index in range(2 * StructPath.WEIGHED_AFTER):
         # jsonb nested deeper than the Struct reads: refused every time, yet converted.
         line = json.dumps({"id": index, "layout": {"grid": {"w": index}}}).encode()
@@ -196,8 +261,10 @@ def test_a_table_whose_lines_the_struct_path_mostly_refuses_stops_trying_it(tmp_
 
 
 def test_every_path_writes_the_fields_in_the_order_of_their_names_as_convex_holds_them(tmp_path: Path) -> None:
-    transform = _primed(_transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { layout = "array" }\n', "t"),
-                        b'{"id": "a", "zeta": 1, "alpha": 2, "layout": []}')
+    transform = _primed(
+        _transform(tmp_path, '[table."t"]\ntarget = "t"\njson = { layout = "array" }\n', "t"),
+        b'{"id": "a", "zeta": 1, "alpha": 2, "layout": []}',
+    )
     flat = b'{"id": "b", "zeta": 1, "alpha": 2, "layout": [{"w": 1, "h": 2}]}'
     written = b'{"alpha":2,"layout":[{"h":2,"w":1}],"legacyId":"b","zeta":1}'
     assert transform.struct_path is not None and transform.struct_path(flat) == written
@@ -219,8 +286,11 @@ def test_integer_keys_are_written_as_text_by_the_struct_path_as_by_the_dict_path
         assert key == 2**70 or written is not None, key  # msgspec reads 64-bit integers; the dict path the rest
         expected = converted(transform, line)[1]
         assert written in (None, expected)
-        assert json.loads(document_of(transform, line)) == {"legacyId": str(key), "legacyUserId": str(user),
-                                                            "employer": "y"}
+        assert json.loads(document_of(transform, line)) == {
+            "legacyId": str(key),
+            "legacyUserId": str(user),
+            "employer": "y",
+        }
     for bad in (1.5, True, None):
         line = json.dumps({"id": "c", "user_id": bad, "employer": "y"}).encode()
         kind, said = _through_document_of(transform, line)

@@ -14,8 +14,13 @@ def check(name: str, table: str | None = "cases", group_by: str | None = None, s
 
 
 def test_checks_of_one_table_share_a_scan_when_they_can() -> None:
-    checks = [check("per status", group_by="caseStatus"), check("wages", sum_="pwdWageAmount"),
-              check("users", table="users"), check("per type", group_by="caseType"), check("fn", table=None)]
+    checks = [
+        check("per status", group_by="caseStatus"),
+        check("wages", sum_="pwdWageAmount"),
+        check("users", table="users"),
+        check("per type", group_by="caseType"),
+        check("fn", table=None),
+    ]
     plan = plan_passes(checks)
     assert plan[0] == plan[1] == ("cases", "caseStatus", "pwdWageAmount")
     assert plan[2] == ("users", None, None)

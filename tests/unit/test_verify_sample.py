@@ -10,8 +10,16 @@ from steps.row_values import decode_json, encode_json
 from steps.sample_compare import BatchComparer, BatchResult, differences, same_json
 
 IGNORED = frozenset({"_id", "_creationTime", "userId"})
-BASE: dict[str, Any] = {"legacyId": "c1", "name": "Zoë", "cents": 1250, "rate": 0.5, "ok": True,
-                        "tags": ["a", "b"], "meta": {"n": 1, "flags": [True, None]}, "none": None}
+BASE: dict[str, Any] = {
+    "legacyId": "c1",
+    "name": "Zoë",
+    "cents": 1250,
+    "rate": 0.5,
+    "ok": True,
+    "tags": ["a", "b"],
+    "meta": {"n": 1, "flags": [True, None]},
+    "none": None,
+}
 
 
 def with_(**changes: Any) -> dict[str, Any]:
@@ -31,10 +39,14 @@ CASES = [
     (with_(ok=1), ["ok: v1 True, v2 1"]),  # True is not 1
     (with_(cents=True, ok=True), ["cents: v1 1250, v2 True"]),
     (with_(tags=["a", 1]), ["tags: v1 ['a', 'b'], v2 ['a', 1]"]),
-    (with_(meta={"n": 1, "flags": [1, None]}),
-     ["meta: v1 {'n': 1, 'flags': [True, None]}, v2 {'n': 1, 'flags': [1, None]}"]),
-    (with_(meta={"n": True, "flags": [True, None]}),
-     ["meta: v1 {'n': 1, 'flags': [True, None]}, v2 {'n': True, 'flags': [True, None]}"]),
+    (
+        with_(meta={"n": 1, "flags": [1, None]}),
+        ["meta: v1 {'n': 1, 'flags': [True, None]}, v2 {'n': 1, 'flags': [1, None]}"],
+    ),
+    (
+        with_(meta={"n": True, "flags": [True, None]}),
+        ["meta: v1 {'n': 1, 'flags': [True, None]}, v2 {'n': True, 'flags': [True, None]}"],
+    ),
     (with_(rate=0.25), ["rate: v1 0.5, v2 0.25"]),
     (with_(name="Zoe"), ["name: v1 'Zoë', v2 'Zoe'"]),
     (with_(none=KeyError), ["none: missing in v2"]),
@@ -59,7 +71,8 @@ def _compared(found: dict[str, Any]) -> BatchResult:
 
 @pytest.mark.parametrize(("found", "expected_problems"), CASES)
 def test_the_batch_says_what_differences_says_with_v2_fields_in_any_order(
-        found: dict[str, Any], expected_problems: list[str]) -> None:
+    found: dict[str, Any], expected_problems: list[str]
+) -> None:
     for order in (found, dict(reversed(found.items()))):
         result = _compared(order)
         assert result.wrong == bool(expected_problems)
