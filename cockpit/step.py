@@ -7,7 +7,9 @@ connections, `log()`, `progress()`, `metric()`, a journaled checkpoint, the canc
 event, an artifacts folder, the clock, and `dry_run`.
 
 Kinds live in `steps/` (or any installed package) and register through the `cockpit.steps`
-entry-point group; the core never imports them by name.
+entry-point group; the core never imports them by name. A kind imports what it needs of the
+cockpit from `cockpit.step_api`, which re-exports this module's names with the others a kind
+may use.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -50,6 +52,11 @@ class StepParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+# A kind's parameter model: `Step[ShellParams]` runs with a `StepContext[ShellParams]`, whose
+# `params` is typed as that model.
+P = TypeVar("P", bound=StepParams)
+
+
 @dataclass(frozen=True)
 class ConnectionRef:
     """Marks a parameter that names a connection, and the connection kind it must be.
@@ -73,8 +80,8 @@ class StepRef:
     kind: str
 
 
-class Step(ABC):
-    """A step kind. One instance runs one attempt."""
+class Step(ABC, Generic[P]):
+    """A step kind over its parameter model `P`. One instance runs one attempt."""
 
     kind: ClassVar[str] = ""
     effect: ClassVar[Effect] = Effect.MUTATE
@@ -89,16 +96,16 @@ class Step(ABC):
     # compresses its time, where it measures a working step's in real seconds.
     waits: ClassVar[bool] = False
 
-    def effect_of(self, params: StepParams) -> Effect:
+    def effect_of(self, params: P) -> Effect:
         """The effect of a step with these parameters (a read-only SQL step is a probe)."""
         return self.effect
 
-    def describe(self, params: StepParams) -> str:
+    def describe(self, params: P) -> str:
         """One line saying what the step does; a dry run prints it for mutate and notify steps."""
         return f"{self.kind}: {params.model_dump(exclude_defaults=True)}"
 
     @abstractmethod
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[P]) -> None:
         """Do the work. Return on success; raise `StepFailed` (or any error) on failure."""
 
 
@@ -158,8 +165,8 @@ class Checkpoint(MutableMapping[str, Any]):
         self._save(dict(self._data))
 
 
-class StepContext:
-    """Everything one attempt of one step may use."""
+class StepContext(Generic[P]):
+    """Everything one attempt of one step may use; `params` is the kind's model, validated."""
 
     def __init__(
         self,
@@ -167,7 +174,7 @@ class StepContext:
         step_id: str,
         title: str,
         attempt: int,
-        params: StepParams,
+        params: P,
         connections: Mapping[str, Any],
         host: StepHost,
         cancel: threading.Event,

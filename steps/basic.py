@@ -17,10 +17,19 @@ from typing import IO, Literal
 
 from pydantic import Field, model_validator
 
-from cockpit.clock import format_duration, format_offset
-from cockpit.parent_death import dying_with_parent
-from cockpit.runbook import Duration, Offset
-from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
+from cockpit.step_api import (
+    Duration,
+    Effect,
+    Offset,
+    Step,
+    StepCancelled,
+    StepContext,
+    StepFailed,
+    StepParams,
+    dying_with_parent,
+    format_duration,
+    format_offset,
+)
 
 # How long a cancelled command gets between SIGTERM and SIGKILL.
 _TERM_GRACE = 3.0
@@ -35,24 +44,21 @@ class ShellParams(StepParams):
     )
 
 
-class ShellStep(Step):
+class ShellStep(Step[ShellParams]):
     """Runs a command; its output streams to the step's log; a non-zero exit fails the step."""
 
     kind = "shell"
     effect = Effect.MUTATE
     Params = ShellParams
 
-    def effect_of(self, params: StepParams) -> Effect:
-        assert isinstance(params, ShellParams)
+    def effect_of(self, params: ShellParams) -> Effect:
         return Effect(params.effect)
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, ShellParams)
+    def describe(self, params: ShellParams) -> str:
         return f"run {shlex.join(params.argv)}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[ShellParams]) -> None:
         params = ctx.params
-        assert isinstance(params, ShellParams)
         cwd = ctx.base_dir / params.cwd if params.cwd else ctx.base_dir
         run_command(ctx, params.argv, {**os.environ, **params.env}, cwd)
 
@@ -239,7 +245,7 @@ class ManualParams(StepParams):
     confirm: str | None = Field(default=None, description="text the operator must type to answer yes")
 
 
-class ManualStep(Step):
+class ManualStep(Step[ManualParams]):
     """A gate: asks the operator; yes succeeds, no fails."""
 
     kind = "manual"
@@ -248,13 +254,11 @@ class ManualStep(Step):
     Params = ManualParams
     asks_only = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, ManualParams)
+    def describe(self, params: ManualParams) -> str:
         return f"ask the operator: {params.question}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[ManualParams]) -> None:
         params = ctx.params
-        assert isinstance(params, ManualParams)
         ctx.log(f"question: {params.question}")
         # Who answered, and how, is logged by the cockpit when the answer is given.
         if not ctx.ask(params.question, params.confirm):
@@ -265,7 +269,7 @@ class ChecklistParams(StepParams):
     items: list[str] = Field(min_length=1, description="what must be true, one item each")
 
 
-class ChecklistStep(Step):
+class ChecklistStep(Step[ChecklistParams]):
     """The operator ticks every item; the step succeeds when all are ticked."""
 
     kind = "checklist"
@@ -274,13 +278,11 @@ class ChecklistStep(Step):
     asks_only = True
     resumes = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, ChecklistParams)
+    def describe(self, params: ChecklistParams) -> str:
         return f"ask the operator to tick {len(params.items)} items"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[ChecklistParams]) -> None:
         params = ctx.params
-        assert isinstance(params, ChecklistParams)
         for item in params.items:
             ctx.log(f"[ ] {item}")
         if not ctx.checklist(params.items):
@@ -302,7 +304,7 @@ class WaitParams(StepParams):
         return self
 
 
-class WaitStep(Step):
+class WaitStep(Step[WaitParams]):
     """Waits on the run's clock (compressed in a rehearsal); resumes with the time that was left."""
 
     kind = "wait"
@@ -311,15 +313,13 @@ class WaitStep(Step):
     resumes = True
     waits = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, WaitParams)
+    def describe(self, params: WaitParams) -> str:
         if params.duration is not None:
             return f"wait {format_duration(params.duration)}"
         return f"wait until {format_offset(params.until or timedelta(0))}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[WaitParams]) -> None:
         params = ctx.params
-        assert isinstance(params, WaitParams)
         from datetime import datetime
 
         start = ctx.clock.now()

@@ -24,8 +24,7 @@ import httpx
 import msgspec
 from pydantic_core import from_json
 
-from cockpit import __version__
-from cockpit.step import StepCancelled
+from cockpit.step_api import COCKPIT_VERSION, StepCancelled
 
 FUNCTION_ERROR_STATUS = 560
 _decode_json = msgspec.json.Decoder().decode
@@ -109,7 +108,7 @@ class ConvexClient:
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
-            headers={"Authorization": f"Convex {deploy_key}", "Convex-Client": f"cutover-cockpit-{__version__}"},
+            headers={"Authorization": f"Convex {deploy_key}", "Convex-Client": f"cutover-cockpit-{COCKPIT_VERSION}"},
         )
         self.retries = 0
         # Requests run on this thread while the step's thread waits for them or for a cancel:

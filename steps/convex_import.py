@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.basic import run_command
 from steps.convex_client import Ambiguous, ConvexClient, ConvexError
 from steps.pg_export import read_manifest
@@ -46,7 +46,7 @@ def is_convex_cloud(url: str) -> bool:
     return ".convex.cloud" in url or ".convex.site" in url
 
 
-class ImportStep(Step):
+class ImportStep(Step[ImportParams]):
     """Imports documents into Convex: a mutation of v2."""
 
     kind = "convex.import"
@@ -54,14 +54,12 @@ class ImportStep(Step):
     Params = ImportParams
     resumes = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, ImportParams)
+    def describe(self, params: ImportParams) -> str:
         which = ", ".join(params.tables) if params.tables else "every table"
         return f"import {which} from {params.input} into {params.connection!r} ({params.mode}, by {params.method})"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[ImportParams]) -> None:
         params = ctx.params
-        assert isinstance(params, ImportParams)
         folder = ctx.base_dir / params.input
         manifest = read_manifest(folder)
         tables = params.tables or list(manifest["tables"])
@@ -97,7 +95,7 @@ class ImportStep(Step):
 
     def _by_http(
         self,
-        ctx: StepContext,
+        ctx: StepContext[ImportParams],
         client: ConvexClient,
         params: ImportParams,
         table: str,
@@ -117,7 +115,7 @@ class ImportStep(Step):
 
     def _upload(
         self,
-        ctx: StepContext,
+        ctx: StepContext[ImportParams],
         client: ConvexClient,
         params: ImportParams,
         table: str,
@@ -161,7 +159,12 @@ class ImportStep(Step):
         return state
 
     def _finish(
-        self, ctx: StepContext, client: ConvexClient, params: ImportParams, table: str, state: dict[str, Any]
+        self,
+        ctx: StepContext[ImportParams],
+        client: ConvexClient,
+        params: ImportParams,
+        table: str,
+        state: dict[str, Any],
     ) -> str:
         for _ in range(5):
             adopted = self._find_started(client, params, table, state["since"])
@@ -199,7 +202,9 @@ class ImportStep(Step):
             )
         return str(candidates[0]["_id"]) if candidates else None
 
-    def _follow(self, ctx: StepContext, client: ConvexClient, table: str, import_id: str, expected: int | None) -> int:
+    def _follow(
+        self, ctx: StepContext[ImportParams], client: ConvexClient, table: str, import_id: str, expected: int | None
+    ) -> int:
         shown = 0
         confirmed = False
         pause = 0.05  # a small import is done in a blink; a large one is asked once a second
@@ -235,7 +240,9 @@ class ImportStep(Step):
 
     # -- the Convex CLI --------------------------------------------------------------------------
 
-    def _by_cli(self, ctx: StepContext, params: ImportParams, connection: Any, table: str, path: Path) -> int | None:
+    def _by_cli(
+        self, ctx: StepContext[ImportParams], params: ImportParams, connection: Any, table: str, path: Path
+    ) -> int | None:
         argv = [*params.command, "import", "--table", table, "--format", "jsonLines", "-y"]
         if params.mode == "replace":
             argv.append("--replace")

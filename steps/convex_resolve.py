@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.convex_client import Chain, ConvexClient, ConvexFunctionError, shares_for
 from steps.mapping import Mapping, MappingError, Reference, load_mapping
 from steps.pg_export import read_manifest
@@ -66,7 +66,7 @@ def load_checked_mapping(base_dir: Path, name: str) -> Mapping:
         raise StepFailed(f"cannot read the mapping {name}: {exc.strerror}") from None
 
 
-class ResolveStep(Step):
+class ResolveStep(Step[ResolveParams]):
     """Patches v2 documents: a mutation."""
 
     kind = "convex.resolve_refs"
@@ -74,13 +74,11 @@ class ResolveStep(Step):
     Params = ResolveParams
     resumes = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, ResolveParams)
+    def describe(self, params: ResolveParams) -> str:
         return f"resolve the legacy references of {params.mapping} in {params.connection!r}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[ResolveParams]) -> None:
         params = ctx.params
-        assert isinstance(params, ResolveParams)
         mapping = load_checked_mapping(ctx.base_dir, params.mapping)
         references = [r for r in mapping.references() if not params.tables or r.table in params.tables]
         unknown = set(params.tables) - {t.target for t in mapping.tables.values()}
@@ -112,7 +110,12 @@ class ResolveStep(Step):
             )
 
     def _resolve(
-        self, ctx: StepContext, client: ConvexClient, params: ResolveParams, ref: Reference, size: dict[str, Any] | None
+        self,
+        ctx: StepContext[ResolveParams],
+        client: ConvexClient,
+        params: ResolveParams,
+        ref: Reference,
+        size: dict[str, Any] | None,
     ) -> dict[str, Any]:
         key = f"{ref.table}.{ref.id_field}"
         documents = int(size["output_rows"]) if size else None

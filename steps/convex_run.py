@@ -15,8 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from cockpit.clock import parse_duration
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, parse_duration
 from steps.convex_client import ConvexClient, ConvexFunctionError
 
 _FUNCTION_PATH = r"^[A-Za-z0-9_./-]+(:[A-Za-z0-9_]+)?$"
@@ -73,7 +72,7 @@ def short(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class RunStep(Step):
+class RunStep(Step[RunParams]):
     """Calls one Convex function; a probe when it is a query."""
 
     kind = "convex.run"
@@ -81,19 +80,16 @@ class RunStep(Step):
     Params = RunParams
     resumes = True
 
-    def effect_of(self, params: StepParams) -> Effect:
-        assert isinstance(params, RunParams)
+    def effect_of(self, params: RunParams) -> Effect:
         return Effect.PROBE if params.type == "query" and params.status is None else Effect.MUTATE
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, RunParams)
+    def describe(self, params: RunParams) -> str:
         how = " until done" if params.loop else ""
         watch = f", then watch {params.status.function}" if params.status else ""
         return f"run the {params.type} {params.function}({short(params.args, 80)}){how} on {params.connection!r}{watch}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[RunParams]) -> None:
         params = ctx.params
-        assert isinstance(params, RunParams)
         connection = ctx.connection(params.connection)
         with ConvexClient(connection.url, connection.deploy_key, cancel=ctx.cancel, log=ctx.log) as client:
             value = self._call(ctx, client, params)
@@ -109,7 +105,7 @@ class RunStep(Step):
                 raise StepFailed("; ".join(wrong))
             ctx.log(f"expect holds: {short(params.expect)}")
 
-    def _call(self, ctx: StepContext, client: ConvexClient, params: RunParams) -> Any:
+    def _call(self, ctx: StepContext[RunParams], client: ConvexClient, params: RunParams) -> Any:
         if ctx.checkpoint.get("called") and not params.loop:
             ctx.log(f"{params.function} was called before this resume; not calling it twice")
             return ctx.checkpoint.get("value")
@@ -148,7 +144,7 @@ class RunStep(Step):
             if calls >= params.max_calls:
                 raise StepFailed(f"{params.function} was still not done after {calls:,} calls (max_calls)")
 
-    def _watch(self, ctx: StepContext, client: ConvexClient, status: StatusPoll) -> Any:
+    def _watch(self, ctx: StepContext[RunParams], client: ConvexClient, status: StatusPoll) -> Any:
         every = parse_duration(status.every).total_seconds()
         last_logged = ""
         while True:

@@ -14,13 +14,21 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from cockpit.clock import format_duration
 from cockpit.dnscheck.probe import State
 from cockpit.dnscheck.propagation import DiscoveryError, Propagation, Requirement, discover_authoritative
 from cockpit.dnscheck.records import check_name, check_type, parse_values, split_address
 from cockpit.dnscheck.resolvers import BUILTIN, Resolver, ResolversFileError, combine, load_resolvers
-from cockpit.runbook import Duration
-from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams, StepRef
+from cockpit.step_api import (
+    Duration,
+    Effect,
+    Step,
+    StepCancelled,
+    StepContext,
+    StepFailed,
+    StepParams,
+    StepRef,
+    format_duration,
+)
 
 REPORT_TOPIC = "dns.propagation"
 
@@ -82,7 +90,7 @@ class PropagationParams(StepParams):
         return self
 
 
-class PropagationStep(Step):
+class PropagationStep(Step[PropagationParams]):
     """Checks a name across resolvers and authoritative servers until the requirement holds."""
 
     kind = "dns.propagation"
@@ -90,11 +98,10 @@ class PropagationStep(Step):
     Params = PropagationParams
     resumes = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, PropagationParams)
+    def describe(self, params: PropagationParams) -> str:
         return f"check that {params.name} {params.type} answers {params.expect} across resolvers"
 
-    def build(self, ctx: StepContext, params: PropagationParams) -> Propagation:
+    def build(self, ctx: StepContext[PropagationParams], params: PropagationParams) -> Propagation:
         groups: list[list[Resolver]] = [list(BUILTIN)] if params.builtin_resolvers else []
         if params.resolvers_file:
             try:
@@ -145,9 +152,8 @@ class PropagationStep(Step):
             changed_at=saved.get("changed_at", changed_at),
         )
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[PropagationParams]) -> None:
         params = ctx.params
-        assert isinstance(params, PropagationParams)
         check = self.build(ctx, params)
         ctx.log(
             f"checking {params.name} {params.type} = {params.expect} at {len(check.resolvers)} resolvers and "
@@ -159,7 +165,7 @@ class PropagationStep(Step):
         with ctx.clock.real_time():
             self._poll(ctx, params, check)
 
-    def _poll(self, ctx: StepContext, params: PropagationParams, check: Propagation) -> None:
+    def _poll(self, ctx: StepContext[PropagationParams], params: PropagationParams, check: Propagation) -> None:
         started = ctx.clock.now()
         previous: dict[int, State | None] = {}
         while True:

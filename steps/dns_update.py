@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from cockpit.dnscheck.records import parse_values
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, StepRef
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, StepRef
 from steps.dns_propagation import DnsName, RecordType
 from steps.dns_providers import DnsProvider, ProviderError, RecordSet, Rfc2136
 
@@ -70,7 +70,7 @@ def _verify(provider: DnsProvider, want: RecordSet, what: str) -> None:
         raise StepFailed(f"{what}, but the provider now holds {now.describe()}, not {want.describe()}")
 
 
-class UpdateStep(Step):
+class UpdateStep(Step[UpdateParams]):
     """Changes one record set, having journaled what was there."""
 
     kind = "dns.update"
@@ -78,16 +78,14 @@ class UpdateStep(Step):
     Params = UpdateParams
     resumes = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, UpdateParams)
+    def describe(self, params: UpdateParams) -> str:
         return (
             f"set {params.name} {params.type} to {', '.join(params.values)} (TTL {params.ttl}) "
             f"through connection {params.connection!r}, after recording the current value"
         )
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[UpdateParams]) -> None:
         params = ctx.params
-        assert isinstance(params, UpdateParams)
         connection = ctx.connection(params.connection)
         target = RecordSet(params.name, params.type, params.values, params.ttl)
         try:
@@ -138,20 +136,18 @@ class RestoreParams(StepParams):
     )
 
 
-class RestoreStep(Step):
+class RestoreStep(Step[RestoreParams]):
     """Puts back exactly what a `dns.update` step recorded before its change."""
 
     kind = "dns.restore"
     effect = Effect.MUTATE
     Params = RestoreParams
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, RestoreParams)
+    def describe(self, params: RestoreParams) -> str:
         return f"put back the records that step {params.update!r} recorded before its change"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[RestoreParams]) -> None:
         params = ctx.params
-        assert isinstance(params, RestoreParams)
         saved = ctx.checkpoint_of(params.update)
         if RECORDED not in saved:
             ctx.log(f"step {params.update!r} recorded nothing, so it changed nothing: there is nothing to restore")

@@ -10,9 +10,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from cockpit.clock import format_duration
-from cockpit.runbook import Duration
-from cockpit.step import ConnectionRef, Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
+from cockpit.step_api import (
+    ConnectionRef,
+    Duration,
+    Effect,
+    Step,
+    StepCancelled,
+    StepContext,
+    StepFailed,
+    StepParams,
+    format_duration,
+)
 
 _UNSET: Any = object()
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -34,26 +42,23 @@ class HttpCheckParams(StepParams):
     timeout: Duration = Field(default=timedelta(seconds=10), description="per request")
 
 
-class HttpCheckStep(Step):
+class HttpCheckStep(Step[HttpCheckParams]):
     """Calls an endpoint and checks status, body, a JSON value and latency, `repeat` times."""
 
     kind = "http.check"
     effect = Effect.PROBE
     Params = HttpCheckParams
 
-    def effect_of(self, params: StepParams) -> Effect:
-        assert isinstance(params, HttpCheckParams)
+    def effect_of(self, params: HttpCheckParams) -> Effect:
         return Effect.PROBE if params.method in _SAFE_METHODS else Effect.MUTATE
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, HttpCheckParams)
+    def describe(self, params: HttpCheckParams) -> str:
         return f"{params.method} {params.url} and expect {params.expect_status}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[HttpCheckParams]) -> None:
         import httpx
 
         params = ctx.params
-        assert isinstance(params, HttpCheckParams)
         url, headers = params.url, dict(params.headers)
         if params.connection is not None:
             conn = ctx.connection(params.connection)

@@ -30,8 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cockpit.checked_toml import ProblemsError, load_checked
-from cockpit.runbook import Problem
+from cockpit.step_api import Problem, ProblemsError, load_checked
 from steps.row_transformer import RowTransformer, reference_fields
 from steps.row_values import RejectRow, check_value, decode_json, encode_json
 

@@ -16,8 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from cockpit.journal import private_dir
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, private_dir
 from steps.postgres import CancelWatch, connect
 from steps.verify import quote_table
 
@@ -42,20 +41,18 @@ def mask(email: str) -> str:
     return (local[:1] + "***" + at + domain) if at else email[:1] + "***"
 
 
-class AuditStep(Step):
+class AuditStep(Step[AuditParams]):
     """Reads the users table and writes a report; a probe."""
 
     kind = "postgres.audit_emails"
     effect = Effect.PROBE
     Params = AuditParams
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, AuditParams)
+    def describe(self, params: AuditParams) -> str:
         return f"audit the emails of {params.table} on {params.connection!r}; report to {params.report}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[AuditParams]) -> None:
         params = ctx.params
-        assert isinstance(params, AuditParams)
         from psycopg import sql
 
         table = sql.SQL(quote_table(params.table))

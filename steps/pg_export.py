@@ -27,9 +27,17 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from cockpit.journal import private_dir
-from cockpit.step import ConnectionRef, Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
-from cockpit.writeback import Writeback
+from cockpit.step_api import (
+    ConnectionRef,
+    Effect,
+    Step,
+    StepCancelled,
+    StepContext,
+    StepFailed,
+    StepParams,
+    Writeback,
+    private_dir,
+)
 from steps.postgres import CancelWatch, connect
 
 # CSV with these quote and delimiter characters passes row_to_json's output through unchanged:
@@ -110,7 +118,7 @@ def _quote_table(name: str) -> str:
     return sql.Identifier(*name.split(".")).as_string(None)
 
 
-class ExportStep(Step):
+class ExportStep(Step[ExportParams]):
     """Exports tables to JSON Lines; a probe (it only reads the database)."""
 
     kind = "postgres.export"
@@ -118,13 +126,11 @@ class ExportStep(Step):
     Params = ExportParams
     resumes = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, ExportParams)
+    def describe(self, params: ExportParams) -> str:
         return f"export {', '.join(t.name for t in params.tables)} to {params.out}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[ExportParams]) -> None:
         params = ctx.params
-        assert isinstance(params, ExportParams)
         folder = private_dir(ctx.base_dir / params.out)
         done: dict[str, Any] = dict(ctx.checkpoint.get("done", {}))
         manifest: dict[str, Any] = {"tables": {}, "format": "jsonLines"}
@@ -161,7 +167,14 @@ class ExportStep(Step):
             ctx.log(f"  {name:<28} {entry['rows']:>10,} rows {entry['bytes']:>14,} bytes  {entry['file']}")
 
     def _export(
-        self, ctx: StepContext, conn: Any, table: TableSpec, path: Path, jobs: int, snapshot: str, connection: str
+        self,
+        ctx: StepContext[ExportParams],
+        conn: Any,
+        table: TableSpec,
+        path: Path,
+        jobs: int,
+        snapshot: str,
+        connection: str,
     ) -> dict[str, Any]:
         source = table.query or f"SELECT * FROM {_quote_table(table.name)}"
         estimate = _estimate_rows(conn, source)
@@ -233,7 +246,7 @@ class ExportStep(Step):
         source: str,
         target: Path,
         counter: _Counter,
-        ctx: StepContext,
+        ctx: StepContext[ExportParams],
         stop: threading.Event,
         digest: Any,
         durable: bool = True,

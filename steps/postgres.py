@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from cockpit.step import ConnectionRef, Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
+from cockpit.step_api import ConnectionRef, Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
 
 if TYPE_CHECKING:
     import psycopg
@@ -76,27 +76,24 @@ class SqlParams(StepParams):
     read_only: bool = Field(default=False, description="run in a READ ONLY transaction: the step is a probe")
 
 
-class SqlStep(Step):
+class SqlStep(Step[SqlParams]):
     """Runs SQL in one transaction; logs the result; checks `expect` against the first row."""
 
     kind = "postgres.sql"
     effect = Effect.MUTATE
     Params = SqlParams
 
-    def effect_of(self, params: StepParams) -> Effect:
-        assert isinstance(params, SqlParams)
+    def effect_of(self, params: SqlParams) -> Effect:
         return Effect.PROBE if params.read_only else Effect.MUTATE
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, SqlParams)
+    def describe(self, params: SqlParams) -> str:
         statements = [params.sql] if isinstance(params.sql, str) else params.sql
         return f"run {len(statements)} SQL statement(s) on {params.connection!r}: {_short(statements[0])}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[SqlParams]) -> None:
         import psycopg
 
         params = ctx.params
-        assert isinstance(params, SqlParams)
         statements = [params.sql] if isinstance(params.sql, str) else params.sql
         with connect(ctx, params.connection) as conn, CancelWatch(conn, ctx.cancel):
             conn.read_only = params.read_only
@@ -170,24 +167,22 @@ class AccessParams(StepParams):
     roles: list[str] = Field(min_length=1, description="the application's roles, e.g. authenticated, anon")
 
 
-class _AccessStep(Step):
+class _AccessStep(Step[AccessParams]):
     """Sets the database's default_transaction_read_only, ends the roles' sessions, proves the effect."""
 
     effect = Effect.MUTATE
     Params = AccessParams
     read_only = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, AccessParams)
+    def describe(self, params: AccessParams) -> str:
         mode = "read-only" if self.read_only else "read-write"
         return f"set the database of {params.connection!r} {mode} and end the sessions of {', '.join(params.roles)}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[AccessParams]) -> None:
         import psycopg
         from psycopg import sql
 
         params = ctx.params
-        assert isinstance(params, AccessParams)
         setting = "on" if self.read_only else "off"
         with connect(ctx, params.connection, autocommit=True) as conn:
             # Once the database defaults to read-only, so does this session: the undo could never run.
@@ -223,7 +218,7 @@ class _AccessStep(Step):
             self._prove(ctx, params.connection, role)
         ctx.progress(2, 2, "stages")
 
-    def _prove(self, ctx: StepContext, connection: str, role: str) -> None:
+    def _prove(self, ctx: StepContext[AccessParams], connection: str, role: str) -> None:
         """Attempt a write as `role` in a fresh session: refused when read-only, accepted otherwise."""
         import psycopg
         from psycopg import sql

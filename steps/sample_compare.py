@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from pydantic_core import from_json
 
-from cockpit.step import StepFailed
+from cockpit.step_api import StepFailed
 from steps.convex_client import ConvexClient, ConvexError, ConvexFunctionError
 from steps.row_values import RejectRow, decode_json, encode_json
 from steps.transform import document_of

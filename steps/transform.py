@@ -27,9 +27,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, ValidationInfo
 from pydantic_core import from_json, to_json
 
-from cockpit.journal import private_dir
-from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
-from cockpit.writeback import Writeback
+from cockpit.step_api import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams, Writeback, private_dir
 from steps.mapping import Mapping, MappingError, load_mapping
 from steps.pg_export import read_manifest, write_manifest
 from steps.row_transformer import RowTransformer
@@ -263,7 +261,7 @@ def split_ranges(path: Path, chunk: int) -> list[tuple[int, int]]:
     return ranges
 
 
-class TransformStep(Step):
+class TransformStep(Step[TransformParams]):
     """Converts every exported table by the mapping; a probe (it writes only local files)."""
 
     kind = "transform"
@@ -271,13 +269,11 @@ class TransformStep(Step):
     Params = TransformParams
     resumes = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, TransformParams)
+    def describe(self, params: TransformParams) -> str:
         return f"transform {params.input} by {params.mapping} into {params.out}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[TransformParams]) -> None:
         params = ctx.params
-        assert isinstance(params, TransformParams)
         try:
             mapping = load_mapping(ctx.base_dir / params.mapping)
         except MappingError as exc:
@@ -327,7 +323,7 @@ class TransformStep(Step):
 
     def _table(
         self,
-        ctx: StepContext,
+        ctx: StepContext[TransformParams],
         mapping: Mapping,
         source_table: str,
         input_path: Path,
@@ -434,7 +430,9 @@ class TransformStep(Step):
             "reasons": reasons,
         }
 
-    def _in_workers(self, ctx: StepContext, jobs: list[tuple[Any, ...]], workers: int, record: Any) -> None:
+    def _in_workers(
+        self, ctx: StepContext[TransformParams], jobs: list[tuple[Any, ...]], workers: int, record: Any
+    ) -> None:
         # Spawned, not forked: the cockpit is threaded, and a fork copies locks held by other threads.
         pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"))
         pending: set[Future[ChunkResult]] = set()

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field
 
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.convex_client import ConvexClient, ConvexFunctionError, shares_for
 from steps.convex_resolve import load_checked_mapping
 from steps.mapping import Mapping
@@ -54,7 +54,7 @@ def chosen_tables(mapping: Mapping, tables: list[str]) -> list[str]:
     return [s for s, target in known.items() if not tables or s in tables or target in tables]
 
 
-def transformed_tables(ctx: StepContext, params: VerifyParams) -> dict[str, Any]:
+def transformed_tables(ctx: StepContext[Any], params: VerifyParams) -> dict[str, Any]:
     return read_manifest(ctx.base_dir / params.transformed)["tables"] if params.transformed else {}
 
 
@@ -85,27 +85,29 @@ def log_table(ctx: StepContext, header: list[str], rows: list[list[Any]]) -> Non
         )
 
 
-class _Verification(Step):
+# The verifications' parameters: VerifyParams, or a model that extends it (the sample's).
+VP = TypeVar("VP", bound=VerifyParams)
+
+
+class _Verification(Step[VP]):
     effect = Effect.PROBE
 
-    def client(self, ctx: StepContext, params: VerifyParams) -> ConvexClient:
+    def client(self, ctx: StepContext[VP], params: VerifyParams) -> ConvexClient:
         connection = ctx.connection(params.target)
         return ConvexClient(connection.url, connection.deploy_key, cancel=ctx.cancel, log=ctx.log)
 
 
-class CountsStep(_Verification):
+class CountsStep(_Verification[VerifyParams]):
     """Source rows against target documents, table by table."""
 
     kind = "verify.counts"
     Params = VerifyParams
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, VerifyParams)
+    def describe(self, params: VerifyParams) -> str:
         return f"count the rows of {params.source!r} and the documents of {params.target!r} ({params.mapping})"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[VerifyParams]) -> None:
         params = ctx.params
-        assert isinstance(params, VerifyParams)
         mapping = load_checked_mapping(ctx.base_dir, params.mapping)
         sources = chosen_tables(mapping, params.tables)
         transformed = transformed_tables(ctx, params)
@@ -148,7 +150,7 @@ class CountsStep(_Verification):
             raise StepFailed(f"{missing_total:,} rows missing and {extra_total:,} extra documents in v2")
 
     @staticmethod
-    def _source_counts(ctx: StepContext, params: VerifyParams, sources: list[str]) -> dict[str, int]:
+    def _source_counts(ctx: StepContext[VerifyParams], params: VerifyParams, sources: list[str]) -> dict[str, int]:
         import psycopg
 
         with connect(ctx, params.source) as conn, CancelWatch(conn, ctx.cancel):
@@ -163,7 +165,7 @@ class CountsStep(_Verification):
 
     @staticmethod
     def _target_count(
-        ctx: StepContext,
+        ctx: StepContext[VerifyParams],
         client: ConvexClient,
         params: VerifyParams,
         table: str,
@@ -187,19 +189,17 @@ class CountsStep(_Verification):
         return count
 
 
-class RefsStep(_Verification):
+class RefsStep(_Verification[VerifyParams]):
     """Every reference resolved, and every resolved id names a document that exists."""
 
     kind = "verify.refs"
     Params = VerifyParams
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, VerifyParams)
+    def describe(self, params: VerifyParams) -> str:
         return f"check every reference of {params.mapping} in {params.target!r}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[VerifyParams]) -> None:
         params = ctx.params
-        assert isinstance(params, VerifyParams)
         mapping = load_checked_mapping(ctx.base_dir, params.mapping)
         targets = {mapping.target_of(s) for s in chosen_tables(mapping, params.tables)}
         references = [r for r in mapping.references() if r.table in targets]
@@ -243,7 +243,7 @@ class RefsStep(_Verification):
 
     @staticmethod
     def _check(
-        ctx: StepContext,
+        ctx: StepContext[VerifyParams],
         client: ConvexClient,
         params: VerifyParams,
         table: str,

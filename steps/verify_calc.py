@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from cockpit.step import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.convex_client import ConvexClient, ConvexFunctionError
 from steps.postgres import CancelWatch, connect
 from steps.verify import log_table
@@ -77,20 +77,18 @@ def _number(value: Any) -> float:
     return value
 
 
-class CalcStep(Step):
+class CalcStep(Step[CalcParams]):
     """Compares aggregates of v1 and v2; a probe."""
 
     kind = "verify.calc"
     effect = Effect.PROBE
     Params = CalcParams
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, CalcParams)
+    def describe(self, params: CalcParams) -> str:
         return f"compare {len(params.checks)} aggregate(s) of {params.source!r} and {params.target!r}"
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[CalcParams]) -> None:
         params = ctx.params
-        assert isinstance(params, CalcParams)
         started = time.monotonic()
         v1 = self._source(ctx, params)
         rows: list[list[Any]] = []
@@ -118,7 +116,7 @@ class CalcStep(Step):
             raise StepFailed(f"{mismatches:,} figures differ between v1 and v2: see the table in the log")
 
     @staticmethod
-    def _source(ctx: StepContext, params: CalcParams) -> list[Groups]:
+    def _source(ctx: StepContext[CalcParams], params: CalcParams) -> list[Groups]:
         import psycopg
 
         results: list[Groups] = []
@@ -154,7 +152,7 @@ class CalcStep(Step):
 
     def _target(
         self,
-        ctx: StepContext,
+        ctx: StepContext[CalcParams],
         client: ConvexClient,
         params: CalcParams,
         check: CalcCheck,
@@ -176,7 +174,7 @@ class CalcStep(Step):
 
     @staticmethod
     def _aggregate(
-        ctx: StepContext, client: ConvexClient, params: CalcParams, name: str, scan: Pass
+        ctx: StepContext[CalcParams], client: ConvexClient, params: CalcParams, name: str, scan: Pass
     ) -> dict[str, dict[str, float]]:
         table, group_by, total_of = scan
         args: dict[str, Any] = {"table": table}

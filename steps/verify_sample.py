@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import Field
 
-from cockpit.step import StepContext, StepFailed, StepParams
+from cockpit.step_api import StepContext, StepFailed
 from steps.convex_client import ConvexClient
 from steps.convex_resolve import load_checked_mapping
 from steps.mapping import Mapping
@@ -74,22 +74,20 @@ def sample_condition(pk: str, fraction: float, seed: str) -> str:
     )
 
 
-class SampleStep(_Verification):
+class SampleStep(_Verification[SampleParams]):
     """Compares a random sample of rows with their documents, field by field."""
 
     kind = "verify.sample"
     Params = SampleParams
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, SampleParams)
+    def describe(self, params: SampleParams) -> str:
         return (
             f"compare {params.fraction:.0%} of the rows of {params.source!r} with {params.target!r}, "
             f"field by field (seed {params.seed!r})"
         )
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[SampleParams]) -> None:
         params = ctx.params
-        assert isinstance(params, SampleParams)
         mapping = load_checked_mapping(ctx.base_dir, params.mapping)
         sources = chosen_tables(mapping, params.tables)
         transformed = transformed_tables(ctx, params)
@@ -123,7 +121,7 @@ class SampleStep(_Verification):
 
     def _table(
         self,
-        ctx: StepContext,
+        ctx: StepContext[SampleParams],
         client: ConvexClient,
         params: SampleParams,
         mapping: Mapping,
@@ -192,7 +190,7 @@ class SampleStep(_Verification):
 
     @staticmethod
     def _in_workers(
-        ctx: StepContext,
+        ctx: StepContext[SampleParams],
         params: SampleParams,
         mapping: Mapping,
         source: str,
@@ -250,7 +248,9 @@ class SampleStep(_Verification):
             pool.shutdown(wait=not ctx.cancelled, cancel_futures=True)
 
     @staticmethod
-    def _sampled_lines(ctx: StepContext, params: SampleParams, source: str, pk: str) -> Iterator[list[bytes]]:
+    def _sampled_lines(
+        ctx: StepContext[SampleParams], params: SampleParams, source: str, pk: str
+    ) -> Iterator[list[bytes]]:
         """The sampled rows as the export writes them, in batches."""
         import psycopg
 
