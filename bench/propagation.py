@@ -4,7 +4,7 @@ do), against the same queries sent one after another, in the same run.
 The resolvers are real dnsmasq instances on 127.0.0.x with their cache off, each forwarding
 to an upstream that answers after a delay: the cost of a recursive lookup that a public
 resolver pays when the changed name is not in its cache. Two resolvers read every query and
-never answer. Both variants use the same query code (cockpit/dnscheck/probe.py) and the same
+never answer. Both variants use the same query code (steps/dns/check/probe.py) and the same
 per-query timeout.
 
 - check / timeout: one full check against the per-query timeout (target <= 1.1x): the check
@@ -35,11 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.table import print_table  # noqa: E402
-from cockpit.dnscheck.probe import ask  # noqa: E402
-from cockpit.dnscheck.propagation import Propagation, Requirement  # noqa: E402
-from cockpit.dnscheck.records import parse_values  # noqa: E402
-from cockpit.dnscheck.resolvers import Resolver  # noqa: E402
 from cockpit.sandbox.dns_servers import Dnsmasq, SilentResolver, _UdpResponder, stop_all  # noqa: E402
+from steps.dns.check.probe import ask  # noqa: E402
+from steps.dns.check.propagation import Propagation, Requirement  # noqa: E402
+from steps.dns.check.records import parse_values  # noqa: E402
+from steps.dns.check.resolvers import Resolver  # noqa: E402
 
 ZONE = "bench.test"
 NAME = f"app.{ZONE}"

@@ -46,7 +46,7 @@ from widgets.main_screen import MainScreen
 from widgets.notice_line import Notice, NoticeLine
 from widgets.what_now import WhatNow
 
-DNS_TOPIC = "dns.propagation"  # what steps/dns_propagation.py publishes
+DNS_TOPIC = "dns.propagation"  # what steps/dns/watch.py publishes
 
 if TYPE_CHECKING:
     from cockpit.engine import Engine
@@ -184,7 +184,7 @@ class CockpitApp(App[int]):
         for step in self.engine.runbook.steps:
             feed.buffer(step.id)
         if self.autopilot_delay is not None:
-            from cockpit.sandbox.autopilot import Autopilot
+            from cockpit.autopilot import Autopilot
 
             self.autopilot = Autopilot(self.engine, self.autopilot_delay)
             self.engine.subscribe(self.autopilot)

@@ -14,7 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cockpit import tomlpos
-from cockpit.runbook import Problem, _Collector, _syntax_problem
+from cockpit.runbook import Problem, ProblemCollector, syntax_problem
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -29,7 +29,7 @@ class ProblemsError(ValueError):
 
 def load_checked(
     path: Path, model: type[Model], what: str, error: type[ProblemsError] = ProblemsError
-) -> tuple[Model, _Collector]:
+) -> tuple[Model, ProblemCollector]:
     """The file parsed by `model`, and a collector (with the file's key lines) for the caller's
     own checks; `error` listing every problem when the file cannot be read, parsed or validated."""
     try:
@@ -39,8 +39,8 @@ def load_checked(
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise error([_syntax_problem(path, exc)]) from None
-    collect = _Collector(path, tomlpos.scan(text))
+        raise error([syntax_problem(path, exc)]) from None
+    collect = ProblemCollector(path, tomlpos.scan(text))
     try:
         return model.model_validate(document), collect
     except ValidationError as exc:

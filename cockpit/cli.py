@@ -94,9 +94,9 @@ def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.argument("runbook", type=click.Path(dir_okay=False))
 def check(runbook: str) -> None:
     """Validate RUNBOOK: every problem as file:line: message; exit 0 when sound, 2 when not."""
-    from cockpit import runbook as runbook_module
+    from cockpit import runbook_loader
 
-    parsed, problems = runbook_module.check(Path(runbook))
+    parsed, problems = runbook_loader.check(Path(runbook))
     for problem in problems:
         click.echo(str(problem), err=problem.severity == "error")
     if any("is not set (a run will need it)" in p.message for p in problems):
@@ -224,7 +224,7 @@ def dns_check(
 ) -> None:
     """Ask every resolver and authoritative server for NAME at once; exit 0 when the expected
     answer holds where required, 1 when not, 2 on bad input."""
-    from cockpit.dnscheck.command import CheckRequest, run_check
+    from cockpit.dns_command import CheckRequest, run_check
 
     request = CheckRequest(
         name, kind, expect, old, resolvers_file, authoritative, timeout, watch, interval, within, require, as_json
@@ -326,7 +326,7 @@ def demo(
     except SessionError as exc:
         _fail(exc.lines)
     except Exception as exc:
-        from cockpit.sandbox.postgres import SandboxError
+        from cockpit.sandbox.world import SandboxError
 
         if isinstance(exc, SandboxError | ValueError):
             _fail([f"demo: {exc}"], 1)
@@ -389,7 +389,7 @@ def _headless(options: RunOptions, as_json: bool, autopilot_delay: float | None 
     engine.subscribe(printer)
     autopilot = None
     if autopilot_delay is not None:
-        from cockpit.sandbox.autopilot import Autopilot
+        from cockpit.autopilot import Autopilot
 
         autopilot = Autopilot(engine, autopilot_delay)
         engine.subscribe(autopilot)

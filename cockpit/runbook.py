@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -326,7 +325,7 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-class _Collector:
+class ProblemCollector:
     """Gathers problems with their lines while a document is validated piece by piece."""
 
     def __init__(self, source: Path, lines: tomlpos.KeyLines) -> None:
@@ -397,64 +396,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def load(
-    path: Path | str, kinds: Mapping[str, type[Step]] | None = None, env: Mapping[str, str] | None = None
-) -> Runbook:
-    """Read and validate a runbook; raise `RunbookError` listing every error."""
-    runbook, problems = check(path, kinds, env)
-    errors = [p for p in problems if p.severity == "error"]
-    if errors or runbook is None:
-        raise RunbookError(errors)
-    return runbook
-
-
-def check(
-    path: Path | str, kinds: Mapping[str, type[Step]] | None = None, env: Mapping[str, str] | None = None
-) -> tuple[Runbook | None, list[Problem]]:
-    """Validate a runbook; return it (when sound) and every problem, warnings included."""
-    from cockpit import runbook_checks
-    from cockpit.registry import installed_kinds
-
-    source = Path(path)
-    if kinds is None:
-        kinds = installed_kinds()
-    if env is None:
-        env = os.environ
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [Problem(source, 0, "no such file")]
-    except UnicodeDecodeError as exc:
-        return None, [Problem(source, 1 + _line_of_byte(source, exc.start), "not valid UTF-8")]
-    except OSError as exc:
-        return None, [Problem(source, 0, f"cannot read: {exc.strerror}")]
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        return None, [_syntax_problem(source, exc)]
-    lines = tomlpos.scan(text)
-    collect = _Collector(source, lines)
-    parsed = runbook_checks.parse_document(document, collect, kinds, env)
-    if parsed is None:
-        collect.problems.sort(key=lambda p: p.line)
-        return None, collect.problems
-    runbook = Runbook(source=source, text=text, lines=lines, kinds=kinds, **parsed)
-    runbook_checks.cross_check(runbook, collect)
-    collect.problems.sort(key=lambda p: p.line)
-    errors = [p for p in collect.problems if p.severity == "error"]
-    warnings = tuple(p for p in collect.problems if p.severity == "warning")
-    if errors:
-        return None, collect.problems
-    return Runbook(source=source, text=text, lines=lines, kinds=kinds, warnings=warnings, **parsed), list(
-        collect.problems
-    )
-
-
-def _line_of_byte(source: Path, offset: int) -> int:
-    return source.read_bytes()[:offset].count(b"\n")
-
-
-def _syntax_problem(source: Path, exc: tomllib.TOMLDecodeError) -> Problem:
+def syntax_problem(source: Path, exc: tomllib.TOMLDecodeError) -> Problem:
     message = str(exc)
     m = re.search(r"\(at line (\d+), column (\d+)\)", message)
     line = int(m.group(1)) if m else 1

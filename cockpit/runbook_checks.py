@@ -31,7 +31,7 @@ from cockpit.runbook import (
 from cockpit.step import ConnectionRef, Step, StepParams, StepRef
 
 if TYPE_CHECKING:
-    from cockpit.runbook import Runbook, _Collector
+    from cockpit.runbook import ProblemCollector, Runbook
 
 TOP_LEVEL = ("runbook", "connections", "phase", "step", "trigger")
 _ARRAYS = ("phase", "step", "trigger")
@@ -39,7 +39,7 @@ _ARRAYS = ("phase", "step", "trigger")
 
 def parse_document(
     document: dict[str, Any],
-    collect: _Collector,
+    collect: ProblemCollector,
     kinds: Mapping[str, type[Step]],
     env: Mapping[str, str],
 ) -> dict[str, Any] | None:
@@ -87,7 +87,7 @@ def parse_document(
     }
 
 
-def _parse_header(document: dict[str, Any], collect: _Collector) -> RunbookHeader | None:
+def _parse_header(document: dict[str, Any], collect: ProblemCollector) -> RunbookHeader | None:
     raw = document.get("runbook")
     if raw is None:
         collect.error((), "missing [runbook] table (name, t0, window)")
@@ -103,7 +103,7 @@ def _parse_header(document: dict[str, Any], collect: _Collector) -> RunbookHeade
 
 
 def _parse_connections(
-    document: dict[str, Any], collect: _Collector, env: Mapping[str, str]
+    document: dict[str, Any], collect: ProblemCollector, env: Mapping[str, str]
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     raw = document.get("connections", {})
     if not isinstance(raw, dict):
@@ -141,7 +141,7 @@ def _parse_connections(
     return parsed, raws
 
 
-def _warn_unset(value: Any, path: tuple[str | int, ...], collect: _Collector, env: Mapping[str, str]) -> None:
+def _warn_unset(value: Any, path: tuple[str | int, ...], collect: ProblemCollector, env: Mapping[str, str]) -> None:
     """An unset ${VAR} is a warning for `check`; a run that needs it refuses to start."""
     if isinstance(value, dict):
         for k, v in value.items():
@@ -156,7 +156,7 @@ def _warn_unset(value: Any, path: tuple[str | int, ...], collect: _Collector, en
 
 
 def _parse_list(
-    document: dict[str, Any], key: str, model: type[BaseModel], collect: _Collector
+    document: dict[str, Any], key: str, model: type[BaseModel], collect: ProblemCollector
 ) -> list[tuple[int, Any]]:
     out: list[tuple[int, Any]] = []
     for index, raw in enumerate(document.get(key, [])):
@@ -176,7 +176,7 @@ def _context(key: str, raw: dict[str, Any]) -> str:
     return f"{key} {ident!r}" if isinstance(ident, str) else f"{key} (no id)"
 
 
-def _parse_triggers(document: dict[str, Any], collect: _Collector) -> list[tuple[int, Trigger]]:
+def _parse_triggers(document: dict[str, Any], collect: ProblemCollector) -> list[tuple[int, Trigger]]:
     triggers: list[tuple[int, Trigger]] = []
     for index, raw in enumerate(document.get("trigger", [])):
         if not isinstance(raw, dict):
@@ -214,7 +214,7 @@ def _parse_triggers(document: dict[str, Any], collect: _Collector) -> list[tuple
 
 def _parse_params(
     raw_steps: list[Any],
-    collect: _Collector,
+    collect: ProblemCollector,
     kinds: Mapping[str, type[Step]],
     env: Mapping[str, str],
     base_dir: Any,
@@ -272,7 +272,7 @@ def _marked_fields(params: type[StepParams], marker: type[ConnectionRef] | type[
     return out
 
 
-def cross_check(runbook: Runbook, collect: _Collector) -> None:
+def cross_check(runbook: Runbook, collect: ProblemCollector) -> None:
     """Every check that needs the whole runbook: ids, references, cycles, times."""
     _check_phases(runbook, collect)
     _check_steps(runbook, collect)
@@ -282,7 +282,7 @@ def cross_check(runbook: Runbook, collect: _Collector) -> None:
         _check_window(runbook, collect)
 
 
-def _check_window(runbook: Runbook, collect: _Collector) -> None:
+def _check_window(runbook: Runbook, collect: ProblemCollector) -> None:
     """The window's planned work (its critical path of budgets) against `window`: a plan that
     cannot fit is sound to run, but the operator should know before the night."""
     from cockpit.clock import format_duration
@@ -300,7 +300,7 @@ def _check_window(runbook: Runbook, collect: _Collector) -> None:
     )
 
 
-def _check_duplicate_ids(document: dict[str, Any], collect: _Collector) -> None:
+def _check_duplicate_ids(document: dict[str, Any], collect: ProblemCollector) -> None:
     """Judged on the document as written: an item that fails its own checks still claims its id."""
     for key in _ARRAYS:
         seen: dict[str, int] = {}
@@ -323,7 +323,7 @@ def _phase_path(runbook: Runbook, phase: Phase, *key: str | int) -> tuple[str | 
     return ("phase", runbook.index_of("phase", phase), *key)
 
 
-def _check_phases(runbook: Runbook, collect: _Collector) -> None:
+def _check_phases(runbook: Runbook, collect: ProblemCollector) -> None:
     windows = [p for p in runbook.phases if p.window]
     rollbacks = [p for p in runbook.phases if p.kind == "rollback"]
     for extra in windows[1:]:
@@ -361,7 +361,7 @@ def _check_phases(runbook: Runbook, collect: _Collector) -> None:
             )
 
 
-def _check_steps(runbook: Runbook, collect: _Collector) -> None:
+def _check_steps(runbook: Runbook, collect: ProblemCollector) -> None:
     phase_ids = runbook.declared["phase"]
     step_ids = runbook.declared["step"]
     rollback_phase = runbook.rollback_phase
@@ -420,7 +420,7 @@ def _check_steps(runbook: Runbook, collect: _Collector) -> None:
         _check_step_connections(runbook, step, collect)
 
 
-def _check_step_connections(runbook: Runbook, step: RunbookStep, collect: _Collector) -> None:
+def _check_step_connections(runbook: Runbook, step: RunbookStep, collect: ProblemCollector) -> None:
     kind = runbook.kinds.get(step.kind)
     params = runbook.params.get(step.id)
     if kind is None or params is None:
@@ -470,7 +470,7 @@ def _in_rollback_phase(runbook: Runbook, step_id: str) -> bool:
     return runbook.has_phase(phase_id) and runbook.phase(phase_id).kind == "rollback"
 
 
-def _check_cycles(runbook: Runbook, collect: _Collector) -> None:
+def _check_cycles(runbook: Runbook, collect: ProblemCollector) -> None:
     step_ids = {s.id for s in runbook.steps}
     graph = {s.id: [n for n in s.needs if n in step_ids and n != s.id] for s in runbook.steps}
     state: dict[str, int] = {}  # 1 visiting, 2 done
@@ -498,7 +498,7 @@ def _check_cycles(runbook: Runbook, collect: _Collector) -> None:
             visit(step.id, [])
 
 
-def _check_triggers(runbook: Runbook, collect: _Collector) -> None:
+def _check_triggers(runbook: Runbook, collect: ProblemCollector) -> None:
     step_ids = runbook.declared["step"]
     phase_ids = runbook.declared["phase"]
     for position, trigger in enumerate(runbook.triggers):

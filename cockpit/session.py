@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from cockpit import runbook as runbook_module
-from cockpit import shutdown
+from cockpit import runbook_loader, shutdown
 from cockpit.clock import Clock, DurationError, RealClock, RehearsalClock, parse_offset
 from cockpit.engine import Engine
 from cockpit.journal import Journal, journal_dir
@@ -74,7 +73,7 @@ def parse_answers(values: list[str], runbook: Runbook) -> dict[str, str]:
 
 def load_runbook(path: Path, env: Mapping[str, str]) -> Runbook:
     try:
-        return runbook_module.load(path, env=env)
+        return runbook_loader.load(path, env=env)
     except RunbookError as exc:
         raise SessionError([str(p) for p in exc.problems]) from None
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cockpit.dnscheck.resolvers import Resolver
 from cockpit.sandbox.dns_servers import Dnsmasq, KnotServer, Record
+from steps.dns.check.resolvers import Resolver
 
 ZONE = "example.test"
 NAME = "app.example.test"

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
-from cockpit import runbook as runbook_module
+from cockpit import runbook_loader
 from cockpit.clock import Clock, RehearsalClock
 from cockpit.engine import Engine
 from cockpit.events import Event
@@ -184,7 +184,7 @@ def write_runbook(folder: Path, body: str, header: str = HEADER, name: str = "ru
 
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> Runbook:
-    return runbook_module.load(path, kinds=FAKE_KINDS, env=env or {})
+    return runbook_loader.load(path, kinds=FAKE_KINDS, env=env or {})
 
 
 class Harness:

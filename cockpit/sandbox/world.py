@@ -24,7 +24,7 @@ from cockpit import shutdown
 from cockpit.sandbox import leftovers
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.dns_world import DnsSandbox
-from cockpit.sandbox.postgres import PostgresServer
+from cockpit.sandbox.postgres import PostgresServer, SandboxError
 from cockpit.sandbox.seed import SeedSize, seed
 from cockpit.sandbox.web import StandInServer, v1_app, v2_app
 
@@ -35,6 +35,7 @@ BREAKABLE = {
     "health": ("v2", "/health"),
 }
 DATABASE = "permtracker"
+__all__ = ["BREAKABLE", "Sandbox", "SandboxError", "state_folder"]
 
 
 def state_folder(runbook: Path) -> Path:

@@ -14,7 +14,7 @@ import pytest
 from cockpit.sandbox.convex_functions import FunctionError
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.step import StepCancelled
-from steps.convex_client import ConvexClient, ConvexFunctionError
+from steps.convex.client import ConvexClient, ConvexFunctionError
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +146,7 @@ def test_answers_parse_as_before_where_msgspec_refuses_them(standin: ConvexStand
     """msgspec parses answers; what it refuses (NaN, a number past float64) pydantic's parser
     still reads, as the client did before; text that is no JSON at all is a ConvexError."""
     from cockpit.sandbox.convex_functions import RawJSON
-    from steps.convex_client import ConvexError
+    from steps.convex.client import ConvexError
 
     answers = {"plain": '[{"n": 1.5, "s": "x"}]', "nan": '{"n": NaN}', "huge": '{"n": 1e400}', "broken": "[1,"}
     for name, text in answers.items():

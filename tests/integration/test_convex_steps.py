@@ -19,8 +19,8 @@ from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_functions import FunctionError, RawJSON
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.convex_store import DocumentStore
-from steps.convex_client import ConvexClient, ConvexError, ConvexFunctionError
-from steps.pg_export import write_manifest
+from steps.convex.client import ConvexClient, ConvexError, ConvexFunctionError
+from steps.postgres.export import write_manifest
 
 pytestmark = pytest.mark.integration
 

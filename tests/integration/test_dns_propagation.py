@@ -9,11 +9,11 @@ import time
 import pytest
 from dnsworld import BIG_TXT, NAME, NEW, OLD, ZONE, fixed, forwarding, resolver
 
-from cockpit.dnscheck.probe import State
-from cockpit.dnscheck.propagation import Propagation, Requirement
-from cockpit.dnscheck.records import parse_values
-from cockpit.dnscheck.resolvers import Resolver
 from cockpit.sandbox.dns_servers import Dnsmasq, KnotServer, ServfailResolver, SilentResolver, stop_all
+from steps.dns.check.probe import State
+from steps.dns.check.propagation import Propagation, Requirement
+from steps.dns.check.records import parse_values
+from steps.dns.check.resolvers import Resolver
 
 pytestmark = pytest.mark.integration
 
@@ -192,8 +192,8 @@ def test_the_authoritative_servers_are_found_from_ns() -> None:
 
     if os.geteuid() != 0:
         pytest.skip("port 53 needs root; CI runs as root")
-    from cockpit.dnscheck.propagation import discover_authoritative
     from cockpit.sandbox.dns_servers import Record
+    from steps.dns.check.propagation import discover_authoritative
 
     knot = KnotServer(ZONE, [Record("app", "A", OLD, ttl=2)], address="127.0.0.77", port=53).start()
     caching = forwarding("127.0.0.2", knot)
@@ -216,7 +216,7 @@ def test_the_authoritative_servers_are_found_from_ns() -> None:
 
 
 def test_discovery_failing_says_so() -> None:
-    from cockpit.dnscheck.propagation import DiscoveryError, discover_authoritative
+    from steps.dns.check.propagation import DiscoveryError, discover_authoritative
 
     silent = SilentResolver("127.0.0.2").start()
     try:

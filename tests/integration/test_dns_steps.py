@@ -12,7 +12,7 @@ from dnsworld import NAME, NEW, OLD, fixed, forwarding
 from fakes import HEADER, Harness
 from test_dns_update import UPDATE, checkpoint, rfc2136, rfc2136_env
 
-from cockpit import runbook as runbook_module
+from cockpit import runbook_loader
 from cockpit.events import MetricRecorded, StepReport
 from cockpit.sandbox.dns_servers import KnotServer, ServfailResolver, SilentResolver, stop_all
 
@@ -120,7 +120,7 @@ def test_check_names_bad_propagation_parameters(
     document = HEADER + body.replace(*change)
     path = tmp_path / "runbook.toml"
     path.write_text(document)
-    _, problems = runbook_module.check(path)
+    _, problems = runbook_loader.check(path)
     errors = [p for p in problems if p.severity == "error"]
     assert len(errors) == 1 and message in str(errors[0]), errors
     assert errors[0].line > 0

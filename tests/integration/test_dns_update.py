@@ -17,7 +17,7 @@ from datapath import log_of
 from dnsworld import NAME, NEW, OLD, ZONE
 from fakes import HEADER, Harness
 
-from cockpit import runbook as runbook_module
+from cockpit import runbook_loader
 from cockpit.events import RollbackFinished
 from cockpit.sandbox.dns_api_standins import CloudflareStandIn, StoredRecord, VercelStandIn
 from cockpit.sandbox.dns_servers import KnotServer, free_port_on
@@ -214,7 +214,7 @@ def test_bad_names_types_and_values_are_caught_by_check(tmp_path: Path) -> None:
     path = tmp_path / "runbook.toml"
     document = HEADER + rfc2136("127.0.0.1:53") + body
     path.write_text(document)
-    _, problems = runbook_module.check(path)
+    _, problems = runbook_loader.check(path)
     text = "\n".join(str(p) for p in problems)
     lines = document.splitlines()
     assert "'app..example.test' is not a DNS name" in text
@@ -306,7 +306,7 @@ def test_a_restore_naming_a_missing_or_wrong_step_is_caught_by_check(tmp_path: P
         document = HEADER + rfc2136("127.0.0.1:53") + body.replace('update = "cutover"', wrong)
         path = tmp_path / "runbook.toml"
         path.write_text(document)
-        _, problems = runbook_module.check(path)
+        _, problems = runbook_loader.check(path)
         errors = [p for p in problems if p.severity == "error"]
         assert len(errors) == 1 and message in errors[0].message, errors
         assert wrong in document.splitlines()[errors[0].line - 1]

@@ -14,7 +14,7 @@ import pytest
 from datapath import CONNECTIONS, env_for, step
 from fakes import HEADER, Harness
 
-import steps.pg_export
+import steps.postgres.export
 from cockpit.operator import Operator
 from cockpit.runtime import Outcome
 
@@ -32,21 +32,21 @@ def _export(folder: Path, dsn: str, jobs: int) -> Harness:
 
 def _on_the_last_range(monkeypatch: pytest.MonkeyPatch, condition: str) -> None:
     """Split every table, and add `condition` to the query of each table's last page range."""
-    monkeypatch.setattr(steps.pg_export, "PARALLEL_FROM_BYTES", 0)
-    real_in_range = steps.pg_export._in_range
+    monkeypatch.setattr(steps.postgres.export, "PARALLEL_FROM_BYTES", 0)
+    real_in_range = steps.postgres.export._in_range
 
     def in_range(source: str, pages: tuple[int, int | None] | None) -> str:
         text = real_in_range(source, pages)
         return f"{text} AND {condition}" if pages is not None and pages[1] is None else text
 
-    monkeypatch.setattr(steps.pg_export, "_in_range", in_range)
+    monkeypatch.setattr(steps.postgres.export, "_in_range", in_range)
 
 
 def test_several_connections_write_the_same_file_as_one(
     tmp_path: Path, perm_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The seed is small: every table is "large" here, so it is split into page ranges.
-    monkeypatch.setattr(steps.pg_export, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(steps.postgres.export, "PARALLEL_FROM_BYTES", 0)
     with psycopg.connect(perm_dsn) as conn:
         pages = conn.execute("SELECT relpages FROM pg_class WHERE oid = 'public.cases'::regclass").fetchone()
         assert pages is not None and pages[0] >= 3, "the table must span pages for the ranges to differ"

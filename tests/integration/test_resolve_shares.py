@@ -18,7 +18,7 @@ from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_functions import FunctionError
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.convex_store import DocumentStore
-from steps.convex_resolve import saved_chains
+from steps.convex.resolve import saved_chains
 
 pytestmark = pytest.mark.integration
 

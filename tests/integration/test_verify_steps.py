@@ -19,8 +19,8 @@ from cockpit.events import RollbackStarted, TriggerFired
 from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.seed import SCHEMA
-from steps.pg_backup import SchemaEditor, shown_command
-from steps.verify_sample import sample_condition
+from steps.postgres.backup import SchemaEditor, shown_command
+from steps.verify.sample import sample_condition
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from conftest import ROOT
 
-from cockpit import runbook as runbook_module
+from cockpit import runbook_loader
 from cockpit.app import CockpitApp, make_app
 from cockpit.clock import FrozenClock
 from cockpit.engine import Engine
@@ -41,7 +41,7 @@ WALL = 1_800_000_000.0  # a fixed "now" for durations
 def perm_session(folder: Path, at: timedelta) -> Session:
     shutil.copy(ROOT / "runbook.toml", folder / "runbook.toml")
     shutil.copytree(ROOT / "migration", folder / "migration", dirs_exist_ok=True)
-    rb = runbook_module.load(folder / "runbook.toml", env=ENV)
+    rb = runbook_loader.load(folder / "runbook.toml", env=ENV)
     lock = RunLock(journal_dir(rb.source) / "run.lock")
     lock.acquire("snapshot", "test")
     journal = Journal.for_runbook(rb.source)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.dnscheck.probe import Answer, State
-from cockpit.dnscheck.propagation import Propagation, Requirement
-from cockpit.dnscheck.records import BadRecord, check_name, check_type, parse_values, show, split_address
-from cockpit.dnscheck.resolvers import BUILTIN, Resolver, ResolversFileError, combine, load_resolvers
+from steps.dns.check.probe import Answer, State
+from steps.dns.check.propagation import Propagation, Requirement
+from steps.dns.check.records import BadRecord, check_name, check_type, parse_values, show, split_address
+from steps.dns.check.resolvers import BUILTIN, Resolver, ResolversFileError, combine, load_resolvers
 
 
 @pytest.mark.parametrize(

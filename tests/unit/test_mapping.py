@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from steps.mapping import MappingError, load_mapping
-from steps.row_transformer import camel, reference_fields
-from steps.row_values import MAX_SAFE_INTEGER, RejectRow, to_cents
-from steps.transform import document_of
+from steps.rows.mapping import MappingError, load_mapping
+from steps.rows.transform import document_of
+from steps.rows.transformer import camel, reference_fields
+from steps.rows.values import MAX_SAFE_INTEGER, RejectRow, to_cents
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -302,7 +302,7 @@ def test_the_shipped_perm_mapping_loads() -> None:
 def test_timestamps_become_milliseconds_rounded_down_before_and_after_1970() -> None:
     from datetime import UTC, datetime, timedelta, timezone
 
-    from steps.row_values import to_millis
+    from steps.rows.values import to_millis
 
     assert to_millis("1970-01-01T00:00:00.000999+00:00") == 0
     assert to_millis("1969-12-31T23:59:59.999500+00:00") == -1  # the floor, not towards zero

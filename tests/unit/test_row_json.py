@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from test_mapping import CASES
 
-from steps.mapping import load_mapping
-from steps.row_values import RejectRow, decode_json
-from steps.transform import _converted_exactly, converted
+from steps.rows.mapping import load_mapping
+from steps.rows.transform import _converted_exactly, converted
+from steps.rows.values import RejectRow, decode_json
 
 AWKWARD_TEXT = [
     "",

@@ -1,4 +1,4 @@
-"""The Struct path (steps/row_struct.py): every line it converts has exactly the dict path's JSON,
+"""The Struct path (steps/rows/structs.py): every line it converts has exactly the dict path's JSON,
 and every line it refuses still gets the dict path's document or reason."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 from test_mapping import CASES
 from test_row_json import AWKWARD_NUMBERS, AWKWARD_TEXT, _random_line, _random_value
 
-from steps.mapping import load_mapping
-from steps.row_struct import StructPath
-from steps.row_transformer import RowTransformer
-from steps.row_values import RejectRow
-from steps.transform import _converted_exactly, converted, document_of
+from steps.rows.mapping import load_mapping
+from steps.rows.structs import StructPath
+from steps.rows.transform import _converted_exactly, converted, document_of
+from steps.rows.transformer import RowTransformer
+from steps.rows.values import RejectRow
 
 
 def _transform(tmp_path: Path, text: str = CASES, table: str = "public.cases") -> RowTransformer:

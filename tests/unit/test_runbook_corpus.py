@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit import runbook
+from cockpit import runbook_loader
 from cockpit.registry import installed_kinds
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -38,7 +38,7 @@ def test_the_corpus_has_at_least_thirty_broken_runbooks() -> None:
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_broken_runbook(path: Path) -> None:
     expected_errors, expected_warnings = _expectations(path)
-    parsed, problems = runbook.check(path, installed_kinds(), env={})
+    parsed, problems = runbook_loader.check(path, installed_kinds(), env={})
     assert parsed is None, "a runbook with errors must not load"
     errors = [(p.line, p.message) for p in problems if p.severity == "error"]
     warnings = [(p.line, p.message) for p in problems if p.severity == "warning"]

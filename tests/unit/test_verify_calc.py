@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from steps.verify_calc import CalcCheck, _derive, _total, plan_passes
+from steps.verify.calc import CalcCheck, _derive, _total, plan_passes
 
 
 def check(name: str, table: str | None = "cases", group_by: str | None = None, sum_: str | None = None) -> CalcCheck:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from steps.row_values import decode_json, encode_json
-from steps.sample_compare import BatchComparer, BatchResult, differences, same_json
+from steps.rows.values import decode_json, encode_json
+from steps.verify.sample_compare import BatchComparer, BatchResult, differences, same_json
 
 IGNORED = frozenset({"_id", "_creationTime", "userId"})
 BASE: dict[str, Any] = {

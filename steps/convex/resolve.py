@@ -22,10 +22,10 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
-from steps.convex_client import Chain, ConvexClient, ConvexFunctionError, shares_for
-from steps.mapping import Mapping, MappingError, Reference, load_mapping
-from steps.pg_export import read_manifest
-from steps.transform import MappingPath
+from steps.convex.client import Chain, ConvexClient, ConvexFunctionError, shares_for
+from steps.postgres.export import read_manifest
+from steps.rows.mapping import Mapping, MappingError, Reference, load_mapping
+from steps.rows.transform import MappingPath
 
 
 def batch_size_for(average_document_bytes: float) -> int:

@@ -1,7 +1,7 @@
 """`transform`: exported JSON Lines -> Convex-ready JSON Lines, by the mapping file.
 
 For each table of the export's manifest that the mapping names: every row becomes a document
-(steps/mapping.py) or goes to `<target>.rejects.jsonl` with its reason and its line number.
+(steps/rows/mapping.py) or goes to `<target>.rejects.jsonl` with its reason and its line number.
 The step reconciles input = output + rejects for every table and fails when rejects pass
 its limit. Large files are cut into byte ranges on line boundaries and converted by worker
 processes; each range's output is written to its own part, renamed when complete, and
@@ -28,10 +28,10 @@ from pydantic import AfterValidator, Field, ValidationInfo
 from pydantic_core import from_json, to_json
 
 from cockpit.step_api import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams, Writeback, private_dir
-from steps.mapping import Mapping, MappingError, load_mapping
-from steps.pg_export import read_manifest, write_manifest
-from steps.row_transformer import RowTransformer
-from steps.row_values import MAX_SAFE_INTEGER, NeedsExactParse, RejectRow, decode_json, encode_json
+from steps.postgres.export import read_manifest, write_manifest
+from steps.rows.mapping import Mapping, MappingError, load_mapping
+from steps.rows.transformer import RowTransformer
+from steps.rows.values import MAX_SAFE_INTEGER, NeedsExactParse, RejectRow, decode_json, encode_json
 
 MAX_DOCUMENT_BYTES = 1 << 20  # Convex's limit on one document
 CHUNK_BYTES = 8 << 20
@@ -86,7 +86,7 @@ def _decimals_to_floats(value: Any) -> Any:
 def document_of(transform: RowTransformer, line: bytes) -> bytes:
     """One exported line (without its newline) as its document's JSON; RejectRow says why not.
 
-    Lines go first through msgspec Structs (steps/row_struct.py); what they refuse, for any
+    Lines go first through msgspec Structs (steps/rows/structs.py); what they refuse, for any
     reason, takes the dict path, which decides and says why."""
     quick = transform.struct_path
     data = quick(line) if quick is not None else None

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, parse_duration
-from steps.convex_client import ConvexClient, ConvexFunctionError
+from steps.convex.client import ConvexClient, ConvexFunctionError
 
 _FUNCTION_PATH = r"^[A-Za-z0-9_./-]+(:[A-Za-z0-9_]+)?$"
 

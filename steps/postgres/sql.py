@@ -33,6 +33,13 @@ def connect(ctx: StepContext, name: str, **kwargs: Any) -> psycopg.Connection[An
         raise StepFailed(f"cannot connect to {name!r}: {first}") from None
 
 
+def quote_table(name: str) -> str:
+    """`schema.table` as a quoted SQL identifier."""
+    from psycopg import sql
+
+    return sql.Identifier(*name.split(".")).as_string(None)
+
+
 class CancelWatch:
     """Cancels the connection's running query when the step is cancelled.
 

@@ -21,9 +21,9 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
-from steps.convex_client import ConvexClient, ConvexFunctionError
-from steps.postgres import CancelWatch, connect
-from steps.verify import log_table
+from steps.convex.client import ConvexClient, ConvexFunctionError
+from steps.postgres.sql import CancelWatch, connect
+from steps.verify.verification import log_table
 
 Groups = dict[str, dict[str, float]]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from cockpit.dnscheck.records import parse_value
-from steps.dns_providers import DnsProvider, ProviderError, RecordSet
+from steps.dns.check.records import parse_value
+from steps.dns.providers import DnsProvider, ProviderError, RecordSet
 
 RETRIES = 4
 

@@ -17,8 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, private_dir
-from steps.postgres import CancelWatch, connect
-from steps.verify import quote_table
+from steps.postgres.sql import CancelWatch, connect, quote_table
 
 SHOWN_GROUPS = 10
 

@@ -17,9 +17,9 @@ import msgspec
 from pydantic_core import from_json
 
 from cockpit.step_api import StepFailed
-from steps.convex_client import ConvexClient, ConvexError, ConvexFunctionError
-from steps.row_values import RejectRow, decode_json, encode_json
-from steps.transform import document_of
+from steps.convex.client import ConvexClient, ConvexError, ConvexFunctionError
+from steps.rows.transform import document_of
+from steps.rows.values import RejectRow, decode_json, encode_json
 
 SYSTEM_FIELDS = frozenset({"_id", "_creationTime"})
 SHOWN_MISMATCHES = 20
@@ -216,7 +216,7 @@ def start_worker(
     command line another user could read) and its own compiled transform."""
     from pathlib import Path
 
-    from steps.mapping import load_mapping
+    from steps.rows.mapping import load_mapping
 
     global _worker
     client = ConvexClient(url, deploy_key, log=_worker_log.append)

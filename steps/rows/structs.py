@@ -14,7 +14,7 @@ costs 71,600 instructions through the transform (3,700 of them for that order), 
 
 This path only accelerates: whenever it refuses a line (another type, another column, a
 missing one, NULL in a required field, a value a rule rejects, anything at all), the line
-takes the dict path (`steps.transform.converted`), which decides and says why. For every line
+takes the dict path (`steps.rows.transform.converted`), which decides and says why. For every line
 it does convert, its JSON is the dict path's, byte for byte when the columns come in the
 order of the first row (tests/unit/test_row_struct.py holds it to that).
 """
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import msgspec
 
-from steps.row_values import (
+from steps.rows.values import (
     GOOD_DATES,
     MAX_ARRAY,
     MAX_FIELDS,
@@ -41,7 +41,7 @@ from steps.row_values import (
 )
 
 if TYPE_CHECKING:
-    from steps.row_transformer import RowTransformer
+    from steps.rows.transformer import RowTransformer
 
 _SafeInt = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 # Union[] rather than `|`: Annotated cannot take part in a `|` union at runtime.

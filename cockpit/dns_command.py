@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cockpit.dnscheck.probe import State
-from cockpit.dnscheck.propagation import (
+from steps.dns.check.probe import State
+from steps.dns.check.propagation import (
     DiscoveryError,
     Propagation,
     Requirement,
     ServerStatus,
     discover_authoritative,
 )
-from cockpit.dnscheck.records import BadRecord, check_name, check_type, parse_values, show, split_address
-from cockpit.dnscheck.resolvers import BUILTIN, Resolver, ResolversFileError, load_resolvers
+from steps.dns.check.records import BadRecord, check_name, check_type, parse_values, show, split_address
+from steps.dns.check.resolvers import BUILTIN, Resolver, ResolversFileError, load_resolvers
 
 EXIT_HELD, EXIT_NOT_HELD, EXIT_INVALID = 0, 1, 2
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from steps.row_struct import StructPath, struct_path
-from steps.row_values import (
+from steps.rows.structs import StructPath, struct_path
+from steps.rows.values import (
     GOOD_DATES,
     MAX_SAFE_INTEGER,
     Convert,
@@ -31,7 +31,7 @@ from steps.row_values import (
 )
 
 if TYPE_CHECKING:
-    from steps.mapping import Defaults, TableMapping
+    from steps.rows.mapping import Defaults, TableMapping
 
 RowFunction = Callable[[dict[str, Any]], dict[str, Any]]
 _UNSEEN: Any = object()
@@ -77,7 +77,7 @@ class RowTransformer:
         self._fields_default = defaults.fields
         self._fast: RowFunction | None = None
         self._fast_width = 0
-        # Built with the generated code, from the same first row: see steps/row_struct.py.
+        # Built with the generated code, from the same first row: see steps/rows/structs.py.
         self.struct_path: StructPath | None = None
 
     def _name(self, field: str, defaults: Defaults) -> str:

@@ -18,7 +18,7 @@ The primary key (`id`, or `primary_key`) becomes `legacyId`, as text (an integer
 decimal, so that a bigint stays exact; a reference's `legacy<Target>Id` the same). NULL fields
 are left out (Convex's optional fields) unless a default is given. A row that cannot be
 converted is rejected with a reason, never altered silently: `RejectRow`. The conversions are
-in steps/row_values.py, the compiled transformer in steps/row_transformer.py.
+in steps/rows/values.py, the compiled transformer in steps/rows/transformer.py.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cockpit.step_api import Problem, ProblemsError, load_checked
-from steps.row_transformer import RowTransformer, reference_fields
-from steps.row_values import RejectRow, check_value, decode_json, encode_json
+from steps.rows.transformer import RowTransformer, reference_fields
+from steps.rows.values import RejectRow, check_value, decode_json, encode_json
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 

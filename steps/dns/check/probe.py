@@ -23,7 +23,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from cockpit.dnscheck.resolvers import Resolver as Server
+from steps.dns.check.resolvers import Resolver as Server
 
 EDNS_PAYLOAD = 1232  # the size that avoids fragmentation (DNS flag day 2020)
 

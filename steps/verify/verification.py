@@ -16,12 +16,12 @@ from typing import Annotated, Any, TypeVar
 from pydantic import Field
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
-from steps.convex_client import ConvexClient, ConvexFunctionError, shares_for
-from steps.convex_resolve import load_checked_mapping
-from steps.mapping import Mapping
-from steps.pg_export import read_manifest
-from steps.postgres import CancelWatch, connect
-from steps.transform import MappingPath
+from steps.convex.client import ConvexClient, ConvexFunctionError, shares_for
+from steps.convex.resolve import load_checked_mapping
+from steps.postgres.export import read_manifest
+from steps.postgres.sql import CancelWatch, connect, quote_table
+from steps.rows.mapping import Mapping
+from steps.rows.transform import MappingPath
 
 # Convex reads at most 16 MiB and scans at most 32,000 documents in one transaction.
 READ_LIMIT_BYTES = 16 << 20
@@ -66,12 +66,6 @@ def page_size(entry: dict[str, Any] | None) -> int:
     return max(1, min(MAX_PAGE, int(READ_LIMIT_BYTES / 2 / average)))
 
 
-def quote_table(name: str) -> str:
-    from psycopg import sql
-
-    return sql.Identifier(*name.split(".")).as_string(None)
-
-
 def log_table(ctx: StepContext, header: list[str], rows: list[list[Any]]) -> None:
     """A plain-text table in the step's log: the first column left, numbers right."""
     cells = [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in rows]
@@ -89,7 +83,7 @@ def log_table(ctx: StepContext, header: list[str], rows: list[list[Any]]) -> Non
 VP = TypeVar("VP", bound=VerifyParams)
 
 
-class _Verification(Step[VP]):
+class Verification(Step[VP]):
     effect = Effect.PROBE
 
     def client(self, ctx: StepContext[VP], params: VerifyParams) -> ConvexClient:
@@ -97,7 +91,7 @@ class _Verification(Step[VP]):
         return ConvexClient(connection.url, connection.deploy_key, cancel=ctx.cancel, log=ctx.log)
 
 
-class CountsStep(_Verification[VerifyParams]):
+class CountsStep(Verification[VerifyParams]):
     """Source rows against target documents, table by table."""
 
     kind = "verify.counts"
@@ -189,7 +183,7 @@ class CountsStep(_Verification[VerifyParams]):
         return count
 
 
-class RefsStep(_Verification[VerifyParams]):
+class RefsStep(Verification[VerifyParams]):
     """Every reference resolved, and every resolved id names a document that exists."""
 
     kind = "verify.refs"

@@ -38,7 +38,7 @@ from cockpit.step_api import (
     Writeback,
     private_dir,
 )
-from steps.postgres import CancelWatch, connect
+from steps.postgres.sql import CancelWatch, connect
 
 # CSV with these quote and delimiter characters passes row_to_json's output through unchanged:
 # JSON escapes every control character inside strings, so neither can occur in a row.

@@ -29,9 +29,9 @@ import dns.rdatatype
 import dns.resolver
 from pydantic import BaseModel, ConfigDict, Field
 
-from cockpit.dnscheck.probe import Answer, State, ask, ask_authoritative, serial_newer, zone_of
-from cockpit.dnscheck.records import show, wire_type
-from cockpit.dnscheck.resolvers import Resolver
+from steps.dns.check.probe import Answer, State, ask, ask_authoritative, serial_newer, zone_of
+from steps.dns.check.records import show, wire_type
+from steps.dns.check.resolvers import Resolver
 
 HISTORY = 20  # state changes kept per server
 

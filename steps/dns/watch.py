@@ -1,6 +1,6 @@
 """`dns.propagation`: poll every resolver and authoritative server until the change holds.
 
-Each round asks all servers at once (cockpit/dnscheck), logs every server whose state changed,
+Each round asks all servers at once (steps/dns/check), logs every server whose state changed,
 publishes the whole grid as a `dns.propagation` report (the DNS screen draws it) and the
 propagated fraction as the metric `<step>.propagated` for triggers, and stops when the
 requirement holds (success) or `within` passes (failure, saying what is missing).
@@ -14,10 +14,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from cockpit.dnscheck.probe import State
-from cockpit.dnscheck.propagation import DiscoveryError, Propagation, Requirement, discover_authoritative
-from cockpit.dnscheck.records import check_name, check_type, parse_values, split_address
-from cockpit.dnscheck.resolvers import BUILTIN, Resolver, ResolversFileError, combine, load_resolvers
 from cockpit.step_api import (
     Duration,
     Effect,
@@ -29,6 +25,10 @@ from cockpit.step_api import (
     StepRef,
     format_duration,
 )
+from steps.dns.check.probe import State
+from steps.dns.check.propagation import DiscoveryError, Propagation, Requirement, discover_authoritative
+from steps.dns.check.records import check_name, check_type, parse_values, split_address
+from steps.dns.check.resolvers import BUILTIN, Resolver, ResolversFileError, combine, load_resolvers
 
 REPORT_TOPIC = "dns.propagation"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cockpit.checked_toml import ProblemsError, load_checked
+from cockpit.step_api import ProblemsError, load_checked
 
 
 class Resolver(BaseModel):

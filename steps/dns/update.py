@@ -13,17 +13,17 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from cockpit.dnscheck.records import parse_values
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, StepRef
-from steps.dns_propagation import DnsName, RecordType
-from steps.dns_providers import DnsProvider, ProviderError, RecordSet, Rfc2136
+from steps.dns.check.records import parse_values
+from steps.dns.providers import DnsProvider, ProviderError, RecordSet, Rfc2136
+from steps.dns.watch import DnsName, RecordType
 
 RECORDED = "recorded"
 
 
 def provider_for(connection: Any) -> DnsProvider:
     """The provider a `dns` connection names; ProviderError when the connection lacks a field."""
-    from steps.dns_http_providers import Cloudflare, Vercel
+    from steps.dns.http_providers import Cloudflare, Vercel
 
     kind = connection.provider
     if kind == "rfc2136":

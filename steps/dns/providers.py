@@ -27,7 +27,7 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
-from cockpit.dnscheck.records import parse_values, show, split_address, wire_type
+from steps.dns.check.records import parse_values, show, split_address, wire_type
 
 
 class ProviderError(RuntimeError):

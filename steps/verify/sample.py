@@ -3,10 +3,10 @@
 The sample is chosen by a hash of the seed and each row's primary key (`md5(seed || id)`), so
 the same seed picks the same rows every time, whatever the table's physical order. Each
 sampled row is read exactly as the export read it (`row_to_json` through COPY), put through
-the same transform (`steps.transform.document_of`), and compared with the document found in
+the same transform (`steps.rows.transform.document_of`), and compared with the document found in
 v2 by its `legacyId`: every field must be there with the same value. Rows the transform
 rejects must not be in v2. Memory stays constant: rows stream in batches. A large sample is
-spread over one process per CPU (steps/sample_compare.py does a batch).
+spread over one process per CPU (steps/verify/sample_compare.py does a batch).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typing import Any
 from pydantic import Field
 
 from cockpit.step_api import StepContext, StepFailed
-from steps.convex_client import ConvexClient
-from steps.convex_resolve import load_checked_mapping
-from steps.mapping import Mapping
-from steps.pg_export import COPY_OPTIONS
-from steps.postgres import CancelWatch, connect
-from steps.sample_compare import (
+from steps.convex.client import ConvexClient
+from steps.convex.resolve import load_checked_mapping
+from steps.postgres.export import COPY_OPTIONS
+from steps.postgres.sql import CancelWatch, connect, quote_table
+from steps.rows.mapping import Mapping
+from steps.verify.sample_compare import (
     SHOWN_MISMATCHES,
     SYSTEM_FIELDS,
     BatchComparer,
@@ -36,7 +36,13 @@ from steps.sample_compare import (
     compare_in_worker,
     start_worker,
 )
-from steps.verify import VerifyParams, _Verification, chosen_tables, log_table, quote_table, transformed_tables
+from steps.verify.verification import (
+    Verification,
+    VerifyParams,
+    chosen_tables,
+    log_table,
+    transformed_tables,
+)
 
 FETCHES_IN_FLIGHT = 3
 MAX_WORKERS = 16
@@ -74,7 +80,7 @@ def sample_condition(pk: str, fraction: float, seed: str) -> str:
     )
 
 
-class SampleStep(_Verification[SampleParams]):
+class SampleStep(Verification[SampleParams]):
     """Compares a random sample of rows with their documents, field by field."""
 
     kind = "verify.sample"

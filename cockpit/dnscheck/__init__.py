@@ -1,1 +1,0 @@
-"""DNS propagation: asking many servers at once, and judging their answers."""

@@ -1,0 +1,1 @@
+"""Convex step kinds (import, run a function, resolve references) and their HTTP client."""

@@ -1,0 +1,1 @@
+"""Asking every resolver and authoritative server for a name at once, and judging propagation."""

@@ -1,0 +1,1 @@
+"""Verification step kinds: counts, references, a field-by-field sample, calculations."""
