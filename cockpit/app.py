@@ -50,7 +50,7 @@ DNS_TOPIC = "dns.propagation"  # what steps/dns/watch.py publishes
 
 if TYPE_CHECKING:
     from cockpit.engine import Engine
-    from cockpit.runtime import RunView
+    from cockpit.engine.views import RunView
     from cockpit.session import Session
 
 
@@ -403,8 +403,8 @@ def run_screen(options: RunOptions, autopilot_delay: float | None = None) -> tup
     try:
         code = int(app.run() or 0)
         if app.session is not None:
+            from cockpit.engine.views import Outcome
             from cockpit.headless import summary_line
-            from cockpit.runtime import Outcome
 
             outcome = app.session.engine.outcome()
             # The screen exits as a headless run would when the run ended or cannot go on

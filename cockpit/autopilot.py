@@ -11,10 +11,8 @@ import contextlib
 import threading
 from typing import Any
 
-from cockpit.actions import ActionRefused
-from cockpit.engine import Engine
+from cockpit.engine import CONFIRM_WORD, ActionRefused, Engine
 from cockpit.events import Event, GateOpened, StepStateChanged
-from cockpit.rollback import CONFIRM_WORD
 
 
 class Autopilot:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from cockpit.clock import format_duration, format_t_clock
+from cockpit.engine.views import RunView
 from cockpit.events import (
     Alert,
     Event,
@@ -27,7 +28,6 @@ from cockpit.events import (
     StepStateChanged,
     TriggerFired,
 )
-from cockpit.runtime import RunView
 
 _COLOURS = {
     "succeeded": "32",

@@ -16,12 +16,11 @@ from pathlib import Path
 
 from cockpit import runbook_loader, shutdown
 from cockpit.clock import Clock, DurationError, RealClock, RehearsalClock, parse_offset
-from cockpit.engine import Engine
+from cockpit.engine import Engine, RunConflict
 from cockpit.journal import Journal, journal_dir
 from cockpit.lock import RunLock, RunLocked
 from cockpit.operator import Operator
 from cockpit.options import UNSET_HINT, RunOptions, SessionError
-from cockpit.run_opening import RunConflict
 from cockpit.runbook import Runbook, RunbookError
 
 ANSWER_VALUES = "yes, no, retry, skip:REASON or done:REASON"

@@ -12,7 +12,7 @@ from cockpit.clock import format_duration, format_offset, format_t_clock
 from cockpit.events import StepState
 
 if TYPE_CHECKING:
-    from cockpit.runtime import RunView, StepView
+    from cockpit.engine.views import RunView, StepView
 
 GLYPHS = {
     StepState.SCHEDULED: ("·", "dim"),

@@ -13,7 +13,7 @@ from cockpit.clock import format_duration
 from widgets.format import mode_label, run_state_label, t_clock
 
 if TYPE_CHECKING:
-    from cockpit.runtime import RunView
+    from cockpit.engine.views import RunView
 
 
 def window_text(view: RunView) -> Text:

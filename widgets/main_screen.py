@@ -30,8 +30,8 @@ from widgets.triggers import TriggerStrip
 
 if TYPE_CHECKING:
     from cockpit.engine import Engine
+    from cockpit.engine.views import RunView
     from cockpit.events import StepStateChanged
-    from cockpit.runtime import RunView
     from widgets.log_feed import LogFeed
 
 

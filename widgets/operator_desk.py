@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.screen import Screen
 
-from cockpit.actions import CONFIRM_WORD, ActionRefused
 from cockpit.clock import format_offset
+from cockpit.engine import CONFIRM_WORD, ActionRefused
 from cockpit.events import OperatorActed, StepState
 
 if TYPE_CHECKING:
     from cockpit.engine import Engine
-    from cockpit.runtime import RunView, StepView
+    from cockpit.engine.views import RunView, StepView
 
 ENDED = ("done", "rolled_back", "abandoned")
 _REDOABLE = (StepState.FAILED, StepState.CANCELLED, StepState.INTERRUPTED)

@@ -19,7 +19,7 @@ from widgets.format import duration, glyph, progress_line, state_label
 from widgets.log_lines import MAX_LOG_LINES
 
 if TYPE_CHECKING:
-    from cockpit.runtime import RunView, StepView
+    from cockpit.engine.views import RunView, StepView
 
 # A question or a reason wraps onto this many lines before it is cut.
 MAX_WRAPPED = 3

@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from widgets.format import duration, glyph, offset
 
 if TYPE_CHECKING:
-    from cockpit.runtime import RunView, StepView
+    from cockpit.engine.views import RunView, StepView
 
 PHASE_PREFIX = "phase:"
 # Each column is padded by one cell on either side.

@@ -11,7 +11,7 @@ from textual.widgets import Static
 from cockpit.clock import format_duration
 
 if TYPE_CHECKING:
-    from cockpit.runtime import RunView, TriggerView
+    from cockpit.engine.views import RunView, TriggerView
 
 ENDED = ("done", "rolled_back", "abandoned")
 

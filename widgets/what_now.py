@@ -17,7 +17,7 @@ from cockpit.events import StepState
 from widgets.format import squeeze
 
 if TYPE_CHECKING:
-    from cockpit.runtime import RunView, StepView
+    from cockpit.engine.views import RunView, StepView
 
 ENDED = ("done", "rolled_back", "abandoned")
 CALL_STYLE = "bold black on yellow"

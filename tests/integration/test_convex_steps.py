@@ -14,8 +14,8 @@ import pytest
 from datapath import V2_CONNECTION, env_for, log_of, step, wrap_function
 from fakes import HEADER, Harness
 
+from cockpit.engine.views import Outcome
 from cockpit.events import StepProgress
-from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_functions import FunctionError, RawJSON
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.convex_store import DocumentStore

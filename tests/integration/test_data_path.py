@@ -12,8 +12,8 @@ import pytest
 from datapath import CALC_CHECKS, CONNECTIONS, MAPPING, PERM_TABLES, env_for
 from fakes import HEADER, Harness
 
+from cockpit.engine.views import Outcome
 from cockpit.events import StepProgress
-from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from datapath import CONNECTIONS, env_for, step
 from fakes import HEADER, Harness
 from throttle import ThrottledProxy
 
+from cockpit.engine.views import Outcome
 from cockpit.operator import Operator
-from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn, Faults
 
 pytestmark = pytest.mark.integration

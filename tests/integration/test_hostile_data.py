@@ -12,7 +12,7 @@ import pytest
 from datapath import CONNECTIONS, env_for
 from fakes import HEADER, Harness
 
-from cockpit.runtime import Outcome
+from cockpit.engine.views import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fakes import HEADER, Harness
 
-from cockpit.runtime import Outcome
+from cockpit.engine.views import Outcome
 from cockpit.sandbox.web import StandInServer, v2_app
 from steps.http import json_path
 

@@ -15,8 +15,8 @@ from datapath import CONNECTIONS, env_for, step
 from fakes import HEADER, Harness
 
 import steps.postgres.export
+from cockpit.engine.views import Outcome
 from cockpit.operator import Operator
-from cockpit.runtime import Outcome
 
 pytestmark = pytest.mark.integration
 

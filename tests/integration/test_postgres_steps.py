@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from fakes import HEADER, Harness
 
-from cockpit.runtime import Outcome
+from cockpit.engine.views import Outcome
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from conftest import TESTS, subprocess_env
 from fakes import LEDGER, Harness, write_runbook
 
+from cockpit.engine.views import Outcome
 from cockpit.events import StepStateChanged
-from cockpit.runtime import Outcome
 
 BODY = """
 [[step]]

@@ -13,8 +13,8 @@ from datapath import CONNECTIONS, MAPPING, env_for, step
 from fakes import HEADER, Harness
 
 import steps.rows.transform
+from cockpit.engine.views import Outcome
 from cockpit.operator import Operator
-from cockpit.runtime import Outcome
 
 pytestmark = pytest.mark.integration
 

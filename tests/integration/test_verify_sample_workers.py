@@ -14,8 +14,8 @@ from datapath import CONNECTIONS, env_for, log_of, step
 from fakes import HEADER, Harness
 from test_verify_steps import PREPARE, VERIFY_WITH, run
 
+from cockpit.engine.views import Outcome
 from cockpit.operator import Operator
-from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ import pytest
 from datapath import CALC_CHECKS, CONNECTIONS, MAPPING, PERM_TABLES, env_for, log_of, step
 from fakes import HEADER, Harness
 
+from cockpit.engine.views import Outcome
 from cockpit.events import RollbackStarted, TriggerFired
-from cockpit.runtime import Outcome
 from cockpit.sandbox.convex_standin import ConvexStandIn
 from cockpit.sandbox.seed import SCHEMA
 from steps.postgres.backup import SchemaEditor, shown_command

@@ -18,13 +18,14 @@ from cockpit import runbook_loader
 from cockpit.app import CockpitApp, make_app
 from cockpit.clock import FrozenClock
 from cockpit.engine import Engine
+from cockpit.engine.rollback_state import RollbackState
+from cockpit.engine.step_runtime import Gate, ProgressState
 from cockpit.events import RunState, StepReport, StepState
 from cockpit.journal import Journal, journal_dir
 from cockpit.lock import RunLock
 from cockpit.operator import Operator
-from cockpit.rollback import RollbackState
-from cockpit.runtime import Gate, ProgressState
 from cockpit.session import Session
+from cockpit.triggers import TriggerWatch
 
 ENV = {
     "V1_DATABASE_URL": "postgresql://postgres@127.0.0.1:5/permtracker",
@@ -63,8 +64,8 @@ def _finish(
     rt.state = state
     rt.attempt = max(rt.attempt, 1)
     if state == StepState.SUCCEEDED:
-        engine._completion += 1
-        rt.completed_seq = engine._completion
+        engine.live.completions += 1
+        rt.completed_seq = engine.live.completions
     rt.started_wall = WALL - ago - seconds
     rt.ended_wall = WALL - ago
     rt.started_clock = engine.clock.now() - timedelta(seconds=ago + seconds)
@@ -173,9 +174,11 @@ def smoke_failed_and_rolling_back(folder: Path) -> Session:
         [f"GET http://127.0.0.1:7/api/cases?limit=5 -> 503 in {n} ms: status 503, expected 200" for n in (6, 4, 5)],
     )
     now = engine.clock.now()
-    engine._triggers._fired["critical-feature"] = (now - timedelta(seconds=44), "step 'smoke-cases' is failed")
-    engine.run_state = RunState.ROLLING_BACK
-    engine.rollback_state = RollbackState(
+    engine.live.triggers = TriggerWatch(
+        engine.runbook, engine.plan, {"critical-feature": (now - timedelta(seconds=44), "step 'smoke-cases' is failed")}
+    )
+    engine.live.state = RunState.ROLLING_BACK
+    engine.live.rollback = RollbackState(
         reason="trigger 'critical-feature' (Critical feature broken): step 'smoke-cases' is failed",
         trigger_id="critical-feature",
         deadline=now + timedelta(minutes=9, seconds=16),

@@ -106,15 +106,15 @@ def test_a_rollback_lists_its_steps_in_the_order_it_runs_them(tmp_path: Path) ->
 def test_an_interrupted_step_stops_counting_time(tmp_path: Path) -> None:
     session = interrupted_after_restart(tmp_path)
     try:
-        import cockpit.views
+        import cockpit.engine.views
 
         first = session.engine.view().steps["import"].elapsed
-        real_time = cockpit.views.time.time
+        real_time = cockpit.engine.views.time.time
         try:
-            cockpit.views.time.time = lambda: real_time() + 3600  # type: ignore[assignment]
+            cockpit.engine.views.time.time = lambda: real_time() + 3600  # type: ignore[assignment]
             later = session.engine.view().steps["import"].elapsed
         finally:
-            cockpit.views.time.time = real_time  # type: ignore[assignment]
+            cockpit.engine.views.time.time = real_time  # type: ignore[assignment]
         assert first == later and first is not None and first < timedelta(minutes=2)
     finally:
         session.close()

@@ -24,9 +24,9 @@ pytestmark = pytest.mark.tui
 
 @pytest.fixture(autouse=True)
 def _fixed_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    import cockpit.views
+    import cockpit.engine.views
 
-    monkeypatch.setattr(cockpit.views.time, "time", lambda: WALL)
+    monkeypatch.setattr(cockpit.engine.views.time, "time", lambda: WALL)
     import widgets.dns_grid
 
     monkeypatch.setattr(widgets.dns_grid.time, "time", lambda: WALL)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from fakes import LEDGER, Harness
 
+from cockpit.engine.views import Outcome
 from cockpit.events import Alert, StepLog, StepStateChanged
-from cockpit.runtime import Outcome
 
 
 def _step(step_id: str, *, phase: str = "window", kind: str = "fake.work", extra: str = "", with_: str = "") -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fakes import LEDGER, Harness
 
-from cockpit.actions import ActionRefused
+from cockpit.engine import ActionRefused
+from cockpit.engine.views import Outcome
 from cockpit.events import OperatorActed
 from cockpit.operator import Operator
-from cockpit.runtime import Outcome
 
 ALICE = Operator.current({"USER": "alice", "SSH_CONNECTION": "10.1.2.3 52344 10.0.0.1 22"})
 
@@ -155,6 +155,27 @@ def test_pause_stops_new_starts_and_resume_continues(tmp_path: Path) -> None:
         h.engine.resume(ALICE)
         assert h.settle() == Outcome.DONE
         assert [a[0] for a in _actions(h)] == ["pause", "resume"]
+    finally:
+        h.close()
+
+
+def test_a_step_the_operator_starts_runs_while_the_run_is_paused_and_a_retry_waits(tmp_path: Path) -> None:
+    later = 'at = "T+5d"'
+    body = _step("first") + _step("later", extra=later) + _step("flaky", with_="fail_attempts = 1", extra=later)
+    h = Harness(tmp_path, body, jump_idle=False, speed=1, start=timedelta(0)).start()
+    try:
+        h.wait_state("first", "succeeded")
+        h.engine.pause(ALICE, "holding")
+        h.engine.start_step("later", ALICE)
+        h.wait_state("later", "succeeded")  # pressed start: it runs although the run is paused
+        h.engine.start_step("flaky", ALICE)
+        h.wait_state("flaky", "failed")
+        h.engine.retry("flaky", ALICE)
+        assert h.settle(1.0) == Outcome.WAITING  # a retry is no start: it waits for the resume
+        assert h.state("flaky") in ("scheduled", "ready") and LEDGER.count("start", "flaky") == 1
+        h.engine.resume(ALICE)
+        h.wait_state("flaky", "succeeded")
+        assert LEDGER.count("start", "flaky") == 2
     finally:
         h.close()
 

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from fakes import LEDGER, Harness
 
-from cockpit.actions import ActionRefused
+from cockpit.engine import CONFIRM_WORD, ActionRefused
+from cockpit.engine.views import Outcome
 from cockpit.events import Alert, RollbackStarted, TriggerFired
 from cockpit.operator import Operator
-from cockpit.rollback import CONFIRM_WORD
-from cockpit.runtime import Outcome
 
 ALICE = Operator("alice")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from fakes import Harness
 
+from cockpit.engine.views import Outcome
 from cockpit.events import StepStateChanged
 from cockpit.headless import HeadlessPrinter, describe_progress
-from cockpit.runtime import Outcome
 
 
 class _Terminal(io.StringIO):

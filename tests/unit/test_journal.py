@@ -11,10 +11,10 @@ import pytest
 from conftest import subprocess_env
 from fakes import Harness
 
+from cockpit.engine.views import Outcome
 from cockpit.events import StepStateChanged
 from cockpit.journal import Journal, private_dir
 from cockpit.lock import RunLock, RunLocked, holder_of
-from cockpit.runtime import Outcome
 
 BODY = '\n[[step]]\nid = "a"\nphase = "window"\nkind = "fake.work"\nwith = { lines = 3 }\n'
 

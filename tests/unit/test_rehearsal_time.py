@@ -11,8 +11,8 @@ from pathlib import Path
 
 from fakes import Harness
 
+from cockpit.engine.views import Outcome
 from cockpit.events import StepStateChanged, TriggerFired
-from cockpit.runtime import Outcome
 
 OVERRUN = '\n[[trigger]]\nid = "overrun"\nwhen = { phase = "window", overdue = "0m" }\naction = "alert"\n'
 
