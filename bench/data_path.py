@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.table import print_table  # noqa: E402
-from cockpit.sandbox.convex_standin import ConvexStandIn, Faults  # noqa: E402
+from cockpit.sandbox.convex.faults import Faults  # noqa: E402
+from cockpit.sandbox.convex.server import ConvexStandIn  # noqa: E402
 from cockpit.sandbox.postgres import PostgresServer  # noqa: E402
 from cockpit.sandbox.seed import SeedSize, seed  # noqa: E402
 

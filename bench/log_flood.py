@@ -69,7 +69,8 @@ def _peak_rss_mb() -> float:
 
 
 def run_variant(variant: str, rate: int, seconds: float) -> dict[str, float]:
-    from cockpit.session import RunOptions, open_session
+    from cockpit.options import RunOptions
+    from cockpit.session import open_session
 
     folder = Path(tempfile.mkdtemp(prefix="cockpit-flood-"))
     path = _prepare(folder, rate, seconds)

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.table import print_table  # noqa: E402
-from cockpit.sandbox.dns_servers import Dnsmasq, SilentResolver, _UdpResponder, stop_all  # noqa: E402
+from cockpit.sandbox.dns.servers import Dnsmasq, SilentResolver, _UdpResponder, stop_all  # noqa: E402
 from steps.dns.check.probe import ask  # noqa: E402
 from steps.dns.check.propagation import Propagation, Requirement  # noqa: E402
 from steps.dns.check.records import parse_values  # noqa: E402

@@ -5,8 +5,8 @@ messages, which are thread-safe. Log lines arrive in batches and are flushed to 
 every 100 ms (widgets/log_feed.py); progress messages replace one another; state changes never
 do. The app re-reads the engine's frozen view a few times a second and paints it on every
 screen of the stack, so the header and the "what now" line are current wherever the operator
-is. The main screen and the operator's actions are in widgets/main_screen.py and
-widgets/operator_desk.py. Notices go to their own line and history (widgets/notice_line.py),
+is. The main screen and the operator's actions are in widgets/screens/main.py and
+widgets/screens/operator_desk.py. Notices go to their own line and history (widgets/notice_line.py),
 never over the screen.
 """
 
@@ -40,10 +40,10 @@ from cockpit.events import (
     TriggerFired,
 )
 from cockpit.options import RunOptions, SessionError
-from widgets.dns_grid import DnsScreen
 from widgets.header import StatusHeader
-from widgets.main_screen import MainScreen
 from widgets.notice_line import Notice, NoticeLine
+from widgets.screens.dns import DnsScreen
+from widgets.screens.main import MainScreen
 from widgets.what_now import WhatNow
 
 DNS_TOPIC = "dns.propagation"  # what steps/dns/watch.py publishes
@@ -228,7 +228,7 @@ class CockpitApp(App[int]):
         for screen in self.screen_stack:
             for line in screen.query(NoticeLine):
                 line.show(self.notices)
-        from widgets.notices import NoticesScreen
+        from widgets.screens.notices import NoticesScreen
 
         if isinstance(self.screen, NoticesScreen):
             self.screen.show_notices(self.notices)
@@ -321,7 +321,7 @@ class CockpitApp(App[int]):
         self.main.show(view, self.dns_report)
 
     async def action_notices(self) -> None:
-        from widgets.notices import NoticesScreen
+        from widgets.screens.notices import NoticesScreen
 
         if not isinstance(self.screen, NoticesScreen):
             await self._open_full_screen(NoticesScreen(self.notices))
@@ -331,7 +331,7 @@ class CockpitApp(App[int]):
             await self._open_full_screen(DnsScreen(self.dns_report))
 
     async def action_help(self) -> None:
-        from widgets.help import HelpScreen
+        from widgets.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             await self._open_full_screen(HelpScreen())
@@ -341,7 +341,7 @@ class CockpitApp(App[int]):
         self.refresh_view()  # its header and "what now" line, painted before its first frame shows
 
     def action_request_quit(self) -> None:
-        from widgets.modals import QuitModal
+        from widgets.screens.dialogs import QuitModal
 
         running = self.engine.running_steps() if self.engine is not None else []
         if not running:

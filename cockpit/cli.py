@@ -266,7 +266,8 @@ def dns_check(
     "runbook_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="The runbook to rehearse (default: ./runbook.toml, else the one shipped with the cockpit).",
+    help="The runbook to rehearse (default: ./runbook.toml, else the example shipped with the cockpit, "
+    "copied to ./cockpit-demo/ when the cockpit is installed).",
 )
 @click.option(
     "--new",
@@ -286,9 +287,10 @@ def demo(
 ) -> None:
     """Start the sandbox (PostgreSQL, v1 and v2 stand-ins) and rehearse the runbook against it:
     the unfinished rehearsal, with the sandbox as it left it, or a new one."""
+    from cockpit.example import demo_runbook
     from cockpit.sandbox.world import Sandbox, state_folder
 
-    path = Path(runbook_path) if runbook_path else _demo_runbook()
+    path = Path(runbook_path) if runbook_path else demo_runbook(Path.cwd())
     say: Callable[[str], None] = (
         (lambda text: click.echo(f"sandbox: {text}", err=True)) if not as_json else (lambda text: None)
     )
@@ -350,13 +352,6 @@ def _unfinished_rehearsal(runbook: Path) -> int | None:
     if run is None or run.mode != "rehearsal" or run.dry_run or RunState(run.state).ended:
         return None
     return run.id
-
-
-def _demo_runbook() -> Path:
-    local = Path("runbook.toml")
-    if local.exists():
-        return local
-    return Path(__file__).resolve().parent.parent / "runbook.toml"
 
 
 def _exit_on_signals() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib.metadata import entry_points
+from typing import Any
 
 from cockpit.step import Step
 
@@ -20,9 +21,9 @@ class KindLoadError(RuntimeError):
 
 
 @lru_cache(maxsize=1)
-def installed_kinds() -> Mapping[str, type[Step]]:
+def installed_kinds() -> Mapping[str, type[Step[Any]]]:
     """Every installed step kind, by name."""
-    kinds: dict[str, type[Step]] = {}
+    kinds: dict[str, type[Step[Any]]] = {}
     for ep in entry_points(group=GROUP):
         try:
             cls = ep.load()

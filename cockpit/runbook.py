@@ -142,7 +142,7 @@ class StepStateCondition(_Model):
     @classmethod
     def _known_state(cls, value: str) -> str:
         if value not in STEP_STATES:
-            hint = _did_you_mean(value, STEP_STATES)
+            hint = did_you_mean(value, STEP_STATES)
             raise ValueError(f"unknown step state {value!r}{hint}; one of: {', '.join(STEP_STATES)}")
         return value
 
@@ -223,7 +223,7 @@ class Runbook:
     steps: tuple[RunbookStep, ...]
     triggers: tuple[Trigger, ...]
     params: Mapping[str, StepParams]
-    kinds: Mapping[str, type[Step]]
+    kinds: Mapping[str, type[Step[Any]]]
     lines: tomlpos.KeyLines
     indices: Mapping[str, tuple[int, ...]]
     declared: Mapping[str, frozenset[str]]
@@ -297,7 +297,7 @@ class Runbook:
     def steps_in(self, phase_id: str) -> tuple[RunbookStep, ...]:
         return tuple(s for s in self.steps if s.phase == phase_id)
 
-    def kind_of(self, step_id: str) -> type[Step]:
+    def kind_of(self, step_id: str) -> type[Step[Any]]:
         return self.kinds[self.step(step_id).kind]
 
     def line_of(self, *path: str | int) -> int:
@@ -320,7 +320,7 @@ class Runbook:
         return format_offset(self.offset_of(step_id))
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -354,7 +354,7 @@ class ProblemCollector:
             kind = err["type"]
             if kind == "extra_forbidden":
                 allowed = _field_names(model, loc[:-1]) if model else []
-                message = f"unknown key {key!r}{_did_you_mean(key, allowed)}"
+                message = f"unknown key {key!r}{did_you_mean(key, allowed)}"
             elif kind == "missing":
                 message = f"missing required key {key!r}"
             else:

@@ -1,275 +1,23 @@
-"""The checks behind `cockpit check`: shape of each table, then every cross-reference.
-
-`parse_document` validates each table on its own (so one bad step does not hide the
-others), and `cross_check` then looks at the runbook as a whole: ids, needs, cycles, undo,
-triggers, connections, times.
-"""
+"""The second half of `cockpit check`: the runbook as a whole, once each table is valid on its
+own (`cross_check`): ids, needs, cycles, undo, triggers, connections, times."""
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ValidationError
-
-from cockpit import secrets
 from cockpit.clock import format_offset
-from cockpit.connections import CONNECTION_KINDS
 from cockpit.runbook import (
-    MetricCondition,
     Phase,
     PhaseOverdueCondition,
-    RunbookHeader,
     RunbookStep,
     StepStateCondition,
-    Trigger,
-    _did_you_mean,
-    condition_model,
+    did_you_mean,
 )
-from cockpit.step import ConnectionRef, Step, StepParams, StepRef
+from cockpit.runbook_parse import connection_fields, step_fields
 
 if TYPE_CHECKING:
     from cockpit.runbook import ProblemCollector, Runbook
-
-TOP_LEVEL = ("runbook", "connections", "phase", "step", "trigger")
-_ARRAYS = ("phase", "step", "trigger")
-
-
-def parse_document(
-    document: dict[str, Any],
-    collect: ProblemCollector,
-    kinds: Mapping[str, type[Step]],
-    env: Mapping[str, str],
-) -> dict[str, Any] | None:
-    """Validate every table; return the fields of a `Runbook`, or None when the shape is broken."""
-    for key in document:
-        if key not in TOP_LEVEL:
-            collect.error((key,), f"unknown top-level key {key!r}{_did_you_mean(key, TOP_LEVEL)}")
-    for key in _ARRAYS:
-        value = document.get(key)
-        if value is not None and not isinstance(value, list):
-            collect.error((key,), f"{key} must be an array of tables: write [[{key}]]")
-            document[key] = []
-
-    header = _parse_header(document, collect)
-    connections, raw_connections = _parse_connections(document, collect, env)
-    phases = _parse_list(document, "phase", Phase, collect)
-    steps = _parse_list(document, "step", RunbookStep, collect)
-    triggers = _parse_triggers(document, collect)
-    params = _parse_params(document.get("step", []), collect, kinds, env, collect.source.parent)
-    declared = {
-        key: frozenset(
-            raw["id"] for raw in document.get(key, []) if isinstance(raw, dict) and isinstance(raw.get("id"), str)
-        )
-        for key in _ARRAYS
-    }
-    _check_duplicate_ids(document, collect)
-    indices = {
-        "phase": tuple(i for i, _ in phases),
-        "step": tuple(i for i, _ in steps),
-        "trigger": tuple(i for i, _ in triggers),
-    }
-
-    if header is None:
-        return None
-    return {
-        "header": header,
-        "connections": connections,
-        "raw_connections": raw_connections,
-        "phases": tuple(p for _, p in phases),
-        "steps": tuple(s for _, s in steps),
-        "triggers": tuple(t for _, t in triggers),
-        "params": params,
-        "indices": indices,
-        "declared": declared,
-    }
-
-
-def _parse_header(document: dict[str, Any], collect: ProblemCollector) -> RunbookHeader | None:
-    raw = document.get("runbook")
-    if raw is None:
-        collect.error((), "missing [runbook] table (name, t0, window)")
-        return None
-    if not isinstance(raw, dict):
-        collect.error(("runbook",), "runbook must be a table: write [runbook]")
-        return None
-    try:
-        return RunbookHeader.model_validate(raw)
-    except ValidationError as exc:
-        collect.validation(exc, ("runbook",), "[runbook]", RunbookHeader)
-        return None
-
-
-def _parse_connections(
-    document: dict[str, Any], collect: ProblemCollector, env: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    raw = document.get("connections", {})
-    if not isinstance(raw, dict):
-        collect.error(("connections",), "connections must be tables: write [connections.NAME]")
-        return {}, {}
-    parsed: dict[str, Any] = {}
-    raws: dict[str, dict[str, Any]] = {}
-    for name, table in raw.items():
-        path = ("connections", name)
-        if not isinstance(table, dict):
-            collect.error(path, f"connection {name!r} must be a table: write [connections.{name}]")
-            continue
-        kind = table.get("kind")
-        if kind is None:
-            collect.error(
-                path, f"connection {name!r}: missing required key 'kind' (one of: {', '.join(CONNECTION_KINDS)})"
-            )
-            continue
-        model = CONNECTION_KINDS.get(kind)
-        if model is None:
-            collect.error(
-                path + ("kind",),
-                f"connection {name!r}: unknown connection kind {kind!r}"
-                f"{_did_you_mean(str(kind), CONNECTION_KINDS)}; "
-                f"one of: {', '.join(CONNECTION_KINDS)}",
-            )
-            continue
-        try:
-            parsed[name] = model.model_validate(table)
-            raws[name] = table
-        except ValidationError as exc:
-            collect.validation(exc, path, f"connection {name!r}", model)
-            continue
-        _warn_unset(table, path, collect, env)
-    return parsed, raws
-
-
-def _warn_unset(value: Any, path: tuple[str | int, ...], collect: ProblemCollector, env: Mapping[str, str]) -> None:
-    """An unset ${VAR} is a warning for `check`; a run that needs it refuses to start."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _warn_unset(v, path + (k,), collect, env)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _warn_unset(v, path + (i,), collect, env)
-    else:
-        for name in secrets.references(value):
-            if name not in env:
-                collect.warn(path, f"${{{name}}} is not set (a run will need it)")
-
-
-def _parse_list(
-    document: dict[str, Any], key: str, model: type[BaseModel], collect: ProblemCollector
-) -> list[tuple[int, Any]]:
-    out: list[tuple[int, Any]] = []
-    for index, raw in enumerate(document.get(key, [])):
-        if not isinstance(raw, dict):
-            collect.error((key, index), f"each {key} must be a table: write [[{key}]]")
-            continue
-        context = _context(key, raw)
-        try:
-            out.append((index, model.model_validate(raw)))
-        except ValidationError as exc:
-            collect.validation(exc, (key, index), context, model)
-    return out
-
-
-def _context(key: str, raw: dict[str, Any]) -> str:
-    ident = raw.get("id")
-    return f"{key} {ident!r}" if isinstance(ident, str) else f"{key} (no id)"
-
-
-def _parse_triggers(document: dict[str, Any], collect: ProblemCollector) -> list[tuple[int, Trigger]]:
-    triggers: list[tuple[int, Trigger]] = []
-    for index, raw in enumerate(document.get("trigger", [])):
-        if not isinstance(raw, dict):
-            collect.error(("trigger", index), "each trigger must be a table: write [[trigger]]")
-            continue
-        context = _context("trigger", raw)
-        fields = dict(raw)
-        when = fields.get("when")
-        ok = True
-        if "when" in fields:
-            model = condition_model(when)
-            if model is None:
-                collect.error(
-                    ("trigger", index, "when"),
-                    f"{context}: when must be {{step, state}}, {{metric, above}} or {{phase, overdue}}",
-                )
-                ok = False
-                fields["when"] = MetricCondition(metric="_", above=0)
-            else:
-                try:
-                    fields["when"] = model.model_validate(when)
-                except ValidationError as exc:
-                    collect.validation(exc, ("trigger", index, "when"), context, model)
-                    ok = False
-                    fields["when"] = MetricCondition(metric="_", above=0)
-        try:
-            trigger = Trigger.model_validate(fields)
-        except ValidationError as exc:
-            collect.validation(exc, ("trigger", index), context, Trigger)
-            continue
-        if ok:
-            triggers.append((index, trigger))
-    return triggers
-
-
-def _parse_params(
-    raw_steps: list[Any],
-    collect: ProblemCollector,
-    kinds: Mapping[str, type[Step]],
-    env: Mapping[str, str],
-    base_dir: Any,
-) -> dict[str, StepParams]:
-    """Validate each step's `with` by its kind's model, even when other keys of the step are wrong."""
-    params: dict[str, StepParams] = {}
-    for index, raw in enumerate(raw_steps):
-        if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
-            continue
-        raw_id = raw.get("id")
-        step_id = raw_id if isinstance(raw_id, str) else f"#{index + 1}"
-        kind_name = raw["kind"]
-        kind = kinds.get(kind_name)
-        if kind is None:
-            collect.error(
-                ("step", index, "kind"),
-                f"step {step_id!r}: unknown step kind {kind_name!r}{_did_you_mean(kind_name, kinds)}",
-            )
-            continue
-        with_ = raw.get("with", {})
-        if not isinstance(with_, dict):
-            continue  # the step's own model reports a `with` that is not a table
-        try:
-            # The context lets a kind check files it names, relative to the runbook.
-            validated = kind.Params.model_validate(with_, context={"base_dir": base_dir})
-        except ValidationError as exc:
-            collect.validation(exc, ("step", index, "with"), f"step {step_id!r} ({kind_name})", kind.Params)
-            continue
-        params.setdefault(step_id, validated)
-        _warn_unset(with_, ("step", index, "with"), collect, env)
-    return params
-
-
-def connection_fields(params: type[StepParams]) -> dict[str, str]:
-    """The parameters of a kind that name a connection, and the kind each must be."""
-    return _marked_fields(params, ConnectionRef)
-
-
-def step_fields(params: type[StepParams]) -> dict[str, str]:
-    """The parameters of a kind that name another step, and the kind that step must be."""
-    return _marked_fields(params, StepRef)
-
-
-def _marked_fields(params: type[StepParams], marker: type[ConnectionRef] | type[StepRef]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, info in params.model_fields.items():
-        for meta in info.metadata:
-            if isinstance(meta, marker):
-                out[info.alias or name] = meta.kind
-        annotation = info.annotation
-        for arg in typing.get_args(annotation):
-            for meta in getattr(arg, "__metadata__", ()):
-                if isinstance(meta, marker):
-                    out[info.alias or name] = meta.kind
-    return out
 
 
 def cross_check(runbook: Runbook, collect: ProblemCollector) -> None:
@@ -298,21 +46,6 @@ def _check_window(runbook: Runbook, collect: ProblemCollector) -> None:
         f"over window = {format_duration(plan.window)} by {format_duration(over)} (`cockpit plan` shows "
         "its critical path)",
     )
-
-
-def _check_duplicate_ids(document: dict[str, Any], collect: ProblemCollector) -> None:
-    """Judged on the document as written: an item that fails its own checks still claims its id."""
-    for key in _ARRAYS:
-        seen: dict[str, int] = {}
-        for index, raw in enumerate(document.get(key, [])):
-            ident = raw.get("id") if isinstance(raw, dict) else None
-            if not isinstance(ident, str):
-                continue
-            if ident in seen:
-                first = collect.lines.line_of((key, seen[ident], "id"))
-                collect.error((key, index, "id"), f"duplicate {key} id {ident!r} (first defined at line {first})")
-            else:
-                seen[ident] = index
 
 
 def _step_path(runbook: Runbook, step: RunbookStep, *key: str | int) -> tuple[str | int, ...]:
@@ -369,7 +102,7 @@ def _check_steps(runbook: Runbook, collect: ProblemCollector) -> None:
         if step.phase not in phase_ids:
             collect.error(
                 _step_path(runbook, step, "phase"),
-                f"step {step.id!r}: no phase {step.phase!r}{_did_you_mean(step.phase, phase_ids)}",
+                f"step {step.id!r}: no phase {step.phase!r}{did_you_mean(step.phase, phase_ids)}",
             )
             continue
         if not runbook.has_phase(step.phase):
@@ -382,7 +115,7 @@ def _check_steps(runbook: Runbook, collect: ProblemCollector) -> None:
                 collect.error(path, f"step {step.id!r} needs itself")
             elif need not in step_ids:
                 collect.error(
-                    path, f"step {step.id!r}: needs {need!r}, which is not a step{_did_you_mean(need, step_ids)}"
+                    path, f"step {step.id!r}: needs {need!r}, which is not a step{did_you_mean(need, step_ids)}"
                 )
             elif not in_rollback and _in_rollback_phase(runbook, need):
                 collect.error(
@@ -394,7 +127,7 @@ def _check_steps(runbook: Runbook, collect: ProblemCollector) -> None:
             path = _step_path(runbook, step, "undo")
             if step.undo not in step_ids:
                 collect.error(
-                    path, f"step {step.id!r}: undo {step.undo!r} is not a step{_did_you_mean(step.undo, step_ids)}"
+                    path, f"step {step.id!r}: undo {step.undo!r} is not a step{did_you_mean(step.undo, step_ids)}"
                 )
             elif runbook.has_step(step.undo) and (
                 rollback_phase is None or runbook.step(step.undo).phase != rollback_phase.id
@@ -435,7 +168,7 @@ def _check_step_connections(runbook: Runbook, step: RunbookStep, collect: Proble
             collect.error(
                 path,
                 f"step {step.id!r}: no connection {value!r}"
-                f"{_did_you_mean(str(value), runbook.connections)} "
+                f"{did_you_mean(str(value), runbook.connections)} "
                 f"(define [connections.{value}] with kind = {wanted!r})",
             )
         elif connection.kind != wanted:
@@ -453,7 +186,7 @@ def _check_step_connections(runbook: Runbook, step: RunbookStep, collect: Proble
             collect.error(
                 path,
                 f"step {step.id!r}: {name} names no step {value!r}"
-                f"{_did_you_mean(str(value), [s.id for s in runbook.steps])} "
+                f"{did_you_mean(str(value), [s.id for s in runbook.steps])} "
                 f"(it must be a {wanted} step)",
             )
         elif runbook.step(value).kind != wanted:
@@ -507,13 +240,13 @@ def _check_triggers(runbook: Runbook, collect: ProblemCollector) -> None:
         if isinstance(when, StepStateCondition) and when.step not in step_ids:
             collect.error(
                 ("trigger", raw_index, "when", "step"),
-                f"trigger {trigger.id!r}: no step {when.step!r}{_did_you_mean(when.step, step_ids)}",
+                f"trigger {trigger.id!r}: no step {when.step!r}{did_you_mean(when.step, step_ids)}",
             )
         if isinstance(when, PhaseOverdueCondition):
             if when.phase not in phase_ids:
                 collect.error(
                     ("trigger", raw_index, "when", "phase"),
-                    f"trigger {trigger.id!r}: no phase {when.phase!r}{_did_you_mean(when.phase, phase_ids)}",
+                    f"trigger {trigger.id!r}: no phase {when.phase!r}{did_you_mean(when.phase, phase_ids)}",
                 )
             elif runbook.has_phase(when.phase) and runbook.phase(when.phase).kind == "rollback":
                 collect.error(

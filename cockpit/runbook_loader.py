@@ -11,14 +11,15 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from cockpit import runbook_checks, tomlpos
+from cockpit import runbook_checks, runbook_parse, tomlpos
 from cockpit.runbook import Problem, ProblemCollector, Runbook, RunbookError, syntax_problem
 from cockpit.step import Step
 
 
 def load(
-    path: Path | str, kinds: Mapping[str, type[Step]] | None = None, env: Mapping[str, str] | None = None
+    path: Path | str, kinds: Mapping[str, type[Step[Any]]] | None = None, env: Mapping[str, str] | None = None
 ) -> Runbook:
     """Read and validate a runbook; raise `RunbookError` listing every error."""
     runbook, problems = check(path, kinds, env)
@@ -29,7 +30,7 @@ def load(
 
 
 def check(
-    path: Path | str, kinds: Mapping[str, type[Step]] | None = None, env: Mapping[str, str] | None = None
+    path: Path | str, kinds: Mapping[str, type[Step[Any]]] | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[Runbook | None, list[Problem]]:
     """Validate a runbook; return it (when sound) and every problem, warnings included."""
     from cockpit.registry import installed_kinds
@@ -53,7 +54,7 @@ def check(
         return None, [syntax_problem(source, exc)]
     lines = tomlpos.scan(text)
     collect = ProblemCollector(source, lines)
-    parsed = runbook_checks.parse_document(document, collect, kinds, env)
+    parsed = runbook_parse.parse_document(document, collect, kinds, env)
     if parsed is None:
         collect.problems.sort(key=lambda p: p.line)
         return None, collect.problems

@@ -1,8 +1,8 @@
 """Starting the disk write of a file's data as soon as it is written, so that its fsync is short.
 
 Linux keeps written data in memory until a tenth of RAM is dirty or 30 s pass. A step that
-writes a gigabyte and then calls fsync waits for the whole gigabyte at the end: about 5 s at
-the 220 MB/s of the disks we measured, a third of an export's time. Asking the kernel to start
+writes a gigabyte and then calls fsync waits for the whole gigabyte at the end, while nothing
+else is left to do. Asking the kernel to start
 writing each range right after it is written (`sync_file_range` with SYNC_FILE_RANGE_WRITE, as
 PostgreSQL's `*_flush_after` settings do) lets the disk work while the step computes; the final
 fsync then waits only for the last range. On systems without `sync_file_range` this does

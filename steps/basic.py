@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -64,7 +64,7 @@ class ShellStep(Step[ShellParams]):
 
 
 def run_command(
-    ctx: StepContext,
+    ctx: StepContext[Any],
     argv: list[str],
     env: dict[str, str],
     cwd: Path,
@@ -169,7 +169,7 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-def _stop_leftovers(ctx: StepContext) -> None:
+def _stop_leftovers(ctx: StepContext[Any]) -> None:
     """Stop the process group an interrupted attempt left running (the cockpit died, the command did not)."""
     left = ctx.checkpoint.get(_PROCESS)
     if not left:
@@ -199,7 +199,7 @@ def _stream_blocks(stream: IO[bytes] | None, sink: Callable[[bytes], None]) -> N
         sink(block)
 
 
-def _stream_lines(stream: IO[bytes] | None, ctx: StepContext, watch: Callable[[str], None] | None = None) -> None:
+def _stream_lines(stream: IO[bytes] | None, ctx: StepContext[Any], watch: Callable[[str], None] | None = None) -> None:
     assert stream is not None
     fd = stream.fileno()
     partial = b""

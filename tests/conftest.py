@@ -22,7 +22,7 @@ netguard.install()
 
 from fakes import LEDGER  # noqa: E402
 
-from cockpit.sandbox.convex_store import best_engine, has_jsonb  # noqa: E402
+from cockpit.sandbox.convex.sqlite import best_engine, has_jsonb  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -76,8 +76,8 @@ COCKPIT = str(Path(sys.executable).parent / "cockpit")
 
 @pytest.fixture
 def standin(tmp_path: Path) -> Iterator[object]:
-    """A Convex stand-in (cockpit/sandbox/convex_standin.py) on loopback, for one test."""
-    from cockpit.sandbox.convex_standin import ConvexStandIn
+    """A Convex stand-in (cockpit/sandbox/convex/server.py) on loopback, for one test."""
+    from cockpit.sandbox.convex.server import ConvexStandIn
 
     server = ConvexStandIn(tmp_path / "convex").start()
     try:

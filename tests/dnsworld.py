@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cockpit.sandbox.dns_servers import Dnsmasq, KnotServer, Record
+from cockpit.sandbox.dns.servers import Dnsmasq, KnotServer, Record
 from steps.dns.check.resolvers import Resolver
 
 ZONE = "example.test"

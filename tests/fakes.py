@@ -66,16 +66,15 @@ class WorkParams(StepParams):
     checkpoint_key: str | None = None
 
 
-class WorkStep(Step):
+class WorkStep(Step[WorkParams]):
     """Does `seconds` of cancellable work; may fail its first attempts; logs and reports."""
 
     kind = "fake.work"
     effect = Effect.MUTATE
     Params = WorkParams
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[WorkParams]) -> None:
         p = ctx.params
-        assert isinstance(p, WorkParams)
         LEDGER.add("start", ctx.step_id, ctx.attempt)
         if p.checkpoint_key:
             LEDGER.add(f"checkpoint-seen:{ctx.checkpoint.get(p.checkpoint_key)}", ctx.step_id, ctx.attempt)
@@ -122,33 +121,32 @@ class StubbornParams(StepParams):
     seconds: float = 2.0
 
 
-class StubbornStep(Step):
+class StubbornStep(Step[StubbornParams]):
     """Ignores its cancellation event: the engine must abandon it after the grace period."""
 
     kind = "fake.stubborn"
     effect = Effect.MUTATE
     Params = StubbornParams
 
-    def run(self, ctx: StepContext) -> None:
+    def run(self, ctx: StepContext[StubbornParams]) -> None:
         p = ctx.params
-        assert isinstance(p, StubbornParams)
         LEDGER.add("start", ctx.step_id, ctx.attempt)
         time.sleep(p.seconds)
         LEDGER.add("end", ctx.step_id, ctx.attempt)
 
 
-class CrashStep(Step):
+class CrashStep(Step[WorkParams]):
     """Raises an unexpected exception (not StepFailed)."""
 
     kind = "fake.crash"
     effect = Effect.MUTATE
     Params = WorkParams
 
-    def run(self, ctx: StepContext) -> None:
-        raise ValueError(f"unexpected: {ctx.params.fail_message}")  # type: ignore[attr-defined]
+    def run(self, ctx: StepContext[WorkParams]) -> None:
+        raise ValueError(f"unexpected: {ctx.params.fail_message}")
 
 
-FAKE_KINDS: dict[str, type[Step]] = {
+FAKE_KINDS: dict[str, type[Step[Any]]] = {
     **installed_kinds(),
     "fake.work": WorkStep,
     "fake.probe": ProbeStep,

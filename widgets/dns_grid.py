@@ -1,22 +1,17 @@
-"""DNS propagation on screen: a one-line summary on the main screen, and the full grid on its own
-screen (`g`): every resolver and authoritative server with its answer, TTL left, state, when it
-was last checked and the history of its states. Both draw the `dns.propagation` reports that
-the step publishes; they never query anything themselves.
+"""DNS propagation on screen: the one-line summary of the main screen, and the rows of the full
+grid that its own screen shows (`g`, widgets/screens/dns.py). Both draw the `dns.propagation`
+reports that the step publishes; they never query anything themselves.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from widgets.format import fit
-from widgets.full_screen import FullScreen
 
 # One glyph and style per state: the history column is a row of them, oldest first.
 STATE_STYLE: dict[str, tuple[str, str]] = {
@@ -109,7 +104,7 @@ def _ago(iso: str | None, now: float) -> str:
     return f"{seconds}s" if seconds < 100 else f"{seconds // 60}m" if seconds < 6000 else f"{seconds // 3600}h"
 
 
-def _row(server: dict[str, Any], now: float, answer_width: int = 16, name_width: int = 11) -> list[Text | str]:
+def grid_row(server: dict[str, Any], now: float, answer_width: int = 16, name_width: int = 11) -> list[Text | str]:
     """One server; at 80 columns the seven columns fit with an answer of 16 characters."""
     state = server.get("state") or "-"
     style = STATE_STYLE.get(state, ("?", ""))[1]
@@ -135,78 +130,3 @@ def _row(server: dict[str, Any], now: float, answer_width: int = 16, name_width:
         _ago(server.get("checked"), now),
         history,
     ]
-
-
-class DnsScreen(FullScreen):
-    """The propagation grid, updated live by the app with each report."""
-
-    DEFAULT_CSS = """
-    DnsScreen #dns-title { height: auto; background: $boost; padding: 0 1; }
-    DnsScreen #dns-summary { height: 1; }
-    DnsScreen DataTable { height: 1fr; }
-    """
-    BINDINGS = [Binding("escape,q,g,f4", "close", "Back")]
-    COLUMNS = ("resolver", "address", "answer", "TTL", "state", "ago", "history")
-
-    def __init__(self, report: dict[str, Any] | None) -> None:
-        super().__init__()
-        self.report = report
-
-    def compose_body(self) -> ComposeResult:
-        yield Static(id="dns-title")
-        yield Static(id="dns-summary")
-        table: DataTable[Any] = DataTable(id="dns-grid", zebra_stripes=True, cursor_type="row")
-        yield table
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in self.COLUMNS:
-            table.add_column(column, key=column)
-        self.show(self.report)
-        table.focus()
-        self.set_interval(1.0, lambda: self.show(self.report))  # the "ago" column counts up
-
-    def show(self, report: dict[str, Any] | None) -> None:
-        self.report = report
-        title = self.query_one("#dns-title", Static)
-        table = self.query_one(DataTable)
-        if report is None:
-            title.update(Text("No propagation check has run yet.", style="dim"))
-            table.clear()
-            return
-        expect = ", ".join(report.get("expect") or [])
-        old = ", ".join(report.get("old") or []) or "?"
-        require = report.get("require") or {}
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(f"{report.get('name')} {report.get('type')}", style="bold")
-        line.append(f"  new = {expect} (expected)  old = {old}  round {report.get('round', '?')}")
-        if require:
-            line.append(
-                f"  require auth {require.get('authoritative')}, {float(require.get('resolvers', 0)):.0%} of resolvers",
-                style="dim",
-            )
-        title.update(line)
-        summary = report.get("summary") or {}
-        status = summary_text(report, with_hint=False, width=self.size.width or 80)
-        if summary.get("reason"):
-            status.append(f" · {summary['reason']}", style="dim")
-        self.query_one("#dns-summary", Static).update(status)
-        keep = table.cursor_row
-        table.clear()
-        now = time.time()
-        # What the screen has beyond 80 columns goes to the names, then to the answers.
-        extra = max(0, (self.size.width or 80) - 80)
-        name_width = 11 + min(extra, 13)
-        answer_width = 16 + extra - (name_width - 11)
-        for server in report.get("resolvers") or []:
-            table.add_row(*_row(server, now, answer_width, name_width))
-        authoritative = report.get("authoritative") or []
-        if authoritative:
-            table.add_row(Text("authorit.", style="bold"), Text("recursion off", style="dim"), "", "", "", "", "")
-            for server in authoritative:
-                table.add_row(*_row(server, now, answer_width, name_width))
-        if table.row_count:
-            table.move_cursor(row=min(keep, table.row_count - 1))
-
-    def action_close(self) -> None:
-        self.dismiss(None)

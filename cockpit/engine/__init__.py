@@ -26,7 +26,7 @@ from pathlib import Path
 from cockpit.clock import Clock
 from cockpit.engine.attempts import Attempts
 from cockpit.engine.command_line_answers import CommandLineAnswers
-from cockpit.engine.live_run import DEFAULT_GRACE, LiveRun, RunOptions
+from cockpit.engine.live_run import DEFAULT_GRACE, EngineOptions, LiveRun
 from cockpit.engine.opening import RunConflict, RunOpening
 from cockpit.engine.operator_actions import ActionRefused, OperatorActions
 from cockpit.engine.publisher import Publisher, Subscriber
@@ -65,7 +65,7 @@ class Engine:
         grace: float = DEFAULT_GRACE,
         command: str = "",
     ) -> None:
-        options = RunOptions(
+        options = EngineOptions(
             rehearsal=rehearsal,
             dry_run=dry_run,
             new_run=new_run,

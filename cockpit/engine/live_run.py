@@ -31,7 +31,7 @@ DEFAULT_GRACE = 5.0
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class EngineOptions:
     """How this process runs the runbook: fixed for the life of the engine."""
 
     rehearsal: bool = False
@@ -53,7 +53,7 @@ class LiveRun:
         journal: Journal,
         clock: Clock,
         operator: Operator,
-        options: RunOptions,
+        options: EngineOptions,
         *,
         answers: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,

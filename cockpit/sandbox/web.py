@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cockpit.sandbox.convex_store import DocumentStore
+from cockpit.sandbox.convex.store import DocumentStore
 from cockpit.sandbox.loopback import loopback_server
 
 Handler = Callable[[str, dict[str, list[str]], bytes], tuple[int, Any]]

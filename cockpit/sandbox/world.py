@@ -22,8 +22,8 @@ from pathlib import Path
 
 from cockpit import shutdown
 from cockpit.sandbox import leftovers
-from cockpit.sandbox.convex_standin import ConvexStandIn
-from cockpit.sandbox.dns_world import DnsSandbox
+from cockpit.sandbox.convex.server import ConvexStandIn
+from cockpit.sandbox.dns.world import DnsSandbox
 from cockpit.sandbox.postgres import PostgresServer, SandboxError
 from cockpit.sandbox.seed import SeedSize, seed
 from cockpit.sandbox.web import StandInServer, v1_app, v2_app

@@ -211,8 +211,7 @@ class ConvexClient:
         response = self.request("POST", f"/api/{kind}", json={"path": path, "args": args or {}, "format": "json"})
         content = response.content
         try:
-            # msgspec: a page of documents parses in 80% of the instructions of pydantic's
-            # parser (and that in half the time of json's).
+            # msgspec: the quickest parser of a page of documents here (pydantic's, then json's).
             body = _decode_json(content)
         except (msgspec.DecodeError, RecursionError):
             try:  # what msgspec refuses (NaN, say), pydantic's parser may still read

@@ -24,8 +24,7 @@ from pydantic import Field
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.convex.client import Chain, ConvexClient, ConvexFunctionError, shares_for
 from steps.postgres.export import read_manifest
-from steps.rows.mapping import Mapping, MappingError, Reference, load_mapping
-from steps.rows.transform import MappingPath
+from steps.rows.mapping import Mapping, MappingError, MappingPath, Reference, load_mapping
 
 
 def batch_size_for(average_document_bytes: float) -> int:

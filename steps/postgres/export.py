@@ -301,7 +301,7 @@ class ExportStep(Step[ExportParams]):
 class _Counter:
     """Rows copied so far, across the connections of one table; reports progress now and then."""
 
-    def __init__(self, ctx: StepContext, label: str, estimate: int) -> None:
+    def __init__(self, ctx: StepContext[Any], label: str, estimate: int) -> None:
         self._ctx = ctx
         self._label = label
         self._estimate = estimate

@@ -21,7 +21,7 @@ READ_ONLY_SQL_TRANSACTION = "25006"
 _APP = "cutover-cockpit"
 
 
-def connect(ctx: StepContext, name: str, **kwargs: Any) -> psycopg.Connection[Any]:
+def connect(ctx: StepContext[Any], name: str, **kwargs: Any) -> psycopg.Connection[Any]:
     """Open a connection, turning libpq's failure into a one-line, secret-free message."""
     import psycopg
 

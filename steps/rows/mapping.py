@@ -18,7 +18,8 @@ The primary key (`id`, or `primary_key`) becomes `legacyId`, as text (an integer
 decimal, so that a bigint stays exact; a reference's `legacy<Target>Id` the same). NULL fields
 are left out (Convex's optional fields) unless a default is given. A row that cannot be
 converted is rejected with a reason, never altered silently: `RejectRow`. The conversions are
-in steps/rows/values.py, the compiled transformer in steps/rows/transformer.py.
+in steps/rows/rules.py (the rule table) and steps/rows/values.py, the compiled transformer in
+steps/rows/transformer.py.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from cockpit.step_api import Problem, ProblemsError, load_checked
+from steps.rows.rules import BY_SECTION
 from steps.rows.transformer import RowTransformer, reference_fields
 from steps.rows.values import RejectRow, check_value, decode_json, encode_json
 
@@ -133,7 +135,7 @@ def load_mapping(path: Path) -> Mapping:
             )
         targets[table.target] = source
         listed: dict[str, str] = {}
-        for kind in ("timestamps", "dates", "cents", "emails", "drop"):
+        for kind in (*BY_SECTION, "drop"):
             for index, field in enumerate(getattr(table, kind)):
                 if field in listed:
                     collect.error(
@@ -159,3 +161,20 @@ def load_mapping(path: Path) -> Mapping:
     if collect.problems:
         raise MappingError(collect.problems)
     return Mapping(path, parsed.defaults, dict(parsed.table))
+
+
+def _mapping_is_sound(value: str, info: ValidationInfo) -> str:
+    """Check the mapping file when the runbook is loaded: its problems are the runbook's."""
+    base = (info.context or {}).get("base_dir")
+    if base is not None:
+        try:
+            load_mapping(Path(base) / value)
+        except MappingError as exc:
+            # Named as the runbook names it: the operator finds it from there.
+            raise ValueError(
+                "; ".join(f"{value}{f':{p.line}' if p.line else ''}: {p.message}" for p in exc.problems)
+            ) from None
+    return value
+
+
+MappingPath = Annotated[str, AfterValidator(_mapping_is_sound)]

@@ -1,79 +1,33 @@
 """The quickest path from an exported line to its document's JSON: msgspec Structs.
 
 msgspec decodes the line straight into a Struct of the table's columns (no dict, no key
-strings), typed so that msgspec itself checks what the rules would check in Python: a plain
-field is a string, a boolean, a float, an integer within 2^53 - 1 or an array of those of at
-most 8,192 elements; jsonb is an array of scalars and flat objects, or a flat object; a
-timestamp or a date is a string (msgspec could read timestamps itself, 4,000 instructions a
-row cheaper, but it rounds digits past the microsecond where Python truncates them and takes
-a lowercase `t`: two answers for one line). The document is a second Struct,
-whose field names are the document's, written by msgspec in the order of their names (as
-Convex holds them; see encode_json). Counted under callgrind on 10,000 cases rows, a line
-costs 71,600 instructions through the transform (3,700 of them for that order), against
-105,500 when every line took the dict path.
+strings), each column typed by its rule's `struct_type` (`steps.rows.rules`), so that msgspec
+itself checks what the rule would check in Python; what is left of a rule runs on the decoded
+value (`after_struct`). Timestamps and dates are read as text: msgspec could read timestamps
+itself, but it rounds digits past the microsecond where Python truncates them, and takes a
+lowercase `t`: two answers for one line. The document is a second Struct, whose field names
+are the document's, written by msgspec in the order of their names (as Convex holds them; see
+encode_json).
 
 This path only accelerates: whenever it refuses a line (another type, another column, a
 missing one, NULL in a required field, a value a rule rejects, anything at all), the line
-takes the dict path (`steps.rows.transform.converted`), which decides and says why. For every line
-it does convert, its JSON is the dict path's, byte for byte when the columns come in the
+takes the dict path (`steps.rows.documents.converted`), which decides and says why. For every
+line it does convert, its JSON is the dict path's, byte for byte when the columns come in the
 order of the first row (tests/unit/test_row_struct.py holds it to that).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from steps.rows.values import (
-    GOOD_DATES,
-    MAX_ARRAY,
-    MAX_FIELDS,
-    MAX_SAFE_INTEGER,
-    Convert,
-    JsonCheck,
-    RejectRow,
-    check_date,
-    legacy_key,
-    plain_value,
-    to_millis,
-)
+from steps.rows.rules import KEEPS_NAMES
+from steps.rows.values import RejectRow
 
 if TYPE_CHECKING:
     from steps.rows.transformer import RowTransformer
-
-_SafeInt = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
-# Union[] rather than `|`: Annotated cannot take part in a `|` union at runtime.
-_Scalar = Union[str, bool, _SafeInt, float, None]  # noqa: UP007
-# What plain_value keeps without looking further; anything else (an object, nested arrays)
-# is refused here and checked by the dict path.
-_Plain = Union[str, bool, _SafeInt, float, None, Annotated[list[_Scalar], msgspec.Meta(max_length=MAX_ARRAY)]]  # noqa: UP007
-_Text = Union[str, None]  # noqa: UP007
-_Key = Union[str, int, None]  # noqa: UP007 - a uuid or text key, or an integer one (legacy_key)
-# jsonb as export gives it, in the shapes check_value passes once the field names are known
-# not to be reserved in Convex: an array of scalars and flat objects, or a flat object. The
-# names are checked in Python (`_names_of_array`, `_names_of_object`): a msgspec pattern on
-# the keys cost 8,000 instructions a row, against about 3,000.
-_FlatObject = Annotated[dict[str, _Scalar], msgspec.Meta(max_length=MAX_FIELDS)]
-_JsonArray = Union[Annotated[list[Union[_Scalar, _FlatObject]], msgspec.Meta(max_length=MAX_ARRAY)], None]  # noqa: UP007
-_JsonObject = Union[Annotated[dict[str, _Plain], msgspec.Meta(max_length=MAX_FIELDS)], None]  # noqa: UP007
-
-
-def _names_of_array(value: list[Any]) -> list[Any]:
-    for item in value:
-        if type(item) is dict:
-            for key in item:
-                if key and key[0] in "$_":
-                    raise RejectRow  # the dict path says which
-    return value
-
-
-def _names_of_object(value: dict[str, Any]) -> dict[str, Any]:
-    for key in value:
-        if key and key[0] in "$_":
-            raise RejectRow
-    return value
 
 
 def struct_path(transform: RowTransformer, columns: list[str]) -> StructPath | None:
@@ -115,35 +69,18 @@ class StructPath:
             return None
 
 
-def _column_type(convert: Convert | None) -> tuple[Any, Convert | None]:
-    """The Struct's type for a column with this rule, and what is left to call on a value of
-    that type (besides NULL) once msgspec has checked it as it decoded."""
-    if convert is plain_value:
-        return _Plain, None
-    if convert is to_millis or convert is check_date:
-        return _Text, convert
-    if convert is legacy_key:
-        return _Key, convert
-    if isinstance(convert, JsonCheck) and convert.kind == "array":
-        return _JsonArray, _names_of_array
-    if isinstance(convert, JsonCheck) and convert.kind == "object":
-        return _JsonObject, _names_of_object
-    return Any, convert
-
-
 def _build(transform: RowTransformer, columns: list[str]) -> StructPath:
-    namespace: dict[str, Any] = {"RejectRow": RejectRow, "GOOD_DATES": GOOD_DATES, "UNSET": msgspec.UNSET}
+    namespace: dict[str, Any] = {"RejectRow": RejectRow, "UNSET": msgspec.UNSET, **KEEPS_NAMES}
     row_fields: list[tuple[str, Any, Any]] = []
     document_fields: list[tuple[str, Any, Any]] = []
     lines = ["def convert(r):"]
     for index, column in enumerate(columns):
-        rule = transform.rule(column)
-        if rule is None:  # dropped: read (any value), never written
+        column_rule = transform.rule(column)
+        if column_rule is None:  # dropped: read (any value), never written
             row_fields.append((f"c{index}", Any, msgspec.field(name=column)))
             continue
-        name, convert = rule
-        kind, call = _column_type(convert)
-        row_fields.append((f"c{index}", kind, msgspec.field(name=column)))
+        name, rule = column_rule
+        row_fields.append((f"c{index}", rule.struct_type, msgspec.field(name=column)))
         # UNSET, not None, marks an omitted field: a rule may give None itself (JSON text
         # holding `null`), and the dict path writes that as null.
         document_fields.append((f"d{index}", Any, msgspec.field(default=msgspec.UNSET, name=name)))
@@ -157,16 +94,9 @@ def _build(transform: RowTransformer, columns: list[str]) -> StructPath:
             lines.append("        pass")
         else:
             lines.append("        v = UNSET")
-        if call is not None:
-            namespace[f"call_{index}"] = call
-            # Most dates were seen before: a set lookup, no call. Most keys are text: no call.
-            test = (
-                "    elif v not in GOOD_DATES:"
-                if call is check_date
-                else "    elif type(v) is not str:"
-                if call is legacy_key
-                else "    else:"
-            )
+        if rule.after_struct is not None:
+            namespace[f"call_{index}"] = rule.after_struct
+            test = f"    elif not ({rule.keeps}):" if rule.keeps is not None else "    else:"
             lines += [test, f"        v = call_{index}(v)"]
         lines.append(f"    d{index} = v")
     # The document's fields in the order of their names, as Convex holds them (see encode_json).

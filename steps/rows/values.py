@@ -39,8 +39,8 @@ def to_millis(value: Any) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     # Exact integer arithmetic: a timedelta keeps 0 <= seconds < 86400 and 0 <= microseconds
-    # < 10^6 (days carry the sign), so this is the floor of its microseconds / 1000. About 10%
-    # quicker than `// timedelta(milliseconds=1)`, measured side by side.
+    # < 10^6 (days carry the sign), so this is the floor of its microseconds / 1000, without
+    # the division of two timedeltas that `// timedelta(milliseconds=1)` costs.
     delta = moment - _EPOCH
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 

@@ -3,7 +3,7 @@
 The sample is chosen by a hash of the seed and each row's primary key (`md5(seed || id)`), so
 the same seed picks the same rows every time, whatever the table's physical order. Each
 sampled row is read exactly as the export read it (`row_to_json` through COPY), put through
-the same transform (`steps.rows.transform.document_of`), and compared with the document found in
+the same transform (`steps.rows.documents.document_of`), and compared with the document found in
 v2 by its `legacyId`: every field must be there with the same value. Rows the transform
 rejects must not be in v2. Memory stays constant: rows stream in batches. A large sample is
 spread over one process per CPU (steps/verify/sample_compare.py does a batch).
@@ -207,10 +207,10 @@ class SampleStep(Verification[SampleParams]):
     ) -> None:
         """Batches spread over this process and `workers - 1` spawned ones, recorded in order.
 
-        The row work (parse, transform, compare: about 60 us a row) is bound by one interpreter;
+        The row work (parse, transform, compare) is bound by one interpreter;
         each CPU takes a share. This thread reads v1 and compares a batch itself only when the
-        spawned ones have two each waiting: so one fewer process is spawned (each costs about
-        half a second of imports), and this one, which also serves the other steps running now,
+        spawned ones have two each waiting: so one fewer process is spawned (each pays for its
+        imports), and this one, which also serves the other steps running now,
         takes only what the others cannot."""
         connection = ctx.connection(params.target)
         # Spawned, not forked: the cockpit is threaded, and a fork copies locks held by other threads.

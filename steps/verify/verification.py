@@ -1,5 +1,6 @@
-"""Verification of the migrated data: `verify.counts` and `verify.refs` (see also verify_sample
-and verify_calc). Every verification is a probe: it reads v1 and v2 and changes neither.
+"""Verification of the migrated data: `verify.counts` and `verify.refs` (`verify.sample` and
+`verify.calc` are in sample.py and calc.py beside this). Every verification is a probe: it
+reads v1 and v2 and changes neither.
 
 The tables and references come from the mapping file, so what is verified is exactly what
 was transformed. Each step logs a table of results, publishes metrics for the runbook's
@@ -20,8 +21,7 @@ from steps.convex.client import ConvexClient, ConvexFunctionError, shares_for
 from steps.convex.resolve import load_checked_mapping
 from steps.postgres.export import read_manifest
 from steps.postgres.sql import CancelWatch, connect, quote_table
-from steps.rows.mapping import Mapping
-from steps.rows.transform import MappingPath
+from steps.rows.mapping import Mapping, MappingPath
 
 # Convex reads at most 16 MiB and scans at most 32,000 documents in one transaction.
 READ_LIMIT_BYTES = 16 << 20
@@ -66,7 +66,7 @@ def page_size(entry: dict[str, Any] | None) -> int:
     return max(1, min(MAX_PAGE, int(READ_LIMIT_BYTES / 2 / average)))
 
 
-def log_table(ctx: StepContext, header: list[str], rows: list[list[Any]]) -> None:
+def log_table(ctx: StepContext[Any], header: list[str], rows: list[list[Any]]) -> None:
     """A plain-text table in the step's log: the first column left, numbers right."""
     cells = [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]

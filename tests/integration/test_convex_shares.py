@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cockpit.sandbox.convex_functions import FunctionError
-from cockpit.sandbox.convex_standin import ConvexStandIn
+from cockpit.sandbox.convex.functions import FunctionError
+from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.step import StepCancelled
 from steps.convex.client import ConvexClient, ConvexFunctionError
 
@@ -145,7 +145,7 @@ def test_a_cancel_stops_every_share_at_once(standin: ConvexStandIn) -> None:
 def test_answers_parse_as_before_where_msgspec_refuses_them(standin: ConvexStandIn) -> None:
     """msgspec parses answers; what it refuses (NaN, a number past float64) pydantic's parser
     still reads, as the client did before; text that is no JSON at all is a ConvexError."""
-    from cockpit.sandbox.convex_functions import RawJSON
+    from cockpit.sandbox.convex.functions import RawJSON
     from steps.convex.client import ConvexError
 
     answers = {"plain": '[{"n": 1.5, "s": "x"}]', "nan": '{"n": NaN}', "huge": '{"n": 1e400}', "broken": "[1,"}

@@ -16,9 +16,9 @@ from fakes import HEADER, Harness
 
 from cockpit.engine.views import Outcome
 from cockpit.events import StepProgress
-from cockpit.sandbox.convex_functions import FunctionError, RawJSON
-from cockpit.sandbox.convex_standin import ConvexStandIn
-from cockpit.sandbox.convex_store import DocumentStore
+from cockpit.sandbox.convex.functions import FunctionError, RawJSON
+from cockpit.sandbox.convex.server import ConvexStandIn
+from cockpit.sandbox.convex.store import DocumentStore
 from steps.convex.client import ConvexClient, ConvexError, ConvexFunctionError
 from steps.postgres.export import write_manifest
 
@@ -141,7 +141,7 @@ def test_values_decode_only_where_convex_encodes_them(standin: ConvexStandIn) ->
 
 
 def imports_of(standin: ConvexStandIn, table: str) -> list[Any]:
-    return [i for i in standin.imports.values() if i.table == table]
+    return [i for i in standin.imports.jobs.values() if i.table == table]
 
 
 def test_import_uploads_in_parts_and_shows_upload_and_server_progress(tmp_path: Path, standin: ConvexStandIn) -> None:
@@ -232,7 +232,7 @@ def test_the_cli_method_passes_the_key_in_the_environment_and_reads_the_count(
     tmp_path: Path, standin: ConvexStandIn
 ) -> None:
     write_transformed(tmp_path, {"users": users(40), "cases": cases(25, 40)})
-    command = json.dumps([sys.executable, "-m", "cockpit.sandbox.convex_cli_standin"])
+    command = json.dumps([sys.executable, "-m", "cockpit.sandbox.convex.cli"])
     body = step(
         "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
     )
@@ -248,7 +248,7 @@ def test_the_cli_method_passes_the_key_in_the_environment_and_reads_the_count(
 def test_the_cli_method_fails_when_the_cli_fails(tmp_path: Path, standin: ConvexStandIn) -> None:
     write_transformed(tmp_path, {"users": users(4)})
     standin.store.insert_many("users", [{"legacyId": "old"}])  # requireEmpty: the CLI refuses
-    command = json.dumps([sys.executable, "-m", "cockpit.sandbox.convex_cli_standin"])
+    command = json.dumps([sys.executable, "-m", "cockpit.sandbox.convex.cli"])
     body = step(
         "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
     )

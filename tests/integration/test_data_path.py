@@ -14,7 +14,7 @@ from fakes import HEADER, Harness
 
 from cockpit.engine.views import Outcome
 from cockpit.events import StepProgress
-from cockpit.sandbox.convex_standin import ConvexStandIn
+from cockpit.sandbox.convex.server import ConvexStandIn
 
 pytestmark = pytest.mark.integration
 

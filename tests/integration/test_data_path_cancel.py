@@ -15,7 +15,8 @@ from throttle import ThrottledProxy
 
 from cockpit.engine.views import Outcome
 from cockpit.operator import Operator
-from cockpit.sandbox.convex_standin import ConvexStandIn, Faults
+from cockpit.sandbox.convex.faults import Faults
+from cockpit.sandbox.convex.server import ConvexStandIn
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from throttle import ThrottledProxy
 
 from cockpit.events import StepStateChanged
 from cockpit.journal import Journal
-from cockpit.sandbox.convex_standin import ConvexStandIn, Faults
+from cockpit.sandbox.convex.faults import Faults
+from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.sandbox.seed import SeedSize, seed
 
 pytestmark = pytest.mark.integration
@@ -196,7 +197,7 @@ def test_kill_minus_nine_anywhere_in_the_data_path_never_loses_or_duplicates(
         cases = list(standin.store.documents("cases"))
         assert all("userId" in c and standin.store.get(c["userId"]) is not None for c in cases)
         # Each table was imported by exactly one import that completed.
-        completed = Counter(i.table for i in standin.imports.values() if i.state.get("state") == "completed")
+        completed = Counter(i.table for i in standin.imports.jobs.values() if i.state.get("state") == "completed")
         assert set(completed.values()) == {1}, completed
         if faulty:
             assert sum(standin.faults.injected.values()) >= 20, standin.faults.injected

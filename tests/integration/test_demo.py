@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -36,9 +37,39 @@ def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> None:
+def _installed_wheel(tmp_path: Path) -> Path:
+    """The cockpit built as a wheel and installed into a folder of its own, outside the checkout."""
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    (wheel,) = wheels.glob("cutover_cockpit-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True, timeout=300)
+    return target
+
+
+def test_the_demo_from_an_installed_wheel_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> None:
+    site = _installed_wheel(tmp_path)
+    assert (site / "cockpit" / "example" / "runbook.toml").exists()
+    assert (site / "cockpit" / "example" / "migration" / "perm-mapping.toml").exists()
+    elsewhere = tmp_path / "operator"
+    elsewhere.mkdir()
     before = _sandbox_processes()
-    result = _demo(tmp_path)
+    # The installed package comes first on the path: nothing is read from the checkout.
+    env = {**subprocess_env(), "PYTHONPATH": str(site)}
+    code = (
+        "import sys; site = sys.argv.pop(1); import cockpit; "
+        "assert cockpit.__file__.startswith(site), cockpit.__file__; from cockpit.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(site), "demo", "--headless", "--speed", "600", "--scale", "0.2"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (elsewhere / "cockpit-demo" / "runbook.toml").exists(), result.stderr[-3000:]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "run 1 starts: PERM Tracker v1 to v2 (rehearsal)" in out
@@ -66,7 +97,7 @@ def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> Non
     assert "sandbox: seeding v1: 200 users, 2,000 cases" in result.stderr
     log = subprocess.run(
         [COCKPIT, "status", "runbook.toml", "--log", "audit-emails"],
-        cwd=tmp_path,
+        cwd=elsewhere / "cockpit-demo",
         env=subprocess_env(),
         capture_output=True,
         text=True,
@@ -75,7 +106,7 @@ def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> Non
     # The data path ran for real: every seeded case is a document in the Convex stand-in.
     log = subprocess.run(
         [COCKPIT, "status", "runbook.toml", "--log", "verify-counts"],
-        cwd=tmp_path,
+        cwd=elsewhere / "cockpit-demo",
         env=subprocess_env(),
         capture_output=True,
         text=True,
@@ -84,7 +115,7 @@ def test_the_demo_rehearses_the_whole_runbook_and_exits_0(tmp_path: Path) -> Non
     # The DNS cutover ran against the sandbox's Knot and resolvers, and the grid filled in.
     log = subprocess.run(
         [COCKPIT, "status", "runbook.toml", "--log", "dns-propagation"],
-        cwd=tmp_path,
+        cwd=elsewhere / "cockpit-demo",
         env=subprocess_env(),
         capture_output=True,
         text=True,

@@ -13,7 +13,7 @@ from conftest import COCKPIT, subprocess_env
 from dnsworld import NAME, NEW, OLD, fixed, forwarding, resolver, resolvers_file
 from test_dns_propagation import flip
 
-from cockpit.sandbox.dns_servers import KnotServer, SilentResolver, stop_all
+from cockpit.sandbox.dns.servers import KnotServer, SilentResolver, stop_all
 
 pytestmark = pytest.mark.integration
 

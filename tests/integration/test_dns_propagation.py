@@ -9,7 +9,7 @@ import time
 import pytest
 from dnsworld import BIG_TXT, NAME, NEW, OLD, ZONE, fixed, forwarding, resolver
 
-from cockpit.sandbox.dns_servers import Dnsmasq, KnotServer, ServfailResolver, SilentResolver, stop_all
+from cockpit.sandbox.dns.servers import Dnsmasq, KnotServer, ServfailResolver, SilentResolver, stop_all
 from steps.dns.check.probe import State
 from steps.dns.check.propagation import Propagation, Requirement
 from steps.dns.check.records import parse_values
@@ -192,7 +192,7 @@ def test_the_authoritative_servers_are_found_from_ns() -> None:
 
     if os.geteuid() != 0:
         pytest.skip("port 53 needs root; CI runs as root")
-    from cockpit.sandbox.dns_servers import Record
+    from cockpit.sandbox.dns.servers import Record
     from steps.dns.check.propagation import discover_authoritative
 
     knot = KnotServer(ZONE, [Record("app", "A", OLD, ttl=2)], address="127.0.0.77", port=53).start()

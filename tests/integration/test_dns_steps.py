@@ -14,7 +14,7 @@ from test_dns_update import UPDATE, checkpoint, rfc2136, rfc2136_env
 
 from cockpit import runbook_loader
 from cockpit.events import MetricRecorded, StepReport
-from cockpit.sandbox.dns_servers import KnotServer, ServfailResolver, SilentResolver, stop_all
+from cockpit.sandbox.dns.servers import KnotServer, ServfailResolver, SilentResolver, stop_all
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from fakes import HEADER, Harness
 
 from cockpit import runbook_loader
 from cockpit.events import RollbackFinished
-from cockpit.sandbox.dns_api_standins import CloudflareStandIn, StoredRecord, VercelStandIn
-from cockpit.sandbox.dns_servers import KnotServer, free_port_on
+from cockpit.sandbox.dns.provider_apis import CloudflareStandIn, StoredRecord, VercelStandIn
+from cockpit.sandbox.dns.servers import KnotServer, free_port_on
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from datapath import CONNECTIONS, env_for, step
 from fakes import HEADER, Harness
 
 from cockpit.engine.views import Outcome
-from cockpit.sandbox.convex_standin import ConvexStandIn
+from cockpit.sandbox.convex.server import ConvexStandIn
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from fakes import HEADER, Harness
 
 from cockpit.engine.views import Outcome
 from cockpit.operator import Operator
-from cockpit.sandbox.convex_functions import FunctionError
-from cockpit.sandbox.convex_standin import ConvexStandIn
-from cockpit.sandbox.convex_store import DocumentStore
+from cockpit.sandbox.convex.functions import FunctionError
+from cockpit.sandbox.convex.server import ConvexStandIn
+from cockpit.sandbox.convex.store import DocumentStore
 from steps.convex.resolve import saved_chains
 
 pytestmark = pytest.mark.integration

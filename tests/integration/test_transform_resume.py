@@ -12,7 +12,7 @@ import pytest
 from datapath import CONNECTIONS, MAPPING, env_for, step
 from fakes import HEADER, Harness
 
-import steps.rows.transform
+import steps.rows.ranges
 from cockpit.engine.views import Outcome
 from cockpit.operator import Operator
 
@@ -39,7 +39,7 @@ def test_a_transform_failing_midway_then_retried_writes_the_file_of_a_clean_run(
     tmp_path: Path, perm_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Ranges of 64 KiB: the 1,000 cases make a dozen or more, joined one by one.
-    monkeypatch.setattr(steps.rows.transform, "CHUNK_BYTES", 64 << 10)
+    monkeypatch.setattr(steps.rows.ranges, "CHUNK_BYTES", 64 << 10)
     clean = _run(tmp_path / "clean", perm_dsn)
     try:
         assert clean.settle(60) == Outcome.DONE, clean.engine.step_runtime("transform").reason
@@ -47,7 +47,7 @@ def test_a_transform_failing_midway_then_retried_writes_the_file_of_a_clean_run(
         clean.close()
     expected = (tmp_path / "clean" / "out" / "cases.jsonl").read_bytes()
 
-    real = steps.rows.transform.convert_range
+    real = steps.rows.ranges.convert_range
     calls: list[int] = []
 
     def failing_at_the_sixth(*job: Any) -> Any:
@@ -56,7 +56,7 @@ def test_a_transform_failing_midway_then_retried_writes_the_file_of_a_clean_run(
             raise OSError("disk gone")
         return real(*job)
 
-    monkeypatch.setattr(steps.rows.transform, "convert_range", failing_at_the_sixth)
+    monkeypatch.setattr(steps.rows.ranges, "convert_range", failing_at_the_sixth)
     h = _run(tmp_path / "again", perm_dsn)
     try:
         assert h.settle(60) == Outcome.FAILED

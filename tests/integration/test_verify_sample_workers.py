@@ -16,7 +16,7 @@ from test_verify_steps import PREPARE, VERIFY_WITH, run
 
 from cockpit.engine.views import Outcome
 from cockpit.operator import Operator
-from cockpit.sandbox.convex_standin import ConvexStandIn
+from cockpit.sandbox.convex.server import ConvexStandIn
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from fakes import HEADER, Harness
 
 from cockpit.engine.views import Outcome
 from cockpit.events import RollbackStarted, TriggerFired
-from cockpit.sandbox.convex_standin import ConvexStandIn
+from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.sandbox.seed import SCHEMA
 from steps.postgres.backup import SchemaEditor, shown_command
 from steps.verify.sample import sample_condition

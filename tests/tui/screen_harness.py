@@ -1,6 +1,6 @@
 """Driving the cockpit's screen over a session of fake steps: the helpers the screen tests share.
 
-The `cockpit` fixture (tests/tui/conftest.py) builds a `Cockpit`: an app over a runbook of fake
+The `cockpit` fixture (tests/conftest.py) builds a `Cockpit`: an app over a runbook of fake
 steps, closed at the end of the test.
 """
 

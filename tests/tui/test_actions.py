@@ -12,8 +12,8 @@ from screen_harness import _step, actions, select, state, until
 from textual.widgets import Log, Static
 
 from cockpit.clock import RehearsalClock
-from widgets.help import HelpScreen
-from widgets.modals import ChecklistModal, ConfirmModal, GateModal, QuitModal, ReasonModal, RollbackModal
+from widgets.screens.dialogs import ChecklistModal, ConfirmModal, GateModal, QuitModal, ReasonModal, RollbackModal
+from widgets.screens.help import HelpScreen
 from widgets.steps_table import StepsTable
 
 pytestmark = pytest.mark.tui

@@ -9,7 +9,8 @@ import pytest
 from scenes import app_for, dns_propagating, dns_report
 from textual.widgets import DataTable
 
-from widgets.dns_grid import DnsScreen, DnsStrip
+from widgets.dns_grid import DnsStrip
+from widgets.screens.dns import DnsScreen
 
 pytestmark = pytest.mark.tui
 

@@ -13,10 +13,10 @@ from screen_harness import _step, actions, select, state, until
 from textual.widgets import Input, Log, SelectionList
 
 from cockpit.operator import Operator
-from widgets.dns_grid import DnsScreen
 from widgets.header import TopBars
-from widgets.help import HelpScreen
-from widgets.modals import ChecklistModal, ConfirmModal, GateModal
+from widgets.screens.dialogs import ChecklistModal, ConfirmModal, GateModal
+from widgets.screens.dns import DnsScreen
+from widgets.screens.help import HelpScreen
 from widgets.steps_table import StepsTable
 
 pytestmark = pytest.mark.tui

@@ -27,9 +27,9 @@ def _fixed_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
     import cockpit.engine.views
 
     monkeypatch.setattr(cockpit.engine.views.time, "time", lambda: WALL)
-    import widgets.dns_grid
+    import widgets.screens.dns
 
-    monkeypatch.setattr(widgets.dns_grid.time, "time", lambda: WALL)
+    monkeypatch.setattr(widgets.screens.dns.time, "time", lambda: WALL)
     # Times of day (the DNS ETA) are shown in local time: one zone for every machine.
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cockpit.sandbox import convex_functions as functions
-from cockpit.sandbox.convex_store import DocumentStore
+from cockpit.sandbox.convex import functions
+from cockpit.sandbox.convex.store import DocumentStore
 
 
 def _pages(call: Any, store: DocumentStore, args: dict[str, Any]) -> list[dict[str, Any]]:

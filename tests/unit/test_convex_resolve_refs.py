@@ -8,8 +8,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from cockpit.sandbox import convex_functions as functions
-from cockpit.sandbox.convex_store import DocumentStore
+from cockpit.sandbox.convex import functions
+from cockpit.sandbox.convex.store import DocumentStore
 
 OTHERS = [i for i in range(12) if i != 3]  # u3 has a twin
 ARGS = {"table": "cases", "legacyField": "legacyUserId", "idField": "userId", "target": "users"}
@@ -17,7 +17,7 @@ ARGS = {"table": "cases", "legacyField": "legacyUserId", "idField": "userId", "t
 
 def loop_of_cockpit_ts(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     """resolveRefs as convex/cockpit.ts writes it, a document at a time."""
-    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), share=functions._share(args))
+    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), share=functions.share_of(args))
     resolved = missing = skipped = 0
     with store.transaction():
         for doc in page.documents:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from cockpit.sandbox.convex_store import DocumentStore, best_engine, has_jsonb
+from cockpit.sandbox.convex.sqlite import best_engine, has_jsonb
+from cockpit.sandbox.convex.store import DocumentStore
 
 
 def test_a_transaction_sees_its_writes_and_other_readers_see_them_only_after_commit(
@@ -68,7 +69,7 @@ def test_readers_on_many_threads_get_the_right_documents(tmp_path: Path, sqlite_
 def test_a_read_of_several_statements_sees_one_snapshot(tmp_path: Path, sqlite_engine: ModuleType) -> None:
     store = DocumentStore(tmp_path / "documents.db", sqlite_engine)
     store.insert_many("users", [{"legacyId": "u1"}])
-    with store._reading() as db:
+    with store.reading() as db:
         before = db.execute("SELECT count(*) FROM documents").fetchone()[0]
         writer = threading.Thread(target=store.insert_many, args=("users", [{"legacyId": "u2"}]))
         writer.start()

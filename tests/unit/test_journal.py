@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -51,8 +53,8 @@ def test_journal_is_in_wal_mode_and_events_read_back(tmp_path: Path) -> None:
     finally:
         h.close()
     journal = Journal(tmp_path / ".cockpit" / "journal.db", readonly=True)
-    mode = journal._db.execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    with contextlib.closing(sqlite3.connect(journal.path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     run = journal.latest_run()
     assert run is not None and run.state == "done"
     states = [e for e in journal.events(run.id) if isinstance(e, StepStateChanged)]

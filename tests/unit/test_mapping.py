@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from steps.rows.documents import document_of
 from steps.rows.mapping import MappingError, load_mapping
-from steps.rows.transform import document_of
 from steps.rows.transformer import camel, reference_fields
 from steps.rows.values import MAX_SAFE_INTEGER, RejectRow, to_cents
 
@@ -210,7 +210,7 @@ def test_the_fast_path_and_the_general_path_agree(tmp_path: Path) -> None:
         except RejectRow as exc:
             fast = ("reject", str(exc))
         try:
-            general = transform._general(dict(row))
+            general = transform.general(dict(row))
         except RejectRow as exc:
             general = ("reject", str(exc))
         assert fast == general, row
@@ -266,7 +266,7 @@ def test_after_a_full_first_row_the_fast_path_and_the_general_path_agree(tmp_pat
         except RejectRow as exc:
             fast = ("reject", str(exc))
         try:
-            general: object = transform._general(dict(row))
+            general: object = transform.general(dict(row))
         except RejectRow as exc:
             general = ("reject", str(exc))
         assert fast == general, row

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from test_mapping import CASES
 
+from steps.rows.documents import converted, converted_exactly
 from steps.rows.mapping import load_mapping
-from steps.rows.transform import _converted_exactly, converted
 from steps.rows.values import RejectRow, decode_json
 
 AWKWARD_TEXT = [
@@ -121,7 +121,7 @@ def test_the_quick_path_and_the_exact_path_agree_on_random_awkward_rows(tmp_path
         except Exception:  # noqa: BLE001, S110 - counted: this line takes the exact path in both
             pass
         outcome = _outcome(converted, transform, line)
-        assert outcome == _outcome(_converted_exactly, transform, line), line
+        assert outcome == _outcome(converted_exactly, transform, line), line
         outcomes.add(outcome[0])
     # Not a comparison of the exact path with itself: msgspec read these lines.
     assert quick == 4000

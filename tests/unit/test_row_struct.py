@@ -10,9 +10,9 @@ from pathlib import Path
 from test_mapping import CASES
 from test_row_json import AWKWARD_NUMBERS, AWKWARD_TEXT, _random_line, _random_value
 
+from steps.rows.documents import converted, converted_exactly, document_of
 from steps.rows.mapping import load_mapping
 from steps.rows.structs import StructPath
-from steps.rows.transform import _converted_exactly, converted, document_of
 from steps.rows.transformer import RowTransformer
 from steps.rows.values import RejectRow
 
@@ -269,13 +269,13 @@ def test_every_path_writes_the_fields_in_the_order_of_their_names_as_convex_hold
     written = b'{"alpha":2,"layout":[{"h":2,"w":1}],"legacyId":"b","zeta":1}'
     assert transform.struct_path is not None and transform.struct_path(flat) == written
     assert converted(transform, flat)[1] == written
-    assert _converted_exactly(transform, flat)[1] == written
+    assert converted_exactly(transform, flat)[1] == written
     # Nested deeper than the Struct path reads: the dict and exact paths sort every level.
     nested = b'{"id": "b", "zeta": 1, "alpha": 2, "layout": [{"w": 1, "h": {"d": [{"y": 1, "x": 2}], "c": 3}}]}'
     deep = b'{"alpha":2,"layout":[{"h":{"c":3,"d":[{"x":2,"y":1}]},"w":1}],"legacyId":"b","zeta":1}'
     assert transform.struct_path(nested) is None
     assert converted(transform, nested)[1] == deep
-    assert _converted_exactly(transform, nested)[1] == deep
+    assert converted_exactly(transform, nested)[1] == deep
 
 
 def test_integer_keys_are_written_as_text_by_the_struct_path_as_by_the_dict_path(tmp_path: Path) -> None:

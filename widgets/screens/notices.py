@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from widgets.full_screen import FullScreen
 from widgets.notice_line import SEVERITY_STYLE, Notice
+from widgets.screens.full_screen import FullScreen
 
 
 class NoticesScreen(FullScreen):

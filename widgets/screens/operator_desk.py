@@ -187,7 +187,7 @@ class OperatorDesk:
         self._open(action, step_id, modal, decided)
 
     def answer(self) -> None:
-        from widgets.modals import ChecklistModal, ConfirmModal, GateAnswer, GateModal
+        from widgets.screens.dialogs import ChecklistModal, ConfirmModal, GateAnswer, GateModal
 
         view = self._fresh_view()
         if view is None:
@@ -246,7 +246,7 @@ class OperatorDesk:
                 self._do(lambda i=index: self.app.engine.tick(step_id, i, self.operator))  # type: ignore[misc]
 
     def start_step(self) -> None:
-        from widgets.modals import ConfirmModal
+        from widgets.screens.dialogs import ConfirmModal
 
         view, step = self._applicable("start_step")
         if view is None or step is None:
@@ -264,7 +264,7 @@ class OperatorDesk:
         )
 
     def retry(self) -> None:
-        from widgets.modals import ConfirmModal
+        from widgets.screens.dialogs import ConfirmModal
 
         view, step = self._applicable("retry")
         if view is None or step is None:
@@ -280,7 +280,7 @@ class OperatorDesk:
         )
 
     def skip(self) -> None:
-        from widgets.modals import ReasonModal
+        from widgets.screens.dialogs import ReasonModal
 
         view, step = self._applicable("skip")
         if view is None or step is None:
@@ -295,7 +295,7 @@ class OperatorDesk:
         )
 
     def mark_done(self) -> None:
-        from widgets.modals import ReasonModal
+        from widgets.screens.dialogs import ReasonModal
 
         view, step = self._applicable("mark_done")
         if view is None or step is None:
@@ -310,7 +310,7 @@ class OperatorDesk:
         )
 
     def cancel_step(self) -> None:
-        from widgets.modals import ConfirmModal
+        from widgets.screens.dialogs import ConfirmModal
 
         view, step = self._applicable("cancel_step")
         if view is None or step is None:
@@ -342,7 +342,7 @@ class OperatorDesk:
         self._do(lambda: self.app.engine.resume(self.operator), "resumed")
 
     def rollback(self) -> None:
-        from widgets.modals import RollbackModal, RollbackRequest
+        from widgets.screens.dialogs import RollbackModal, RollbackRequest
 
         if self.dialog is not None and self.dialog.action == "rollback":
             return
@@ -375,7 +375,7 @@ class OperatorDesk:
 
     def reconcile(self, view: RunView) -> None:
         """Close a dialog whose question was settled elsewhere; keep a checklist's ticks current."""
-        from widgets.modals import ChecklistModal
+        from widgets.screens.dialogs import ChecklistModal
 
         dialog = self.dialog
         if dialog is None:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cockpit.sandbox.dns_api_standins import StoredRecord, VercelStandIn
-from cockpit.sandbox.dns_servers import Dnsmasq, KnotServer, Record, ServfailResolver, SilentResolver, stop_all
+from cockpit.sandbox.dns.provider_apis import StoredRecord, VercelStandIn
+from cockpit.sandbox.dns.servers import Dnsmasq, KnotServer, Record, ServfailResolver, SilentResolver, stop_all
 from cockpit.sandbox.postgres import SandboxError
 
 PORT = 53530

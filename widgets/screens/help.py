@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from widgets.format import GLYPHS, NOT_RUN
-from widgets.full_screen import FullScreen
+from widgets.screens.full_screen import FullScreen
 
 KEYS = [
     ("↑ ↓  enter", "select a step; enter answers its gate"),

@@ -7,7 +7,7 @@ CONVEX_SELF_HOSTED_ADMIN_KEY), imports through the one-shot `/api/import` endpoi
 lines shaped like the CLI's. It prints the arguments it was given, so a test can see that no
 key travelled on the command line.
 
-    python -m cockpit.sandbox.convex_cli_standin import --table cases --format jsonLines -y cases.jsonl
+    python -m cockpit.sandbox.convex.cli import --table cases --format jsonLines -y cases.jsonl
 """
 
 from __future__ import annotations

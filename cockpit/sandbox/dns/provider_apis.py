@@ -48,7 +48,7 @@ class _Server:
     records: list[StoredRecord] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     _httpd: ThreadingHTTPServer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     on_change: Callable[[list[StoredRecord]], None] | None = None  # called after each write
 
@@ -74,7 +74,7 @@ class _Server:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 headers: dict[str, str] = {}
-                with owner._lock:
+                with owner.lock:
                     owner.requests.append((method, parts.path))
                     if owner.faults.throttle_next:
                         owner.faults.throttle_next -= 1

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from cockpit.sandbox.convex_store import DocumentStore
+from cockpit.sandbox.convex.store import DocumentStore
 
 
 class RawJSON:
@@ -57,7 +57,7 @@ def check_arguments(path: str, args: dict[str, Any]) -> None:
             )
 
 
-def _share(args: dict[str, Any]) -> tuple[float | None, float | None]:
+def share_of(args: dict[str, Any]) -> tuple[float | None, float | None]:
     """The optional `from` and `before` of a share, validated as `v.optional(v.number())` does."""
     bounds: list[float | None] = []
     for name in ("from", "before"):
@@ -86,7 +86,7 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     legacy_field, id_field = args["legacyField"], args["idField"]
     with store.transaction():
         page = store.paginate(
-            args["table"], args["cursor"], int(args["numItems"]), [legacy_field, id_field], _share(args)
+            args["table"], args["cursor"], int(args["numItems"]), [legacy_field, id_field], share_of(args)
         )
         wanted = [
             (doc["_id"], doc.get(legacy_field))
@@ -109,7 +109,7 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def count_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
-    page = store.page_meta(args["table"], args["cursor"], int(args["numItems"]), _share(args))
+    page = store.page_meta(args["table"], args["cursor"], int(args["numItems"]), share_of(args))
     return {"count": page.count, "isDone": page.is_done, "continueCursor": page.continue_cursor}
 
 
@@ -126,7 +126,7 @@ def check_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
         args["cursor"],
         int(args["numItems"]),
         [(args["legacyField"], "value"), (args["idField"], "value")],
-        _share(args),
+        share_of(args),
     )
     # The loop of the shipped function, in SQL: a set legacy field is checked; no id is
     # unresolved; an id that is no document (ctx.db.get is null) is dangling.
@@ -177,7 +177,7 @@ def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]
     key = "f0" if group_by is not None else "NULL"
     number = f"f{len(fields) - 1}" if total_of else "0"
     cte, parameters, page = store.page_fields(
-        args["table"], args["cursor"], int(args["numItems"]), fields, _share(args)
+        args["table"], args["cursor"], int(args["numItems"]), fields, share_of(args)
     )
     rows = store.query(f"{cte} SELECT {key} AS k, count(*), total({number}) FROM page GROUP BY k", parameters)
     groups: dict[str, dict[str, float]] = {}

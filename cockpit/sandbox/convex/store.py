@@ -9,10 +9,7 @@ SQLite releases the interpreter while it computes, and WAL lets readers see ever
 write while a writer works. A read inside a transaction uses the writer's connection, so that
 a mutation sees its own writes.
 
-Documents are stored as SQLite's JSONB where SQLite is 3.45 or later (pysqlite3-binary bundles
-one; Debian 12's is 3.40): a function that reads a field of every document (verification) then
-walks the stored binary instead of parsing a kilobyte of text per document (measured on 1 KB
-documents: 0.5 us a field against 3.5 us). Older SQLite stores text; the SQL is the same.
+Which SQLite it stores with, and how, is in `cockpit.sandbox.convex.sqlite`.
 """
 
 from __future__ import annotations
@@ -31,58 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-
-def best_engine() -> ModuleType:
-    """The SQLite module to store with: a bundled SQLite that has JSONB, else Python's own."""
-    try:
-        from pysqlite3 import dbapi2  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    except ImportError:
-        return sqlite3
-    engine: ModuleType = dbapi2
-    if not has_jsonb(engine):
-        return sqlite3
-    _without_memory_statistics()
-    return engine
-
-
-_statistics_lock = threading.Lock()
-_statistics_off: bool | None = None
-SQLITE_CONFIG_MEMSTATUS = 9
-
-
-def _without_memory_statistics() -> bool:
-    """Turn off the bundled SQLite's memory statistics, once, before it opens anything.
-
-    With them on (SQLite's default unless built with SQLITE_DEFAULT_MEMSTATUS=0, as SQLite's own
-    advice for speed says), every allocation takes one process-wide mutex; two threads reading
-    fields of every document then spend 20-40% more CPU than one (measured: two shares of
-    aggregatePage over 1,000,000 documents, 3.1-3.9 CPU-seconds against 2.4-2.8 alone; 2.7
-    with statistics off). The module initialised SQLite on import, so this shuts it down,
-    configures and starts it again: legal only while no connection of that library is open,
-    and nothing but this store opens one. Python's own sqlite3 is a different library."""
-    global _statistics_off
-    with _statistics_lock:
-        if _statistics_off is None:
-            import ctypes
-
-            from pysqlite3 import _sqlite3  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-            library = ctypes.CDLL(_sqlite3.__file__)
-            library.sqlite3_memory_used.restype = ctypes.c_int64
-            if library.sqlite3_memory_used() != 0:  # something holds SQLite memory: a connection is open
-                _statistics_off = False
-            else:
-                _statistics_off = (
-                    library.sqlite3_shutdown() == 0
-                    and library.sqlite3_config(SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0
-                )
-                library.sqlite3_initialize()
-        return _statistics_off
-
-
-def has_jsonb(engine: ModuleType) -> bool:
-    return tuple(engine.sqlite_version_info) >= (3, 45)
-
+from cockpit.sandbox.convex.sqlite import best_engine, connect, has_jsonb
 
 # Convex ids are 32 characters of lowercase Crockford base32.
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -117,17 +63,6 @@ class PageMeta:
     continue_cursor: str
 
 
-def _connect(engine: ModuleType, path: Path, cache_kib: int) -> sqlite3.Connection:
-    db: sqlite3.Connection = engine.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=OFF")
-    # Whole-table scans (verification) and id lookups read the file again and again: a large
-    # page cache and a memory map keep them out of read() calls. A stand-in's trade.
-    db.execute(f"PRAGMA cache_size=-{cache_kib}")
-    db.execute("PRAGMA mmap_size=4294967296")
-    return db
-
-
 class DocumentStore:
     def __init__(self, path: Path, engine: ModuleType | None = None) -> None:
         self._path = path
@@ -136,7 +71,7 @@ class DocumentStore:
         # How a body is written, and read back as text: JSONB goes in and out through SQLite.
         self._stored = "jsonb(?)" if self.jsonb else "?"
         self._body = "json(body)" if self.jsonb else "body"
-        self._db = _connect(self._engine, path, 262144)
+        self._db = connect(self._engine, path, 262144)
         self._db.executescript("""
             -- body: the document without _id and _creationTime, as JSONB or (SQLite < 3.45) JSON text.
             CREATE TABLE IF NOT EXISTS documents (
@@ -155,7 +90,7 @@ class DocumentStore:
         self._closed = False
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def reading(self) -> Iterator[sqlite3.Connection]:
         """A connection to read with: the writer's inside a transaction, else one of the pool."""
         if getattr(self._writing, "depth", 0):
             with self._lock:
@@ -168,7 +103,7 @@ class DocumentStore:
                 if self._closed:
                     raise self._engine.ProgrammingError("the store is closed") from None
                 # The memory map is shared by all; each reader keeps a smaller cache of its own.
-                db = _connect(self._engine, self._path, 65536)
+                db = connect(self._engine, self._path, 65536)
                 db.execute("PRAGMA query_only=ON")
                 self._all_readers.append(db)
         # One read transaction: a read of several statements (a page's size, then its cursor)
@@ -228,7 +163,7 @@ class DocumentStore:
 
     def time_span(self, table: str) -> tuple[float, float] | None:
         """The first and last creation time of a table's documents; None for an empty table."""
-        with self._reading() as db:
+        with self.reading() as db:
             # Each an index seek: min() and max() in one statement would scan.
             ends = [
                 db.execute(f"SELECT ct FROM documents WHERE tbl = ? ORDER BY ct {order} LIMIT 1", (table,)).fetchone()
@@ -237,12 +172,12 @@ class DocumentStore:
         return None if ends[0] is None or ends[1] is None else (float(ends[0][0]), float(ends[1][0]))
 
     def count(self, table: str) -> int:
-        with self._reading() as db:
+        with self.reading() as db:
             row = db.execute("SELECT count(*) FROM documents WHERE tbl = ?", (table,)).fetchone()
         return int(row[0])
 
     def tables(self) -> list[str]:
-        with self._reading() as db:
+        with self.reading() as db:
             return [r[0] for r in db.execute("SELECT DISTINCT tbl FROM documents ORDER BY tbl")]
 
     @staticmethod
@@ -253,14 +188,14 @@ class DocumentStore:
         return doc
 
     def get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
-        with self._reading() as db:
+        with self.reading() as db:
             row = db.execute(f"SELECT id, ct, tbl, {self._body} FROM documents WHERE id = ?", (doc_id,)).fetchone()
         if row is None:
             return None
         return row[2], self._document((row[0], row[1], row[2], row[3]))
 
     def by_legacy_id(self, table: str, legacy_id: str) -> dict[str, Any] | None:
-        with self._reading() as db:
+        with self.reading() as db:
             row = db.execute(
                 f"SELECT id, ct, tbl, {self._body} FROM documents WHERE tbl = ? AND legacy_id = ? ORDER BY ct LIMIT 1",
                 (table, legacy_id),
@@ -272,7 +207,7 @@ class DocumentStore:
 
         The text comes from SQLite with `_id` and `_creationTime` spliced in front, never parsed
         here: a function that returns documents whole (the sample's) then costs the stand-in no
-        JSON work of its own (measured: 17 us to parse and 17 us to serialize a 1 KB document)."""
+        JSON work of its own, which would be most of its time."""
         return {
             legacy: _with_system_fields(body, doc_id, ct)
             for legacy, (doc_id, ct, body) in self._first_by_legacy_ids(
@@ -289,7 +224,7 @@ class DocumentStore:
         """`.first()` on by_legacy_id for each legacy id, as one query per 500 ids: legacy id ->
         the earliest document's `columns`."""
         wanted, found = list(legacy_ids), dict[str, tuple[Any, ...]]()
-        with self._reading() as db:
+        with self.reading() as db:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -303,7 +238,7 @@ class DocumentStore:
 
     def set_strings(self, field: str, values: list[tuple[str, str]]) -> None:
         """Patch one top-level field to a string in each (document id, value), in SQL: the body is
-        not parsed and written again in Python (a 1 KB document costs 35 us that way)."""
+        not parsed and written again in Python."""
         setter = "jsonb_set" if self.jsonb else "json_set"
         with self._lock:
             self._db.executemany(
@@ -351,7 +286,7 @@ class DocumentStore:
             columns = ", ".join(["NULL", *(["body -> ?"] * len(fields))])
             parameters = [json_path(f) for f in fields]
         where, bound = _after(after, share)
-        with self._reading() as db:
+        with self.reading() as db:
             rows = db.execute(
                 f"SELECT id, ct, {columns} FROM documents WHERE tbl = ?{where} ORDER BY ct, id LIMIT ?",
                 (*parameters, table, *bound, num_items + 1),
@@ -399,7 +334,7 @@ class DocumentStore:
         after = _decode_cursor(cursor)
         where, bound = _after(after, share)
         rows = f"FROM documents WHERE tbl = ?{where} ORDER BY ct, id"
-        with self._reading() as db:
+        with self.reading() as db:
             (found,) = db.execute(
                 f"SELECT count(*) FROM (SELECT 1 {rows} LIMIT ?)", (table, *bound, num_items + 1)
             ).fetchone()
@@ -411,13 +346,13 @@ class DocumentStore:
         return PageMeta(count, found <= num_items, _encode_cursor(last))
 
     def query(self, sql: str, parameters: list[Any]) -> list[tuple[Any, ...]]:
-        with self._reading() as db:
+        with self.reading() as db:
             return db.execute(sql, parameters).fetchall()
 
     def existing(self, ids: list[str]) -> set[str]:
         """Which of these ids are documents."""
         found: set[str] = set()
-        with self._reading() as db:
+        with self.reading() as db:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))

@@ -2,7 +2,7 @@
 the DNS line, the trigger strip, the latest notice and the keys.
 
 It paints the run's frozen view that the app hands it, selects the step the run is at while
-following, and offers the operator's actions through the desk (widgets/operator_desk.py) only
+following, and offers the operator's actions through the desk (widgets/screens/operator_desk.py) only
 when they apply. The log of the selected step can be enlarged (`l`), searched (`/`) and
 written to a file (`w`); escape undoes the innermost of those.
 """
@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 from widgets.dns_grid import DnsStrip
 from widgets.header import TopBars
 from widgets.notice_line import NoticeLine
-from widgets.operator_desk import OperatorDesk
+from widgets.screens.operator_desk import OperatorDesk
 from widgets.step_panel import StepPanel
 from widgets.steps_table import StepsTable
 from widgets.triggers import TriggerStrip

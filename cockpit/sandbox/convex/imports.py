@@ -1,0 +1,244 @@
+"""The Convex stand-in's snapshot imports: what `npx convex import` speaks (start_upload,
+upload_part, finish_upload, the `_system/cli/queryImport` state machine, perform_import), and
+the one-shot `/api/import`. Each import is parsed and run on a thread of its own, in one
+transaction, as Convex runs it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shutil
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cockpit.sandbox.convex.store import DocumentStore, new_id
+
+MAX_DOCUMENT_BYTES = 1 << 20
+
+
+def encode_int64(value: int) -> dict[str, str]:
+    """Convex's JSON encoding of an Int64."""
+    return {"$integer": base64.b64encode(struct.pack("<q", value)).decode()}
+
+
+class BadRequest(Exception):
+    """A request the deployment refuses, with its error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class ImportJob:
+    id: str
+    table: str
+    mode: str
+    format: str
+    path: Path
+    created: float
+    state: dict[str, Any]
+    component: str | None = None
+
+
+class SnapshotImports:
+    def __init__(self, folder: Path, store: DocumentStore) -> None:
+        self.folder = folder
+        self.store = store
+        self.jobs: dict[str, ImportJob] = {}
+        self._uploads: dict[str, dict[str, Path]] = {}
+        self._lock = threading.Lock()
+
+    def start_upload(self) -> str:
+        token = "upload-" + secrets.token_hex(12)
+        with self._lock:
+            self._uploads[token] = {}
+        return token
+
+    def cancel(self, import_id: str) -> None:
+        self.get(import_id).state = {"state": "failed", "error_message": "Import canceled"}
+
+    def all_values(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [self.value_of(job) for job in self.jobs.values()]
+
+    def upload_part(self, query: dict[str, str], body: bytes) -> str:
+        token = query.get("uploadToken", "")
+        try:
+            number = int(query.get("partNumber", ""))
+        except ValueError:
+            raise BadRequest("ImportFailed", "partNumber must be a number") from None
+        with self._lock:
+            parts = self._uploads.get(token)
+        if parts is None:
+            raise BadRequest("InvalidUploadToken", f"unknown upload token {token!r}")
+        if not 1 <= number < 10000:
+            raise BadRequest("ImportFailed", "partNumber must be between 1 and 9999")
+        folder = self.folder / "uploads" / token
+        folder.mkdir(parents=True, exist_ok=True)
+        part = folder / f"part-{number:05d}"
+        part.write_bytes(body)
+        part_token = f"{token}:{number}"
+        with self._lock:
+            parts[part_token] = part
+        return part_token
+
+    def finish_upload(self, request: dict[str, Any]) -> str:
+        args = request.get("import", {})
+        token = request.get("uploadToken", "")
+        with self._lock:
+            parts = self._uploads.get(token)
+        if parts is None:
+            raise BadRequest("InvalidUploadToken", f"unknown upload token {token!r}")
+        table = args.get("tableName")
+        if args.get("format") != "jsonLines":
+            raise BadRequest("ImportFormatUnsupported", "the stand-in imports jsonLines only")
+        if not table:
+            raise BadRequest("InvalidName", "JSONL import requires table name")
+        mode = args.get("mode", "requireEmpty")
+        if mode not in ("requireEmpty", "append", "replace", "replaceAll"):
+            raise BadRequest("InvalidImportMode", f"unknown mode {mode}")
+        path = self.folder / "uploads" / f"{token}.jsonl"
+        with path.open("wb") as out:
+            for part_token in request.get("partTokens", []):
+                part = parts.get(part_token)
+                if part is None:
+                    raise BadRequest("InvalidUploadToken", f"unknown part token {part_token!r}")
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+        import_id = new_id()
+        imp = ImportJob(
+            import_id,
+            table,
+            mode,
+            "jsonLines",
+            path,
+            time.time() * 1000,
+            {"state": "uploaded"},
+            args.get("componentPath"),
+        )
+        with self._lock:
+            self.jobs[import_id] = imp
+        threading.Thread(target=self._parse, args=(imp,), daemon=True).start()
+        return import_id
+
+    def get(self, import_id: str) -> ImportJob:
+        with self._lock:
+            imp = self.jobs.get(import_id)
+        if imp is None:
+            raise BadRequest("InvalidImport", f"invalid import id {import_id}")
+        return imp
+
+    def _documents(self, path: Path) -> Iterator[dict[str, Any]]:
+        with path.open("rb") as lines:
+            for number, raw in enumerate(lines, 1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raise ValueError("Utf8BomNotSupported: the file starts with a UTF-8 byte order mark")
+                if not raw.strip():
+                    continue
+                if len(raw) > MAX_DOCUMENT_BYTES:
+                    raise ValueError(f"line {number}: document is larger than 1 MiB")
+                try:
+                    doc = json.loads(raw)
+                except ValueError as exc:
+                    raise ValueError(f"line {number}: not valid JSON: {exc}") from None
+                if not isinstance(doc, dict):
+                    raise ValueError(f"line {number}: a document must be a JSON object")
+                bad = [k for k in doc if k.startswith("$") or (k.startswith("_") and k not in ("_id", "_creationTime"))]
+                if bad:
+                    raise ValueError(f"line {number}: invalid field name {bad[0]!r}")
+                yield doc
+
+    def _parse(self, imp: ImportJob) -> None:
+        try:
+            rows = sum(1 for _ in self._documents(imp.path))
+        except ValueError as exc:
+            imp.state = {"state": "failed", "error_message": f"Hit an error while importing: {exc}"}
+            return
+        existing = self.store.count(imp.table)
+        if imp.mode == "requireEmpty" and existing:
+            imp.state = {
+                "state": "failed",
+                "error_message": f"Import requires the table {imp.table!r} to be empty, but it has {existing} "
+                "documents. Use --replace or --append",
+            }
+            return
+        delete = existing if imp.mode in ("replace", "replaceAll") else 0
+        imp.state = {
+            "state": "waiting_for_confirmation",
+            "require_manual_confirmation": True,
+            "message_to_confirm": f"Import change summary:\ntable | create | delete |\n"
+            f"{imp.table} | {rows} | {delete} of {existing} |",
+        }
+
+    def perform(self, import_id: str) -> None:
+        imp = self.get(import_id)
+        if imp.state.get("state") != "waiting_for_confirmation":
+            raise BadRequest("ImportNotConfirmable", f"import {import_id} is {imp.state.get('state')}")
+        imp.state = {"state": "in_progress", "progress_message": "Importing", "checkpoint_messages": []}
+        threading.Thread(target=self._run_import, args=(imp,), daemon=True).start()
+
+    def _run_import(self, imp: ImportJob) -> None:
+        written = 0
+        try:
+            # One transaction: like Convex, nobody sees a half-imported table.
+            with self.store.transaction():
+                if imp.mode in ("replace", "replaceAll"):
+                    self.store.clear(imp.table)
+                batch: list[dict[str, Any]] = []
+                for doc in self._documents(imp.path):
+                    batch.append(doc)
+                    if len(batch) == 1000:
+                        written += self.store.insert_many(imp.table, batch)
+                        batch = []
+                        imp.state = {**imp.state, "progress_message": f'Importing "{imp.table}" ({written} documents)'}
+                written += self.store.insert_many(imp.table, batch)
+        except Exception as exc:  # the import fails as a whole
+            imp.state = {"state": "failed", "error_message": f"Hit an error while importing: {exc}"}
+            return
+        imp.state = {
+            "state": "completed",
+            "num_rows_written": encode_int64(written),
+            "checkpoint_messages": [f'Imported "{imp.table}" ({written} documents)'],
+        }
+
+    def import_at_once(self, query: dict[str, str], body: bytes) -> int:
+        """The one-shot `POST /api/import?tableName=&format=&mode=`: upload and import in one request."""
+        table = query.get("tableName")
+        if not table or query.get("format") != "jsonLines":
+            raise BadRequest("InvalidName", "a jsonLines import needs a tableName")
+        path = self.folder / f"once-{secrets.token_hex(6)}.jsonl"
+        path.write_bytes(body)
+        imp = ImportJob(
+            new_id(),
+            table,
+            query.get("mode", "requireEmpty"),
+            "jsonLines",
+            path,
+            time.time() * 1000,
+            {"state": "uploaded"},
+        )
+        self._parse(imp)
+        if imp.state["state"] == "failed":
+            raise BadRequest("ImportFailed", imp.state["error_message"])
+        imp.state = {"state": "in_progress"}
+        self._run_import(imp)
+        if imp.state["state"] != "completed":
+            raise BadRequest("ImportFailed", imp.state.get("error_message", "failed"))
+        return int(struct.unpack("<q", base64.b64decode(imp.state["num_rows_written"]["$integer"]))[0])
+
+    def value_of(self, imp: ImportJob) -> dict[str, Any]:
+        return {
+            "_id": imp.id,
+            "_creationTime": imp.created,
+            "state": imp.state,
+            "format": {"format": imp.format, "table": imp.table},
+            "mode": imp.mode,
+            "componentPath": imp.component,
+        }

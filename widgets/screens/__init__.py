@@ -1,0 +1,1 @@
+"""The cockpit's screens: the main screen, the full screens over it, and the dialogs."""
