@@ -1,10 +1,13 @@
 """`postgres.export`: each table (or query) to a JSON Lines file, with a manifest.
 
-Rows leave PostgreSQL as `row_to_json` through psycopg's COPY API. In text format COPY would
-escape every backslash of the JSON (the raw bytes would not be valid JSON Lines); in CSV
-format with a quote and a delimiter that JSON never contains unescaped (\\x01, \\x02), COPY
-leaves the JSON as it is, so whole blocks are written straight to the file with no work per
-row in Python. Memory stays constant whatever the table's size.
+Rows leave PostgreSQL as `row_to_json` through psycopg's COPY API, read as
+`steps.postgres.json_rows` says (a pinned session, json read as jsonb), so that a row's text
+depends on the row alone and is one line. In text format COPY would escape every backslash of
+the JSON (the raw bytes would not be valid JSON Lines); in CSV format with a quote and a
+delimiter that JSON never contains unescaped (\\x01, \\x02), COPY leaves the JSON as it is,
+so whole blocks are written straight to the file with no work per row in Python. Memory stays
+constant whatever the table's size. Each connection's rows are counted twice, by PostgreSQL and
+by the lines written: a table whose counts differ fails the step, named.
 
 A large table is read by several connections at once, each a range of its pages (ctid), all
 in one snapshot exported by the first (`pg_export_snapshot`, as `pg_dump -j` does): the files
@@ -38,11 +41,9 @@ from cockpit.step_api import (
     Writeback,
     private_dir,
 )
+from steps.postgres.json_rows import EXACT_SESSION, column_types, copy_rows_as_json
 from steps.postgres.sql import CancelWatch, connect
 
-# CSV with these quote and delimiter characters passes row_to_json's output through unchanged:
-# JSON escapes every control character inside strings, so neither can occur in a row.
-COPY_OPTIONS = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
 MANIFEST = "manifest.json"
 FLUSH_BYTES = 1 << 20
 FLUSH_SECONDS = 0.2
@@ -136,7 +137,7 @@ class ExportStep(Step[ExportParams]):
         manifest: dict[str, Any] = {"tables": {}, "format": "jsonLines"}
         import psycopg
 
-        with connect(ctx, params.connection) as conn, CancelWatch(conn, ctx.cancel):
+        with connect(ctx, params.connection, options=EXACT_SESSION) as conn, CancelWatch(conn, ctx.cancel):
             # One snapshot for every table: the files agree with each other.
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
@@ -177,6 +178,7 @@ class ExportStep(Step[ExportParams]):
         connection: str,
     ) -> dict[str, Any]:
         source = table.query or f"SELECT * FROM {_quote_table(table.name)}"
+        types = column_types(conn, source)
         estimate = _estimate_rows(conn, source)
         ranges = _page_ranges(conn, table, jobs) if table.query is None else [None]
         started = time.monotonic()
@@ -189,7 +191,7 @@ class ExportStep(Step[ExportParams]):
         digest = hashlib.sha256()
         try:
             if len(ranges) == 1:
-                self._copy(conn, source, partial, counter, ctx, stop, digest)
+                self._copy(conn, table.name, source, types, partial, counter, ctx, stop, digest)
             else:
                 from psycopg import sql
 
@@ -197,12 +199,17 @@ class ExportStep(Step[ExportParams]):
 
                 def work(index: int) -> None:
                     try:
-                        with connect(ctx, connection, autocommit=True) as own, CancelWatch(own, ctx.cancel):
+                        with (
+                            connect(ctx, connection, autocommit=True, options=EXACT_SESSION) as own,
+                            CancelWatch(own, ctx.cancel),
+                        ):
                             own.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                             own.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
                             self._copy(
                                 own,
+                                table.name,
                                 _in_range(source, ranges[index]),
+                                types,
                                 pieces[index],
                                 counter,
                                 ctx,
@@ -238,12 +245,21 @@ class ExportStep(Step[ExportParams]):
         rate = rows / seconds if seconds > 0 else 0.0
         how = f" by {len(ranges)} connections" if len(ranges) > 1 else ""
         ctx.log(f"{table.name}: {rows:,} rows, {size:,} bytes in {seconds:.1f}s ({rate:,.0f} rows/s){how}")
-        return {"file": path.name, "rows": rows, "bytes": size, "sha256": digest.hexdigest(), "source": source}
+        return {
+            "file": path.name,
+            "rows": rows,
+            "bytes": size,
+            "sha256": digest.hexdigest(),
+            "source": source,
+            "columns": types,
+        }
 
     @staticmethod
     def _copy(
         conn: Any,
+        name: str,
         source: str,
+        types: dict[str, str],
         target: Path,
         counter: _Counter,
         ctx: StepContext[ExportParams],
@@ -256,39 +272,50 @@ class ExportStep(Step[ExportParams]):
         file, so its pages go to disk as they come; `durable`: sync it at the end."""
         import psycopg
 
-        sql = f"COPY (SELECT row_to_json(r) FROM ({source}) r) TO STDOUT WITH ({COPY_OPTIONS})"
+        sql = copy_rows_as_json(source, types)
+        lines = 0
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "wb", buffering=0) as out, conn.cursor() as cur, cur.copy(sql.encode()) as copy:
-                # PostgreSQL sends one message per row: gathered into blocks of up to a megabyte
-                # or a fifth of a second, the hash, the count, the write and the checks run per
-                # block, not per row (per-row work held the interpreter while the other
-                # connections waited).
-                block = bytearray()
-                flushed = time.monotonic()
-                # A piece is only read back and appended: its pages need never reach the disk.
-                writeback = Writeback(out.fileno()) if kept else None
-
-                def flush() -> None:
-                    nonlocal flushed
+            with os.fdopen(fd, "wb", buffering=0) as out, conn.cursor() as cur:
+                with cur.copy(sql.encode()) as copy:
+                    # PostgreSQL sends one message per row: gathered into blocks of up to a megabyte
+                    # or a fifth of a second, the hash, the count, the write and the checks run per
+                    # block, not per row (per-row work held the interpreter while the other
+                    # connections waited).
+                    block = bytearray()
                     flushed = time.monotonic()
-                    out.write(block)
-                    if writeback is not None:
-                        writeback.wrote(len(block))
-                    if digest is not None:
-                        digest.update(block)
-                    counter.add(block.count(b"\n"))
-                    block.clear()
-                    if ctx.cancelled:
-                        raise StepCancelled("export cancelled")
-                    if stop.is_set():
-                        raise StepFailed("stopped: another connection of this table failed")
+                    # A piece is only read back and appended: its pages need never reach the disk.
+                    writeback = Writeback(out.fileno()) if kept else None
 
-                for row in copy:
-                    block += row
-                    if len(block) >= FLUSH_BYTES or time.monotonic() - flushed >= FLUSH_SECONDS:
-                        flush()
-                flush()
+                    def flush() -> None:
+                        nonlocal flushed, lines
+                        flushed = time.monotonic()
+                        out.write(block)
+                        if writeback is not None:
+                            writeback.wrote(len(block))
+                        if digest is not None:
+                            digest.update(block)
+                        written = block.count(b"\n")
+                        lines += written
+                        counter.add(written)
+                        block.clear()
+                        if ctx.cancelled:
+                            raise StepCancelled("export cancelled")
+                        if stop.is_set():
+                            raise StepFailed("stopped: another connection of this table failed")
+
+                    for row in copy:
+                        block += row
+                        if len(block) >= FLUSH_BYTES or time.monotonic() - flushed >= FLUSH_SECONDS:
+                            flush()
+                    flush()
+                # Counted twice, by PostgreSQL and by the lines: a row written over two lines
+                # would otherwise pass as two rows, and the transform would reject halves.
+                if cur.rowcount >= 0 and cur.rowcount != lines:
+                    raise StepFailed(
+                        f"{name}: PostgreSQL sent {cur.rowcount:,} rows but they make {lines:,} lines: "
+                        "a value was written over more than one line; nothing of this table is kept"
+                    )
                 if durable:  # with several connections, the joined file is synced once
                     os.fsync(out.fileno())
         except psycopg.errors.QueryCanceled:

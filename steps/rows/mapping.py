@@ -96,8 +96,9 @@ class Mapping:
     def target_of(self, source_table: str) -> str:
         return self.tables[source_table].target
 
-    def compile(self, source_table: str) -> RowTransformer:
-        return RowTransformer(self.tables[source_table], self.defaults)
+    def compile(self, source_table: str, column_types: dict[str, str] | None = None) -> RowTransformer:
+        """The table's transform; `column_types` (the export's manifest) give number columns their rule."""
+        return RowTransformer(self.tables[source_table], self.defaults, column_types)
 
 
 class MappingError(ProblemsError):

@@ -44,6 +44,7 @@ class ChunkResult:
 def convert_range(
     mapping_path: str,
     source_table: str,
+    column_types: str,
     input_path: str,
     start: int,
     end: int,
@@ -51,9 +52,10 @@ def convert_range(
     rejects_path: str,
     index: int,
 ) -> ChunkResult:
-    """Convert the lines that start within [start, end) of the input. Runs in a worker process."""
+    """Convert the lines that start within [start, end) of the input. Runs in a worker process.
+    `column_types`: the export's types of the table's columns, as JSON text."""
     stat = os.stat(mapping_path)
-    transform = _compiled(mapping_path, stat.st_mtime_ns, stat.st_size, source_table)
+    transform = _compiled(mapping_path, stat.st_mtime_ns, stat.st_size, source_table, column_types)
     rows = documents = rejects = 0
     reasons: dict[str, int] = {}
     partial_out, partial_rej = out_path + ".partial", rejects_path + ".partial"
@@ -96,11 +98,11 @@ def convert_range(
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(mapping_path: str, mtime_ns: int, size: int, source_table: str) -> RowTransformer:
+def _compiled(mapping_path: str, mtime_ns: int, size: int, source_table: str, column_types: str) -> RowTransformer:
     """A worker converts range after range of one table: the mapping is read and compiled once
     per process, not per range (9 ms each, over a hundred ranges a gigabyte). The file's time
     and size are part of the key, so an edited mapping is read again."""
-    return load_mapping(Path(mapping_path)).compile(source_table)
+    return load_mapping(Path(mapping_path)).compile(source_table, json.loads(column_types))
 
 
 def split_ranges(path: Path, chunk: int) -> list[tuple[int, int]]:
@@ -153,6 +155,8 @@ def transform_table(
             (
                 str(mapping.path),
                 source_table,
+                # An export from before the manifest kept the types: every column as plain.
+                json.dumps(exported.get("columns", {})),
                 str(input_path),
                 *ranges[i],
                 str(parts / f"{i:05d}.jsonl"),

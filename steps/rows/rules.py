@@ -36,6 +36,7 @@ from steps.rows.values import (
     JsonCheck,
     RejectRow,
     check_date,
+    finite_number,
     legacy_key,
     normalize_email,
     plain_value,
@@ -71,6 +72,7 @@ _Scalar = Union[str, bool, _SafeInt, float, None]  # noqa: UP007
 # is refused by the Struct path and checked by the dict path.
 _Plain = Union[str, bool, _SafeInt, float, None, Annotated[list[_Scalar], msgspec.Meta(max_length=MAX_ARRAY)]]  # noqa: UP007
 _Text = Union[str, None]  # noqa: UP007
+_Number = Union[_SafeInt, float, None]  # noqa: UP007 - NaN comes as text, refused here
 _Key = Union[str, int, None]  # noqa: UP007 - a uuid or text key, or an integer one (legacy_key)
 # jsonb as export gives it, in the shapes check_value passes once the field names are known
 # not to be reserved in Convex: an array of scalars and flat objects, or a flat object. The
@@ -84,17 +86,26 @@ _JsonObject = Union[Annotated[dict[str, _Plain], msgspec.Meta(max_length=MAX_FIE
 def _names_of_array(value: list[Any]) -> list[Any]:
     for item in value:
         if type(item) is dict:
-            for key in item:
-                if key and key[0] in "$_":
-                    raise RejectRow  # the dict path says which
+            _names_of_object(item)
     return value
 
 
 def _names_of_object(value: dict[str, Any]) -> dict[str, Any]:
     for key in value:
-        if key and key[0] in "$_":
+        # As check_value tests them; the dict path says which name and why.
+        if not key or key[0] in "$_" or not key.isascii() or not key.isprintable():
             raise RejectRow
     return value
+
+
+def refusing(problem: str) -> Rule:
+    """The rule of a column whose document field Convex would refuse: a row holding a value
+    there is rejected with the reason (a NULL leaves the field out, and the row is fine)."""
+
+    def refuse(value: Any) -> Any:
+        raise RejectRow(problem)
+
+    return Rule("refused field", refuse, after_struct=refuse)
 
 
 # A column no rule names: kept as it is, within Convex's limits.
@@ -106,6 +117,17 @@ PLAIN = Rule(
 )
 # A primary or foreign key, as text (legacy_key says why).
 KEY = Rule("key", legacy_key, keeps="type(v) is str", struct_type=_Key, after_struct=legacy_key)
+
+# A column of a number type that no rule names: a finite JSON number.
+NUMBER = Rule(
+    "number",
+    finite_number,
+    keeps="type(v) is float or (type(v) is int and -SAFE <= v <= SAFE)",
+    struct_type=_Number,
+)
+
+# The rule a column takes by its type in v1 (the export's manifest), when the mapping names none.
+BY_TYPE: dict[str, Rule] = {"real": NUMBER, "double precision": NUMBER, "numeric": NUMBER}
 
 # The rules a mapping names columns for, by the mapping's section.
 BY_SECTION: dict[str, Rule] = {

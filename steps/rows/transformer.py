@@ -9,12 +9,12 @@ as the generated code does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from steps.rows.rules import BY_SECTION, JSON, KEEPS_NAMES, KEY, PLAIN, Rule
+from steps.rows.rules import BY_SECTION, BY_TYPE, JSON, KEEPS_NAMES, KEY, PLAIN, Rule, refusing
 from steps.rows.structs import StructPath, struct_path
-from steps.rows.values import RejectRow
+from steps.rows.values import RejectRow, field_name_problem
 
 if TYPE_CHECKING:
     from steps.rows.mapping import Defaults, TableMapping
@@ -40,7 +40,7 @@ def reference_fields(column: str) -> tuple[str, str]:
 class RowTransformer:
     """One table's mapping, compiled: `row -> document`, raising RejectRow."""
 
-    def __init__(self, table: TableMapping, defaults: Defaults) -> None:
+    def __init__(self, table: TableMapping, defaults: Defaults, column_types: Mapping[str, str] | None = None) -> None:
         self.table = table
         self.keep_nulls = defaults.nulls == "keep"
         primary = table.primary_key or defaults.primary_key
@@ -48,16 +48,20 @@ class RowTransformer:
         self.defaults = dict(table.defaults)
         self._camel_case = defaults.fields == "camelCase"
         self.rules: dict[str, ColumnRule] = {}
+        # By type first: a rule the mapping names for a column replaces it.
+        for field, kind in (column_types or {}).items():
+            if kind in BY_TYPE:
+                self._assign(field, self._name(field), BY_TYPE[kind])
         for field in table.drop:
             self.rules[field] = None
         for section, rule in BY_SECTION.items():
             for field in getattr(table, section):
-                self.rules[field] = (self._name(field), rule)
+                self._assign(field, self._name(field), rule)
         for field, kind in table.json_.items():
-            self.rules[field] = (self._name(field), JSON[kind])
+            self._assign(field, self._name(field), JSON[kind])
         for column in table.references:
-            self.rules[column] = (reference_fields(column)[0], KEY)
-        self.rules[primary] = ("legacyId", KEY)
+            self._assign(column, reference_fields(column)[0], KEY)
+        self._assign(primary, "legacyId", KEY)
         self._fast: RowFunction | None = None
         self._fast_width = 0
         # Built with the generated code, from the same first row: see steps/rows/structs.py.
@@ -72,8 +76,16 @@ class RowTransformer:
         """(document field, rule) of a column; None when it is dropped."""
         rule = self.rules.get(field, _UNSEEN)
         if rule is _UNSEEN:
-            rule = self.rules[field] = (self._name(field), PLAIN)
+            rule = self._assign(field, self._name(field), PLAIN)
         return rule  # type: ignore[no-any-return]
+
+    def _assign(self, field: str, name: str, rule: Rule) -> ColumnRule:
+        """Give a column its document field and rule; a field Convex would refuse refuses its values."""
+        problem = field_name_problem(name)
+        if problem is not None:
+            rule = refusing(f"column {field!r} would be written as {problem}; rename or drop it in the mapping")
+        column = self.rules[field] = (name, rule)
+        return column
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         fast = self._fast

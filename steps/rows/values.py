@@ -184,6 +184,18 @@ class JsonCheck:
         return value
 
 
+def field_name_problem(name: str) -> str | None:
+    """Why Convex refuses a field name, at any depth of a document, or None: it must be
+    non-empty, of non-control ASCII characters, and start with neither `$` nor `_`."""
+    if not name:
+        return "an empty field name: Convex refuses it"
+    if name[0] in "$_":
+        return f"field name {name!r} is reserved in Convex"
+    if not (name.isascii() and name.isprintable()):
+        return f"field name {name!r} holds a character Convex refuses (only non-control ASCII)"
+    return None
+
+
 def check_value(value: Any, depth: int) -> None:
     """Convex's limits on a value: nesting, array length, field count and names, safe integers."""
     kind = type(value)
@@ -199,8 +211,8 @@ def check_value(value: Any, depth: int) -> None:
         if len(value) > MAX_FIELDS:
             raise RejectRow(f"an object has {len(value)} fields, over {MAX_FIELDS}")
         for key, item in value.items():
-            if key[:1] in ("$", "_"):
-                raise RejectRow(f"field name {key!r} is reserved in Convex")
+            if not key or key[0] in "$_" or not key.isascii() or not key.isprintable():
+                raise RejectRow(field_name_problem(key) or "")
             if type(item) is not str:
                 check_value(item, depth + 1)
     elif kind is list:
@@ -209,6 +221,20 @@ def check_value(value: Any, depth: int) -> None:
         for item in value:
             if type(item) is not str:
                 check_value(item, depth + 1)
+
+
+NON_FINITE = frozenset(("NaN", "Infinity", "-Infinity"))
+
+
+def finite_number(value: Any) -> Any:
+    """A value of a number column (`real`, `double precision`, `numeric`): a JSON number, kept
+    as plain_value keeps it. row_to_json writes NaN and the infinities as text, which neither
+    JSON numbers nor a Convex import can carry: the row is rejected, never given a string."""
+    if type(value) is str:
+        if value in NON_FINITE:
+            raise RejectRow(f"{value} is not a finite number: a Convex document imported as JSON cannot hold it")
+        raise RejectRow(f"{value!r} is text in a number column")
+    return plain_value(value)
 
 
 def plain_value(value: Any) -> Any:

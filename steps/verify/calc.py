@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.convex.client import ConvexClient, ConvexFunctionError
+from steps.postgres.json_rows import EXACT_SESSION
 from steps.postgres.sql import CancelWatch, connect
 from steps.verify.verification import log_table
 
@@ -120,7 +121,7 @@ class CalcStep(Step[CalcParams]):
         import psycopg
 
         results: list[Groups] = []
-        with connect(ctx, params.source) as conn, CancelWatch(conn, ctx.cancel):
+        with connect(ctx, params.source, options=EXACT_SESSION) as conn, CancelWatch(conn, ctx.cancel):
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             for check in params.checks:

@@ -25,7 +25,7 @@ from pydantic import Field
 from cockpit.step_api import StepContext, StepFailed
 from steps.convex.client import ConvexClient
 from steps.convex.resolve import load_checked_mapping
-from steps.postgres.export import COPY_OPTIONS
+from steps.postgres.json_rows import EXACT_SESSION, ROW, column_types, copy_rows_as_json
 from steps.postgres.sql import CancelWatch, connect, quote_table
 from steps.rows.mapping import Mapping
 from steps.verify.sample_compare import (
@@ -74,8 +74,8 @@ def sample_condition(pk: str, fraction: float, seed: str) -> str:
         return "true"
     threshold = f"{int(fraction * 16**8):08x}"
     return (
-        sql.SQL("left(md5({} || r.{}::text), 8) < {}")
-        .format(sql.Literal(seed), sql.Identifier(pk), sql.Literal(threshold))
+        sql.SQL("left(md5({} || {}.{}::text), 8) < {}")
+        .format(sql.Literal(seed), sql.SQL(ROW), sql.Identifier(pk), sql.Literal(threshold))
         .as_string(None)
     )
 
@@ -138,7 +138,8 @@ class SampleStep(Verification[SampleParams]):
         target = table.target
         pk = table.primary_key or mapping.defaults.primary_key
         ignored = SYSTEM_FIELDS | {r.id_field for r in mapping.references() if r.source_table == source}
-        comparer = BatchComparer(client, params.functions, target, mapping.compile(source), pk, ignored)
+        types = self._column_types(ctx, params, source)
+        comparer = BatchComparer(client, params.functions, target, mapping.compile(source, types), pk, ignored)
         figures = BatchResult()
         estimate = int(int(entry["input_rows"]) * params.fraction) if entry else None
         rows_by_process: dict[int, int] = {}
@@ -159,9 +160,9 @@ class SampleStep(Verification[SampleParams]):
         if not workers:  # one per CPU, for a sample worth the workers' start
             small = estimate is not None and estimate < WORKERS_FROM_ROWS
             workers = 1 if small else min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS)
-        batches = self._sampled_lines(ctx, params, source, pk)
+        batches = self._sampled_lines(ctx, params, source, pk, types)
         if workers > 1:
-            self._in_workers(ctx, params, mapping, source, comparer, batches, workers, record)
+            self._in_workers(ctx, params, mapping, source, types, comparer, batches, workers, record)
             here = rows_by_process.get(os.getpid(), 0)
             ctx.log(
                 f"{target}: {figures.sampled:,} rows compared by {workers} processes ({here:,} here, "
@@ -200,6 +201,7 @@ class SampleStep(Verification[SampleParams]):
         params: SampleParams,
         mapping: Mapping,
         source: str,
+        types: dict[str, str],
         comparer: BatchComparer,
         batches: Iterator[list[bytes]],
         workers: int,
@@ -223,6 +225,7 @@ class SampleStep(Verification[SampleParams]):
                 connection.deploy_key,
                 str(mapping.path),
                 source,
+                types,
                 comparer.functions,
                 comparer.target,
                 comparer.pk,
@@ -254,18 +257,21 @@ class SampleStep(Verification[SampleParams]):
             pool.shutdown(wait=not ctx.cancelled, cancel_futures=True)
 
     @staticmethod
+    def _column_types(ctx: StepContext[SampleParams], params: SampleParams, source: str) -> dict[str, str]:
+        """The table's column types, as the export read them: number columns take their rule."""
+        with connect(ctx, params.source, options=EXACT_SESSION) as conn:
+            return column_types(conn, f"SELECT * FROM {quote_table(source)}")
+
+    @staticmethod
     def _sampled_lines(
-        ctx: StepContext[SampleParams], params: SampleParams, source: str, pk: str
+        ctx: StepContext[SampleParams], params: SampleParams, source: str, pk: str, types: dict[str, str]
     ) -> Iterator[list[bytes]]:
-        """The sampled rows as the export writes them, in batches."""
+        """The sampled rows exactly as the export writes them (steps.postgres.json_rows), in batches."""
         import psycopg
 
         condition = sample_condition(pk, params.fraction, params.seed)
-        query = (
-            f"COPY (SELECT row_to_json(r) FROM (SELECT * FROM {quote_table(source)}) r WHERE {condition}) "
-            f"TO STDOUT WITH ({COPY_OPTIONS})"
-        )
-        with connect(ctx, params.source) as conn, CancelWatch(conn, ctx.cancel):
+        query = copy_rows_as_json(f"SELECT * FROM {quote_table(source)}", types, where=condition)
+        with connect(ctx, params.source, options=EXACT_SESSION) as conn, CancelWatch(conn, ctx.cancel):
             conn.read_only = True
             batch: list[bytes] = []
             rest = b""

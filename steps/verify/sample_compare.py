@@ -206,6 +206,7 @@ def start_worker(
     deploy_key: str,
     mapping_path: str,
     source: str,
+    column_types: dict[str, str],
     functions: str,
     target: str,
     pk: str,
@@ -219,7 +220,7 @@ def start_worker(
 
     global _worker
     client = ConvexClient(url, deploy_key, log=_worker_log.append)
-    transform = load_mapping(Path(mapping_path)).compile(source)
+    transform = load_mapping(Path(mapping_path)).compile(source, column_types)
     _worker = BatchComparer(client, functions, target, transform, pk, ignored)
 
 

@@ -20,6 +20,7 @@ from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFaile
 from steps.convex.client import ConvexClient, ConvexFunctionError, shares_for
 from steps.convex.resolve import load_checked_mapping
 from steps.postgres.export import read_manifest
+from steps.postgres.json_rows import EXACT_SESSION
 from steps.postgres.sql import CancelWatch, connect, quote_table
 from steps.rows.mapping import Mapping, MappingPath
 
@@ -147,7 +148,7 @@ class CountsStep(Verification[VerifyParams]):
     def _source_counts(ctx: StepContext[VerifyParams], params: VerifyParams, sources: list[str]) -> dict[str, int]:
         import psycopg
 
-        with connect(ctx, params.source) as conn, CancelWatch(conn, ctx.cancel):
+        with connect(ctx, params.source, options=EXACT_SESSION) as conn, CancelWatch(conn, ctx.cancel):
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one moment for every table
             conn.read_only = True
             counts = {}

@@ -20,6 +20,7 @@ from cockpit.events import RollbackStarted, TriggerFired
 from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.sandbox.seed import SCHEMA
 from steps.postgres.backup import SchemaEditor, shown_command
+from steps.postgres.json_rows import ROW
 from steps.verify.sample import sample_condition
 
 pytestmark = pytest.mark.integration
@@ -140,7 +141,9 @@ def test_verification_on_an_intact_copy_passes_with_zeros(
         def picked(seed: str) -> set[str]:
             return {
                 r[0]
-                for r in conn.execute(f"SELECT id::text FROM public.cases r WHERE {sample_condition('id', 0.3, seed)}")
+                for r in conn.execute(
+                    f"SELECT id::text FROM public.cases {ROW} WHERE {sample_condition('id', 0.3, seed)}"
+                )
             }
 
         first, again, other = picked("cutover-cockpit"), picked("cutover-cockpit"), picked("another seed")

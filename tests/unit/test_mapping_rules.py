@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 
-from steps.rows.rules import BY_SECTION, JSON, KEY, PLAIN, Rule
+from steps.rows.rules import BY_SECTION, BY_TYPE, JSON, KEY, NUMBER, PLAIN, Rule, refusing
 from steps.rows.values import MAX_SAFE_INTEGER, RejectRow, check_date
 
 SAMPLES: list[Any] = [
     "",
+    "NaN",
+    "Infinity",
     "text",
     "2026-12-02",
     "infinity",
@@ -30,7 +32,7 @@ SAMPLES: list[Any] = [
     {"$bad": 1},
 ]
 
-RULES: list[Rule] = [PLAIN, KEY, *BY_SECTION.values(), *JSON.values()]
+RULES: list[Rule] = [PLAIN, KEY, NUMBER, *BY_TYPE.values(), *BY_SECTION.values(), *JSON.values(), refusing("no")]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
@@ -47,6 +49,14 @@ def test_a_value_a_rule_keeps_is_what_its_conversion_gives(rule: Rule) -> None:
             pytest.fail(f"{rule.name}: keeps {value!r}, which its conversion rejects: {exc}")
         assert converted == value and type(converted) is type(value), rule.name
     assert rule.kept is None or kept > 0, f"{rule.name}: no sample exercised its shortcut"
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+def test_a_number_column_rejects_nan_and_the_infinities_that_row_to_json_writes_as_text(text: str) -> None:
+    assert NUMBER.kept is not None and not NUMBER.kept(text)
+    with pytest.raises(RejectRow, match=f"{text} is not a finite number"):
+        NUMBER.convert(text)
+    assert PLAIN.convert(text) == text  # in a text column, the same word is just text
 
 
 def test_every_rule_with_a_shortcut_has_it_as_a_function_too() -> None:

@@ -81,9 +81,10 @@ def _likely_line(rng: random.Random) -> bytes:
         "filed_on": pick([None, "2024-06-01", "2023-02-28"], ["2024-6-1", 20240601]),
         "wage": pick([None, 87647.08, 0, 12, 0.1, 1e16, 90071992547409.91, "12.5"], [1.005, "x"]),
         "methods": pick(
-            [None, [], [{"date": "2024-05-11", "method": "x"}], [{"": None}, 1, "s"]],
+            [None, [], [{"date": "2024-05-11", "method": "x"}], [{"a b": None}, 1, "s"]],
             [
                 {},
+                [{"": None}, 1, "s"],  # Convex refuses an empty field name
                 '[{"as": "text"}]',
                 [{"_x": 1}],
                 [{"a": 1, "$y": 2}],
@@ -94,8 +95,10 @@ def _likely_line(rng: random.Random) -> bytes:
             ],
         ),
         "meta": pick(
-            [None, {}, {"a": 1}, {"a": [1, "x"], "é": None}],
+            [None, {}, {"a": 1}, {"a": [1, "x"], "e~": None}],
             [
+                {"a": [1, "x"], "é": None},  # only non-control ASCII names
+                {"tab\there": 1},
                 '{"a": 2}',
                 '{"_reserved": 1}',
                 {"_r": 1},
