@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-tools demo test lint check bench bench-smoke clean
+.PHONY: install system-tools convex-clients demo test lint check bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ system-tools:
 demo: install system-tools
 	$(VENV)/bin/cockpit demo
 
-test: install system-tools
+# Convex's official clients (the `convex` npm package), which tests run against the stand-in.
+CONVEX_CLIENTS = tests/convex_clients/node_modules/.package-lock.json
+$(CONVEX_CLIENTS): tests/convex_clients/package-lock.json
+	npm ci --prefix tests/convex_clients --no-audit --no-fund --loglevel=error
+
+convex-clients: system-tools $(CONVEX_CLIENTS)
+
+test: install system-tools convex-clients
 	$(VENV)/bin/pytest -q
 
 # ruff (lint and format), mypy and the import contracts: seconds.
@@ -30,7 +37,7 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-check: lint
+check: lint convex-clients
 	$(VENV)/bin/pytest -q
 
 # Every benchmark against its baseline, as one table (bench/README.md); --json for the figures.

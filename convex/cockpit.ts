@@ -7,7 +7,7 @@
 // Every function works one page at a time and returns a cursor, so no call comes near
 // Convex's per-transaction limits (16,000 documents written, 32,000 scanned, 4,096 index
 // ranges read); the cockpit loops until isDone. The cockpit's sandbox has a stand-in that
-// behaves exactly like these functions (cockpit/sandbox/convex_functions.py).
+// behaves exactly like these functions (cockpit/sandbox/convex/functions.py).
 
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";

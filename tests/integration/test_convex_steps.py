@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 from datapath import V2_CONNECTION, env_for, log_of, step, wrap_function
 from fakes import HEADER, Harness
 
@@ -222,17 +222,27 @@ def test_a_failed_server_side_import_fails_the_step_with_the_servers_reason(
     h, outcome = run(tmp_path, IMPORT, standin)
     assert outcome == Outcome.FAILED
     assert (
-        "users: the import failed: Hit an error while importing: line 2: invalid field name '$bad'"
+        "users: the import failed: Hit an error while importing: line 2: Invalid field name '$bad'"
         in h.engine.step_runtime("import").reason
     )
     assert standin.store.count("users") == 0
+
+
+def convex_cli(project: Path) -> str:
+    """Convex's own CLI (the `convex` npm package), run from `project` as from a Convex app's
+    folder: it wants a package.json there, and finds itself in node_modules."""
+    clients = ROOT / "tests" / "convex_clients"
+    assert (clients / "node_modules" / "convex").is_dir(), "run `make convex-clients` (npm ci) first"
+    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
+    (project / "node_modules").symlink_to(clients / "node_modules")
+    return str(clients / "node_modules" / ".bin" / "convex")
 
 
 def test_the_cli_method_passes_the_key_in_the_environment_and_reads_the_count(
     tmp_path: Path, standin: ConvexStandIn
 ) -> None:
     write_transformed(tmp_path, {"users": users(40), "cases": cases(25, 40)})
-    command = json.dumps([sys.executable, "-m", "cockpit.sandbox.convex.cli"])
+    command = json.dumps([convex_cli(tmp_path)])
     body = step(
         "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
     )
@@ -248,7 +258,7 @@ def test_the_cli_method_passes_the_key_in_the_environment_and_reads_the_count(
 def test_the_cli_method_fails_when_the_cli_fails(tmp_path: Path, standin: ConvexStandIn) -> None:
     write_transformed(tmp_path, {"users": users(4)})
     standin.store.insert_many("users", [{"legacyId": "old"}])  # requireEmpty: the CLI refuses
-    command = json.dumps([sys.executable, "-m", "cockpit.sandbox.convex.cli"])
+    command = json.dumps([convex_cli(tmp_path)])
     body = step(
         "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
     )

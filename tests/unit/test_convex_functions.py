@@ -8,8 +8,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 from cockpit.sandbox.convex import functions
 from cockpit.sandbox.convex.store import DocumentStore
 
@@ -153,13 +151,13 @@ def test_a_share_holds_the_documents_from_its_start_up_to_before_its_end(
     assert checked == 5
 
 
-def test_a_share_bound_that_is_not_a_number_is_refused_as_convex_refuses_it(
-    tmp_path: Path, sqlite_engine: ModuleType
-) -> None:
-    store = _timed_store(tmp_path, sqlite_engine)
+def test_a_share_bound_that_is_not_a_number_is_refused_as_convex_refuses_it() -> None:
     for bad in ("1003", True, [1], None):
-        with pytest.raises(functions.FunctionError, match=r"ArgumentValidationError.*\.from"):
-            functions.count_page(store, {"table": "t", "cursor": None, "numItems": 3, "from": bad})
+        refusal = functions.argument_error(
+            "cockpit:countPage", {"table": "t", "cursor": None, "numItems": 3, "from": bad}
+        )
+        assert refusal is not None and refusal.startswith("ArgumentValidationError: Value does not match validator.")
+        assert "Path: .from" in refusal and "Validator: v.optional(v.float64())" in refusal
 
 
 def _exports(source: str) -> dict[str, tuple[str, set[str]]]:

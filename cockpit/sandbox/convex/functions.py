@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cockpit.sandbox.convex.store import DocumentStore
+from cockpit.sandbox.convex.values import NULL, NUMBER, STRING, Validator, array, optional, union, validation_error
 
 
 class RawJSON:
@@ -27,51 +28,30 @@ class FunctionError(Exception):
     """A function threw: the HTTP API answers status "error" with this message."""
 
 
-# The validators of convex/cockpit.ts: path -> {argument: required}.
-_PAGE = {"cursor": True, "numItems": True}
-_SHARE = {"from": False, "before": False}
-_REFERENCE = {"table": True, "legacyField": True, "idField": True, "target": True}
-ARGUMENTS: dict[str, dict[str, bool]] = {
+# The validators of convex/cockpit.ts, path -> {argument: validator}.
+_PAGE = {"cursor": union(STRING, NULL), "numItems": NUMBER}
+_SHARE = {"from": optional(NUMBER), "before": optional(NUMBER)}
+_REFERENCE = {"table": STRING, "legacyField": STRING, "idField": STRING, "target": STRING}
+ARGUMENTS: dict[str, dict[str, Validator]] = {
     "cockpit:resolveRefs": {**_REFERENCE, **_PAGE, **_SHARE},
-    "cockpit:timeSpan": {"table": True},
-    "cockpit:countPage": {"table": True, **_PAGE, **_SHARE},
-    "cockpit:byLegacyIds": {"table": True, "legacyIds": True},
+    "cockpit:timeSpan": {"table": STRING},
+    "cockpit:countPage": {"table": STRING, **_PAGE, **_SHARE},
+    "cockpit:byLegacyIds": {"table": STRING, "legacyIds": array(STRING)},
     "cockpit:checkRefs": {**_REFERENCE, **_PAGE, **_SHARE},
-    "cockpit:aggregatePage": {"table": True, "groupBy": False, "sum": False, **_PAGE, **_SHARE},
+    "cockpit:aggregatePage": {"table": STRING, "groupBy": optional(STRING), "sum": optional(STRING), **_PAGE, **_SHARE},
 }
 
 
-def check_arguments(path: str, args: dict[str, Any]) -> None:
-    """Refuse what Convex's validator refuses: a required argument missing, or one it does not
-    name (a deployment with older functions refuses a newer cockpit's arguments)."""
-    expected = ARGUMENTS.get(path)
-    if expected is None:
-        return
-    for name, required in expected.items():
-        if required and name not in args:
-            raise FunctionError(f"ArgumentValidationError: Object is missing the required field `{name}`.")
-    for name in args:
-        if name not in expected:
-            raise FunctionError(
-                f"ArgumentValidationError: Object contains extra field `{name}` that is not in the validator."
-            )
+def argument_error(path: str, args: Any) -> str | None:
+    """What Convex's validator says of these arguments (ArgumentValidationError), or None: a
+    function without validators (one a test defines) takes anything."""
+    validators = ARGUMENTS.get(path)
+    return None if validators is None else validation_error(args, validators)
 
 
 def share_of(args: dict[str, Any]) -> tuple[float | None, float | None]:
-    """The optional `from` and `before` of a share, validated as `v.optional(v.number())` does."""
-    bounds: list[float | None] = []
-    for name in ("from", "before"):
-        if name not in args:  # v.optional: left out (JSON has no undefined; null is not a number)
-            bounds.append(None)
-            continue
-        value = args[name]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise FunctionError(
-                f"ArgumentValidationError: Value does not match validator. Path: .{name} "
-                f"Value: {json.dumps(value)} Validator: v.number()"
-            )
-        bounds.append(float(value))
-    return bounds[0], bounds[1]
+    """The optional `from` and `before` of a share (validated before the call)."""
+    return args.get("from"), args.get("before")
 
 
 def time_span(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,9 @@ transaction, as Convex runs it."""
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import shutil
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -18,13 +16,38 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.sandbox.convex.store import DocumentStore, new_id
+from cockpit.sandbox.convex.values import Int64, float64
 
 MAX_DOCUMENT_BYTES = 1 << 20
 
 
-def encode_int64(value: int) -> dict[str, str]:
-    """Convex's JSON encoding of an Int64."""
-    return {"$integer": base64.b64encode(struct.pack("<q", value)).decode()}
+SYSTEM_FIELDS = ("_id", "_creationTime")
+
+
+def float64_of_text(text: str) -> int | float:
+    return float64(int(text))
+
+
+def field_name_problem(value: Any, top: bool = False) -> str | None:
+    """Why Convex refuses a document's field names, at any depth, or None: a name must be
+    non-empty, of non-control ASCII characters, and start with neither `$` nor `_` (the
+    system fields at the top aside)."""
+    if isinstance(value, list):
+        return next((p for item in value if (p := field_name_problem(item))), None)
+    if not isinstance(value, dict):
+        return None
+    for key, item in value.items():
+        if top and key in SYSTEM_FIELDS:
+            continue
+        if not key or key[0] in "$_" or not (key.isascii() and key.isprintable()):
+            return (
+                f"Invalid field name {key!r}: field names can only contain non-control ASCII "
+                "characters and must not start with '$' or '_'"
+            )
+        problem = field_name_problem(item)
+        if problem:
+            return problem
+    return None
 
 
 class BadRequest(Exception):
@@ -145,14 +168,15 @@ class SnapshotImports:
                 if len(raw) > MAX_DOCUMENT_BYTES:
                     raise ValueError(f"line {number}: document is larger than 1 MiB")
                 try:
-                    doc = json.loads(raw)
+                    # Every JSON number imports as a float64: 2^53 + 1 arrives as 2^53.
+                    doc = json.loads(raw, parse_int=float64_of_text)
                 except ValueError as exc:
                     raise ValueError(f"line {number}: not valid JSON: {exc}") from None
                 if not isinstance(doc, dict):
                     raise ValueError(f"line {number}: a document must be a JSON object")
-                bad = [k for k in doc if k.startswith("$") or (k.startswith("_") and k not in ("_id", "_creationTime"))]
-                if bad:
-                    raise ValueError(f"line {number}: invalid field name {bad[0]!r}")
+                problem = field_name_problem(doc, top=True)
+                if problem:
+                    raise ValueError(f"line {number}: {problem}")
                 yield doc
 
     def _parse(self, imp: ImportJob) -> None:
@@ -172,7 +196,8 @@ class SnapshotImports:
         delete = existing if imp.mode in ("replace", "replaceAll") else 0
         imp.state = {
             "state": "waiting_for_confirmation",
-            "require_manual_confirmation": True,
+            # Convex asks for a confirmation only when the import would delete documents.
+            "require_manual_confirmation": delete > 0,
             "message_to_confirm": f"Import change summary:\ntable | create | delete |\n"
             f"{imp.table} | {rows} | {delete} of {existing} |",
         }
@@ -204,7 +229,7 @@ class SnapshotImports:
             return
         imp.state = {
             "state": "completed",
-            "num_rows_written": encode_int64(written),
+            "num_rows_written": Int64(written),
             "checkpoint_messages": [f'Imported "{imp.table}" ({written} documents)'],
         }
 
@@ -231,7 +256,7 @@ class SnapshotImports:
         self._run_import(imp)
         if imp.state["state"] != "completed":
             raise BadRequest("ImportFailed", imp.state.get("error_message", "failed"))
-        return int(struct.unpack("<q", base64.b64decode(imp.state["num_rows_written"]["$integer"]))[0])
+        return int(imp.state["num_rows_written"])
 
     def value_of(self, imp: ImportJob) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import shutil
 import socket
@@ -25,11 +26,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cockpit.sandbox.convex.faults import FaultDice, Faults
-from cockpit.sandbox.convex.functions import FUNCTIONS, FunctionError, RawJSON, check_arguments
+from cockpit.sandbox.convex.functions import FUNCTIONS, FunctionError, RawJSON, argument_error
 from cockpit.sandbox.convex.imports import BadRequest, SnapshotImports
 from cockpit.sandbox.convex.store import DocumentStore
+from cockpit.sandbox.convex.sync import serve_sync
+from cockpit.sandbox.convex.values import FORMATS, PLAIN, ValueError64, decode, encode
 from cockpit.sandbox.leftovers import claim
 from cockpit.sandbox.loopback import loopback_server
+
+# Convex's sync WebSocket, under the client's version: /api/1.48.0/sync.
+_SYNC = re.compile(r"^/api/[^/]+/sync$")
 
 
 class ConvexStandIn:
@@ -79,6 +85,7 @@ class ConvexStandIn:
             def do_PUT(self) -> None:  # noqa: N802
                 standin.handle(self, "PUT")
 
+        self._stopped = False
         self._httpd = loopback_server(Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="convex-standin", daemon=True)
@@ -93,6 +100,7 @@ class ConvexStandIn:
         return self
 
     def stop(self) -> None:
+        self._stopped = True  # sync connections end with the server
         self._httpd.shutdown()
         self._httpd.server_close()
         self.store.close()
@@ -138,6 +146,10 @@ class ConvexStandIn:
             return
         if path == "/version":
             self._send(request, 200, "stand-in")
+            return
+        if method == "GET" and _SYNC.match(path) and request.headers.get("Upgrade", "").lower() == "websocket":
+            # The admin key comes inside the sync protocol, not as a header of the upgrade.
+            serve_sync(request, self._run, self.deploy_key, lambda: self._stopped)
             return
         if request.headers.get("Authorization", "") != f"Convex {self.deploy_key}":
             self._send(request, 401, {"code": "BadAdminKey", "message": "The provided admin key was invalid"})
@@ -190,18 +202,42 @@ class ConvexStandIn:
             return 200, None
         if path in ("/api/query", "/api/mutation", "/api/action", "/api/function"):
             request = _json(body)
-            return self._call(path.rsplit("/", 1)[1], request.get("path", ""), request.get("args", {}))
+            return self._call(path.rsplit("/", 1)[1], request.get("path", ""), request)
         if path.startswith("/api/run/"):
             name = path[len("/api/run/") :]
             module, _, function = name.rpartition("/")
-            return self._call("function", f"{module}:{function}", _json(body).get("args", {}))
+            return self._call("function", f"{module}:{function}", _json(body))
         if path == "/_standin/tables":
             return 200, {table: self.store.count(table) for table in self.store.tables()}
         return 404, {"code": "NotFound", "message": f"no route {method} {path}"}
 
     # -- functions -------------------------------------------------------------------------
 
-    def _call(self, kind: str, path: str, args: Any) -> tuple[int, Any]:
+    def _call(self, kind: str, path: str, request: dict[str, Any]) -> tuple[int, Any]:
+        """A function call of the HTTP API: `args` named (an object) or positional (an array of
+        one object, as ConvexHttpClient sends them), in Convex's encoded JSON; the answer in the
+        `format` asked for."""
+        form = request.get("format") or PLAIN
+        if form not in FORMATS:
+            return 400, {
+                "code": "BadRequest",
+                "message": f"unknown format {form!r}: expected one of {', '.join(FORMATS)}",
+            }
+        raw = request.get("args", {})
+        if isinstance(raw, list):
+            if len(raw) != 1:
+                return self._function_error(f"ArgumentValidationError: expected one argument object, got {len(raw)}")
+            raw = raw[0]
+        try:
+            args = decode(raw)
+        except ValueError64 as exc:
+            return 400, {"code": "BadConvexValue", "message": str(exc)}
+        status, answer = self._run(kind, path, args)
+        if answer.get("status") == "success":
+            answer = {**answer, "value": encode(answer["value"], form)}
+        return status, answer
+
+    def _run(self, kind: str, path: str, args: Any) -> tuple[int, Any]:
         name = path.removesuffix(".js").replace(".js:", ":")
         if name in ("_system/cli/queryImport", "_system/cli/queryImport:default"):
             try:
@@ -222,9 +258,12 @@ class ConvexStandIn:
             return self._function_error(
                 f"Trying to execute {path} as {kind.capitalize()}, but it is defined as {function_kind.capitalize()}."
             )
+        # Refused before the function runs, as Convex refuses it: no "Uncaught Error".
+        refusal = argument_error(name, args)
+        if refusal is not None:
+            return self._function_error(refusal)
         started = time.perf_counter()
         try:
-            check_arguments(name, args)
             value = implementation(self.store, args)
         except (FunctionError, ValueError, KeyError) as exc:
             return self._function_error(f"Uncaught Error: {exc}")
