@@ -8,6 +8,7 @@ import base64
 import json
 import struct
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,32 @@ def test_the_official_cli_imports_and_follows_the_import_over_the_sync_websocket
     assert cases.store.count("users") == 50
     assert any(r.startswith("GET /api/") and r.endswith("/sync") for r in cases.requests)
     assert "POST /api/perform_import" in cases.requests and "POST /api/import" not in cases.requests
+
+
+def test_the_official_cli_imports_a_zip_snapshot(cases: ConvexStandIn, tmp_path: Path) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
+    (project / "node_modules").symlink_to(CLIENTS / "node_modules")
+    with zipfile.ZipFile(project / "snapshot.zip", "w") as archive:
+        archive.writestr("_tables/documents.jsonl", '{"name": "people", "id": 10001}\n{"name": "pets", "id": 10002}\n')
+        archive.writestr("people/documents.jsonl", "".join(f'{{"legacyId": "p{n}"}}\n' for n in range(7)))
+        archive.writestr("pets/documents.jsonl", '{"legacyId": "cat"}\n{"legacyId": "dog"}\n')
+        archive.writestr("_storage/documents.jsonl", "")
+    env = {
+        **subprocess_env(),
+        "CI": "1",
+        "CONVEX_SELF_HOSTED_URL": cases.url,
+        "CONVEX_SELF_HOSTED_ADMIN_KEY": cases.deploy_key,
+    }
+    result = subprocess.run(
+        [str(CLIENTS / "node_modules" / ".bin" / "convex"), "import", "snapshot.zip"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert cases.store.count("people") == 7 and cases.store.count("pets") == 2
+    assert "_tables" not in cases.store.tables() and "_storage" not in cases.store.tables()

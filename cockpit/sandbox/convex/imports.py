@@ -10,6 +10,7 @@ import secrets
 import shutil
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,10 +62,10 @@ class BadRequest(Exception):
 @dataclass
 class ImportJob:
     id: str
-    table: str
+    table: str  # the table of a JSON Lines import; "" for a ZIP snapshot, which names its own
     mode: str
     format: str
-    path: Path
+    files: dict[str, Path]  # each table's documents, as JSON Lines
     created: float
     state: dict[str, Any]
     component: str | None = None
@@ -119,15 +120,18 @@ class SnapshotImports:
             parts = self._uploads.get(token)
         if parts is None:
             raise BadRequest("InvalidUploadToken", f"unknown upload token {token!r}")
-        table = args.get("tableName")
-        if args.get("format") != "jsonLines":
-            raise BadRequest("ImportFormatUnsupported", "the stand-in imports jsonLines only")
-        if not table:
+        table = args.get("tableName") or ""
+        form = args.get("format")
+        if form not in ("jsonLines", "zip"):
+            raise BadRequest("ImportFormatUnsupported", f"the stand-in imports jsonLines and zip, not {form}")
+        if form == "jsonLines" and not table:
             raise BadRequest("InvalidName", "JSONL import requires table name")
+        if form == "zip" and table:
+            raise BadRequest("InvalidName", "a ZIP snapshot import names its tables itself")
         mode = args.get("mode", "requireEmpty")
         if mode not in ("requireEmpty", "append", "replace", "replaceAll"):
             raise BadRequest("InvalidImportMode", f"unknown mode {mode}")
-        path = self.folder / "uploads" / f"{token}.jsonl"
+        path = self.folder / "uploads" / f"{token}.{'jsonl' if form == 'jsonLines' else 'zip'}"
         with path.open("wb") as out:
             for part_token in request.get("partTokens", []):
                 part = parts.get(part_token)
@@ -135,13 +139,14 @@ class SnapshotImports:
                     raise BadRequest("InvalidUploadToken", f"unknown part token {part_token!r}")
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out)
+        files = {table: path} if form == "jsonLines" else self._tables_of_snapshot(path)
         import_id = new_id()
         imp = ImportJob(
             import_id,
             table,
             mode,
-            "jsonLines",
-            path,
+            form,
+            files,
             time.time() * 1000,
             {"state": "uploaded"},
             args.get("componentPath"),
@@ -179,27 +184,53 @@ class SnapshotImports:
                     raise ValueError(f"line {number}: {problem}")
                 yield doc
 
-    def _parse(self, imp: ImportJob) -> None:
+    def _tables_of_snapshot(self, path: Path) -> dict[str, Path]:
+        """A snapshot ZIP (what `npx convex export` writes): `<table>/documents.jsonl` for each
+        table; the folders whose names start with `_` (system tables, storage) are not imported."""
+        folder = path.with_suffix("")
+        folder.mkdir(parents=True, exist_ok=True)
+        files: dict[str, Path] = {}
         try:
-            rows = sum(1 for _ in self._documents(imp.path))
-        except ValueError as exc:
-            imp.state = {"state": "failed", "error_message": f"Hit an error while importing: {exc}"}
-            return
-        existing = self.store.count(imp.table)
-        if imp.mode == "requireEmpty" and existing:
-            imp.state = {
-                "state": "failed",
-                "error_message": f"Import requires the table {imp.table!r} to be empty, but it has {existing} "
-                "documents. Use --replace or --append",
-            }
-            return
-        delete = existing if imp.mode in ("replace", "replaceAll") else 0
+            with zipfile.ZipFile(path) as archive:
+                for name in archive.namelist():
+                    table, _, rest = name.partition("/")
+                    if rest != "documents.jsonl" or not table or table.startswith("_"):
+                        continue
+                    target = folder / f"{table}.jsonl"
+                    with archive.open(name) as src, target.open("wb") as out:
+                        shutil.copyfileobj(src, out)
+                    files[table] = target
+        except zipfile.BadZipFile:
+            raise BadRequest("ImportFailed", "the uploaded file is not a ZIP archive") from None
+        if not files:
+            raise BadRequest("ImportFailed", "the ZIP archive holds no <table>/documents.jsonl")
+        return files
+
+    def _parse(self, imp: ImportJob) -> None:
+        lines = []
+        deletes = 0
+        for table, path in imp.files.items():
+            try:
+                rows = sum(1 for _ in self._documents(path))
+            except ValueError as exc:
+                imp.state = {"state": "failed", "error_message": f"Hit an error while importing: {exc}"}
+                return
+            existing = self.store.count(table)
+            if imp.mode == "requireEmpty" and existing:
+                imp.state = {
+                    "state": "failed",
+                    "error_message": f"Import requires the table {table!r} to be empty, but it has {existing} "
+                    "documents. Use --replace or --append",
+                }
+                return
+            delete = existing if imp.mode in ("replace", "replaceAll") else 0
+            deletes += delete
+            lines.append(f"{table} | {rows} | {delete} of {existing} |")
         imp.state = {
             "state": "waiting_for_confirmation",
             # Convex asks for a confirmation only when the import would delete documents.
-            "require_manual_confirmation": delete > 0,
-            "message_to_confirm": f"Import change summary:\ntable | create | delete |\n"
-            f"{imp.table} | {rows} | {delete} of {existing} |",
+            "require_manual_confirmation": deletes > 0,
+            "message_to_confirm": "Import change summary:\ntable | create | delete |\n" + "\n".join(lines),
         }
 
     def perform(self, import_id: str) -> None:
@@ -211,27 +242,27 @@ class SnapshotImports:
 
     def _run_import(self, imp: ImportJob) -> None:
         written = 0
+        messages = []
         try:
             # One transaction: like Convex, nobody sees a half-imported table.
             with self.store.transaction():
-                if imp.mode in ("replace", "replaceAll"):
-                    self.store.clear(imp.table)
-                batch: list[dict[str, Any]] = []
-                for doc in self._documents(imp.path):
-                    batch.append(doc)
-                    if len(batch) == 1000:
-                        written += self.store.insert_many(imp.table, batch)
-                        batch = []
-                        imp.state = {**imp.state, "progress_message": f'Importing "{imp.table}" ({written} documents)'}
-                written += self.store.insert_many(imp.table, batch)
+                for table, path in imp.files.items():
+                    if imp.mode in ("replace", "replaceAll"):
+                        self.store.clear(table)
+                    before = written
+                    batch: list[dict[str, Any]] = []
+                    for doc in self._documents(path):
+                        batch.append(doc)
+                        if len(batch) == 1000:
+                            written += self.store.insert_many(table, batch)
+                            batch = []
+                            imp.state = {**imp.state, "progress_message": f'Importing "{table}" ({written} documents)'}
+                    written += self.store.insert_many(table, batch)
+                    messages.append(f'Imported "{table}" ({written - before} documents)')
         except Exception as exc:  # the import fails as a whole
             imp.state = {"state": "failed", "error_message": f"Hit an error while importing: {exc}"}
             return
-        imp.state = {
-            "state": "completed",
-            "num_rows_written": Int64(written),
-            "checkpoint_messages": [f'Imported "{imp.table}" ({written} documents)'],
-        }
+        imp.state = {"state": "completed", "num_rows_written": Int64(written), "checkpoint_messages": messages}
 
     def import_at_once(self, query: dict[str, str], body: bytes) -> int:
         """The one-shot `POST /api/import?tableName=&format=&mode=`: upload and import in one request."""
@@ -245,7 +276,7 @@ class SnapshotImports:
             table,
             query.get("mode", "requireEmpty"),
             "jsonLines",
-            path,
+            {table: path},
             time.time() * 1000,
             {"state": "uploaded"},
         )
@@ -263,7 +294,7 @@ class SnapshotImports:
             "_id": imp.id,
             "_creationTime": imp.created,
             "state": imp.state,
-            "format": {"format": imp.format, "table": imp.table},
+            "format": {"format": imp.format, "table": imp.table} if imp.table else {"format": imp.format},
             "mode": imp.mode,
             "componentPath": imp.component,
         }
