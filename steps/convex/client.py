@@ -207,8 +207,13 @@ class ConvexClient:
     # -- the Functions API -----------------------------------------------------------------------
 
     def call(self, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
-        """Run a query, mutation or action; return its value, or raise ConvexFunctionError."""
-        response = self.request("POST", f"/api/{kind}", json={"path": path, "args": args or {}, "format": "json"})
+        """Run a query, mutation or action; return its value, or raise ConvexFunctionError.
+
+        Asked as Convex's own clients ask: positional arguments and the encoded answer format,
+        in which an Int64, bytes and the floats JSON cannot write keep their types (the plain
+        `json` format would give an Int64 as decimal text and NaN as its name)."""
+        request_body = {"path": path, "args": [args or {}], "format": "convex_encoded_json"}
+        response = self.request("POST", f"/api/{kind}", json=request_body)
         content = response.content
         try:
             # msgspec: the quickest parser of a page of documents here (pydantic's, then json's).

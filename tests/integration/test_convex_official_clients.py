@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 import subprocess
 import zipfile
@@ -192,3 +193,59 @@ def test_the_official_cli_imports_a_zip_snapshot(cases: ConvexStandIn, tmp_path:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert cases.store.count("people") == 7 and cases.store.count("pets") == 2
     assert "_tables" not in cases.store.tables() and "_storage" not in cases.store.tables()
+
+
+def test_the_cockpits_client_keeps_int64_bytes_and_the_floats_json_cannot_write(cases: ConvexStandIn) -> None:
+    edge = {"big": Int64(2**53 + 1), "negative": Int64(-(2**63)), "nan": math.nan, "inf": -math.inf, "zero": -0.0}
+    cases.functions["tests:edges"] = ("query", False, lambda store, args: {**edge, "raw": b"\x00\xff"})
+    client = ConvexClient(cases.url, cases.deploy_key)
+    try:
+        value = client.query("tests:edges")
+    finally:
+        client.close()
+    assert value["big"] == 2**53 + 1 and type(value["big"]) is int
+    assert value["negative"] == -(2**63)
+    assert math.isnan(value["nan"]) and value["inf"] == -math.inf
+    assert value["zero"] == 0 and math.copysign(1, value["zero"]) < 0
+    assert value["raw"] == b"\x00\xff"
+    # The same answer through ConvexHttpClient: the values the cockpit reads are Convex's.
+    outcome = official(cases, "query", "tests:edges", {})
+    assert outcome["ok"] and outcome["value"]["big"] == f"{2**53 + 1}n"
+
+
+def test_the_official_cli_refuses_a_second_import_into_a_full_table_and_replaces_or_appends_when_told(
+    cases: ConvexStandIn, tmp_path: Path
+) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
+    (project / "node_modules").symlink_to(CLIENTS / "node_modules")
+    (project / "users.jsonl").write_text("".join(f'{{"legacyId": "u{n}"}}\n' for n in range(5)))
+    env = {
+        **subprocess_env(),
+        "CI": "1",
+        "CONVEX_SELF_HOSTED_URL": cases.url,
+        "CONVEX_SELF_HOSTED_ADMIN_KEY": cases.deploy_key,
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(CLIENTS / "node_modules" / ".bin" / "convex"), "import", "--table", "users", *args, "users.jsonl"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert cli().returncode == 0 and cases.store.count("users") == 5
+    refused = cli()  # requireEmpty, the default
+    assert refused.returncode != 0
+    assert "requires the table 'users' to be empty" in refused.stdout + refused.stderr
+    assert cases.store.count("users") == 5  # nothing changed
+    appended = cli("--append")
+    assert appended.returncode == 0 and cases.store.count("users") == 10
+    replaced = cli("--replace", "-y")  # deletes documents: Convex asks, -y answers
+    assert replaced.returncode == 0, replaced.stdout[-1500:] + replaced.stderr[-1500:]
+    assert cases.store.count("users") == 5
+    assert "delete" in replaced.stdout + replaced.stderr
