@@ -42,6 +42,26 @@ def official(standin: ConvexStandIn, kind: str, path: str, args: dict[str, Any])
     return outcome
 
 
+def convex_app(tmp_path: Path) -> Path:
+    """A Convex app's folder, as the CLI wants to be run from: a package.json, and the pinned
+    `convex` package in node_modules."""
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
+    (project / "node_modules").symlink_to(CLIENTS / "node_modules")
+    return project
+
+
+def cli_env(standin: ConvexStandIn) -> dict[str, str]:
+    """The CLI's environment for a self-hosted deployment: the stand-in's URL and admin key."""
+    return {
+        **subprocess_env(),
+        "CI": "1",
+        "CONVEX_SELF_HOSTED_URL": standin.url,
+        "CONVEX_SELF_HOSTED_ADMIN_KEY": standin.deploy_key,
+    }
+
+
 @pytest.fixture
 def cases(tmp_path: Path) -> Any:
     standin = ConvexStandIn(tmp_path / "convex").start()
@@ -108,7 +128,7 @@ def test_an_int64_answer_comes_back_in_the_form_each_format_asks_for(cases: Conv
     assert encoded.json()["value"] == {"n": {"$integer": packed}, "f": 1.5}
 
 
-def test_the_cockpits_client_reads_the_plain_json_answers_convex_sends_it(cases: ConvexStandIn) -> None:
+def test_the_cockpits_client_reads_a_shipped_functions_answer(cases: ConvexStandIn) -> None:
     client = ConvexClient(cases.url, cases.deploy_key)
     try:
         value = client.call("query", "cockpit:countPage", {"table": "cases", "cursor": None, "numItems": 10})
@@ -139,17 +159,9 @@ def test_a_json_lines_import_reads_numbers_as_float64_and_refuses_field_names_at
 def test_the_official_cli_imports_and_follows_the_import_over_the_sync_websocket(
     cases: ConvexStandIn, tmp_path: Path
 ) -> None:
-    project = tmp_path / "app"
-    project.mkdir()
-    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
-    (project / "node_modules").symlink_to(CLIENTS / "node_modules")
+    project = convex_app(tmp_path)
     (project / "users.jsonl").write_text("".join(f'{{"legacyId": "u{n}", "n": {n}}}\n' for n in range(50)))
-    env = {
-        **subprocess_env(),
-        "CI": "1",
-        "CONVEX_SELF_HOSTED_URL": cases.url,
-        "CONVEX_SELF_HOSTED_ADMIN_KEY": cases.deploy_key,
-    }
+    env = cli_env(cases)
     # No -y: an import that deletes nothing asks no confirmation, as on Convex.
     result = subprocess.run(
         [str(CLIENTS / "node_modules" / ".bin" / "convex"), "import", "--table", "users", "users.jsonl"],
@@ -167,21 +179,13 @@ def test_the_official_cli_imports_and_follows_the_import_over_the_sync_websocket
 
 
 def test_the_official_cli_imports_a_zip_snapshot(cases: ConvexStandIn, tmp_path: Path) -> None:
-    project = tmp_path / "app"
-    project.mkdir()
-    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
-    (project / "node_modules").symlink_to(CLIENTS / "node_modules")
+    project = convex_app(tmp_path)
     with zipfile.ZipFile(project / "snapshot.zip", "w") as archive:
         archive.writestr("_tables/documents.jsonl", '{"name": "people", "id": 10001}\n{"name": "pets", "id": 10002}\n')
         archive.writestr("people/documents.jsonl", "".join(f'{{"legacyId": "p{n}"}}\n' for n in range(7)))
         archive.writestr("pets/documents.jsonl", '{"legacyId": "cat"}\n{"legacyId": "dog"}\n')
         archive.writestr("_storage/documents.jsonl", "")
-    env = {
-        **subprocess_env(),
-        "CI": "1",
-        "CONVEX_SELF_HOSTED_URL": cases.url,
-        "CONVEX_SELF_HOSTED_ADMIN_KEY": cases.deploy_key,
-    }
+    env = cli_env(cases)
     result = subprocess.run(
         [str(CLIENTS / "node_modules" / ".bin" / "convex"), "import", "snapshot.zip"],
         cwd=project,
@@ -216,17 +220,9 @@ def test_the_cockpits_client_keeps_int64_bytes_and_the_floats_json_cannot_write(
 def test_the_official_cli_refuses_a_second_import_into_a_full_table_and_replaces_or_appends_when_told(
     cases: ConvexStandIn, tmp_path: Path
 ) -> None:
-    project = tmp_path / "app"
-    project.mkdir()
-    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
-    (project / "node_modules").symlink_to(CLIENTS / "node_modules")
+    project = convex_app(tmp_path)
     (project / "users.jsonl").write_text("".join(f'{{"legacyId": "u{n}"}}\n' for n in range(5)))
-    env = {
-        **subprocess_env(),
-        "CI": "1",
-        "CONVEX_SELF_HOSTED_URL": cases.url,
-        "CONVEX_SELF_HOSTED_ADMIN_KEY": cases.deploy_key,
-    }
+    env = cli_env(cases)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
