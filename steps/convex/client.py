@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import queue
 import random
+import re
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -45,6 +46,25 @@ class ConvexFunctionError(ConvexError):
     def __init__(self, message: str, data: Any = None) -> None:
         super().__init__(message)
         self.data = data
+
+
+_MISSING_INDEX = re.compile(r"Index ([^\s.]+)\.(\w+) not found\.")
+
+
+def missing_index_hint(message: str) -> str:
+    """What an operator can do about Convex's IndexNotFoundError, which names neither cause: a
+    table that does not exist in the deployment has no index at all, and one that does may lack
+    the index convex/cockpit.ts asks for."""
+    match = _MISSING_INDEX.search(message)
+    if match is None:
+        return ""
+    table, index = match.group(1), match.group(2)
+    if index == "by_creation_time":  # every table that exists has it
+        return f" (there is no table {table} in this deployment: was it imported?)"
+    return (
+        f" (there is no table {table} in this deployment, or its schema has no index {index}:"
+        f" import the table, or give it the index as convex/cockpit.ts says)"
+    )
 
 
 class Ambiguous(ConvexError):
@@ -232,7 +252,7 @@ class ConvexClient:
             return decode(body.get("value")) if encoded else body.get("value")
         if body.get("status") == "error":
             raise ConvexFunctionError(
-                f"{path}: {body.get('errorMessage')}",
+                f"{path}: {body.get('errorMessage')}{missing_index_hint(str(body.get('errorMessage')))}",
                 decode(body.get("errorData")) if encoded else body.get("errorData"),
             )
         raise ConvexError(f"{kind} {path}: unexpected answer {str(body)[:200]}")

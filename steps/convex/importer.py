@@ -14,6 +14,7 @@ output in the log.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -258,15 +259,37 @@ class ImportStep(Step[ImportParams]):
             env["CONVEX_SELF_HOSTED_ADMIN_KEY"] = connection.deploy_key
         ctx.log(f"{table}: {' '.join(argv[:-1])} {path.name}")
         written: list[int] = []
+        said: list[str] = []
 
         def read_count(line: str) -> None:
             # The CLI's last word: `Added <n> documents to table "<table>".`
             match = re.search(r'Added (\d[\d,]*) documents? to table "([^"]+)"', line)
             if match and match.group(2) == table:
                 written.append(int(match.group(1).replace(",", "")))
+            if line.strip():
+                said.append(line.strip())
 
-        run_command(ctx, argv, env, ctx.base_dir, watch=read_count)
+        try:
+            run_command(ctx, argv, env, ctx.base_dir, watch=read_count)
+        except StepFailed as exc:
+            raise StepFailed(f"{table}: convex import failed: {cli_error(said) or exc}") from None
         return written[-1] if written else None
+
+
+def cli_error(lines: list[str]) -> str | None:
+    """What the Convex CLI said last when it failed: its final line, which holds Convex's message.
+    An error the CLI did not expect comes as `Unexpected Error: Error: {"code": .., "message": ..}`,
+    the deployment's answer as it is: that is shown as `code: message`."""
+    if not lines:
+        return None
+    last = lines[-1].removeprefix("Unexpected Error: ").removeprefix("Error: ")
+    try:
+        answer = json.loads(last)
+    except ValueError:
+        return last
+    if isinstance(answer, dict) and isinstance(answer.get("message"), str):
+        return f"{answer.get('code') or 'Error'}: {answer['message']}"
+    return last
 
 
 def _count_in(message: str) -> int | None:

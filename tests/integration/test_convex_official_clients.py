@@ -15,51 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, subprocess_env
+from convex_official import convex_app, convex_import, official
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.sandbox.convex.values import Int64
 from steps.convex.client import ConvexClient
 
 pytestmark = pytest.mark.integration
-
-CLIENTS = ROOT / "tests" / "convex_clients"
-
-
-def official(standin: ConvexStandIn, kind: str, path: str, args: dict[str, Any]) -> dict[str, Any]:
-    """One call through ConvexHttpClient, in Node; its outcome as call.mjs prints it."""
-    assert (CLIENTS / "node_modules" / "convex").is_dir(), "run `make convex-clients` (npm ci) first"
-    result = subprocess.run(
-        ["node", str(CLIENTS / "call.mjs"), standin.url, standin.deploy_key, kind, path, json.dumps(args)],
-        cwd=CLIENTS,
-        env={**subprocess_env(), "CI": "1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    outcome: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return outcome
-
-
-def convex_app(tmp_path: Path) -> Path:
-    """A Convex app's folder, as the CLI wants to be run from: a package.json, and the pinned
-    `convex` package in node_modules."""
-    project = tmp_path / "app"
-    project.mkdir()
-    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
-    (project / "node_modules").symlink_to(CLIENTS / "node_modules")
-    return project
-
-
-def cli_env(standin: ConvexStandIn) -> dict[str, str]:
-    """The CLI's environment for a self-hosted deployment: the stand-in's URL and admin key."""
-    return {
-        **subprocess_env(),
-        "CI": "1",
-        "CONVEX_SELF_HOSTED_URL": standin.url,
-        "CONVEX_SELF_HOSTED_ADMIN_KEY": standin.deploy_key,
-    }
 
 
 @pytest.fixture
@@ -159,18 +123,11 @@ def test_a_json_lines_import_reads_numbers_as_float64_and_refuses_field_names_at
 def test_the_official_cli_imports_and_follows_the_import_over_the_sync_websocket(
     cases: ConvexStandIn, tmp_path: Path
 ) -> None:
-    project = convex_app(tmp_path)
+    project = tmp_path / "app"
+    convex_app(project)
     (project / "users.jsonl").write_text("".join(f'{{"legacyId": "u{n}", "n": {n}}}\n' for n in range(50)))
-    env = cli_env(cases)
     # No -y: an import that deletes nothing asks no confirmation, as on Convex.
-    result = subprocess.run(
-        [str(CLIENTS / "node_modules" / ".bin" / "convex"), "import", "--table", "users", "users.jsonl"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = convex_import(project, cases, "--table", "users", "users.jsonl")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert 'Added 50 documents to table "users"' in result.stdout + result.stderr
     assert cases.store.count("users") == 50
@@ -179,21 +136,14 @@ def test_the_official_cli_imports_and_follows_the_import_over_the_sync_websocket
 
 
 def test_the_official_cli_imports_a_zip_snapshot(cases: ConvexStandIn, tmp_path: Path) -> None:
-    project = convex_app(tmp_path)
+    project = tmp_path / "app"
+    convex_app(project)
     with zipfile.ZipFile(project / "snapshot.zip", "w") as archive:
         archive.writestr("_tables/documents.jsonl", '{"name": "people", "id": 10001}\n{"name": "pets", "id": 10002}\n')
         archive.writestr("people/documents.jsonl", "".join(f'{{"legacyId": "p{n}"}}\n' for n in range(7)))
         archive.writestr("pets/documents.jsonl", '{"legacyId": "cat"}\n{"legacyId": "dog"}\n')
         archive.writestr("_storage/documents.jsonl", "")
-    env = cli_env(cases)
-    result = subprocess.run(
-        [str(CLIENTS / "node_modules" / ".bin" / "convex"), "import", "snapshot.zip"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = convex_import(project, cases, "snapshot.zip")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert cases.store.count("people") == 7 and cases.store.count("pets") == 2
     assert "_tables" not in cases.store.tables() and "_storage" not in cases.store.tables()
@@ -220,19 +170,12 @@ def test_the_cockpits_client_keeps_int64_bytes_and_the_floats_json_cannot_write(
 def test_the_official_cli_refuses_a_second_import_into_a_full_table_and_replaces_or_appends_when_told(
     cases: ConvexStandIn, tmp_path: Path
 ) -> None:
-    project = convex_app(tmp_path)
+    project = tmp_path / "app"
+    convex_app(project)
     (project / "users.jsonl").write_text("".join(f'{{"legacyId": "u{n}"}}\n' for n in range(5)))
-    env = cli_env(cases)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(CLIENTS / "node_modules" / ".bin" / "convex"), "import", "--table", "users", *args, "users.jsonl"],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return convex_import(project, cases, "--table", "users", *args, "users.jsonl")
 
     assert cli().returncode == 0 and cases.store.count("users") == 5
     refused = cli()  # requireEmpty, the default
@@ -245,3 +188,173 @@ def test_the_official_cli_refuses_a_second_import_into_a_full_table_and_replaces
     assert replaced.returncode == 0, replaced.stdout[-1500:] + replaced.stderr[-1500:]
     assert cases.store.count("users") == 5
     assert "delete" in replaced.stdout + replaced.stderr
+
+
+def test_every_function_of_convex_cockpit_ts_answers_both_clients_alike(tmp_path: Path) -> None:
+    """Each function the cockpit ships, called through ConvexHttpClient and through the cockpit's
+    own client with the same arguments, page after page: the values must be the same. The one
+    mutation runs on two copies of the same table, one for each client."""
+    standin = ConvexStandIn(tmp_path / "convex").start()
+    people = [
+        {"legacyId": f"u{n}", "email": f"u{n}@example.com", "score": n / 3, "profile": {"tags": ["a", n]}}
+        for n in range(5)
+    ]
+    standin.store.insert_many("users", people)
+    gone = "k57" + "0" * 29  # an id no document has: a dangling reference
+    cases = [
+        {"legacyId": f"c{n}", "legacyUserId": f"u{n % 6}", "status": ["open", "filed"][n % 2], "amount": n * 1.25}
+        for n in range(8)  # u5 was never imported: missing
+    ]
+    cases += [
+        {"legacyId": "c8", "status": None, "amount": "n/a"},
+        {"legacyId": "c9", "legacyUserId": "u1", "userId": gone},
+    ]
+    standin.store.insert_many("cases", cases)
+    standin.store.insert_many("casesCopy", cases)
+    cockpit = ConvexClient(standin.url, standin.deploy_key)
+
+    def both(kind: str, path: str, args: dict[str, Any], mine: dict[str, Any] | None = None) -> tuple[Any, Any]:
+        """The value through ConvexHttpClient, and through the cockpit's client (with `mine` as
+        its arguments, when they differ)."""
+        outcome = official(standin, kind, path, args)
+        assert outcome["ok"], outcome
+        return outcome["value"], cockpit.call(kind, path, args if mine is None else mine)
+
+    def pages(kind: str, path: str, args: dict[str, Any], copy: str | None = None) -> list[Any]:
+        """Every page of a paged function, each answer the same from both clients; with `copy`,
+        the cockpit's client reads that table instead, page by page with its own cursor."""
+        answers, theirs_cursor, mine_cursor = [], None, None
+        while True:
+            theirs_args = {**args, "cursor": theirs_cursor, "numItems": 3}
+            mine_args = {**theirs_args, "cursor": mine_cursor, **({"table": copy} if copy else {})}
+            theirs, mine = both(kind, path, theirs_args, mine_args)
+            theirs_cursor, mine_cursor = theirs.pop("continueCursor"), mine.pop("continueCursor")
+            assert isinstance(theirs_cursor, str) and isinstance(mine_cursor, str)
+            if not copy:
+                assert theirs_cursor == mine_cursor
+            assert theirs == mine, (path, args, theirs, mine)
+            answers.append(theirs)
+            if theirs["isDone"]:
+                return answers
+
+    try:
+        span, mine = both("query", "cockpit:timeSpan", {"table": "cases"})
+        assert span == mine and span["first"] < span["last"]
+        assert both("query", "cockpit:timeSpan", {"table": "nothing"}) == ({"first": None, "last": None},) * 2
+
+        counted = pages("query", "cockpit:countPage", {"table": "cases"})
+        assert [page["count"] for page in counted] == [3, 3, 3, 1]
+        share = {"from": span["first"], "before": span["last"]}  # all but the last document
+        assert sum(page["count"] for page in pages("query", "cockpit:countPage", {"table": "cases", **share})) == 9
+
+        found, mine = both("query", "cockpit:byLegacyIds", {"table": "users", "legacyIds": ["u3", "nobody", "u1"]})
+        assert found == mine and [d["legacyId"] for d in found] == ["u3", "u1"]
+        assert found[0]["score"] == 1.0 and found[1]["profile"] == {"tags": ["a", 1]}
+        assert set(found[0]) == {"_id", "_creationTime", "legacyId", "email", "score", "profile"}
+
+        reference = {"legacyField": "legacyUserId", "idField": "userId", "target": "users"}
+        resolved = pages("mutation", "cockpit:resolveRefs", {"table": "cases", **reference}, copy="casesCopy")
+        totals = {k: sum(page[k] for page in resolved) for k in ("processed", "resolved", "missing", "skipped")}
+        assert totals == {"processed": 10, "resolved": 7, "missing": 1, "skipped": 2}
+        ids = {d["legacyId"]: d["_id"] for d in standin.store.documents("users")}
+        for table in ("cases", "casesCopy"):
+            assert {d["legacyId"]: d.get("userId") for d in standin.store.documents(table)}["c1"] == ids["u1"]
+
+        checked = pages("query", "cockpit:checkRefs", {"table": "cases", **reference})
+        totals = {k: sum(page[k] for page in checked) for k in ("checked", "unresolved", "dangling")}
+        assert totals == {"checked": 9, "unresolved": 1, "dangling": 1}
+
+        grouped = pages("query", "cockpit:aggregatePage", {"table": "cases", "groupBy": "status", "sum": "amount"})
+        groups: dict[str, list[float]] = {}
+        for page in grouped:
+            for name, group in page["groups"].items():
+                groups.setdefault(name, [0, 0])
+                groups[name] = [groups[name][0] + group["count"], groups[name][1] + group["sum"]]
+        assert groups == {"open": [4, 15.0], "filed": [4, 20.0], "null": [2, 0]}
+        one_group = pages("query", "cockpit:aggregatePage", {"table": "cases", **share})
+        assert sum(page["groups"][""]["count"] for page in one_group) == 9
+    finally:
+        cockpit.close()
+        standin.stop()
+
+
+# -- bad input, through the official clients ------------------------------------------------------------
+
+WRONG_KEY = "self-hosted-standin|0123456789abcdef"
+
+
+def test_a_wrong_admin_key_is_refused_to_each_official_client_as_convex_refuses_it(
+    cases: ConvexStandIn, tmp_path: Path
+) -> None:
+    refused = official(
+        cases, "query", "cockpit:countPage", {"table": "cases", "cursor": None, "numItems": 5}, key=WRONG_KEY
+    )
+    assert not refused["ok"]
+    assert (
+        refused["message"] == '{"code":"BadAdminKey","message":"The provided admin key was invalid for this instance"}'
+    )
+    project = tmp_path / "app"
+    convex_app(project)
+    (project / "users.jsonl").write_text('{"legacyId": "u1"}\n')
+    result = convex_import(project, cases, "--table", "users", "users.jsonl", key=WRONG_KEY)
+    assert result.returncode != 0
+    assert "BadAdminKey" in result.stderr and "invalid for this instance" in result.stderr
+    assert cases.store.tables() == ["cases"]  # nothing imported
+    # Over the sync WebSocket the key travels inside the protocol, and is refused there.
+    with connect(cases.url.replace("http://", "ws://") + "/api/1.48.0/sync") as sync:
+        sync.send(json.dumps({"type": "Connect", "sessionId": "s", "connectionCount": 0, "lastCloseReason": None}))
+        sync.send(json.dumps({"type": "Authenticate", "tokenType": "Admin", "value": WRONG_KEY, "baseVersion": 0}))
+        answer = json.loads(sync.recv(timeout=10))
+        assert answer["type"] == "AuthError"
+        assert answer["error"] == "The provided admin key was invalid for this instance"
+        with pytest.raises(ConnectionClosed):  # and closes the connection, as Convex does
+            sync.recv(timeout=10)
+    with connect(cases.url.replace("http://", "ws://") + "/api/1.48.0/sync") as sync:
+        sync.send(json.dumps({"type": "Connect", "sessionId": "s", "connectionCount": 1, "lastCloseReason": None}))
+        sync.send(
+            json.dumps({"type": "Authenticate", "tokenType": "Admin", "value": cases.deploy_key, "baseVersion": 0})
+        )
+        assert json.loads(sync.recv(timeout=10))["type"] == "Transition"
+
+
+def test_an_unknown_table_is_answered_as_convex_answers_it(cases: ConvexStandIn) -> None:
+    # A scan of a table that does not exist finds nothing; a read through one of its indexes
+    # (by_legacy_id, or by_creation_time for a share) is Convex's IndexNotFoundError.
+    scanned = official(cases, "query", "cockpit:countPage", {"table": "nope", "cursor": None, "numItems": 5})
+    assert scanned["ok"] and scanned["value"]["count"] == 0 and scanned["value"]["isDone"] is True
+    looked_up = official(cases, "query", "cockpit:byLegacyIds", {"table": "nope", "legacyIds": ["a"]})
+    assert not looked_up["ok"]
+    assert "Uncaught Error: Index nope.by_legacy_id not found." in looked_up["message"]
+    shared = official(
+        cases, "query", "cockpit:countPage", {"table": "nope", "cursor": None, "numItems": 5, "from": 0, "before": 1e15}
+    )
+    assert "Uncaught Error: Index nope.by_creation_time not found." in shared["message"]
+    resolving = official(
+        cases,
+        "mutation",
+        "cockpit:resolveRefs",
+        {
+            "table": "cases",
+            "legacyField": "legacyId",
+            "idField": "ownId",
+            "target": "nope",
+            "cursor": None,
+            "numItems": 5,
+        },
+    )
+    assert "Uncaught Error: Index nope.by_legacy_id not found." in resolving["message"]
+    assert not any("ownId" in doc for doc in cases.store.documents("cases"))  # the mutation wrote nothing
+
+
+def test_a_document_convex_refuses_fails_the_official_cli_and_imports_nothing(
+    cases: ConvexStandIn, tmp_path: Path
+) -> None:
+    project = tmp_path / "app"
+    convex_app(project)
+    (project / "users.jsonl").write_text('{"legacyId": "u1"}\n{"legacyId": "u2", "meta": {"$bad": 1}}\n')
+    result = convex_import(project, cases, "--table", "users", "users.jsonl")
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert 'Importing data from "users.jsonl" to table "users" failed' in said
+    assert "line 2: Invalid field name '$bad'" in said
+    assert cases.store.count("users") == 0

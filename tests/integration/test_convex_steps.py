@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from convex_official import convex_app
 from datapath import V2_CONNECTION, env_for, log_of, step, wrap_function
 from fakes import HEADER, Harness
 
@@ -134,7 +134,8 @@ def test_values_decode_only_where_convex_encodes_them(standin: ConvexStandIn) ->
         assert client.query("t:encoded") == {"n": 7, "list": [0.5]}
         assert client.query("t:escaped") == {"n": 7}
         assert client.query("t:plain") == answers["t:plain"]
-        assert client.query("cockpit:byLegacyIds", {"table": "none", "legacyIds": ["x"]}) == []
+        standin.store.insert_many("some", [{"legacyId": "y"}])
+        assert client.query("cockpit:byLegacyIds", {"table": "some", "legacyIds": ["x"]}) == []
 
 
 # -- convex.import -------------------------------------------------------------------------------------
@@ -228,21 +229,11 @@ def test_a_failed_server_side_import_fails_the_step_with_the_servers_reason(
     assert standin.store.count("users") == 0
 
 
-def convex_cli(project: Path) -> str:
-    """Convex's own CLI (the `convex` npm package), run from `project` as from a Convex app's
-    folder: it wants a package.json there, and finds itself in node_modules."""
-    clients = ROOT / "tests" / "convex_clients"
-    assert (clients / "node_modules" / "convex").is_dir(), "run `make convex-clients` (npm ci) first"
-    (project / "package.json").write_text('{"name": "app", "private": true, "dependencies": {"convex": "1.48.0"}}')
-    (project / "node_modules").symlink_to(clients / "node_modules")
-    return str(clients / "node_modules" / ".bin" / "convex")
-
-
 def test_the_cli_method_passes_the_key_in_the_environment_and_reads_the_count(
     tmp_path: Path, standin: ConvexStandIn
 ) -> None:
     write_transformed(tmp_path, {"users": users(40), "cases": cases(25, 40)})
-    command = json.dumps([convex_cli(tmp_path)])
+    command = json.dumps([convex_app(tmp_path)])
     body = step(
         "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
     )
@@ -258,13 +249,48 @@ def test_the_cli_method_passes_the_key_in_the_environment_and_reads_the_count(
 def test_the_cli_method_fails_when_the_cli_fails(tmp_path: Path, standin: ConvexStandIn) -> None:
     write_transformed(tmp_path, {"users": users(4)})
     standin.store.insert_many("users", [{"legacyId": "old"}])  # requireEmpty: the CLI refuses
-    command = json.dumps([convex_cli(tmp_path)])
+    command = json.dumps([convex_app(tmp_path)])
     body = step(
         "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
     )
     h, outcome = run(tmp_path, body, standin)
     assert outcome == Outcome.FAILED
     assert "requires the table 'users' to be empty" in log_of(h, "import")
+    reason = h.engine.step_runtime("import").reason
+    assert reason.startswith("users: convex import failed: ") and "requires the table 'users' to be empty" in reason
+    assert standin.store.count("users") == 1
+
+
+@pytest.mark.parametrize(
+    ("documents", "key", "reason"),
+    [
+        (
+            [{"legacyId": "u1"}],
+            "self-hosted-standin|not-the-key-0123",
+            "users: convex import failed: BadAdminKey: The provided admin key was invalid for this instance",
+        ),
+        (
+            [{"legacyId": "u1"}, {"legacyId": "u2", "meta": {"$bad": 1}}],
+            None,
+            "users: convex import failed: Hit an error while importing: line 2: Invalid field name '$bad'",
+        ),
+    ],
+    ids=["a wrong key", "a document Convex refuses"],
+)
+def test_what_convex_refuses_through_its_cli_is_the_steps_reason_and_changes_nothing(
+    tmp_path: Path, standin: ConvexStandIn, documents: list[dict[str, Any]], key: str | None, reason: str
+) -> None:
+    write_transformed(tmp_path, {"users": documents})
+    command = json.dumps([convex_app(tmp_path)])
+    body = step(
+        "import", "convex.import", f'connection = "v2"\ninput = "transformed"\nmethod = "cli"\ncommand = {command}'
+    )
+    h, outcome = run(tmp_path, body, standin, deploy_key=key)
+    assert outcome == Outcome.FAILED
+    assert h.engine.step_runtime("import").reason.startswith(reason)
+    for secret in (standin.deploy_key, key or standin.deploy_key):
+        assert secret.split("|")[1] not in h.engine.step_runtime("import").reason + log_of(h, "import")
+    assert standin.store.tables() == []
 
 
 # -- convex.run --------------------------------------------------------------------------------------
@@ -419,3 +445,17 @@ def test_resolve_fails_on_missing_targets_unless_allowed_and_a_rerun_writes_noth
     assert sum(c["answer"]["skipped"] for c in calls) == 42
     assert sum(c["answer"]["missing"] for c in calls) == 8
     assert "cases.userId: 0 resolved, 8 not found" in log_of(h, "resolve")
+
+
+def test_resolve_into_a_table_that_is_not_in_v2_shows_convexs_refusal_and_writes_nothing(
+    tmp_path: Path, standin: ConvexStandIn
+) -> None:
+    (tmp_path / "mapping.toml").write_text(MAPPING)
+    write_transformed(tmp_path, {"users": users(5), "cases": cases(20, 5)})
+    standin.store.insert_many("cases", cases(20, 5))  # users was never imported
+    h, outcome = run(tmp_path, RESOLVE, standin)
+    assert outcome == Outcome.FAILED
+    reason = h.engine.step_runtime("resolve").reason
+    assert "cases.userId: cockpit:resolveRefs: Uncaught Error: Index users.by_legacy_id not found." in reason
+    assert "there is no table users in this deployment" in reason
+    assert not any("userId" in doc for doc in standin.store.documents("cases"))

@@ -17,7 +17,7 @@ ARGS = {"table": "cases", "legacyField": "legacyUserId", "idField": "userId", "t
 
 def loop_of_cockpit_ts(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     """resolveRefs as convex/cockpit.ts writes it, a document at a time."""
-    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), share=functions.share_of(args))
+    page = store.paginate(args["table"], args["cursor"], int(args["numItems"]), share=functions.share_of(store, args))
     resolved = missing = skipped = 0
     with store.transaction():
         for doc in page.documents:

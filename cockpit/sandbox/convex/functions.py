@@ -49,9 +49,21 @@ def argument_error(path: str, args: Any) -> str | None:
     return None if validators is None else validation_error(args, validators)
 
 
-def share_of(args: dict[str, Any]) -> tuple[float | None, float | None]:
-    """The optional `from` and `before` of a share (validated before the call)."""
-    return args.get("from"), args.get("before")
+def share_of(store: DocumentStore, args: dict[str, Any]) -> tuple[float | None, float | None]:
+    """The optional `from` and `before` of a share (validated before the call). A share is read
+    through the table's by_creation_time index, which a table that does not exist lacks."""
+    share = args.get("from"), args.get("before")
+    if share != (None, None):
+        require_index(store, args["table"], "by_creation_time")
+    return share
+
+
+def require_index(store: DocumentStore, table: str, index: str) -> None:
+    """Convex answers a read through an index of a table that does not exist with IndexNotFoundError
+    (a scan of the whole table finds nothing instead). Every table the stand-in has holds
+    by_legacy_id, as the functions' instructions ask; one without it is Convex's to refuse."""
+    if not store.has_table(table):
+        raise FunctionError(f"Index {table}.{index} not found.")
 
 
 def time_span(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
@@ -66,13 +78,15 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
     legacy_field, id_field = args["legacyField"], args["idField"]
     with store.transaction():
         page = store.paginate(
-            args["table"], args["cursor"], int(args["numItems"]), [legacy_field, id_field], share_of(args)
+            args["table"], args["cursor"], int(args["numItems"]), [legacy_field, id_field], share_of(store, args)
         )
         wanted = [
             (doc["_id"], doc.get(legacy_field))
             for doc in page.documents
             if doc.get(legacy_field) is not None and id_field not in doc
         ]
+        if wanted:
+            require_index(store, args["target"], "by_legacy_id")
         # The stand-in indexes text legacy ids (the transform writes every key as text): any
         # other value finds nothing.
         found = store.first_ids_by_legacy_ids(args["target"], {v for _, v in wanted if isinstance(v, str)})
@@ -89,13 +103,15 @@ def resolve_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def count_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
-    page = store.page_meta(args["table"], args["cursor"], int(args["numItems"]), share_of(args))
+    page = store.page_meta(args["table"], args["cursor"], int(args["numItems"]), share_of(store, args))
     return {"count": page.count, "isDone": page.is_done, "continueCursor": page.continue_cursor}
 
 
 def by_legacy_ids(store: DocumentStore, args: dict[str, Any]) -> RawJSON:
     # The shipped loop's `.first()` per id through the by_legacy_id index, as one query: the
     # earliest document of each id, returned in the order asked (as JSON text, unparsed).
+    if args["legacyIds"]:
+        require_index(store, args["table"], "by_legacy_id")
     first = store.first_json_by_legacy_ids(args["table"], [str(x) for x in args["legacyIds"]])
     return RawJSON("[" + ",".join(first[legacy] for legacy in args["legacyIds"] if legacy in first) + "]")
 
@@ -106,7 +122,7 @@ def check_refs(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
         args["cursor"],
         int(args["numItems"]),
         [(args["legacyField"], "value"), (args["idField"], "value")],
-        share_of(args),
+        share_of(store, args),
     )
     # The loop of the shipped function, in SQL: a set legacy field is checked; no id is
     # unresolved; an id that is no document (ctx.db.get is null) is dangling.
@@ -157,7 +173,7 @@ def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]
     key = "f0" if group_by is not None else "NULL"
     number = f"f{len(fields) - 1}" if total_of else "0"
     cte, parameters, page = store.page_fields(
-        args["table"], args["cursor"], int(args["numItems"]), fields, share_of(args)
+        args["table"], args["cursor"], int(args["numItems"]), fields, share_of(store, args)
     )
     rows = store.query(f"{cte} SELECT {key} AS k, count(*), total({number}) FROM page GROUP BY k", parameters)
     groups: dict[str, dict[str, float]] = {}

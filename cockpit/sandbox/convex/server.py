@@ -152,7 +152,9 @@ class ConvexStandIn:
             serve_sync(request, self._run, self.deploy_key, lambda: self._stopped)
             return
         if request.headers.get("Authorization", "") != f"Convex {self.deploy_key}":
-            self._send(request, 401, {"code": "BadAdminKey", "message": "The provided admin key was invalid"})
+            self._send(
+                request, 401, {"code": "BadAdminKey", "message": "The provided admin key was invalid for this instance"}
+            )
             return
         try:
             status, payload = self._route(method, path, query, body)
@@ -276,13 +278,16 @@ class ConvexStandIn:
         return self.function_error_status, {"status": "error", "errorMessage": message, "logLines": []}
 
 
+_COMPACT = (",", ":")  # as Convex writes JSON: no spaces
+
+
 def _encoded(payload: Any) -> bytes:
     """The payload as JSON; a function's value that is JSON text already goes in as it is."""
     value = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(value, RawJSON):
-        return json.dumps(payload).encode()
-    rest = json.dumps({k: v for k, v in payload.items() if k != "value"})
-    return (rest[:-1] + (", " if rest != "{}" else "") + '"value": ' + value.text + "}").encode()
+        return json.dumps(payload, separators=_COMPACT).encode()
+    rest = json.dumps({k: v for k, v in payload.items() if k != "value"}, separators=_COMPACT)
+    return (rest[:-1] + ("," if rest != "{}" else "") + '"value":' + value.text + "}").encode()
 
 
 def _json(body: bytes) -> dict[str, Any]:

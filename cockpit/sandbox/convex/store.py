@@ -80,6 +80,8 @@ class DocumentStore:
             CREATE INDEX IF NOT EXISTS by_order ON documents (tbl, ct, id);
             -- With ct in it, the index serves `ORDER BY ct LIMIT 1` too: otherwise SQLite walks by_order.
             CREATE INDEX IF NOT EXISTS by_legacy_id ON documents (tbl, legacy_id, ct);
+            -- The tables that exist: in Convex a table exists once created, empty or not.
+            CREATE TABLE IF NOT EXISTS tables (tbl TEXT PRIMARY KEY);
         """)
         self._lock = threading.RLock()
         self._last_ct = 0.0
@@ -152,6 +154,7 @@ class DocumentStore:
                 )
             )
         with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO tables (tbl) VALUES (?)", (table,))
             self._db.executemany(
                 f"INSERT INTO documents (tbl, id, ct, legacy_id, body) VALUES (?, ?, ?, ?, {self._stored})", rows
             )
@@ -177,8 +180,13 @@ class DocumentStore:
         return int(row[0])
 
     def tables(self) -> list[str]:
+        """The tables created, by an import or an insert, whether or not they hold documents."""
         with self.reading() as db:
-            return [r[0] for r in db.execute("SELECT DISTINCT tbl FROM documents ORDER BY tbl")]
+            return [r[0] for r in db.execute("SELECT tbl FROM tables ORDER BY tbl")]
+
+    def has_table(self, table: str) -> bool:
+        with self.reading() as db:
+            return db.execute("SELECT 1 FROM tables WHERE tbl = ?", (table,)).fetchone() is not None
 
     @staticmethod
     def _document(row: tuple[Any, ...]) -> dict[str, Any]:

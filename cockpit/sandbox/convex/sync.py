@@ -69,7 +69,7 @@ class SyncSession:
                 return [
                     {
                         "type": "AuthError",
-                        "error": "The provided admin key was invalid",
+                        "error": "The provided admin key was invalid for this instance",
                         "baseVersion": message.get("baseVersion", self.identity),
                         "authUpdateAttempted": True,
                     }
@@ -183,7 +183,13 @@ def serve_sync(request: BaseHTTPRequestHandler, run: Run, deploy_key: str, stopp
             protocol.receive_data(data)
             for event in protocol.events_received():
                 if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                    send(session.handle(json.loads(bytes(event.data))))
+                    answers = session.handle(json.loads(bytes(event.data)))
+                    send(answers)
+                    if any(answer["type"] == "AuthError" for answer in answers):
+                        # As Convex does: the refusal, then a close frame without a code.
+                        protocol.send_close()
+                        flush()
+                        return
             flush()
             if protocol.state is not State.OPEN:
                 return
