@@ -144,7 +144,10 @@ class MainScreen(Screen[None]):
         if not self.table.is_mounted:
             return
         self.table.show(view)
-        if self.following and self.follow_target and self.follow_target in view.steps:
+        # A move of the operator's whose highlight event is still queued wins over following: its
+        # handler decides whether following stops, and must not find the cursor moved back.
+        pending_move = self.table.moved_by_operator
+        if self.following and self.follow_target and self.follow_target in view.steps and not pending_move:
             self.select_step(self.follow_target)
         self._strip.show(view)
         self._dns_strip.show(dns_report)
