@@ -6,7 +6,7 @@ as written by `cockpit check` and resolved (and registered as secrets) when a ru
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,10 +26,15 @@ class ConvexConnection(_Connection):
     deploy_key: str = Field(description="deploy key sent as `Authorization: Convex <key>`; usually ${VAR}")
 
 
+# A number, or a `${VAR}` that holds one (a port set per machine, as the sandbox's is): the
+# reference is checked as written, and the number it resolves to when a run starts.
+Port = Annotated[int, Field(ge=1, le=65535)] | Annotated[str, Field(pattern=r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")]
+
+
 class SmtpConnection(_Connection):
     kind: Literal["smtp"]
     host: str
-    port: int = 587
+    port: Port = 587
     tls: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
     password: str | None = None

@@ -20,6 +20,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 # Connection fields that say where to connect rather than hold a secret.
 ADDRESS_FIELDS = frozenset({"dsn", "url", "base_url", "api_url", "api_endpoint", "host", "primary"})
+# Connection fields that hold no secret at all, whatever their value: where a server is and who
+# the cockpit is to it. A log that names them says which server refused which account.
+PLAIN_FIELDS = frozenset({"host", "port", "username", "sender", "zone", "primary"})
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MASK = "••••••"
 # Shorter values would redact ordinary words ("on", "5432") all over the log.
@@ -126,11 +129,13 @@ def _credentials_in(value: str) -> set[str]:
     return found
 
 
-def resolve(value: Any, env: Mapping[str, str], redactor: Redactor | None = None, *, address: bool = False) -> Any:
+def resolve(
+    value: Any, env: Mapping[str, str], redactor: Redactor | None = None, *, address: bool = False, plain: bool = False
+) -> Any:
     """Substitute every `${VAR}` inside `value`; raise `UnsetVariable` for a missing one.
 
     Each substituted value is registered with `redactor`: it is a secret from now on (for an
-    `address`, only the credentials inside it).
+    `address`, only the credentials inside it; for a `plain` field, nothing).
     """
     if isinstance(value, str):
 
@@ -139,13 +144,13 @@ def resolve(value: Any, env: Mapping[str, str], redactor: Redactor | None = None
             if name not in env:
                 raise UnsetVariable(name)
             secret = env[name]
-            if redactor is not None:
+            if redactor is not None and not plain:
                 (redactor.add_address if address else redactor.add)(secret)
             return secret
 
         return REFERENCE.sub(substitute, value)
     if isinstance(value, Mapping):
-        return {k: resolve(v, env, redactor, address=address) for k, v in value.items()}
+        return {k: resolve(v, env, redactor, address=address, plain=plain) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [resolve(v, env, redactor, address=address) for v in value]
+        return [resolve(v, env, redactor, address=address, plain=plain) for v in value]
     return value

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -95,6 +95,9 @@ class Step(ABC, Generic[P]):
     # True when the step waits on the run's clock rather than working (a `wait`): a rehearsal
     # compresses its time, where it measures a working step's in real seconds.
     waits: ClassVar[bool] = False
+    # True when the kind does its own dry run (`ctx.dry_run`): an announcement writes its messages
+    # to files instead of sending them. Otherwise a dry run runs only probes.
+    dry_runs: ClassVar[bool] = False
 
     def effect_of(self, params: P) -> Effect:
         """The effect of a step with these parameters (a read-only SQL step is a probe)."""
@@ -184,6 +187,8 @@ class StepContext(Generic[P]):
         checkpoint: Mapping[str, Any],
         base_dir: Path,
         t0: datetime,
+        window: timedelta | None = None,
+        runbook_name: str = "",
         holds_real_time: bool = False,
     ) -> None:
         self.step_id = step_id
@@ -197,6 +202,8 @@ class StepContext(Generic[P]):
         self.dry_run = dry_run
         self.base_dir = base_dir
         self.t0 = t0
+        self.window = window  # the planned length of the maintenance window, when the runbook says
+        self.runbook_name = runbook_name
         self._host = host
         # A working step in a rehearsal holds the clock at wall speed; its waits let go of it.
         self._holds_real_time = holds_real_time

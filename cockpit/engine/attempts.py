@@ -129,6 +129,8 @@ class Attempts:
                 checkpoint=live.journal.checkpoint(live.run_id, step_id),
                 base_dir=live.runbook.base_dir,
                 t0=live.runbook.t0,
+                window=live.runbook.header.window,
+                runbook_name=live.runbook.name,
                 holds_real_time=holds,
             )
             effect = kind.effect_of(params)
@@ -136,7 +138,7 @@ class Attempts:
             # make (an empty v2) and raise false alarms: it is not run either.
             dry_run = live.options.dry_run
             skipped_needs = [n for n in step.needs if live.steps[n].not_run] if dry_run else []
-            if dry_run and effect != Effect.PROBE:
+            if dry_run and effect != Effect.PROBE and not kind.dry_runs:
                 ctx.log(f"dry run: would {kind.describe(params)}")
                 outcome, reason = "not_run", f"dry run: {effect.value} step not run"
             elif skipped_needs:

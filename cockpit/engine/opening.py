@@ -52,7 +52,13 @@ class RunOpening:
                 continue
             try:
                 resolved = {
-                    key: secrets.resolve(value, live.env, live.redact, address=key in secrets.ADDRESS_FIELDS)
+                    key: secrets.resolve(
+                        value,
+                        live.env,
+                        live.redact,
+                        address=key in secrets.ADDRESS_FIELDS,
+                        plain=key in secrets.PLAIN_FIELDS,
+                    )
                     for key, value in raw.items()
                 }
                 live.connections[name] = type(rb.connections[name]).model_validate(resolved)

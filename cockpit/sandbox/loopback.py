@@ -1,7 +1,9 @@
-"""The HTTP servers of the sandbox's stand-ins: threading, on 127.0.0.1, an ephemeral port."""
+"""The sandbox's servers on 127.0.0.1: the stand-ins' HTTP servers, and a free TCP port for
+servers that must be told one (PostgreSQL, the mail server)."""
 
 from __future__ import annotations
 
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -16,3 +18,9 @@ def loopback_server(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServe
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.socket.setblocking(False)
     return server
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

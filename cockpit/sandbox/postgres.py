@@ -15,7 +15,6 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,16 +23,11 @@ from typing import Any
 
 from cockpit.parent_death import dying_with_parent
 from cockpit.sandbox.leftovers import claim
+from cockpit.sandbox.loopback import free_port
 
 
 class SandboxError(RuntimeError):
     """A sandbox server that would not start; the message says what to do."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def wheel_bin_dir() -> Path | None:

@@ -71,3 +71,14 @@ def test_a_value_that_is_not_an_address_stays_a_secret_whole() -> None:
     redact = Redactor()
     resolve("${TOKEN}", {"TOKEN": "https://hooks.example/services/T0/B0/XXXXSECRET"}, redact)  # not an address field
     assert redact("posting to https://hooks.example/services/T0/B0/XXXXSECRET") == f"posting to {MASK}"
+
+
+def test_a_plain_field_is_never_masked_and_a_password_beside_it_always_is() -> None:
+    redact = Redactor()
+    env = {"SMTP_HOST": "smtp.example.net", "SMTP_PORT": "587", "SMTP_USER": "announcer", "SMTP_PASSWORD": "hunter22"}
+    host = resolve("${SMTP_HOST}", env, redact, address=True, plain=True)
+    port = resolve("${SMTP_PORT}", env, redact, plain=True)
+    user = resolve("${SMTP_USER}", env, redact, plain=True)
+    resolve("${SMTP_PASSWORD}", env, redact)
+    said = f"login of {user} at {host}:{port} refused (password hunter22)"
+    assert redact(said) == f"login of announcer at smtp.example.net:587 refused (password {MASK})"
