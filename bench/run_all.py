@@ -44,6 +44,7 @@ BENCHMARKS = [
     Benchmark("log_flood", ("--rate", "5000", "--seconds", "2"), 900),
     Benchmark("data_path", ("--rows", "10000"), 5400),
     Benchmark("propagation", ("--answering", "3", "--rounds", "1"), 600),
+    Benchmark("email_send", ("--messages", "100"), 600),
 ]
 
 # (benchmark, figure, what it is, target) for the table; every figure is also in the JSON.
@@ -76,6 +77,9 @@ ROWS = [
     ("propagation", "check_vs_timeout", "dns, check / timeout", "<= 1.1x"),
     ("propagation", "sequential_vs_check", "dns, one after another / check", ">= 8x"),
     ("propagation", "sequential_vs_check_bound", "dns, bound of that from the latencies", ""),
+    ("email_send", "smtplib_messages_per_s", "email, smtplib in a plain loop, messages/s", "baseline"),
+    ("email_send", "step_messages_per_s", "email, email.send, messages/s", ""),
+    ("email_send", "step_vs_smtplib", "email, email.send / smtplib", ">= 0.5x"),
 ]
 
 

@@ -322,6 +322,8 @@ def demo(
                 code = _headless(options, as_json, autopilot_delay=0.0)
             else:
                 code = _screen(options, autopilot_delay=3.0, exit_after=False)
+            if sandbox.mail is not None:
+                say(f"{len(sandbox.mail.arrivals()):,} messages in the mailbox, {sandbox.mail.mailbox}")
     except KeyboardInterrupt:
         click.echo("demo: stopped; the sandbox is shut down", err=True)
         sys.exit(130)

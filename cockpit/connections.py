@@ -28,17 +28,20 @@ class ConvexConnection(_Connection):
 
 # A number, or a `${VAR}` that holds one (a port set per machine, as the sandbox's is): the
 # reference is checked as written, and the number it resolves to when a run starts.
-Port = Annotated[int, Field(ge=1, le=65535)] | Annotated[str, Field(pattern=r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")]
+Reference = Annotated[str, Field(pattern=r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")]
+Port = Annotated[int, Field(ge=1, le=65535)] | Reference
+Rate = Annotated[float, Field(gt=0, le=10_000)] | Reference
 
 
 class SmtpConnection(_Connection):
     kind: Literal["smtp"]
     host: str
     port: Port = 587
-    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    tls: Literal["starttls", "ssl", "none"] | Reference = "starttls"
     username: str | None = None
     password: str | None = None
     sender: str = Field(description="the From address of every message")
+    rate: Rate = Field(default=10.0, description="messages per second the server takes from this account")
 
 
 class DnsConnection(_Connection):

@@ -1,5 +1,5 @@
 """The example go-live that ships with the cockpit: `runbook.toml`, its mapping and resolvers
-(`migration/`) and the Convex functions it calls (`convex/`).
+(`migration/`), the Convex functions it calls (`convex/`) and the announcements (`comms/`).
 
 In a checkout they lie at the repository's root. An installed wheel carries them inside the
 package (`cockpit/example/`, see `[tool.hatch.build.targets.wheel.force-include]`), where the
@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 RUNBOOK = "runbook.toml"
-PARTS = ("migration", "convex")
+PARTS = ("migration", "convex", "comms")
 COPY_FOLDER = "cockpit-demo"
 
 

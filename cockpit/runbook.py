@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cockpit import tomlpos
 from cockpit.clock import DurationError, format_offset, parse_duration, parse_offset
@@ -173,6 +173,29 @@ def condition_model(value: Any) -> type[BaseModel] | None:
     return None
 
 
+class Notify(_Model):
+    """Where a trigger's firing goes besides the screen: mail to people on call, a webhook (a
+    chat channel's, a pager's). Values may be `${VAR}`: a webhook's URL is a secret."""
+
+    connection: str | None = Field(default=None, description="the smtp connection the mail goes through")
+    email: list[str] = Field(default_factory=list, description="addresses told of the firing")
+    webhook: str | None = Field(default=None, description="a URL that gets the firing as JSON by POST")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Notify:
+        if self.email and self.connection is None:
+            raise ValueError("notify.email needs notify.connection, an smtp connection")
+        if not self.email and self.webhook is None:
+            raise ValueError("notify needs email (with connection) or webhook")
+        if (
+            self.webhook is not None
+            and "${" not in self.webhook
+            and not self.webhook.startswith(("http://", "https://"))
+        ):
+            raise ValueError(f"notify.webhook {self.webhook!r} is not an http(s) URL")
+        return self
+
+
 class Trigger(_Model):
     """A `[[trigger]]`: a condition watched for the whole run, and what to do when it holds."""
 
@@ -181,6 +204,7 @@ class Trigger(_Model):
     when: Condition
     action: Literal["rollback", "pause", "alert"]
     within: Duration | None = None
+    notify: Notify | None = None
 
     @property
     def label(self) -> str:

@@ -262,3 +262,12 @@ def _check_triggers(runbook: Runbook, collect: ProblemCollector) -> None:
             collect.warn(
                 ("trigger", raw_index, "within"), f"trigger {trigger.id!r}: within applies only to action 'rollback'"
             )
+        notify = trigger.notify
+        if notify is not None and notify.connection is not None:
+            found = runbook.connections.get(notify.connection)
+            if found is None or found.kind != "smtp":
+                what = "not a connection of the runbook" if found is None else f"a {found.kind} connection, not smtp"
+                collect.error(
+                    ("trigger", raw_index, "notify", "connection"),
+                    f"trigger {trigger.id!r}: notify.connection {notify.connection!r} is {what}",
+                )

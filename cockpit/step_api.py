@@ -40,6 +40,8 @@ What a kind may use, all from here:
   outlive a crash unseen).
 - `load_checked`, `ProblemsError`, `Problem`: read a companion TOML file (a mapping) through a
   pydantic model, every problem at its file and line.
+- `open_session`, `SmtpProblem`, `reply_of`: a session with an `smtp` connection's server (TLS
+  and login as the connection says), and a server's reply on one line.
 - `COCKPIT_VERSION`: for a user agent.
 """
 
@@ -51,6 +53,7 @@ from cockpit.clock import format_duration, format_offset, parse_duration
 from cockpit.journal import private_dir
 from cockpit.parent_death import dying_with_parent
 from cockpit.runbook import Duration, Offset, Problem
+from cockpit.smtp import SmtpProblem, open_session, reply_of
 from cockpit.step import (
     Checkpoint,
     ConnectionRef,
@@ -73,6 +76,7 @@ __all__ = [
     "Offset",
     "Problem",
     "ProblemsError",
+    "SmtpProblem",
     "Step",
     "StepCancelled",
     "StepContext",
@@ -84,6 +88,8 @@ __all__ = [
     "format_duration",
     "format_offset",
     "load_checked",
+    "open_session",
     "parse_duration",
     "private_dir",
+    "reply_of",
 ]

@@ -74,6 +74,8 @@ class LiveRun:
         self.steps: dict[str, StepRuntime] = {}
         self.params: dict[str, StepParams] = {}
         self.connections: dict[str, Any] = {}
+        # Each trigger's `notify` with its ${VAR}s resolved, by trigger id.
+        self.notify: dict[str, Any] = {}
         self.run_id = 0
         self.state = RunState.RUNNING
         self.paused = False

@@ -95,6 +95,20 @@ class RunOpening:
                         f"step {step.id!r}: after substituting variables: {live.redact(str(exc))}",
                     )
                 )
+        for trigger in rb.triggers:
+            if trigger.notify is None:
+                continue
+            raw = trigger.notify.model_dump(exclude_none=True)
+            line = rb.line_of("trigger", rb.index_of("trigger", trigger), "notify")
+            unset = _unset(raw, live.env)
+            for variable in unset:
+                problems.append(
+                    Problem(rb.source, line, f"trigger {trigger.id!r}: notify: {secrets.UnsetVariable(variable)}")
+                )
+            if not unset:
+                live.notify[trigger.id] = type(trigger.notify).model_validate(
+                    secrets.resolve(raw, live.env, live.redact)
+                )
         if problems:
             raise RunbookError(problems)
 

@@ -141,7 +141,8 @@ class SandboxMailServer:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {"SMTP_HOST": self.host, "SMTP_PORT": str(self.port)}
+        # Loopback takes messages as fast as they come: no provider's sending limit to respect.
+        env = {"SMTP_HOST": self.host, "SMTP_PORT": str(self.port), "SMTP_RATE": "1000"}
         if self.username is not None:
             env |= {"SMTP_USERNAME": self.username, "SMTP_PASSWORD": self.password or ""}
         return env

@@ -1,7 +1,8 @@
 """The rehearsal world on this machine: everything the demo's runbook talks to, on loopback.
 
-`Sandbox` starts PostgreSQL (seeded with the PERM Tracker shape), the Convex stand-in and
-the v1 and v2 web stand-ins (v2's case list reads the Convex stand-in's documents), hands
+`Sandbox` starts PostgreSQL (seeded with the PERM Tracker shape), the Convex stand-in, the v1
+and v2 web stand-ins (v2's case list reads the Convex stand-in's documents), the DNS servers
+and a mail server for the announcements (aiosmtpd, keeping a mailbox folder), hands
 back the environment variables the runbook references, and stops all of it on exit, on
 Ctrl+C too.
 
@@ -24,6 +25,7 @@ from cockpit import shutdown
 from cockpit.sandbox import leftovers
 from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.sandbox.dns.world import DnsSandbox
+from cockpit.sandbox.mail import SandboxMailServer
 from cockpit.sandbox.postgres import PostgresServer, SandboxError
 from cockpit.sandbox.seed import SeedSize, seed
 from cockpit.sandbox.web import StandInServer, v1_app, v2_app
@@ -35,6 +37,7 @@ BREAKABLE = {
     "health": ("v2", "/health"),
 }
 DATABASE = "permtracker"
+SANDBOX_MAIL_PASSWORD = "sandbox-mail-password"  # a loopback server of the demo's own
 __all__ = ["BREAKABLE", "Sandbox", "SandboxError", "state_folder"]
 
 
@@ -67,6 +70,8 @@ class Sandbox:
         self.v2: StandInServer | None = None
         self.convex: ConvexStandIn | None = None
         self.dns: DnsSandbox | None = None
+        self.mail: SandboxMailServer | None = None
+        self._mail_folder: tempfile.TemporaryDirectory[str] | None = None
         self.env: dict[str, str] = {}
         self.counts: dict[str, int] = {}
         self._unregister: Callable[[], None] = lambda: None
@@ -102,7 +107,12 @@ class Sandbox:
                 "DNS: Knot for permtracker.test at 127.0.53.1, 8 resolvers at 127.0.53.2-9 (port 53530), "
                 "the Vercel API stand-in"
             )
+            self.mail = self._start_mail()
+            self.say(f"mail server at {self.mail.host}:{self.mail.port}; its mailbox is {self.mail.mailbox}")
             self.env = {
+                **self.mail.env,
+                "SMTP_TLS": "none",  # loopback: nothing to encrypt against
+                "OPERATOR_EMAIL": "operator@permtracker.test",
                 "V1_DATABASE_URL": dsn,
                 "V1_URL": self.v1.url,
                 "V2_URL": self.v2.url,
@@ -115,6 +125,15 @@ class Sandbox:
             self.stop()
             raise
         return self
+
+    def _start_mail(self) -> SandboxMailServer:
+        """aiosmtpd with a login, its mailbox in the state folder (or a folder of its own)."""
+        if self.state is not None:
+            mailbox = self.state / "mailbox"
+        else:
+            self._mail_folder = tempfile.TemporaryDirectory(prefix="cockpit-demo-mail-")
+            mailbox = Path(self._mail_folder.name) / "mailbox"
+        return SandboxMailServer(mailbox, username="announcer", password=SANDBOX_MAIL_PASSWORD).start()
 
     def _prepare_state(self) -> None:
         if self.state is None:
@@ -135,6 +154,12 @@ class Sandbox:
         if self.dns is not None:
             self.dns.stop()
             self.dns = None
+        if self.mail is not None:
+            self.mail.stop()
+            self.mail = None
+        if self._mail_folder is not None:
+            self._mail_folder.cleanup()
+            self._mail_folder = None
         if self.convex is not None:
             self.convex.stop()
             self.convex = None

@@ -11,13 +11,12 @@ the same Message-ID, which mail systems take for the same message.
 from __future__ import annotations
 
 import smtplib
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Literal
 
-from cockpit.step_api import StepFailed
+from cockpit.step_api import SmtpProblem, StepFailed, open_session, reply_of
 
 Verdict = Literal["sent", "refused", "deferred"]
 
@@ -28,13 +27,8 @@ class Delivery:
     reply: str = ""  # the server's reply to a refusal or a deferral: "550 5.1.1 no such user"
 
 
-def _reply(code: int, text: bytes | str) -> str:
-    said = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    return f"{code} {' '.join(said.split())}".strip()
-
-
 def _verdict(code: int, text: bytes | str) -> Delivery:
-    return Delivery("refused" if 500 <= code < 600 else "deferred", _reply(code, text))
+    return Delivery("refused" if 500 <= code < 600 else "deferred", reply_of(code, text))
 
 
 class Outbox:
@@ -48,35 +42,10 @@ class Outbox:
         self.reconnects = 0
 
     def open(self) -> None:
-        conn = self.connection
-        port = int(conn.port)
-        where = f"{conn.host}:{port}"
         try:
-            if conn.tls == "ssl":
-                session: smtplib.SMTP = smtplib.SMTP_SSL(
-                    conn.host, port, timeout=self.timeout, context=ssl.create_default_context()
-                )
-            else:
-                session = smtplib.SMTP(conn.host, port, timeout=self.timeout)
-            session.ehlo()
-            if conn.tls == "starttls":
-                if not session.has_extn("starttls"):
-                    session.close()
-                    raise StepFailed(f'the SMTP server at {where} does not offer STARTTLS (tls = "starttls")')
-                session.starttls(context=ssl.create_default_context())
-                session.ehlo()
-            if conn.username:
-                session.login(conn.username, conn.password or "")
-        except smtplib.SMTPAuthenticationError as exc:
-            said = _reply(exc.smtp_code, exc.smtp_error)
-            raise StepFailed(f"the SMTP server at {where} refused the login of {conn.username!r}: {said}") from None
-        except smtplib.SMTPNotSupportedError:
-            raise StepFailed(
-                f"the SMTP server at {where} offers no login (AUTH), but the connection has a username"
-            ) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise StepFailed(f"cannot reach the SMTP server at {where}: {exc}") from None
-        self.session = session
+            self.session = open_session(self.connection, self.timeout)
+        except SmtpProblem as exc:
+            raise StepFailed(str(exc)) from None
 
     def hand_over(self, message: EmailMessage, sender: str, to: str) -> Delivery:
         """Hand one message over; a broken connection is reopened once and the message sent again."""

@@ -58,10 +58,11 @@ class EmailParams(StepParams):
     recipients_connection: Annotated[str | None, ConnectionRef("postgres")] = None
     exclude_file: str | None = Field(default=None, description="addresses not to write to, one per line")
     values: dict[str, str] = Field(default_factory=dict, description="more fields for the templates")
+    name_fallback: str = Field(default="there", description="{name} of a recipient without one: Hi there,")
     timezone: str | None = Field(default=None, description='the zone the window is told in, e.g. "America/New_York"')
     test_to: str | None = Field(default=None, description="the operator's address: a test message goes there first")
     confirm: bool = Field(default=True, description="ask the operator after the preview, before sending")
-    rate: float = Field(default=5.0, gt=0, le=1000, description="messages per second at most")
+    rate: float | None = Field(default=None, gt=0, description="messages per second, below the connection's rate")
     max_refused: int = Field(default=10, ge=0, description="refused recipients the send tolerates")
     deferred_retries: int = Field(default=2, ge=0, le=10)
     deferred_pause: Duration = Field(
@@ -132,7 +133,7 @@ class EmailStep(Step[EmailParams]):
         digest = ctx.checkpoint["list"]["sha256"]
 
         def message(index: int, recipient: Recipient, to: str | None = None, prefix: str = "") -> EmailMessage:
-            values = {**fields, "email": recipient.email, "name": recipient.name}
+            values = {**fields, "email": recipient.email, "name": recipient.name or params.name_fallback}
             built = EmailMessage(policy=HEADERS_UNFOLDED)
             built["From"] = connection.sender
             built["To"] = formataddr((recipient.name, to or recipient.email))
@@ -249,7 +250,8 @@ class EmailStep(Step[EmailParams]):
                 f"continuing at message {start + 1:,} of {len(recipients):,} ({sent:,} sent before); the message"
                 " to that recipient may have gone out before the stop, so it goes again with the same Message-ID"
             )
-        pause = 1.0 / params.rate
+        limit = float(ctx.connection(params.connection).rate)
+        pause = 1.0 / (min(params.rate, limit) if params.rate else limit)
         due = time.monotonic()
 
         def deliver(index: int) -> Delivery:

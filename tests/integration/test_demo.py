@@ -27,6 +27,7 @@ def _sandbox_processes() -> list[str]:
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
     shutil.copytree(ROOT / "migration", tmp_path / "migration", dirs_exist_ok=True)  # the mapping it names
+    shutil.copytree(ROOT / "comms", tmp_path / "comms", dirs_exist_ok=True)
     return subprocess.run(
         [COCKPIT, "demo", "--headless", "--speed", "600", "--scale", "0.2", *args],
         cwd=tmp_path,
@@ -202,6 +203,7 @@ def test_a_killed_demo_leaves_nothing_running_and_the_next_one_continues_it(tmp_
 
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
     shutil.copytree(ROOT / "migration", tmp_path / "migration")
+    shutil.copytree(ROOT / "comms", tmp_path / "comms")
     state = state_folder(tmp_path / "runbook.toml")
     first = subprocess.Popen(
         [COCKPIT, "demo", "--headless", "--speed", "60", "--scale", "0.1"],

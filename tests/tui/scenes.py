@@ -35,6 +35,13 @@ ENV = {
     "CONVEX_DEPLOY_KEY": "prod:snapshot|0",
     "VERCEL_TOKEN": "snapshot-token",
     "VERCEL_API_URL": "http://127.0.0.1:9",
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": "10",
+    "SMTP_TLS": "none",
+    "SMTP_USERNAME": "announcer",
+    "SMTP_PASSWORD": "snapshot-password",
+    "SMTP_RATE": "10",
+    "OPERATOR_EMAIL": "operator@permtracker.test",
 }
 WALL = 1_800_000_000.0  # a fixed "now" for durations
 
@@ -42,6 +49,7 @@ WALL = 1_800_000_000.0  # a fixed "now" for durations
 def perm_session(folder: Path, at: timedelta) -> Session:
     shutil.copy(ROOT / "runbook.toml", folder / "runbook.toml")
     shutil.copytree(ROOT / "migration", folder / "migration", dirs_exist_ok=True)
+    shutil.copytree(ROOT / "comms", folder / "comms", dirs_exist_ok=True)
     rb = runbook_loader.load(folder / "runbook.toml", env=ENV)
     lock = RunLock(journal_dir(rb.source) / "run.lock")
     lock.acquire("snapshot", "test")

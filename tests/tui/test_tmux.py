@@ -72,6 +72,7 @@ def _selected_title(screen: str) -> str:
 def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path) -> None:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
     shutil.copytree(ROOT / "migration", tmp_path / "migration")
+    shutil.copytree(ROOT / "comms", tmp_path / "comms")
     env = subprocess_env(TERM="xterm-256color")
     script = tmp_path / "run.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
@@ -92,7 +93,10 @@ def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path
     # the operator looks around with the keys meanwhile.
     terminal.wait_for("Set v1 to read-only", timeout=90)
     terminal.keys("l")
-    screen = terminal.wait_for("escape back")
+    terminal.wait_for("escape back")
+    time.sleep(0.5)  # a capture can fall between two frames of the redraw: read the settled screen
+    screen = terminal.screen()
+    assert "escape back" in screen
     assert screen.splitlines()[0].startswith("  REHEARSAL")  # the header stays on top of the enlarged log
     terminal.keys("Escape")
     terminal.wait_for("budget")  # the table again
@@ -128,6 +132,7 @@ def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path
 def test_closing_the_terminal_stops_the_demo_and_its_sandbox(terminal: Terminal, tmp_path: Path) -> None:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
     shutil.copytree(ROOT / "migration", tmp_path / "migration")
+    shutil.copytree(ROOT / "comms", tmp_path / "comms")
     env = subprocess_env(TERM="xterm-256color")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script = tmp_path / "run.sh"
@@ -167,6 +172,7 @@ def test_a_broken_runbook_never_starts_and_its_problems_are_printed(terminal: Te
 def test_the_screen_exits_3_after_a_rollback(terminal: Terminal, tmp_path: Path) -> None:
     shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
     shutil.copytree(ROOT / "migration", tmp_path / "migration")
+    shutil.copytree(ROOT / "comms", tmp_path / "comms")
     env = subprocess_env(TERM="xterm-256color")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script = tmp_path / "run.sh"
