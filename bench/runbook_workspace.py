@@ -25,6 +25,7 @@ from cockpit import secrets
 # Nothing listens on the discard port on loopback: a connection is refused at once.
 REFUSED_URL = "http://127.0.0.1:9"
 REFUSED_DSN = "postgresql://bench@127.0.0.1:9/none"
+REFUSED_MAIL = "nobody@bench.invalid"
 
 
 class RunbookWorkspace:
@@ -44,9 +45,22 @@ class RunbookWorkspace:
         """Every `${VAR}` the runbook references, set to an address that refuses connections."""
         document = tomllib.loads(self.runbook.read_text())
         env = {name: REFUSED_URL for name in secrets.references(document)}
-        for connection in document.get("connections", {}).values():
-            for name in secrets.references(connection.get("dsn", "")):
-                env[name] = REFUSED_DSN
+        # Fields that are not URLs take a placeholder of their own form, wherever they are.
+        forms = {"dsn": REFUSED_DSN, "port": "9", "rate": "1", "tls": "none", "test_to": REFUSED_MAIL}
+        forms |= {"to": REFUSED_MAIL, "email": REFUSED_MAIL}
+
+        def visit(value: object, key: str = "") -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    visit(v, k)
+            elif isinstance(value, list):
+                for v in value:
+                    visit(v, key)
+            elif key in forms:
+                for name in secrets.references(value):
+                    env[name] = forms[key]
+
+        visit(document)
         return env
 
     def remove(self) -> None:

@@ -7,18 +7,12 @@ down costs its timeout, once per attempt, and is reported as an alert of its own
 
 from __future__ import annotations
 
-import smtplib
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any
-
-import httpx
 
 from cockpit import __version__
 from cockpit.runbook import Notify
-from cockpit.smtp import SmtpProblem, open_session, reply_of
 
 ATTEMPTS = 3
 TIMEOUT_S = 10.0
@@ -69,6 +63,13 @@ def deliver(notice: Notice, notify: Notify, connection: Any | None, sleep: Any =
 
 
 def _mail(notice: Notice, addresses: list[str], connection: Any, sleep: Any) -> str:
+    # Imported when a trigger fires, not when the cockpit starts: its first paint waits for none.
+    import smtplib
+    from email.message import EmailMessage
+    from email.utils import formatdate
+
+    from cockpit.smtp import SmtpProblem, open_session, reply_of
+
     message = EmailMessage()
     message["From"] = connection.sender
     message["To"] = ", ".join(addresses)
@@ -96,6 +97,8 @@ def _mail(notice: Notice, addresses: list[str], connection: Any, sleep: Any) -> 
 
 
 def _post(notice: Notice, url: str, sleep: Any) -> str:
+    import httpx
+
     problem = ""
     for attempt in range(1, ATTEMPTS + 1):
         try:

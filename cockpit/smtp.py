@@ -5,9 +5,10 @@ notices both send through it."""
 
 from __future__ import annotations
 
-import smtplib
-import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import smtplib
 
 
 class SmtpProblem(Exception):
@@ -21,6 +22,10 @@ def reply_of(code: int, text: bytes | str) -> str:
 
 
 def open_session(connection: Any, timeout: float = 30.0) -> smtplib.SMTP:
+    # Imported on first use: every step kind imports this module, through the plugin API.
+    import smtplib
+    import ssl
+
     conn = connection
     port = int(conn.port)
     where = f"{conn.host}:{port}"

@@ -2,7 +2,8 @@
 
 `Sandbox` starts PostgreSQL (seeded with the PERM Tracker shape), the Convex stand-in, the v1
 and v2 web stand-ins (v2's case list reads the Convex stand-in's documents), the DNS servers
-and a mail server for the announcements (aiosmtpd, keeping a mailbox folder), hands
+a mail server for the announcements (aiosmtpd, keeping a mailbox folder) and the stand-ins of
+the Render and Supabase APIs the decommission calls, hands
 back the environment variables the runbook references, and stops all of it on exit, on
 Ctrl+C too.
 
@@ -27,6 +28,7 @@ from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.sandbox.dns.world import DnsSandbox
 from cockpit.sandbox.mail import SandboxMailServer
 from cockpit.sandbox.postgres import PostgresServer, SandboxError
+from cockpit.sandbox.providers import Providers
 from cockpit.sandbox.seed import SeedSize, seed
 from cockpit.sandbox.web import StandInServer, v1_app, v2_app
 
@@ -38,6 +40,8 @@ BREAKABLE = {
 }
 DATABASE = "permtracker"
 SANDBOX_MAIL_PASSWORD = "sandbox-mail-password"  # a loopback server of the demo's own
+RENDER_SERVICE = "srv-permtracker-api"
+SUPABASE_PROJECT = "permtrackerv1ref"
 __all__ = ["BREAKABLE", "Sandbox", "SandboxError", "state_folder"]
 
 
@@ -71,6 +75,7 @@ class Sandbox:
         self.convex: ConvexStandIn | None = None
         self.dns: DnsSandbox | None = None
         self.mail: SandboxMailServer | None = None
+        self.providers: Providers | None = None
         self._mail_folder: tempfile.TemporaryDirectory[str] | None = None
         self.env: dict[str, str] = {}
         self.counts: dict[str, int] = {}
@@ -107,12 +112,22 @@ class Sandbox:
                 "DNS: Knot for permtracker.test at 127.0.53.1, 8 resolvers at 127.0.53.2-9 (port 53530), "
                 "the Vercel API stand-in"
             )
+            self.providers = Providers().start()
+            self.providers.add_service(RENDER_SERVICE, "perm-tracker-api", instances=1)
+            self.providers.add_project(SUPABASE_PROJECT, "perm-tracker")
+            self.say(f"the Render and Supabase API stand-ins at {self.providers.url}")
             self.mail = self._start_mail()
             self.say(f"mail server at {self.mail.host}:{self.mail.port}; its mailbox is {self.mail.mailbox}")
             self.env = {
                 **self.mail.env,
                 "SMTP_TLS": "none",  # loopback: nothing to encrypt against
                 "OPERATOR_EMAIL": "operator@permtracker.test",
+                "RENDER_API": self.providers.url + "/render",
+                "RENDER_API_KEY": self.providers.render_token,
+                "RENDER_SERVICE_ID": RENDER_SERVICE,
+                "SUPABASE_API": self.providers.url + "/supabase",
+                "SUPABASE_ACCESS_TOKEN": self.providers.supabase_token,
+                "SUPABASE_PROJECT_REF": SUPABASE_PROJECT,
                 "V1_DATABASE_URL": dsn,
                 "V1_URL": self.v1.url,
                 "V2_URL": self.v2.url,
@@ -157,6 +172,9 @@ class Sandbox:
         if self.mail is not None:
             self.mail.stop()
             self.mail = None
+        if self.providers is not None:
+            self.providers.stop()
+            self.providers = None
         if self._mail_folder is not None:
             self._mail_folder.cleanup()
             self._mail_folder = None

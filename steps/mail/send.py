@@ -14,14 +14,11 @@ file instead of sending it.
 
 from __future__ import annotations
 
-import email.policy
 import hashlib
 import time
 from datetime import UTC, timedelta, tzinfo
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, model_validator
@@ -37,15 +34,16 @@ from cockpit.step_api import (
     format_duration,
     private_dir,
 )
-from steps.mail.outbox import Delivery, Outbox
 from steps.mail.recipients import Recipient, freeze, is_address, read_exclusions, select, thaw
 from steps.mail.template import RECIPIENT_FIELDS, WINDOW_FIELDS, TemplateProblem, Window, check_template, render
 from steps.postgres.audit import mask
 
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from steps.mail.outbox import Delivery, Outbox
+
 LIST_FILE = "recipients.jsonl"
-# The standard library folds a subject such as "[TEST] ..." into an empty first line, which some
-# readers show as a leading space; a header is folded only past SMTP's hard limit instead.
-HEADERS_UNFOLDED = email.policy.SMTP.clone(max_line_length=998)
 
 
 class EmailParams(StepParams):
@@ -124,6 +122,16 @@ class EmailStep(Step[EmailParams]):
         return f"email {params.subject!r} to {who} through {params.connection!r}"
 
     def run(self, ctx: StepContext[EmailParams]) -> None:
+        # The mail modules are imported here, not when the cockpit loads every kind at start.
+        import email.policy
+        from email.message import EmailMessage
+        from email.utils import formataddr, formatdate
+
+        from steps.mail.outbox import Outbox
+
+        # The standard library folds a subject such as "[TEST] ..." into an empty first line,
+        # which some readers show as a leading space: a header is folded only past SMTP's limit.
+        unfolded = email.policy.SMTP.clone(max_line_length=998)
         params = ctx.params
         connection = ctx.connection(params.connection)
         recipients = self._recipients(ctx)
@@ -134,7 +142,7 @@ class EmailStep(Step[EmailParams]):
 
         def message(index: int, recipient: Recipient, to: str | None = None, prefix: str = "") -> EmailMessage:
             values = {**fields, "email": recipient.email, "name": recipient.name or params.name_fallback}
-            built = EmailMessage(policy=HEADERS_UNFOLDED)
+            built = EmailMessage(policy=unfolded)
             built["From"] = connection.sender
             built["To"] = formataddr((recipient.name, to or recipient.email))
             built["Subject"] = prefix + render(params.subject, values)

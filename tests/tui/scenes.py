@@ -42,6 +42,12 @@ ENV = {
     "SMTP_PASSWORD": "snapshot-password",
     "SMTP_RATE": "10",
     "OPERATOR_EMAIL": "operator@permtracker.test",
+    "RENDER_API": "http://127.0.0.1:11/render",
+    "RENDER_API_KEY": "rnd_snapshot_token",
+    "RENDER_SERVICE_ID": "srv-snapshot",
+    "SUPABASE_API": "http://127.0.0.1:11/supabase",
+    "SUPABASE_ACCESS_TOKEN": "sbp_snapshot_token",
+    "SUPABASE_PROJECT_REF": "snapshotref",
 }
 WALL = 1_800_000_000.0  # a fixed "now" for durations
 
