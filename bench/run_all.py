@@ -45,6 +45,7 @@ BENCHMARKS = [
     Benchmark("data_path", ("--rows", "10000"), 5400),
     Benchmark("propagation", ("--answering", "3", "--rounds", "1"), 600),
     Benchmark("email_send", ("--messages", "100"), 600),
+    Benchmark("calendar_cleanup", ("--users", "10", "--events", "10", "--sample", "3"), 1800),
 ]
 
 # (benchmark, figure, what it is, target) for the table; every figure is also in the JSON.
@@ -80,6 +81,13 @@ ROWS = [
     ("email_send", "smtplib_messages_per_s", "email, smtplib in a plain loop, messages/s", "baseline"),
     ("email_send", "step_messages_per_s", "email, email.send, messages/s", ""),
     ("email_send", "step_vs_smtplib", "email, email.send / smtplib", ">= 0.5x"),
+    ("calendar_cleanup", "events", "calendar, events of v1 to delete", ""),
+    ("calendar_cleanup", "one_by_one_http_requests", "calendar, one call per event: HTTP requests", "baseline"),
+    ("calendar_cleanup", "step_http_requests", "calendar, calendar.cleanup: HTTP requests", ""),
+    ("calendar_cleanup", "requests_vs_one_per_event", "calendar, requests / events", "<= 0.25x"),
+    ("calendar_cleanup", "one_by_one_s", "calendar, one call per event (s, sampled)", "baseline"),
+    ("calendar_cleanup", "step_s", "calendar, calendar.cleanup (s)", ""),
+    ("calendar_cleanup", "step_vs_one_by_one_time", "calendar, cleanup / one by one, time", "<= 0.5x"),
 ]
 
 

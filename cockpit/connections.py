@@ -64,6 +64,10 @@ class GoogleCalendarConnection(_Connection):
     token: str | None = Field(default=None, description="OAuth access token; usually ${VAR}")
     credentials_file: str | None = None
     api_endpoint: str | None = Field(default=None, description="override of the API base URL")
+    # The OAuth client the users' refresh tokens were issued to (v1's "Connect Google Calendar").
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, description="usually ${VAR}")
+    token_uri: str = Field(default="https://oauth2.googleapis.com/token", description="where refresh tokens are spent")
 
 
 class HttpConnection(_Connection):

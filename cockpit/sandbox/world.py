@@ -2,8 +2,9 @@
 
 `Sandbox` starts PostgreSQL (seeded with the PERM Tracker shape), the Convex stand-in, the v1
 and v2 web stand-ins (v2's case list reads the Convex stand-in's documents), the DNS servers
-a mail server for the announcements (aiosmtpd, keeping a mailbox folder) and the stand-ins of
-the Render and Supabase APIs the decommission calls, hands
+a mail server for the announcements (aiosmtpd, keeping a mailbox folder), the Google Calendar
+stand-in with v1's events in its users' calendars, and the stand-ins of the Render and
+Supabase APIs the decommission calls, hands
 back the environment variables the runbook references, and stops all of it on exit, on
 Ctrl+C too.
 
@@ -23,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cockpit import shutdown
-from cockpit.sandbox import leftovers
+from cockpit.sandbox import calendar_seed, leftovers
+from cockpit.sandbox.calendar import CalendarStandIn
 from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.sandbox.dns.world import DnsSandbox
 from cockpit.sandbox.mail import SandboxMailServer
@@ -76,6 +78,7 @@ class Sandbox:
         self.dns: DnsSandbox | None = None
         self.mail: SandboxMailServer | None = None
         self.providers: Providers | None = None
+        self.calendar: CalendarStandIn | None = None
         self._mail_folder: tempfile.TemporaryDirectory[str] | None = None
         self.env: dict[str, str] = {}
         self.counts: dict[str, int] = {}
@@ -112,6 +115,11 @@ class Sandbox:
                 "DNS: Knot for permtracker.test at 127.0.53.1, 8 resolvers at 127.0.53.2-9 (port 53530), "
                 "the Vercel API stand-in"
             )
+            self.calendar = CalendarStandIn().start()
+            connected = calendar_seed.seed_calendars(dsn, self.calendar)
+            self.say(
+                f"Google Calendar stand-in at {self.calendar.url}: {connected:,} users' calendars hold v1's events"
+            )
             self.providers = Providers().start()
             self.providers.add_service(RENDER_SERVICE, "perm-tracker-api", instances=1)
             self.providers.add_project(SUPABASE_PROJECT, "perm-tracker")
@@ -122,6 +130,11 @@ class Sandbox:
                 **self.mail.env,
                 "SMTP_TLS": "none",  # loopback: nothing to encrypt against
                 "OPERATOR_EMAIL": "operator@permtracker.test",
+                "CALENDAR_API": self.calendar.url,
+                "CALENDAR_TOKEN_URI": self.calendar.url + "token",
+                "GOOGLE_CLIENT_ID": calendar_seed.CLIENT_ID,
+                "GOOGLE_CLIENT_SECRET": calendar_seed.CLIENT_SECRET,
+                "CALENDAR_TOKEN_KEY": calendar_seed.FERNET_KEY,
                 "RENDER_API": self.providers.url + "/render",
                 "RENDER_API_KEY": self.providers.render_token,
                 "RENDER_SERVICE_ID": RENDER_SERVICE,
@@ -175,6 +188,9 @@ class Sandbox:
         if self.providers is not None:
             self.providers.stop()
             self.providers = None
+        if self.calendar is not None:
+            self.calendar.stop()
+            self.calendar = None
         if self._mail_folder is not None:
             self._mail_folder.cleanup()
             self._mail_folder = None

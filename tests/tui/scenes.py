@@ -48,6 +48,11 @@ ENV = {
     "SUPABASE_API": "http://127.0.0.1:11/supabase",
     "SUPABASE_ACCESS_TOKEN": "sbp_snapshot_token",
     "SUPABASE_PROJECT_REF": "snapshotref",
+    "CALENDAR_API": "http://127.0.0.1:12/",
+    "CALENDAR_TOKEN_URI": "http://127.0.0.1:12/token",
+    "GOOGLE_CLIENT_ID": "snapshot.apps.googleusercontent.com",
+    "GOOGLE_CLIENT_SECRET": "snapshot-client-secret",
+    "CALENDAR_TOKEN_KEY": "snapshot-fernet-key",
 }
 WALL = 1_800_000_000.0  # a fixed "now" for durations
 
