@@ -36,6 +36,13 @@ class Terminal:
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.name, *keys)
 
+    def settled(self, text: str, timeout: float = 60.0) -> str:
+        """The screen once `text` is on it and the redraw that brought it is over: a capture can
+        fall between two frames of a redraw (a blank header line that a moment later is not)."""
+        self.wait_for(text, timeout)
+        time.sleep(0.5)
+        return self.wait_for(text, timeout)
+
     def wait_for(self, text: str, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         screen = ""
@@ -93,10 +100,7 @@ def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path
     # the operator looks around with the keys meanwhile.
     terminal.wait_for("Set v1 to read-only", timeout=90)
     terminal.keys("l")
-    terminal.wait_for("escape back")
-    time.sleep(0.5)  # a capture can fall between two frames of the redraw: read the settled screen
-    screen = terminal.screen()
-    assert "escape back" in screen
+    screen = terminal.settled("escape back")
     assert screen.splitlines()[0].startswith("  REHEARSAL")  # the header stays on top of the enlarged log
     terminal.keys("Escape")
     terminal.wait_for("budget")  # the table again
@@ -109,7 +113,7 @@ def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path
     assert _selected_title(terminal.screen()) != selected  # the arrows move the selection, no Tab needed
     terminal.keys("f")  # follow the run again
     terminal.keys("g")
-    screen = terminal.wait_for("resolver")
+    screen = terminal.settled("resolver")
     assert screen.splitlines()[0].startswith("  REHEARSAL")  # the grid keeps the header
     terminal.keys("Escape")
     terminal.keys("?")
