@@ -164,18 +164,38 @@ def load_mapping(path: Path) -> Mapping:
     return Mapping(path, parsed.defaults, dict(parsed.table))
 
 
+# Mapping files already checked, by (path, modification time, size): the steps of a runbook name
+# the same mapping (the transform, each verification), and the cockpit starts faster reading it once.
+_CHECKED: dict[tuple[str, str, int, int], str | None] = {}
+
+
 def _mapping_is_sound(value: str, info: ValidationInfo) -> str:
     """Check the mapping file when the runbook is loaded: its problems are the runbook's."""
     base = (info.context or {}).get("base_dir")
     if base is not None:
-        try:
-            load_mapping(Path(base) / value)
-        except MappingError as exc:
-            # Named as the runbook names it: the operator finds it from there.
-            raise ValueError(
-                "; ".join(f"{value}{f':{p.line}' if p.line else ''}: {p.message}" for p in exc.problems)
-            ) from None
+        problem = _problem_of(Path(base) / value, value)
+        if problem is not None:
+            raise ValueError(problem)
     return value
+
+
+def _problem_of(path: Path, named: str) -> str | None:
+    try:
+        status = path.stat()
+        key: tuple[str, str, int, int] | None = (named, str(path.resolve()), status.st_mtime_ns, status.st_size)
+    except OSError:
+        key = None  # load_mapping says what is wrong with it
+    if key is not None and key in _CHECKED:
+        return _CHECKED[key]
+    problem = None
+    try:
+        load_mapping(path)
+    except MappingError as exc:
+        # Named as the runbook names it: the operator finds it from there.
+        problem = "; ".join(f"{named}{f':{p.line}' if p.line else ''}: {p.message}" for p in exc.problems)
+    if key is not None:
+        _CHECKED[key] = problem
+    return problem
 
 
 MappingPath = Annotated[str, AfterValidator(_mapping_is_sound)]

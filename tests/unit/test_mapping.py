@@ -331,3 +331,18 @@ def test_defaults_that_json_cannot_carry_are_reported_with_their_line(tmp_path: 
     assert "'big'" in messages[6] and "beyond 2^53 - 1" in messages[6], messages
     assert "'meta'" in messages[7] and "reserved" in messages[7], messages
     assert set(messages) == {4, 5, 6, 7}, messages
+
+
+def test_a_mapping_checked_once_at_load_is_checked_again_once_it_changes(tmp_path: Path) -> None:
+    from pydantic import TypeAdapter
+
+    from steps.rows.mapping import MappingPath
+
+    checked = TypeAdapter(MappingPath)
+    path = tmp_path / "mapping.toml"
+    path.write_text('[table."public.cases"]\ntarget = "cases"\n')
+    for _ in range(3):  # the steps of a runbook that name the same mapping
+        assert checked.validate_python("mapping.toml", context={"base_dir": tmp_path}) == "mapping.toml"
+    path.write_text('[table."public.cases"]\ntarget = "not a name"\n')
+    with pytest.raises(ValueError, match="mapping.toml:2: table 'public.cases': target 'not a name'"):
+        checked.validate_python("mapping.toml", context={"base_dir": tmp_path})
