@@ -87,10 +87,12 @@ class StepServices:
             self._publisher.emit(StepReport(step_id=step_id, attempt=attempt, topic=topic, data=text))
 
     def step_ask(self, step_id: str, question: str, confirm: str | None, cancel: threading.Event) -> bool:
-        return self._wait_for_operator(step_id, Gate("ask", question, confirm), cancel)
+        # A question a step words from its parameters may hold a secret: the screen shows what the
+        # journal shows.
+        return self._wait_for_operator(step_id, Gate("ask", self._run.redact(question), confirm), cancel)
 
     def step_checklist(self, step_id: str, items: list[str], cancel: threading.Event) -> bool:
-        gate = Gate("checklist", f"Tick each item of {step_id!r}", None, tuple(items))
+        gate = Gate("checklist", f"Tick each item of {step_id!r}", None, tuple(self._run.redact(i) for i in items))
         # Items ticked before a restart stay ticked.
         ticked = self.step_checkpoint_of(step_id).get(TICKED, [])
         gate.ticked = {i for i in ticked if i < len(items)}

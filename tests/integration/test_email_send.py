@@ -255,3 +255,20 @@ def test_a_send_killed_and_resumed_reaches_every_recipient_with_one_message_id_e
     assert all(len(i) == 1 for i in ids.values())  # one message per recipient, by Message-ID
     # A message is in doubt only if the kill fell between the server's 250 and the journal write.
     assert sum(per_recipient.values()) - len(to) <= kills
+
+
+def test_a_secret_in_the_operators_question_is_masked_as_in_the_log(
+    tmp_path: Path, perm_dsn: str, mail: SandboxMailServer
+) -> None:
+    body = BY_SQL + 'test_to = "${OPERATOR_EMAIL}"\n'
+    env = env_of(mail, perm_dsn, OPERATOR_EMAIL="dana.ops@permtracker.test")
+    h = Harness(tmp_path, announce(body), header=HEADER + V1_CONNECTION + SMTP, env=env).start()
+    try:
+        h.wait_for(lambda: h.engine.step_runtime("announce").gate is not None, 30)
+        question = h.engine.step_runtime("announce").gate.question
+        assert "a test message went to" in question and "dana.ops" not in question
+        h.engine.answer("announce", False, h.engine.operator)
+        h.settle(30)
+        assert mail.arrivals()[0].recipients == ["dana.ops@permtracker.test"]
+    finally:
+        h.close()
