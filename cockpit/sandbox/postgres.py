@@ -181,8 +181,10 @@ class PostgresServer:
             "fsync=off",
             "-c",
             "full_page_writes=off",
+            # A commit is written out (not fsynced) before it returns: a sandbox killed with the
+            # demo keeps every commit, v1's read-only switch among them, for the demo that continues.
             "-c",
-            "synchronous_commit=off",
+            "synchronous_commit=on",
             "-c",
             "max_connections=100",
         ]
