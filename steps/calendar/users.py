@@ -22,21 +22,9 @@ class CalendarOwner:
 
 
 def read_owners(ctx: StepContext[Any], connection: str, sql: str, fernet_key: str | None) -> list[CalendarOwner]:
-    import psycopg
+    from steps.postgres.sql import query_rows
 
-    from steps.postgres.sql import connect
-
-    with connect(ctx, connection, autocommit=True) as conn:
-        try:
-            cursor = conn.execute(sql)
-        except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StepFailed(f"users_sql: {first}") from None
-        names = [c.name for c in cursor.description or []]
-        missing = [n for n in ("user_id", "email", "refresh_token") if n not in names]
-        if missing:
-            raise StepFailed(f"users_sql returns no {', '.join(missing)} column (it returns {', '.join(names)})")
-        rows = [dict(zip(names, row, strict=True)) for row in cursor]
+    rows = query_rows(ctx, connection, sql, "users_sql", ("user_id", "email", "refresh_token"))
     opener = _opener(fernet_key)
     owners, unreadable = [], []
     for row in rows:

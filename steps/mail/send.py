@@ -190,23 +190,11 @@ class EmailStep(Step[EmailParams]):
 
     @staticmethod
     def _rows(ctx: StepContext[EmailParams], connection: str, sql: str) -> list[tuple[Any, Any]]:
-        import psycopg
+        from steps.postgres.sql import query_rows
 
-        from steps.postgres.sql import connect
-
-        with connect(ctx, connection, autocommit=True) as conn:
-            try:
-                cursor = conn.execute(sql)
-            except psycopg.Error as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise StepFailed(f"recipients_sql: {first}") from None
-            names = [c.name for c in cursor.description or []]
-            if "email" not in names:
-                raise StepFailed(
-                    f"recipients_sql returns no `email` column (it returns {', '.join(names) or 'nothing'})"
-                )
-            email, name = names.index("email"), names.index("name") if "name" in names else None
-            return [(row[email], row[name] if name is not None else None) for row in cursor]
+        return [
+            (row["email"], row.get("name")) for row in query_rows(ctx, connection, sql, "recipients_sql", ("email",))
+        ]
 
     # -- before the send ---------------------------------------------------------------------------
 

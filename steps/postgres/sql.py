@@ -33,6 +33,27 @@ def connect(ctx: StepContext[Any], name: str, **kwargs: Any) -> psycopg.Connecti
         raise StepFailed(f"cannot connect to {name!r}: {first}") from None
 
 
+def query_rows(
+    ctx: StepContext[Any], connection: str, sql: str, what: str, required: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The rows of a query a runbook wrote (`what` names its parameter), as dicts by column; the
+    query's error, or a required column it does not return, as one clear sentence."""
+    import psycopg
+
+    with connect(ctx, connection, autocommit=True) as conn:
+        try:
+            cursor = conn.execute(sql)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StepFailed(f"{what}: {first}") from None
+        names = [c.name for c in cursor.description or []]
+        missing = [n for n in required if n not in names]
+        if missing:
+            returned = ", ".join(names) or "nothing"
+            raise StepFailed(f"{what} returns no {', '.join(f'`{m}`' for m in missing)} column (it returns {returned})")
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
 def quote_table(name: str) -> str:
     """`schema.table` as a quoted SQL identifier."""
     from psycopg import sql

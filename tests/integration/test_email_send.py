@@ -272,3 +272,16 @@ def test_a_secret_in_the_operators_question_is_masked_as_in_the_log(
         assert mail.arrivals()[0].recipients == ["dana.ops@permtracker.test"]
     finally:
         h.close()
+
+
+def test_a_recipients_query_without_an_email_column_fails_clearly_and_sends_nothing(
+    tmp_path: Path, perm_dsn: str, mail: SandboxMailServer
+) -> None:
+    body = BY_SQL.replace("SELECT email,", "SELECT email AS address,") + "confirm = false\n"
+    h = run(tmp_path, announce(body), env_of(mail, perm_dsn), answer=None)
+    try:
+        reason = h.engine.step_runtime("announce").reason
+        assert reason == "recipients_sql returns no `email` column (it returns address, name)"
+        assert mail.arrivals() == []
+    finally:
+        h.close()
