@@ -5,6 +5,7 @@
     cockpit plan RUNBOOK             the timeline with absolute times, budgets and the window total
     cockpit run RUNBOOK --headless   run without the screen; --json prints one event per line
     cockpit status RUNBOOK           the journal's view of the current run
+    cockpit due RUNBOOK [--run]      what is overdue, due now and coming; --run runs the due steps
     cockpit demo [--headless]        start the sandbox and rehearse runbook.toml against it
     cockpit dns check NAME --expect VALUE   a propagation check without a runbook
 
@@ -175,6 +176,23 @@ def status(runbook: str, as_json: bool, log_step: str | None) -> None:
         click.echo(json.dumps(facts, indent=2, default=str))
         return
     click.echo(status_text(facts))
+
+
+@main.command()
+@click.argument("runbook", type=click.Path(dir_okay=False))
+@click.option("--within", default="24h", show_default=True, help="How far ahead 'coming' looks.")
+@click.option("--grace", default="1h", show_default=True, help="Unfinished this long past its planned end: overdue.")
+@click.option("--at", "at", metavar="TIME", help="List as of another time: T+7d, or 2026-12-12T23:00-05:00.")
+@click.option("--run", "run_due", is_flag=True, help="Run the automatic steps that are due (headless), then list.")
+@click.option("--json", "as_json", is_flag=True, help="The list as one JSON document.")
+def due(runbook: str, within: str, grace: str, at: str | None, run_due: bool, as_json: bool) -> None:
+    """What is overdue, due now and coming within --within, and who must act; exit 0 when
+    nothing is overdue, 1 when something is, 2 on bad input. For cron or a systemd timer."""
+    from cockpit.due_command import DueRequest
+    from cockpit.due_command import run_due as run
+
+    request = DueRequest(Path(runbook), within, grace, at, run_due, as_json)
+    sys.exit(run(request, out=click.echo, err=lambda text: click.echo(text, err=True)))
 
 
 @main.group()

@@ -174,6 +174,8 @@ class GateOpened(Event):
     question: str
     confirm: str | None = None
     items: tuple[str, ...] = ()
+    # For a checklist, beside each item: why its check did not tick it ("" for none).
+    notes: tuple[str, ...] = ()
 
     @property
     def step(self) -> str | None:
@@ -186,6 +188,22 @@ class OperatorActed(Event):
     operator: str
     step_id: str | None = None
     detail: str = ""
+
+    @property
+    def step(self) -> str | None:
+        return self.step_id
+
+
+@dataclass(frozen=True)
+class ItemChecked(Event):
+    """A checklist item's check ran: passed (the item is ticked by it) or why not, with its evidence."""
+
+    step_id: str
+    index: int
+    item: str
+    passed: bool
+    reason: str = ""
+    evidence: tuple[str, ...] = ()
 
     @property
     def step(self) -> str | None:
@@ -235,6 +253,7 @@ _TYPE_NAMES: dict[type[Event], str] = {
     StepReport: "step_report",
     GateOpened: "gate",
     OperatorActed: "operator_action",
+    ItemChecked: "item_checked",
     TriggerFired: "trigger_fired",
     RollbackStarted: "rollback_started",
     RollbackFinished: "rollback_finished",

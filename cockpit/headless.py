@@ -18,6 +18,7 @@ from cockpit.events import (
     Alert,
     Event,
     GateOpened,
+    ItemChecked,
     OperatorActed,
     RollbackFinished,
     RollbackStarted,
@@ -151,6 +152,11 @@ class HeadlessPrinter:
             target = f" {event.step_id}" if event.step_id else ""
             detail = f": {event.detail}" if event.detail else ""
             return f"operator {event.operator}: {event.action}{target}{detail}"
+        if isinstance(event, ItemChecked):
+            if event.passed:
+                seen = f" ({event.evidence[-1]})" if event.evidence else ""
+                return f"{event.step_id:<22} {self._paint('checked', 'succeeded')}    {event.item}{seen}"
+            return f"{event.step_id:<22} {self._paint('unchecked', 'waiting')}  {event.item}: {event.reason}"
         if isinstance(event, TriggerFired):
             deadline = f", roll back by {event.deadline:%H:%M:%S}" if event.deadline else ""
             return self._paint(f"TRIGGER {event.trigger_id} fired ({event.action}): {event.reason}{deadline}", "error")

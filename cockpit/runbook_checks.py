@@ -3,8 +3,9 @@ own (`cross_check`): ids, needs, cycles, undo, triggers, connections, times."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cockpit.clock import format_offset
 from cockpit.runbook import (
@@ -15,6 +16,7 @@ from cockpit.runbook import (
     did_you_mean,
 )
 from cockpit.runbook_parse import connection_fields, step_fields
+from cockpit.step import StepParams, embedded_probes
 
 if TYPE_CHECKING:
     from cockpit.runbook import ProblemCollector, Runbook
@@ -158,11 +160,27 @@ def _check_step_connections(runbook: Runbook, step: RunbookStep, collect: Proble
     params = runbook.params.get(step.id)
     if kind is None or params is None:
         return
-    for name, wanted in connection_fields(kind.Params).items():
-        value = step.with_.get(name)
+    _check_references(runbook, step, kind.Params, step.with_, ("with",), collect)
+    # A probe embedded in the step (a checklist item's check) names connections and steps too.
+    for path, call in embedded_probes(params):
+        probe = runbook.kinds.get(call.kind)
+        if probe is not None:
+            _check_references(runbook, step, probe.Params, call.with_, ("with", *path, "with"), collect)
+
+
+def _check_references(
+    runbook: Runbook,
+    step: RunbookStep,
+    model: type[StepParams],
+    with_: Mapping[str, Any],
+    where: tuple[str | int, ...],
+    collect: ProblemCollector,
+) -> None:
+    for name, wanted in connection_fields(model).items():
+        value = with_.get(name)
         if value is None:
             continue
-        path = _step_path(runbook, step, "with", name)
+        path = _step_path(runbook, step, *where, name)
         connection = runbook.connections.get(value)
         if connection is None:
             collect.error(
@@ -175,13 +193,13 @@ def _check_step_connections(runbook: Runbook, step: RunbookStep, collect: Proble
             collect.error(
                 path,
                 f"step {step.id!r}: connection {value!r} is {connection.kind!r}, "
-                f"but {step.kind} needs a {wanted!r} connection",
+                f"but {step.kind if where == ('with',) else 'its check'} needs a {wanted!r} connection",
             )
-    for name, wanted in step_fields(kind.Params).items():
-        value = step.with_.get(name)
+    for name, wanted in step_fields(model).items():
+        value = with_.get(name)
         if value is None:
             continue
-        path = _step_path(runbook, step, "with", name)
+        path = _step_path(runbook, step, *where, name)
         if not runbook.has_step(value):
             collect.error(
                 path,

@@ -20,7 +20,7 @@ from cockpit.runbook import (
     condition_model,
     did_you_mean,
 )
-from cockpit.step import ConnectionRef, Step, StepParams, StepRef
+from cockpit.step import ConnectionRef, Effect, Step, StepParams, StepRef, embedded_probes
 
 if TYPE_CHECKING:
     from cockpit.runbook import ProblemCollector
@@ -237,7 +237,36 @@ def _parse_params(
             continue
         params.setdefault(step_id, validated)
         _warn_unset(with_, ("step", index, "with"), collect, env)
+        _check_embedded_probes(validated, ("step", index, "with"), f"step {step_id!r}", collect, kinds, base_dir)
     return params
+
+
+def _check_embedded_probes(
+    validated: StepParams,
+    where: tuple[str | int, ...],
+    context: str,
+    collect: ProblemCollector,
+    kinds: Mapping[str, type[Step[Any]]],
+    base_dir: Any,
+) -> None:
+    """A probe embedded in a step (a checklist item's check) must be a known kind, and a probe."""
+    for path, call in embedded_probes(validated):
+        at = (*where, *path)
+        kind = kinds.get(call.kind)
+        if kind is None:
+            collect.error((*at, "kind"), f"{context}: unknown step kind {call.kind!r}{did_you_mean(call.kind, kinds)}")
+            continue
+        try:
+            probe = kind.Params.model_validate(call.with_, context={"base_dir": base_dir})
+        except ValidationError as exc:
+            collect.validation(exc, (*at, "with"), f"{context}, its {call.kind} check", kind.Params)
+            continue
+        effect = kind().effect_of(probe)
+        if effect != Effect.PROBE:
+            collect.error(
+                (*at, "kind"),
+                f"{context}: a check must only look, but {call.kind} with these parameters is a {effect.value} step",
+            )
 
 
 def connection_fields(params: type[StepParams]) -> dict[str, str]:

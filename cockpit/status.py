@@ -13,7 +13,7 @@ import tomllib
 from typing import Any
 
 from cockpit.clock import format_duration
-from cockpit.events import RunState
+from cockpit.events import ItemChecked, RunState
 from cockpit.journal import Journal, RunRecord
 from cockpit.lock import holder_of
 
@@ -104,6 +104,19 @@ def status_facts(journal: Journal, run: RunRecord, lock_path: Any = None) -> dic
         {"at": _local(wall), "operator": operator, "action": action, "step": step, "detail": detail}
         for wall, operator, action, step, detail in journal.actions(run.id)
     ]
+    # A checklist item ticked by its check: what the check saw, for the review after.
+    checks = [
+        {
+            "at": _local(event.wall),
+            "step": event.step_id,
+            "item": event.item,
+            "passed": event.passed,
+            "reason": event.reason,
+            "evidence": list(event.evidence),
+        }
+        for event in journal.events(run.id, types=["item_checked"])
+        if isinstance(event, ItemChecked)
+    ]
     return {
         "run": {
             "id": run.id,
@@ -121,6 +134,7 @@ def status_facts(journal: Journal, run: RunRecord, lock_path: Any = None) -> dic
         "triggers": triggers,
         "rollback": run.rollback,
         "actions": actions,
+        "checks": checks,
         "metrics": journal.metrics(run.id),
     }
 
@@ -171,4 +185,10 @@ def status_text(facts: dict[str, Any]) -> str:
                 + (f" {action['step']}" if action["step"] else "")
                 + (f": {action['detail']}" if action["detail"] else "")
             )
+    passed = [c for c in facts["checks"] if c["passed"]]
+    if passed:
+        lines += ["", f"items ticked by their checks ({len(passed)}):"]
+        for check in passed:
+            seen = f" ({check['evidence'][-1]})" if check["evidence"] else ""
+            lines.append(f"  {check['at']} {check['step']}: {check['item']}{seen}")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cockpit.clock import Clock
 
@@ -80,6 +80,46 @@ class StepRef:
     kind: str
 
 
+class ProbeCall(StepParams):
+    """A probe step kind and its `with`, embedded in another step: a checklist item's `check`.
+
+    `cockpit check` validates the embedded `with` by that kind's model and refuses a kind whose
+    effect with these parameters is not a probe, at the line where it is written.
+    """
+
+    kind: str = Field(description="a probe step kind, e.g. dns.propagation, http.check")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="that kind's parameters")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """How an embedded probe ended: passed or why not, and the last lines of its log as evidence."""
+
+    passed: bool
+    reason: str
+    evidence: tuple[str, ...]
+
+
+KeyPath = tuple[str | int, ...]
+
+
+def embedded_probes(model: BaseModel, path: KeyPath = ()) -> Iterator[tuple[KeyPath, ProbeCall]]:
+    """Every `ProbeCall` inside a parameter model, with its key path as written in the runbook."""
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        yield from _probes_in(value, (*path, info.alias or name))
+
+
+def _probes_in(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, ProbeCall]]:
+    if isinstance(value, ProbeCall):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        yield from embedded_probes(value, path)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _probes_in(item, (*path, index))
+
+
 class Step(ABC, Generic[P]):
     """A step kind over its parameter model `P`. One instance runs one attempt."""
 
@@ -131,7 +171,17 @@ class StepHost(Protocol):
 
     def step_ask(self, step_id: str, question: str, confirm: str | None, cancel: threading.Event) -> bool: ...
 
-    def step_checklist(self, step_id: str, items: list[str], cancel: threading.Event) -> bool: ...
+    def step_checklist(
+        self, step_id: str, items: list[str], cancel: threading.Event, checks: Sequence[Check | None] = ()
+    ) -> bool: ...
+
+    def step_probe(
+        self, step_id: str, attempt: int, call: ProbeCall, label: str, cancel: threading.Event
+    ) -> ProbeResult: ...
+
+
+# A checklist item's check, ready to run: the host calls it before it asks and on demand.
+Check = Callable[[], ProbeResult]
 
 
 class Checkpoint(MutableMapping[str, Any]):
@@ -250,10 +300,22 @@ class StepContext(Generic[P]):
         with self._waiting():
             return self._host.step_ask(self.step_id, question, confirm, self.cancel)
 
-    def checklist(self, items: list[str]) -> bool:
-        """Open a checklist for the operator; blocks until every item is ticked (True)."""
+    def checklist(self, items: list[str], checks: Sequence[ProbeCall | None] = ()) -> bool:
+        """Open a checklist for the operator; blocks until every item is ticked (True).
+
+        An item with a check (`checks[i]`, a probe) is ticked by it when it passes: the checks
+        run before the operator is asked and again whenever the operator asks for it.
+        """
+        runnable = [self._check_of(call, i) if call is not None else None for i, call in enumerate(checks)]
         with self._waiting():
-            return self._host.step_checklist(self.step_id, items, self.cancel)
+            return self._host.step_checklist(self.step_id, items, self.cancel, runnable)
+
+    def probe(self, call: ProbeCall, label: str) -> ProbeResult:
+        """Run an embedded probe now, in this thread; its log lines join this step's, after `label`."""
+        return self._host.step_probe(self.step_id, self.attempt, call, label, self.cancel)
+
+    def _check_of(self, call: ProbeCall, index: int) -> Check:
+        return lambda: self.probe(call, f"check {index + 1}")
 
     def _waiting(self) -> AbstractContextManager[None]:
         return self.clock.compressed() if self._holds_real_time else contextlib.nullcontext()

@@ -29,6 +29,8 @@ What a kind may use, all from here:
   (an Event to watch), `artifacts` (a private folder), `base_dir` (the runbook's folder),
   `dry_run`, `clock`, `t0`.
 - `StepFailed`, `StepCancelled`: how an attempt ends other than by returning.
+- `ProbeCall`: a parameter that embeds a probe kind with its `with` (a checklist item's
+  `check`); `cockpit check` validates it by that kind, and `ctx.probe(call, label)` runs it.
 - `ConnectionRef`, `StepRef`: markers for parameters that name a connection or another step,
   checked by `cockpit check` at the parameter's line.
 - `Duration`, `Offset`: parameter types written `"90s"`, `"5m"`, `"T-1d"`; `format_duration`,
@@ -58,6 +60,8 @@ from cockpit.step import (
     Checkpoint,
     ConnectionRef,
     Effect,
+    ProbeCall,
+    ProbeResult,
     Step,
     StepCancelled,
     StepContext,
@@ -74,6 +78,8 @@ __all__ = [
     "Duration",
     "Effect",
     "Offset",
+    "ProbeCall",
+    "ProbeResult",
     "Problem",
     "ProblemsError",
     "SmtpProblem",

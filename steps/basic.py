@@ -21,6 +21,7 @@ from cockpit.step_api import (
     Duration,
     Effect,
     Offset,
+    ProbeCall,
     Step,
     StepCancelled,
     StepContext,
@@ -265,12 +266,27 @@ class ManualStep(Step[ManualParams]):
             raise StepFailed("the operator answered no")
 
 
+class ChecklistItem(StepParams):
+    item: str = Field(description="what must be true")
+    check: ProbeCall | None = Field(
+        default=None, description="a probe that ticks the item when it passes: { kind = ..., with = {...} }"
+    )
+
+
 class ChecklistParams(StepParams):
-    items: list[str] = Field(min_length=1, description="what must be true, one item each")
+    items: list[str | ChecklistItem] = Field(
+        min_length=1, description="what must be true: a text, or { item = ..., check = {...} }"
+    )
+
+    def texts(self) -> list[str]:
+        return [i if isinstance(i, str) else i.item for i in self.items]
+
+    def checks(self) -> list[ProbeCall | None]:
+        return [None if isinstance(i, str) else i.check for i in self.items]
 
 
 class ChecklistStep(Step[ChecklistParams]):
-    """The operator ticks every item; the step succeeds when all are ticked."""
+    """The operator ticks every item, or an item's check ticks it; all ticked, the step succeeds."""
 
     kind = "checklist"
     effect = Effect.MUTATE
@@ -279,18 +295,21 @@ class ChecklistStep(Step[ChecklistParams]):
     resumes = True
 
     def describe(self, params: ChecklistParams) -> str:
-        return f"ask the operator to tick {len(params.items)} items"
+        checked = sum(1 for c in params.checks() if c is not None)
+        by_checks = f", {checked} of them by their checks" if checked else ""
+        return f"ask the operator to tick {len(params.items)} items{by_checks}"
 
     def run(self, ctx: StepContext[ChecklistParams]) -> None:
         params = ctx.params
-        for item in params.items:
-            ctx.log(f"[ ] {item}")
-        if not ctx.checklist(params.items):
+        texts, checks = params.texts(), params.checks()
+        for item, check in zip(texts, checks, strict=True):
+            ctx.log(f"[ ] {item}" + (f"  (checked by {check.kind})" if check else ""))
+        if not ctx.checklist(texts, checks):
             raise StepFailed("the checklist was refused")
         # The log ends as the list now stands: read later, the boxes above were only the ask.
-        for item in params.items:
+        for item in texts:
             ctx.log(f"[x] {item}")
-        ctx.log(f"all {len(params.items)} items ticked")
+        ctx.log(f"all {len(texts)} items ticked")
 
 
 class WaitParams(StepParams):

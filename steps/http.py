@@ -38,6 +38,10 @@ class HttpCheckParams(StepParams):
     equals: Any = Field(default=_UNSET, description="the value json_path must hold")
     max_latency: Duration | None = None
     repeat: int = Field(default=1, ge=1, le=10_000, description="how many times to check; every one must pass")
+    or_gone: bool = Field(
+        default=False,
+        description="a refused connection or a name that no longer resolves passes too: the service is gone",
+    )
     interval: Duration = Field(default=timedelta(seconds=1), description="pause between checks")
     timeout: Duration = Field(default=timedelta(seconds=10), description="per request")
 
@@ -76,8 +80,11 @@ class HttpCheckStep(Step[HttpCheckParams]):
                 try:
                     response = client.request(params.method, url, headers=headers, content=params.body)
                 except httpx.HTTPError as exc:
-                    failures.append(f"check {n}: {type(exc).__name__}: {exc}")
-                    ctx.log(f"{params.method} {url} -> {type(exc).__name__}: {exc}")
+                    if params.or_gone and isinstance(exc, httpx.ConnectError):
+                        ctx.log(f"{params.method} {url} -> gone ({type(exc).__name__}: {exc})")
+                    else:
+                        failures.append(f"check {n}: {type(exc).__name__}: {exc}")
+                        ctx.log(f"{params.method} {url} -> {type(exc).__name__}: {exc}")
                     worst = max(worst, time.perf_counter() - started)
                 else:
                     latency = time.perf_counter() - started

@@ -136,6 +136,20 @@ class Engine:
                     return outcome
                 self.live.wake.wait(remaining)
 
+    def wait_until_idle(self, timeout: float | None = None) -> Outcome:
+        """Block until the run cannot move now: it settled (as `wait_until_settled`), or what is
+        left falls due later. Returns the outcome, RUNNING for "later"."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.live.lock:
+            while True:
+                outcome = self._scheduler.outcome()
+                if outcome != Outcome.RUNNING or self._scheduler.nothing_due_now():
+                    return outcome
+                remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+                if remaining <= 0:
+                    return outcome
+                self.live.wake.wait(remaining)
+
     def running_steps(self) -> list[str]:
         with self.live.lock:
             return [rt.id for rt in self.live.live_attempts() if rt.state in (StepState.RUNNING, StepState.WAITING)]
@@ -174,8 +188,11 @@ class Engine:
     def answer(self, step_id: str, yes: bool, operator: Operator, typed: str | None = None) -> None:
         self._actions.answer(step_id, yes, operator, typed)
 
-    def tick(self, step_id: str, item: int, operator: Operator) -> None:
-        self._actions.tick(step_id, item, operator)
+    def tick(self, step_id: str, item: int, operator: Operator, note: str = "") -> None:
+        self._actions.tick(step_id, item, operator, note)
+
+    def recheck(self, step_id: str, operator: Operator) -> None:
+        self._actions.recheck(step_id, operator)
 
     def rollback(self, operator: Operator, reason: str, typed: str | None = None) -> None:
         self._rollback.request(operator, reason, typed)

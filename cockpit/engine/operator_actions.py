@@ -178,8 +178,8 @@ class OperatorActions:
             gate.answer = yes
             gate.answered.set()
 
-    def tick(self, step_id: str, item: int, operator: Operator) -> None:
-        """Tick one item of a checklist; the step succeeds when every item is ticked."""
+    def tick(self, step_id: str, item: int, operator: Operator, note: str = "") -> None:
+        """Tick one item of a checklist by hand, with the operator's note; all ticked, the step succeeds."""
         live = self._run
         with live.lock:
             self._refuse_if_ended()
@@ -191,8 +191,10 @@ class OperatorActions:
                 raise ActionRefused(f"{step_id!r} has no item {item + 1}")
             if item in gate.ticked:
                 raise ActionRefused(f"item {item + 1} is already ticked")
-            self._publisher.operator_acted(operator, "tick", step_id, gate.items[item])
-            self._transitions.log(rt, f"ticked by {operator}: {gate.items[item]}")
+            note = note.strip()
+            detail = gate.items[item] + (f" (note: {note})" if note else "")
+            self._publisher.operator_acted(operator, "tick", step_id, detail)
+            self._transitions.log(rt, f"ticked by {operator}: {detail}")
             gate.ticked.add(item)
             data = live.journal.checkpoint(live.run_id, step_id)
             data[TICKED] = sorted(gate.ticked)
@@ -200,6 +202,21 @@ class OperatorActions:
             if len(gate.ticked) == len(gate.items):
                 gate.answer = True
                 gate.answered.set()
+
+    def recheck(self, step_id: str, operator: Operator) -> None:
+        """Run the checks of a waiting checklist's unticked items again, now."""
+        live = self._run
+        with live.lock:
+            self._refuse_if_ended()
+            rt = self._runtime(step_id)
+            gate = rt.gate
+            if gate is None or gate.kind != "checklist":
+                raise ActionRefused(f"{step_id!r} has no open checklist")
+            if not gate.notes:
+                raise ActionRefused(f"no unticked item of {step_id!r} has a check")
+            self._publisher.operator_acted(operator, "recheck", step_id)
+            gate.recheck = True
+            gate.answered.set()
 
     def _runtime(self, step_id: str) -> StepRuntime:
         rt = self._run.steps.get(step_id)

@@ -185,6 +185,26 @@ class Scheduler:
             return Outcome.FAILED
         return Outcome.WAITING
 
+    def nothing_due_now(self) -> bool:
+        """True when the run would only move later by itself: nothing runs, nothing is ready, and
+        the next step falls due in the future. Call with the run's lock held."""
+        live = self._run
+        if live.state == RunState.ROLLING_BACK:
+            return False
+        if any(rt.state in (StepState.RUNNING, StepState.READY) for rt in live.steps.values()):
+            return False
+        if any(rt.gate is not None and rt.gate.answered.is_set() for rt in live.steps.values()):
+            return False
+        now = live.clock.now()
+        for step in live.runbook.forward_steps:
+            rt = live.steps[step.id]
+            if rt.state != StepState.SCHEDULED or not live.needs_met(step.id):
+                continue
+            due = max(live.runbook.due_at(step.id), rt.retry_at or live.runbook.due_at(step.id))
+            if due <= now:
+                return False  # the scheduler promotes it at its next tick
+        return True
+
     def _blocked(self, step_id: str, seen: set[str] | None = None) -> bool:
         """True when a step can never start without the operator (a need failed, waits, or is blocked)."""
         live = self._run

@@ -20,8 +20,10 @@ class Gate:
     confirm: str | None = None
     items: tuple[str, ...] = ()
     ticked: set[int] = field(default_factory=set)
+    notes: dict[int, str] = field(default_factory=dict)  # a checklist item's failing check, and why
     answered: threading.Event = field(default_factory=threading.Event)
     answer: bool | None = None
+    recheck: bool = False  # the operator asked the checklist's checks to run again
 
 
 @dataclass

@@ -6,17 +6,19 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from cockpit.engine.command_line_answers import CommandLineAnswers
+from cockpit.engine.embedded_probe import run_probe
 from cockpit.engine.live_run import LiveRun
 from cockpit.engine.operator_actions import TICKED
 from cockpit.engine.publisher import Publisher
 from cockpit.engine.step_runtime import Gate, ProgressState
 from cockpit.engine.transitions import Transitions
-from cockpit.events import GateOpened, MetricRecorded, StepReport, StepState
+from cockpit.events import GateOpened, ItemChecked, MetricRecorded, StepReport, StepState
 from cockpit.logpump import LogPump, ProgressReport
-from cockpit.step import StepCancelled
+from cockpit.step import Check, ProbeCall, ProbeResult, StepCancelled
 
 
 class StepServices:
@@ -91,14 +93,58 @@ class StepServices:
         # journal shows.
         return self._wait_for_operator(step_id, Gate("ask", self._run.redact(question), confirm), cancel)
 
-    def step_checklist(self, step_id: str, items: list[str], cancel: threading.Event) -> bool:
-        gate = Gate("checklist", f"Tick each item of {step_id!r}", None, tuple(self._run.redact(i) for i in items))
-        # Items ticked before a restart stay ticked.
-        ticked = self.step_checkpoint_of(step_id).get(TICKED, [])
-        gate.ticked = {i for i in ticked if i < len(items)}
-        if len(gate.ticked) == len(items):
-            return True
-        return self._wait_for_operator(step_id, gate, cancel)
+    def step_checklist(
+        self, step_id: str, items: list[str], cancel: threading.Event, checks: Sequence[Check | None] = ()
+    ) -> bool:
+        shown = tuple(self._run.redact(i) for i in items)
+        while True:
+            # Items ticked before a restart stay ticked; so do those ticked by a check.
+            ticked = {i for i in self.step_checkpoint_of(step_id).get(TICKED, []) if i < len(items)}
+            notes = self._run_checks(step_id, shown, checks, ticked)
+            if len(ticked) == len(items):
+                return True
+            gate = Gate("checklist", f"Tick each item of {step_id!r}", None, shown, ticked, notes)
+            answer = self._wait_for_operator(step_id, gate, cancel)
+            if not gate.recheck:
+                return answer
+
+    def _run_checks(
+        self, step_id: str, items: tuple[str, ...], checks: Sequence[Check | None], ticked: set[int]
+    ) -> dict[int, str]:
+        """Run the check of each item not yet ticked; tick those that pass. Returns why the others failed."""
+        live = self._run
+        notes: dict[int, str] = {}
+        for index, check in enumerate(checks):
+            if check is None or index in ticked or index >= len(items):
+                continue
+            result = check()
+            with live.lock:
+                self._publisher.emit(
+                    ItemChecked(
+                        step_id=step_id,
+                        index=index,
+                        item=items[index],
+                        passed=result.passed,
+                        reason=result.reason,
+                        evidence=result.evidence,
+                    )
+                )
+                rt = live.steps[step_id]
+                if not result.passed:
+                    notes[index] = result.reason
+                    self._transitions.log(rt, f"check {index + 1} failed: {result.reason}")
+                    continue
+                ticked.add(index)
+                data = live.journal.checkpoint(live.run_id, step_id)
+                data[TICKED] = sorted(ticked)
+                live.journal.save_checkpoint(live.run_id, step_id, data)
+                self._transitions.log(rt, f"ticked by its check: {items[index]}")
+        return notes
+
+    def step_probe(
+        self, step_id: str, attempt: int, call: ProbeCall, label: str, cancel: threading.Event
+    ) -> ProbeResult:
+        return run_probe(self._run, self, step_id, attempt, call, label, cancel)
 
     def _wait_for_operator(self, step_id: str, gate: Gate, cancel: threading.Event) -> bool:
         live = self._run
@@ -110,7 +156,12 @@ class StepServices:
             self._transitions.step(rt, StepState.WAITING, gate.question)
             self._publisher.emit(
                 GateOpened(
-                    step_id=step_id, gate=gate.kind, question=gate.question, confirm=gate.confirm, items=gate.items
+                    step_id=step_id,
+                    gate=gate.kind,
+                    question=gate.question,
+                    confirm=gate.confirm,
+                    items=gate.items,
+                    notes=tuple(gate.notes.get(i, "") for i in range(len(gate.items))) if gate.notes else (),
                 )
             )
             self._answers.apply(rt)
@@ -122,5 +173,6 @@ class StepServices:
                 rt.gate = None
                 state: StepState = rt.state  # changed by the operator while this thread waited
                 if state == StepState.WAITING:
-                    self._transitions.step(rt, StepState.RUNNING, "answered " + ("yes" if gate.answer else "no"))
+                    said = "checks asked again" if gate.recheck else "answered " + ("yes" if gate.answer else "no")
+                    self._transitions.step(rt, StepState.RUNNING, said)
         return bool(gate.answer)

@@ -7,7 +7,8 @@ status` read without touching the engine's state; `build_view` makes one under t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -66,6 +67,7 @@ class GateView:
     confirm: str | None
     items: tuple[str, ...]
     ticked: frozenset[int]
+    notes: Mapping[int, str] = field(default_factory=dict)  # why an item's check did not tick it
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,14 @@ def build_view(run: LiveRun, outcome: Outcome) -> RunView:
             late = elapsed - step.budget
         gate = None
         if rt.gate is not None:
-            gate = GateView(rt.gate.kind, rt.gate.question, rt.gate.confirm, rt.gate.items, frozenset(rt.gate.ticked))
+            gate = GateView(
+                rt.gate.kind,
+                rt.gate.question,
+                rt.gate.confirm,
+                rt.gate.items,
+                frozenset(rt.gate.ticked),
+                dict(rt.gate.notes),
+            )
         params = run.params.get(step.id)
         kind = rb.kind_of(step.id)
         effect = kind().effect_of(params).value if params is not None else kind.effect.value

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fakes import LEDGER
 from screen_harness import _step, actions, select, state, until
-from textual.widgets import Log, Static
+from textual.widgets import Log, SelectionList, Static
 
 from cockpit.clock import RehearsalClock
 from widgets.screens.dialogs import ChecklistModal, ConfirmModal, GateModal, QuitModal, ReasonModal, RollbackModal
@@ -202,6 +202,41 @@ async def test_tick_a_checklist(cockpit: Any) -> None:
         await pilot.press("a", "down", "space", "enter")
         await until(pilot, lambda: state(c.session, "decom") == "succeeded")
     assert [a[3] for a in actions(c.session)] == ["Render scaled to 0", "Supabase paused"]
+
+
+async def test_a_checklist_shows_why_a_check_failed_runs_it_again_and_ticks_with_a_note(
+    cockpit: Any, tmp_path: Path
+) -> None:
+    flag = tmp_path / "v1-gone"
+    check = f'{{ kind = "shell", with = {{ argv = ["test", "-e", "{flag}"], effect = "probe" }} }}'
+    items = f'items = [{{ item = "v1 answers 410", check = {check} }}, "No error reports"]'
+    c = cockpit(_step("decom", "checklist", with_=items))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "decom") == "waiting")
+        await pilot.press("a")
+        modal = c.app.screen
+        assert isinstance(modal, ChecklistModal)
+        shown = str(modal.query_one(SelectionList).get_option_at_index(0).prompt)
+        assert "check failed: test exited with status 1" in shown
+        flag.touch()
+        await pilot.press("ctrl+r")  # the operator fixed it: check again
+        await until(
+            pilot,
+            lambda: (
+                c.session.engine.view().steps["decom"].gate is not None
+                and bool(
+                    c.session.engine.view().steps["decom"].gate.ticked  # type: ignore[union-attr]
+                )
+            ),
+        )
+        await pilot.press("a")
+        assert isinstance(c.app.screen, ChecklistModal)
+        await pilot.press("down", "space", "tab", *"support says none", "enter")
+        await until(pilot, lambda: state(c.session, "decom") == "succeeded")
+    assert [(a[1], a[3]) for a in actions(c.session)] == [
+        ("recheck", ""),
+        ("tick", "No error reports (note: support says none)"),
+    ]
 
 
 async def test_an_action_that_cannot_apply_is_not_offered_and_its_key_says_why(cockpit: Any) -> None:

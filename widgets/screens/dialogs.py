@@ -6,6 +6,7 @@ Escape), so the app's action only proceeds on an explicit yes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -186,30 +187,50 @@ class GateModal(_Modal):
             self.dismiss(None)
 
 
+@dataclass(frozen=True)
+class ChecklistAnswer:
+    ticked: list[int]  # the items newly ticked by hand
+    note: str  # the operator's note, journaled with each tick
+    recheck: bool = False  # run the items' checks again instead
+
+
 class ChecklistModal(_Modal):
-    """Tick items one by one; each tick is journaled. Returns the indexes newly ticked, or None."""
+    """Tick items by hand with a note, or run the items' checks again. Returns a ChecklistAnswer, or None."""
 
     DEFAULT_CSS = (
         _CSS.format(name="ChecklistModal")
         + """
-    ChecklistModal SelectionList { height: auto; max-height: 14; }
+    ChecklistModal SelectionList { height: auto; max-height: 12; }
     """
     )
+    BINDINGS = [Binding("ctrl+r", "recheck", "Check again", show=False)]
 
-    def __init__(self, step_title: str, items: tuple[str, ...], ticked: frozenset[int]) -> None:
+    def __init__(
+        self, step_title: str, items: tuple[str, ...], ticked: frozenset[int], notes: Mapping[int, str] | None = None
+    ) -> None:
         super().__init__()
         self._step_title, self._items, self._ticked = step_title, items, ticked
+        self._notes = dict(notes or {})
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"{self._step_title}: checklist", classes="title")
             yield SelectionList[int](
                 *[
-                    Selection(item, i, i in self._ticked, disabled=i in self._ticked)
-                    for i, item in enumerate(self._items)
+                    Selection(self._prompt(i), i, i in self._ticked, disabled=i in self._ticked)
+                    for i in range(len(self._items))
                 ]
             )
-            yield Static("space ticks an item · enter records the ticks · esc goes back", classes="hint")
+            yield Input(placeholder="note for your ticks (journaled with your name)", id="note", compact=True)
+            again = " · ctrl+r runs the checks again" if self._notes else ""
+            yield Static(f"space ticks · enter records the ticks{again} · esc goes back", classes="hint")
+
+    def _prompt(self, index: int) -> Text:
+        prompt = Text(self._items[index])
+        if index in self._notes and index not in self._ticked:
+            # A selection shows one line of its prompt: the check's reason follows the item.
+            prompt.append(f"  check failed: {self._notes[index]}", style="red")
+        return prompt
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).focus()
@@ -229,7 +250,11 @@ class ChecklistModal(_Modal):
 
     def key_enter(self) -> None:
         chosen = set(self.query_one(SelectionList).selected) - set(self._ticked)
-        self.dismiss(sorted(chosen))
+        self.dismiss(ChecklistAnswer(sorted(chosen), self.query_one("#note", Input).value))
+
+    def action_recheck(self) -> None:
+        if self._notes:
+            self.dismiss(ChecklistAnswer([], "", recheck=True))
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,7 @@ class OperatorDesk:
         self._open(action, step_id, modal, decided)
 
     def answer(self) -> None:
-        from widgets.screens.dialogs import ChecklistModal, ConfirmModal, GateAnswer, GateModal
+        from widgets.screens.dialogs import ChecklistAnswer, ChecklistModal, ConfirmModal, GateAnswer, GateModal
 
         view = self._fresh_view()
         if view is None:
@@ -217,10 +217,13 @@ class OperatorDesk:
         elif gate.kind == "checklist":
 
             def ticked(picked: object) -> None:
-                if isinstance(picked, list):
-                    self._tick(step_id, picked)
+                if isinstance(picked, ChecklistAnswer) and picked.recheck:
+                    self._do(lambda: self.app.engine.recheck(step_id, self.operator), f"checks run again: {step_id}")
+                elif isinstance(picked, ChecklistAnswer):
+                    self._tick(step_id, picked.ticked, picked.note)
 
-            self._open("answer", step_id, ChecklistModal(step.title, gate.items, gate.ticked), ticked)
+            modal = ChecklistModal(step.title, gate.items, gate.ticked, gate.notes)
+            self._open("answer", step_id, modal, ticked)
         else:
 
             def answered(answer: object) -> None:
@@ -237,13 +240,13 @@ class OperatorDesk:
                 answered,
             )
 
-    def _tick(self, step_id: str, picked: Iterable[int]) -> None:
+    def _tick(self, step_id: str, picked: Iterable[int], note: str) -> None:
         view = self._fresh_view()
         step = view.steps.get(step_id) if view else None
         already = step.gate.ticked if step is not None and step.gate is not None else frozenset()
         for index in picked:
             if index not in already:  # ticked meanwhile by someone else: nothing to record twice
-                self._do(lambda i=index: self.app.engine.tick(step_id, i, self.operator))  # type: ignore[misc]
+                self._do(lambda i=index: self.app.engine.tick(step_id, i, self.operator, note))  # type: ignore[misc]
 
     def start_step(self) -> None:
         from widgets.screens.dialogs import ConfirmModal
