@@ -43,6 +43,7 @@ from cockpit.options import RunOptions, SessionError
 from widgets.header import StatusHeader
 from widgets.notice_line import Notice, NoticeLine
 from widgets.screens.dns import DnsScreen
+from widgets.screens.full_screen import FullScreen
 from widgets.screens.main import MainScreen
 from widgets.what_now import WhatNow
 
@@ -93,6 +94,7 @@ class CockpitApp(App[int]):
     # Views the operator opens from any screen; the step actions are the main screen's.
     BINDINGS = [
         Binding("g,f4", "dns_grid", "DNS", show=False),
+        Binding("t,f3", "timeline", "Timeline", show=False),
         Binding("n", "notices", "Notices", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q,f10", "request_quit", "Quit", priority=True),
@@ -318,6 +320,8 @@ class CockpitApp(App[int]):
                 line.show(view)
             for notices in screen.query(NoticeLine):
                 notices.show(self.notices)
+            if isinstance(screen, FullScreen):
+                screen.follow(view)
         self.main.show(view, self.dns_report)
 
     async def action_notices(self) -> None:
@@ -329,6 +333,12 @@ class CockpitApp(App[int]):
     async def action_dns_grid(self) -> None:
         if not isinstance(self.screen, DnsScreen):
             await self._open_full_screen(DnsScreen(self.dns_report))
+
+    async def action_timeline(self) -> None:
+        from widgets.screens.timeline import TimelineScreen
+
+        if self.engine is not None and not isinstance(self.screen, TimelineScreen):
+            await self._open_full_screen(TimelineScreen(self.engine.runbook, self.engine.plan))
 
     async def action_help(self) -> None:
         from widgets.screens.help import HelpScreen
@@ -363,6 +373,7 @@ class CockpitApp(App[int]):
         main = self.main
         yield SystemCommand("Answer", "Answer the waiting gate (question, start, checklist)", main.action_answer)
         yield SystemCommand("DNS grid", "Every resolver's answer, TTL, state and history", self.action_dns_grid)
+        yield SystemCommand("Timeline", "The sixty days: phases, overdue, what waits, next 24h", self.action_timeline)
         yield SystemCommand("Start step", "Start the selected step now", main.action_start_step)
         yield SystemCommand("Retry step", "Run the selected step again", main.action_retry)
         yield SystemCommand("Skip step", "Skip the selected step, with a reason", main.action_skip)

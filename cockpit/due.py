@@ -92,8 +92,10 @@ def due_list(
             start = runbook.t0 + planned.start
             if start > now + within:
                 continue
-            if start > now:
+            if start > now and state == "scheduled":
                 status = "coming"
+            elif start > now:
+                status = "due"  # started ahead of its plan: it is happening now
             elif now > runbook.t0 + planned.end + grace:
                 status = "overdue"
             else:

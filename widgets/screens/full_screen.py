@@ -5,12 +5,17 @@ seen there, not missed. The app paints those lines on every screen of its stack.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from widgets.header import TopBars
 from widgets.notice_line import NoticeLine
+
+if TYPE_CHECKING:
+    from cockpit.engine.views import RunView
 
 
 class FullScreen(Screen[None]):
@@ -28,3 +33,6 @@ class FullScreen(Screen[None]):
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
         yield
+
+    def follow(self, view: RunView) -> None:
+        """A new view of the run; a screen that shows more than the header follows it here."""

@@ -32,6 +32,7 @@ KEYS = [
     ("w", "write the selected step's whole log to a file (logs/ beside the runbook)"),
     ("n", "every notice of this session, newest first"),
     ("g  F4", "the DNS propagation grid: every resolver's answer, TTL, state and history"),
+    ("t  F3", "the sixty days: each phase's date and progress, overdue, the operator's, the next 24h"),
     ("ctrl+p", "the palette of every action"),
     ("?  F1", "this help"),
     ("ctrl+q  F10", "quit (asks while steps run; they resume as interrupted)"),
