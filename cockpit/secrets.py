@@ -22,7 +22,22 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 ADDRESS_FIELDS = frozenset({"dsn", "url", "base_url", "api_url", "api_endpoint", "token_uri", "host", "primary"})
 # Connection fields that hold no secret at all, whatever their value: where a server is and who
 # the cockpit is to it. A log that names them says which server refused which account.
-PLAIN_FIELDS = frozenset({"host", "port", "username", "sender", "zone", "primary", "client_id"})
+PLAIN_FIELDS = frozenset(
+    {
+        "host",
+        "port",
+        "username",
+        "sender",
+        "zone",
+        "primary",
+        "client_id",
+        "tls",
+        "rate",
+        "provider",
+        "zone_id",
+        "team_id",
+    }
+)
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MASK = "••••••"
 # Shorter values would redact ordinary words ("on", "5432") all over the log.

@@ -154,3 +154,33 @@ export const aggregatePage = internalQuery({
     return { groups, isDone: result.isDone, continueCursor: result.continueCursor };
   },
 });
+
+// Phase 5 of the id mapping, once v2 is verified and v1 is gone: remove the legacy id fields
+// (`fields`) from every document of `tables`, one page of one table per call. The cursor is
+// "<table index>:<page cursor>", so one loop walks every table in turn. Idempotent: a document
+// without the fields is left alone, so a retried page writes nothing twice.
+export const clearLegacyFields = internalMutation({
+  args: { tables: v.array(v.string()), fields: v.array(v.string()), ...page },
+  handler: async (ctx, args) => {
+    const split = args.cursor === null ? -1 : args.cursor.indexOf(":");
+    const index = split < 0 ? 0 : Number(args.cursor!.slice(0, split));
+    const cursor = split < 0 ? null : args.cursor!.slice(split + 1) || null;
+    if (index >= args.tables.length) {
+      return { table: null, processed: 0, cleared: 0, isDone: true, continueCursor: `${index}:` };
+    }
+    const table = args.tables[index];
+    const result = await ctx.db.query(table as any).paginate({ cursor, numItems: args.numItems });
+    let cleared = 0;
+    for (const doc of result.page as any[]) {
+      const present = args.fields.filter((field) => doc[field] !== undefined);
+      if (present.length === 0) {
+        continue;
+      }
+      await ctx.db.patch(doc._id, Object.fromEntries(present.map((field) => [field, undefined])));
+      cleared += 1;
+    }
+    const last = index === args.tables.length - 1;
+    const next = result.isDone ? `${index + 1}:` : `${index}:${result.continueCursor}`;
+    return { table, processed: result.page.length, cleared, isDone: result.isDone && last, continueCursor: next };
+  },
+});

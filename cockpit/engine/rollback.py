@@ -2,7 +2,8 @@
 
 A rollback stops the forward run, waits for running forward steps to stop, then runs the
 `undo` step of every completed forward step in reverse order of completion, then the
-rollback-phase steps that undo nothing in particular, in `needs` order, one at a time. The
+rollback-phase steps that undo nothing in particular, in `needs` order, one at a time; a step
+that needs another rollback step runs after it, wherever it was in that order. The
 trigger's `within` sets a deadline that is counted down and alerted on. After a step marked
 `point_of_no_return` has succeeded, a rollback waits for a typed confirmation.
 """
@@ -24,6 +25,7 @@ from cockpit.engine.views import Outcome
 from cockpit.events import GateOpened, RollbackFinished, RollbackStarted, RunState, StepState
 from cockpit.operator import Operator
 from cockpit.plan import topological_order
+from cockpit.runbook import Runbook
 
 # What the operator types to roll back past a point of no return.
 CONFIRM_WORD = "ROLLBACK"
@@ -139,7 +141,7 @@ class Rollback:
         designated = {s.undo for s in live.runbook.forward_steps if s.undo}
         rest = [s.id for s in live.runbook.rollback_steps if s.id not in designated and s.id not in plan]
         plan.extend(topological_order(live.runbook, rest))
-        return plan
+        return _needs_first(live.runbook, plan)
 
     def advance(self, now: datetime) -> None:
         """Start the next step of the rollback when the one before it has settled."""
@@ -219,3 +221,16 @@ class Rollback:
         live.persist()
         late = format_duration(now - rb.deadline)
         self._transitions.alert("error", f"the rollback deadline passed {late} ago and the rollback is not finished")
+
+
+def _needs_first(runbook: Runbook, plan: list[str]) -> list[str]:
+    """The plan, each step moved after the plan's steps it needs, the order otherwise kept: an
+    undo step that needs another rollback step (v1 read-write again only after its data is
+    restored) waits for it."""
+    out: list[str] = []
+    waiting = list(plan)
+    while waiting:
+        ready = next((s for s in waiting if all(n in out or n not in plan for n in runbook.step(s).needs)), waiting[0])
+        out.append(ready)
+        waiting.remove(ready)
+    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -31,6 +32,8 @@ class Providers:
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Told of each scale (service id, instances): the sandbox takes v1's web app down at zero.
+    on_scale: Callable[[str, int], None] | None = None
 
     def __post_init__(self) -> None:
         providers = self
@@ -113,6 +116,8 @@ class Providers:
             if not isinstance(instances, int) or isinstance(instances, bool) or instances < 0:
                 return 400, {"message": "numInstances must be a non-negative integer"}
             service["serviceDetails"]["numInstances"] = instances
+            if self.on_scale is not None:
+                self.on_scale(match.group(1), instances)
             return 202, None
         return 405, {"message": "method not allowed"}
 

@@ -29,6 +29,7 @@ class StandInServer:
         self.name = name
         self.routes = routes
         self.broken: dict[str, int] = {}
+        self.down = False  # scaled to zero instances: every request is answered 503
         self.latency = 0.0
         self.on_stop: Callable[[], None] | None = None
         self.requests = 0
@@ -47,7 +48,9 @@ class StandInServer:
                     time.sleep(server.latency)
                 status: int
                 payload: Any
-                if parts.path in server.broken:
+                if server.down:
+                    status, payload = 503, {"error": f"{server.name}: no instance is running"}
+                elif parts.path in server.broken:
                     status, payload = server.broken[parts.path], {"error": f"{server.name}: injected failure"}
                 else:
                     handler = server.routes.get((method, parts.path))

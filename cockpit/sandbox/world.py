@@ -121,6 +121,9 @@ class Sandbox:
                 f"Google Calendar stand-in at {self.calendar.url}: {connected:,} users' calendars hold v1's events"
             )
             self.providers = Providers().start()
+            v1 = self.v1
+            # v1's API runs on the Render service: scaled to zero, it answers 503 to everyone.
+            self.providers.on_scale = lambda service, instances: setattr(v1, "down", instances == 0)
             self.providers.add_service(RENDER_SERVICE, "perm-tracker-api", instances=1)
             self.providers.add_project(SUPABASE_PROJECT, "perm-tracker")
             self.say(f"the Render and Supabase API stand-ins at {self.providers.url}")

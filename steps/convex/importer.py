@@ -26,7 +26,7 @@ from pydantic import Field
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.basic import run_command
 from steps.convex.client import Ambiguous, ConvexClient, ConvexError
-from steps.postgres.export import read_manifest
+from steps.manifest import read_manifest
 
 PART_BYTES = 5 << 20  # the backend's minimum part size, but for the last part
 MAX_PARTS = 9999

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.convex.client import Chain, ConvexClient, ConvexFunctionError, shares_for
-from steps.postgres.export import read_manifest
+from steps.manifest import read_manifest
 from steps.rows.mapping import Mapping, MappingError, MappingPath, Reference, load_mapping
 
 

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams, private_dir
 from steps.basic import run_command
-from steps.postgres.export import write_manifest
+from steps.manifest import write_manifest
 from steps.postgres.sql import connect
 
 # From the Supabase CLI (internal/utils/misc.go): the schemas `supabase db dump` leaves out.

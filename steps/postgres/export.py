@@ -21,7 +21,6 @@ tables are kept in the step's checkpoint and not exported again.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 import time
@@ -41,10 +40,10 @@ from cockpit.step_api import (
     Writeback,
     private_dir,
 )
+from steps.manifest import write_manifest
 from steps.postgres.json_rows import EXACT_SESSION, column_types, copy_rows_as_json
 from steps.postgres.sql import CancelWatch, connect
 
-MANIFEST = "manifest.json"
 FLUSH_BYTES = 1 << 20
 FLUSH_SECONDS = 0.2
 PARALLEL_FROM_BYTES = 16 << 20  # below this one connection is quicker than coordinating several
@@ -89,28 +88,6 @@ class ExportParams(StepParams):
                 )
             seen[table.file_name] = table.name
         return self
-
-
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    """Replace the manifest atomically (readers never see half of one)."""
-    tmp = folder / f".{MANIFEST}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(manifest, out, indent=2, sort_keys=True)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, folder / MANIFEST)
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    try:
-        value: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StepFailed(f"no manifest in {folder}: has the step that writes it run?") from None
-    except ValueError as exc:
-        raise StepFailed(f"{path} is not valid JSON: {exc}") from None
-    return value
 
 
 def _quote_table(name: str) -> str:

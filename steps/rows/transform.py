@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from cockpit.step_api import Effect, Step, StepContext, StepFailed, StepParams, private_dir
-from steps.postgres.export import read_manifest, write_manifest
+from steps.manifest import read_manifest, write_manifest
 from steps.rows.mapping import MappingError, MappingPath, load_mapping
 from steps.rows.ranges import transform_table
 

@@ -19,7 +19,7 @@ from pydantic import Field
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from steps.convex.client import ConvexClient, ConvexFunctionError, shares_for
 from steps.convex.resolve import load_checked_mapping
-from steps.postgres.export import read_manifest
+from steps.manifest import read_manifest
 from steps.postgres.json_rows import EXACT_SESSION
 from steps.postgres.sql import CancelWatch, connect, quote_table
 from steps.rows.mapping import Mapping, MappingPath

@@ -20,7 +20,7 @@ from cockpit.sandbox.convex.functions import FunctionError, RawJSON
 from cockpit.sandbox.convex.server import ConvexStandIn
 from cockpit.sandbox.convex.store import DocumentStore
 from steps.convex.client import ConvexClient, ConvexError, ConvexFunctionError
-from steps.postgres.export import write_manifest
+from steps.manifest import write_manifest
 
 pytestmark = pytest.mark.integration
 

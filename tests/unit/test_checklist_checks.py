@@ -122,7 +122,7 @@ def test_cockpit_check_refuses_a_check_that_changes_things_or_is_unknown(tmp_pat
 def _backup(folder: Path) -> None:
     import hashlib
 
-    from steps.postgres.export import write_manifest
+    from steps.manifest import write_manifest
 
     folder.mkdir(parents=True)
     files = {}

@@ -185,3 +185,25 @@ def test_the_stand_in_has_every_function_of_cockpit_ts_with_the_same_kind_and_ar
         for path, (kind, _internal, _call) in functions.FUNCTIONS.items()
     }
     assert standin == exported
+
+
+def test_clear_legacy_fields_walks_every_table_and_removes_only_those_fields(
+    tmp_path: Path, sqlite_engine: ModuleType
+) -> None:
+    store = _store(tmp_path, sqlite_engine)
+    args = {"tables": ["users", "cases", "absent"], "fields": ["legacyId", "legacyUserId"], "numItems": 3}
+    pages = _pages(functions.clear_legacy_fields, store, args)
+    # users in one page, cases in three, then the table that does not exist: found empty.
+    assert [(p["table"], p["processed"], p["cleared"]) for p in pages] == [
+        ("users", 2, 2),
+        ("cases", 3, 3),
+        ("cases", 3, 3),
+        ("cases", 1, 1),
+        ("absent", 0, 0),
+    ]
+    assert [p["isDone"] for p in pages] == [False, False, False, False, True]
+    cases = list(store.documents("cases"))
+    assert not any("legacyId" in d or "legacyUserId" in d for d in [*cases, *store.documents("users")])
+    assert [d.get("status") for d in cases][:2] == ["pwd", "pwd"] and "userId" in cases[0]  # the rest kept
+    # Once more: nothing left to clear, nothing written.
+    assert sum(p["cleared"] for p in _pages(functions.clear_legacy_fields, store, args)) == 0

@@ -61,6 +61,35 @@ def test_rollback_undoes_completed_steps_latest_first_then_the_rest_in_needs_ord
         h.close()
 
 
+def test_an_undo_step_that_needs_a_rollback_step_waits_for_it_and_its_operator_start(tmp_path: Path) -> None:
+    # The shipped runbook's shape: v1 goes read-write again (an undo) only after its data is
+    # restored from the backup (a rollback step the operator starts, or skips).
+    body = (
+        _step("read-only", extra='undo = "read-write"')
+        + _step("cutover", extra='undo = "dns-back"\nneeds = ["read-only"]')
+        + _step("boom", extra='needs = ["cutover"]', with_="fail_attempts = 1")
+        + _step("dns-back", phase="rollback")
+        + _step("restore", phase="rollback", extra='start = "operator"')
+        + _step("read-write", phase="rollback", extra='needs = ["restore"]')
+        + _step("tell-users", phase="rollback")
+        + _trigger("broken", 'step = "boom", state = "failed"', "rollback")
+    )
+    h = Harness(tmp_path, body).start()
+    try:
+        h.wait_state("restore", "waiting")
+        assert h.of_type(RollbackStarted)[0].plan == ("dns-back", "restore", "read-write", "tell-users")
+        assert h.state("read-write") == "scheduled"  # not before the operator has decided
+        h.engine.skip("restore", "v1's data was never touched: read-only since before the backup", ALICE)
+        assert h.settle() == Outcome.ROLLED_BACK
+        assert [s for s in LEDGER.of("end") if s in ("dns-back", "read-write", "tell-users")][-3:] == [
+            "dns-back",
+            "read-write",
+            "tell-users",
+        ]
+    finally:
+        h.close()
+
+
 def test_a_rollback_cancels_running_forward_steps_first(tmp_path: Path) -> None:
     body = (
         _step("done", extra='undo = "ua"') + _step("long", extra='undo = "ub"', with_="seconds = 30") + ROLLBACK_STEPS

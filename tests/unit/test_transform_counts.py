@@ -10,7 +10,7 @@ from pathlib import Path
 from fakes import HEADER, Harness
 
 from cockpit.engine.views import Outcome
-from steps.postgres.export import write_manifest
+from steps.manifest import write_manifest
 
 MAPPING = '[table."public.notes"]\ntarget = "notes"\n'
 BODY = """

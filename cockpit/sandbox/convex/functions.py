@@ -39,6 +39,7 @@ ARGUMENTS: dict[str, dict[str, Validator]] = {
     "cockpit:byLegacyIds": {"table": STRING, "legacyIds": array(STRING)},
     "cockpit:checkRefs": {**_REFERENCE, **_PAGE, **_SHARE},
     "cockpit:aggregatePage": {"table": STRING, "groupBy": optional(STRING), "sum": optional(STRING), **_PAGE, **_SHARE},
+    "cockpit:clearLegacyFields": {"tables": array(STRING), "fields": array(STRING), **_PAGE},
 }
 
 
@@ -186,6 +187,32 @@ def aggregate_page(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]
 
 
 # path -> (kind, internal, implementation)
+def clear_legacy_fields(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
+    # One page of one table per call; the cursor is "<table index>:<page cursor>".
+    tables, fields = args["tables"], args["fields"]
+    cursor = args["cursor"]
+    index, _, page_cursor = ("0", "", "") if cursor is None else cursor.partition(":")
+    position = int(index) if index.isdigit() else 0
+    if position >= len(tables):
+        return {"table": None, "processed": 0, "cleared": 0, "isDone": True, "continueCursor": f"{position}:"}
+    table = tables[position]
+    with store.transaction():
+        page = store.paginate(table, page_cursor or None, int(args["numItems"]), fields)
+        touched = [(doc["_id"], [f for f in fields if f in doc]) for doc in page.documents]
+        touched = [(doc_id, present) for doc_id, present in touched if present]
+        for doc_id, present in touched:
+            store.patch(doc_id, dict.fromkeys(present))  # None: patched to undefined, removed
+    last = position == len(tables) - 1
+    following = f"{position + 1}:" if page.is_done else f"{position}:{page.continue_cursor}"
+    return {
+        "table": table,
+        "processed": len(page.documents),
+        "cleared": len(touched),
+        "isDone": page.is_done and last,
+        "continueCursor": following,
+    }
+
+
 FUNCTIONS: dict[str, tuple[str, bool, Callable[[DocumentStore, dict[str, Any]], Any]]] = {
     "cockpit:resolveRefs": ("mutation", True, resolve_refs),
     "cockpit:timeSpan": ("query", True, time_span),
@@ -193,4 +220,5 @@ FUNCTIONS: dict[str, tuple[str, bool, Callable[[DocumentStore, dict[str, Any]], 
     "cockpit:byLegacyIds": ("query", True, by_legacy_ids),
     "cockpit:checkRefs": ("query", True, check_refs),
     "cockpit:aggregatePage": ("query", True, aggregate_page),
+    "cockpit:clearLegacyFields": ("mutation", True, clear_legacy_fields),
 }

@@ -5,7 +5,8 @@
   every change into Knot as a TSIG-signed RFC 2136 update, as the real provider publishes to its
   name servers.
 - Five dnsmasq resolvers forward the zone to Knot and cache each answer for at most 2, 4, 6, 8
-  and 10 seconds (the record's TTL): after the cutover each switches at its own time. A sixth
+  and 10 seconds (the TTL the runbook sets at T-2d; 30 before): after the cutover each switches
+  at its own time. A sixth
   filters on purpose, one never answers and one answers SERVFAIL.
 - A traffic thread asks every caching resolver for the name each second, as users' browsers
   do, so their caches hold the old answer when the cutover comes.
@@ -33,7 +34,7 @@ ZONE = "permtracker.test"
 NAME = "app.permtracker.test"
 V1_ADDRESS = "192.0.2.10"  # v1 on Vercel
 V2_ADDRESS = "198.51.100.20"  # v2
-TTL = 10
+TTL = 30  # v1's record before the go-live; the runbook lowers it to 10 at T-2d
 AUTHORITATIVE = "127.0.53.1"
 
 
