@@ -124,7 +124,9 @@ def test_the_demo_from_an_installed_wheel_rehearses_the_whole_runbook_and_exits_
     # Some cache still held v1's address at the first round, and switched later (which one
     # depends on when each cache was last filled).
     assert re.search(r"\w+ 127\.0\.53\.\d:53530: old -> new 198\.51\.100\.20", log), log
-    assert "holds: 5 of 5 resolvers new (100%), 2 not answering · authoritative 1/1 new, serial 2" in log
+    assert (
+        "holds: 5 of 5 resolvers new (100%), 2 not answering · authoritative 1/1 new, serial 3" in log
+    )  # 2: dns-ttl at T-2d
     assert _sandbox_processes() == before  # PostgreSQL, Knot, dnsmasq and the stand-ins stopped with the demo
 
 

@@ -117,6 +117,7 @@ BEFORE_WINDOW = [
     "announce-30d",
     "audit-emails",
     "remind-7d",
+    "dns-ttl",
     "remind-1d",
     "v1-health",
     "v2-health",
