@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from cockpit.engine.live_run import LiveRun
 from cockpit.engine.publisher import Publisher
-from cockpit.engine.step_runtime import StepRuntime
+from cockpit.engine.step_runtime import Gate, StepRuntime
 from cockpit.engine.transitions import Transitions
 from cockpit.events import RunState, StepState
 from cockpit.operator import Operator
 
 # The checkpoint key under which a checklist's ticked items survive a restart.
 TICKED = "_ticked"
+
+
+def save_ticks(run: LiveRun, step_id: str, ticked: set[int]) -> None:
+    """Journal a checklist's ticked items in its checkpoint, where a restart finds them."""
+    data = run.journal.checkpoint(run.run_id, step_id)
+    data[TICKED] = sorted(ticked)
+    run.journal.save_checkpoint(run.run_id, step_id, data)
 
 
 class ActionRefused(Exception):
@@ -182,11 +189,7 @@ class OperatorActions:
         """Tick one item of a checklist by hand, with the operator's note; all ticked, the step succeeds."""
         live = self._run
         with live.lock:
-            self._refuse_if_ended()
-            rt = self._runtime(step_id)
-            gate = rt.gate
-            if gate is None or gate.kind != "checklist":
-                raise ActionRefused(f"{step_id!r} has no open checklist")
+            rt, gate = self._open_checklist(step_id)
             if not 0 <= item < len(gate.items):
                 raise ActionRefused(f"{step_id!r} has no item {item + 1}")
             if item in gate.ticked:
@@ -196,9 +199,7 @@ class OperatorActions:
             self._publisher.operator_acted(operator, "tick", step_id, detail)
             self._transitions.log(rt, f"ticked by {operator}: {detail}")
             gate.ticked.add(item)
-            data = live.journal.checkpoint(live.run_id, step_id)
-            data[TICKED] = sorted(gate.ticked)
-            live.journal.save_checkpoint(live.run_id, step_id, data)
+            save_ticks(live, step_id, gate.ticked)
             if len(gate.ticked) == len(gate.items):
                 gate.answer = True
                 gate.answered.set()
@@ -207,16 +208,19 @@ class OperatorActions:
         """Run the checks of a waiting checklist's unticked items again, now."""
         live = self._run
         with live.lock:
-            self._refuse_if_ended()
-            rt = self._runtime(step_id)
-            gate = rt.gate
-            if gate is None or gate.kind != "checklist":
-                raise ActionRefused(f"{step_id!r} has no open checklist")
+            _, gate = self._open_checklist(step_id)
             if not gate.notes:
                 raise ActionRefused(f"no unticked item of {step_id!r} has a check")
             self._publisher.operator_acted(operator, "recheck", step_id)
             gate.recheck = True
             gate.answered.set()
+
+    def _open_checklist(self, step_id: str) -> tuple[StepRuntime, Gate]:
+        self._refuse_if_ended()
+        rt = self._runtime(step_id)
+        if rt.gate is None or rt.gate.kind != "checklist":
+            raise ActionRefused(f"{step_id!r} has no open checklist")
+        return rt, rt.gate
 
     def _runtime(self, step_id: str) -> StepRuntime:
         rt = self._run.steps.get(step_id)

@@ -12,7 +12,7 @@ from typing import Any
 from cockpit.engine.command_line_answers import CommandLineAnswers
 from cockpit.engine.embedded_probe import run_probe
 from cockpit.engine.live_run import LiveRun
-from cockpit.engine.operator_actions import TICKED
+from cockpit.engine.operator_actions import TICKED, save_ticks
 from cockpit.engine.publisher import Publisher
 from cockpit.engine.step_runtime import Gate, ProgressState
 from cockpit.engine.transitions import Transitions
@@ -135,9 +135,7 @@ class StepServices:
                     self._transitions.log(rt, f"check {index + 1} failed: {result.reason}")
                     continue
                 ticked.add(index)
-                data = live.journal.checkpoint(live.run_id, step_id)
-                data[TICKED] = sorted(ticked)
-                live.journal.save_checkpoint(live.run_id, step_id, data)
+                save_ticks(live, step_id, ticked)
                 self._transitions.log(rt, f"ticked by its check: {items[index]}")
         return notes
 
