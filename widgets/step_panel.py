@@ -13,8 +13,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Input, Log, Static
+from textual.widgets import Input, Static
 
+from widgets.following_log import FollowingLog
 from widgets.format import duration, glyph, progress_line, state_label
 from widgets.log_lines import MAX_LOG_LINES
 
@@ -141,7 +142,7 @@ class StepPanel(Vertical):
             placeholder="search this step's log (enter keeps it, escape clears)", id="log-filter", compact=True
         )
         self._empty = Static("no log lines yet", id="log-empty")
-        self._log = Log(max_lines=MAX_LOG_LINES, auto_scroll=True, id="step-log")
+        self._log = FollowingLog(max_lines=MAX_LOG_LINES, auto_scroll=True, id="step-log")
         yield self._head
         yield self._hint
         yield self._search

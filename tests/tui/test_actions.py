@@ -217,8 +217,8 @@ async def test_a_checklist_shows_why_a_check_failed_runs_it_again_and_ticks_with
         await pilot.press("a")
         modal = c.app.screen
         assert isinstance(modal, ChecklistModal)
-        shown = str(modal.query_one(SelectionList).get_option_at_index(0).prompt)
-        assert "check failed: test exited with status 1" in shown
+        assert str(modal.query_one(SelectionList).get_option_at_index(0).prompt) == "1. v1 answers 410  ✗"
+        assert str(modal.query_one("#why", Static).render()) == "1. check failed: test exited with status 1"
         flag.touch()
         await pilot.press("ctrl+r")  # the operator fixed it: check again
         await until(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -201,6 +201,7 @@ class ChecklistModal(_Modal):
         _CSS.format(name="ChecklistModal")
         + """
     ChecklistModal SelectionList { height: auto; max-height: 12; }
+    ChecklistModal #why { color: $text-muted; height: auto; max-height: 6; }
     """
     )
     BINDINGS = [Binding("ctrl+r", "recheck", "Check again", show=False)]
@@ -221,15 +222,21 @@ class ChecklistModal(_Modal):
                     for i in range(len(self._items))
                 ]
             )
+            failing = [i for i in sorted(self._notes) if i not in self._ticked]
+            if failing:
+                # A selection shows one line of its prompt: the reasons go below, wrapped.
+                why = Text("\n").join(
+                    Text.assemble((f"{i + 1}. ", "bold red"), f"check failed: {self._notes[i]}") for i in failing
+                )
+                yield Static(why, id="why")
             yield Input(placeholder="note for your ticks (journaled with your name)", id="note", compact=True)
             again = " · ctrl+r runs the checks again" if self._notes else ""
             yield Static(f"space ticks · enter records the ticks{again} · esc goes back", classes="hint")
 
     def _prompt(self, index: int) -> Text:
-        prompt = Text(self._items[index])
+        prompt = Text(f"{index + 1}. {self._items[index]}")
         if index in self._notes and index not in self._ticked:
-            # A selection shows one line of its prompt: the check's reason follows the item.
-            prompt.append(f"  check failed: {self._notes[index]}", style="red")
+            prompt.append("  ✗", style="red")
         return prompt
 
     def on_mount(self) -> None:
@@ -248,9 +255,19 @@ class ChecklistModal(_Modal):
             selection.select(index)
             selection.disable_option_at_index(index)
 
-    def key_enter(self) -> None:
-        chosen = set(self.query_one(SelectionList).selected) - set(self._ticked)
-        self.dismiss(ChecklistAnswer(sorted(chosen), self.query_one("#note", Input).value))
+    def key_enter(self, event: events.Key) -> None:
+        event.stop()
+        self._record()
+
+    @on(Input.Submitted, "#note")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._record()
+
+    def _record(self) -> None:
+        if self.is_current:  # enter in the note is both a key and a submission: record once
+            chosen = set(self.query_one(SelectionList).selected) - set(self._ticked)
+            self.dismiss(ChecklistAnswer(sorted(chosen), self.query_one("#note", Input).value))
 
     def action_recheck(self) -> None:
         if self._notes:
