@@ -171,3 +171,20 @@ async def test_full_screen_views_keep_the_header_and_the_what_now_line(cockpit: 
             assert "go asks: Window open?" in str(bars.what_now.render()) and bars.region.y == 0
             await pilot.press("escape")
             await pilot.pause()
+
+
+async def test_the_newest_log_line_stays_in_sight_when_the_panel_s_head_grows(cockpit: Any) -> None:
+    # A checklist's check logs 40 lines, shown while a second check runs; then the checklist
+    # waits: the gate's line joins the panel's head, the log gets shorter, and its last line
+    # must not fall out of sight.
+    lines = '{ kind = "shell", with = { argv = ["sh", "-c", "seq 1 40; exit 1"], effect = "probe" } }'
+    slow = '{ kind = "shell", with = { argv = ["sh", "-c", "sleep 1; exit 1"], effect = "probe" } }'
+    items = f'items = [{{ item = "v1 is gone", check = {lines} }}, {{ item = "v1 is quiet", check = {slow} }}]'
+    c = cockpit(_step("decom", "checklist", with_=items))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "decom") == "waiting")
+        log = c.app.query_one("#step-log", Log)
+        await until(pilot, lambda: log.line_count >= 40)
+        await pilot.pause(0.5)
+        assert log.max_scroll_y > 0  # the lines overflow the panel: there is something to lose
+        assert log.scroll_y == log.max_scroll_y, "the newest line fell out of sight"
