@@ -129,6 +129,9 @@ def due_text(listing: DueList, runbook: Runbook, run_line: str) -> str:
     if listing.run_ended is not None:
         lines.append(f"the run has ended ({listing.run_ended.replace('_', ' ')}): nothing is due")
         return "\n".join(lines)
+    # Columns as wide as the longest id and kind listed, so the lines line up under each other.
+    id_width = max((len(s.step_id) for s in listing.steps), default=0)
+    kind_width = max((len(s.kind) for s in listing.steps), default=0)
     for status in ("overdue", "due", "coming"):
         group = listing.of(status)
         heading = _HEADINGS[status].format(within=format_duration(listing.within))
@@ -136,7 +139,7 @@ def due_text(listing: DueList, runbook: Runbook, run_line: str) -> str:
         for s in group:
             when = s.planned.astimezone(zone)
             lines.append(
-                f"  {s.step_id:<20} {format_offset(s.offset):<9} {when:%a %d %b %H:%M}  {s.state:<11} "
-                f"{s.who:<8} {s.title}"
+                f"  {s.step_id:<{id_width}}  {format_offset(s.offset):<9} {when:%a %d %b %H:%M}  "
+                f"{s.kind:<{kind_width}}  {s.state:<11} {s.who:<8} {s.title}"
             )
     return "\n".join(lines)
