@@ -28,6 +28,7 @@ import click
 
 # Only light modules here: the screen paints its first frame before the core is imported.
 from cockpit.options import RunOptions, SessionError
+from migrate.command import migrate as migrate_command
 
 EXIT_INVALID = 2
 
@@ -193,6 +194,9 @@ def due(runbook: str, within: str, grace: str, at: str | None, run_due: bool, as
 
     request = DueRequest(Path(runbook), within, grace, at, run_due, as_json)
     sys.exit(run(request, out=click.echo, err=lambda text: click.echo(text, err=True)))
+
+
+main.add_command(migrate_command, "migrate")
 
 
 @main.group()

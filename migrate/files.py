@@ -11,6 +11,7 @@ on fields its table has.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -81,6 +82,19 @@ class MigrationFile:
         self.path = path
         self.migration = migration
         self.text = text  # as read: its checksum says whether it changed after it was applied
+
+    @property
+    def version(self) -> str:
+        return self.migration.version
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the file's bytes, shortened: what each side records when it applies it."""
+        return "sha256:" + hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return self.path.stem  # "003_add_tags"
 
 
 class MigrationsError(ValueError):

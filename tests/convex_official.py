@@ -26,7 +26,7 @@ def official(
 ) -> dict[str, Any]:
     """One call through ConvexHttpClient, in Node, with the stand-in's admin key unless `key` is
     given; its outcome as call.mjs prints it: {"ok": true, "value": ...} or {"ok": false, "error":
-    the class of the error thrown, "message": its message}."""
+    the class of the error thrown, "message": its message, "data": a ConvexError's data}."""
     _installed()
     result = subprocess.run(
         ["node", str(CLIENTS / "call.mjs"), standin.url, key or standin.deploy_key, kind, path, json.dumps(args)],

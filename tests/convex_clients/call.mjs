@@ -18,5 +18,6 @@ try {
   const value = await client[kind](path, JSON.parse(argsJson, revive));
   console.log(JSON.stringify({ ok: true, value }, show));
 } catch (error) {
-  console.log(JSON.stringify({ ok: false, error: error.constructor.name, message: String(error.message) }));
+  const data = error.data === undefined ? {} : { data: error.data };  // a ConvexError's
+  console.log(JSON.stringify({ ok: false, error: error.constructor.name, message: String(error.message), ...data }));
 }

@@ -358,3 +358,26 @@ def test_a_document_convex_refuses_fails_the_official_cli_and_imports_nothing(
     assert 'Importing data from "users.jsonl" to table "users" failed' in said
     assert "line 2: Invalid field name '$bad'" in said
     assert cases.store.count("users") == 0
+
+
+def test_the_official_client_reads_a_migration_dry_run_as_a_convex_error_with_its_data(cases: ConvexStandIn) -> None:
+    migration = {
+        "version": "001",
+        "name": "close_open",
+        "checksum": "sha256:1",
+        "appliedBy": "ops",
+        "operations": [
+            {"type": "update", "table": "cases", "where": {"status": "open"}, "set": {"status": "closed"},
+             "original": {"status": "open"}},
+        ],
+    }  # fmt: skip
+    dry = official(cases, "mutation", "cockpitMigrations:apply", {**migration, "dryRun": True})
+    assert dry["ok"] is False and dry["error"] == "ConvexError"
+    assert dry["data"] == {"dryRun": {"applied": True, "inserted": 0, "updated": 1, "deleted": 0}}
+    assert official(cases, "query", "cockpitMigrations:applied", {})["value"] == []
+    applied = official(cases, "mutation", "cockpitMigrations:apply", migration)
+    assert applied["value"] == {"applied": True, "inserted": 0, "updated": 1, "deleted": 0}
+    [record] = official(cases, "query", "cockpitMigrations:applied", {})["value"]
+    assert (record["version"], record["checksum"], record["appliedBy"]) == ("001", "sha256:1", "ops")
+    refused = official(cases, "mutation", "cockpitMigrations:apply", {**migration, "dryRun": "yes"})
+    assert refused["ok"] is False and "Path: .dryRun" in refused["message"]

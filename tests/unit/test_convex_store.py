@@ -109,8 +109,8 @@ def test_documents_come_back_exactly_as_stored(tmp_path: Path, sqlite_engine: Mo
     assert json.loads(store.first_json_by_legacy_ids("cases", ["h1"])["h1"]) == first
     picked = store.paginate("cases", None, 1, ["unicode", "nested", "missing"]).documents
     assert picked == [{"_id": first["_id"], "unicode": hostile["unicode"], "nested": hostile["nested"]}]
-    store.patch(first["_id"], {"userId": "x" * 32, "empty": None})
-    patched = {k: v for k, v in hostile.items() if k != "empty"} | {"userId": "x" * 32}
+    store.patch(first["_id"], {"userId": "x" * 32, "unicode": None}, remove=["empty"])
+    patched = {k: v for k, v in hostile.items() if k != "empty"} | {"userId": "x" * 32, "unicode": None}
     assert without_system_fields(store.by_legacy_id("cases", "h1")) == patched
     store.close()
 

@@ -28,6 +28,14 @@ class FunctionError(Exception):
     """A function threw: the HTTP API answers status "error" with this message."""
 
 
+class ThrownConvexError(FunctionError):
+    """A function threw a ConvexError: the answer carries its data as `errorData`."""
+
+    def __init__(self, data: Any) -> None:
+        super().__init__(f"ConvexError: {json.dumps(data, separators=(',', ':'))}")
+        self.data = data
+
+
 # The validators of convex/cockpit.ts, path -> {argument: validator}.
 _PAGE = {"cursor": union(STRING, NULL), "numItems": NUMBER}
 _SHARE = {"from": optional(NUMBER), "before": optional(NUMBER)}
@@ -201,7 +209,7 @@ def clear_legacy_fields(store: DocumentStore, args: dict[str, Any]) -> dict[str,
         touched = [(doc["_id"], [f for f in fields if f in doc]) for doc in page.documents]
         touched = [(doc_id, present) for doc_id, present in touched if present]
         for doc_id, present in touched:
-            store.patch(doc_id, dict.fromkeys(present))  # None: patched to undefined, removed
+            store.patch(doc_id, {}, remove=present)
     last = position == len(tables) - 1
     following = f"{position + 1}:" if page.is_done else f"{position}:{page.continue_cursor}"
     return {

@@ -26,11 +26,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cockpit.sandbox.convex.faults import FaultDice, Faults
-from cockpit.sandbox.convex.functions import FUNCTIONS, FunctionError, RawJSON, argument_error
+from cockpit.sandbox.convex.functions import ARGUMENTS, FUNCTIONS, FunctionError, RawJSON, ThrownConvexError
 from cockpit.sandbox.convex.imports import BadRequest, SnapshotImports
+from cockpit.sandbox.convex.migration_functions import MIGRATION_ARGUMENTS, MIGRATION_FUNCTIONS
 from cockpit.sandbox.convex.store import DocumentStore
 from cockpit.sandbox.convex.sync import serve_sync
-from cockpit.sandbox.convex.values import FORMATS, PLAIN, ValueError64, decode, encode
+from cockpit.sandbox.convex.values import FORMATS, PLAIN, ValueError64, decode, encode, validation_error
 from cockpit.sandbox.leftovers import claim
 from cockpit.sandbox.loopback import loopback_server
 
@@ -59,7 +60,10 @@ class ConvexStandIn:
         self.function_error_status = function_error_status  # 200 as the OSS backend, or 560
         self.store = DocumentStore(self.folder / "documents.db")
         # The shipped functions; tests may define more (a user's migration, a status query).
-        self.functions: dict[str, tuple[str, bool, Callable[[DocumentStore, dict[str, Any]], Any]]] = dict(FUNCTIONS)
+        self.functions: dict[str, tuple[str, bool, Callable[[DocumentStore, dict[str, Any]], Any]]] = {
+            **FUNCTIONS,
+            **MIGRATION_FUNCTIONS,
+        }
         self.imports = SnapshotImports(self.folder, self.store)
         self.requests: list[str] = []
         self.function_seconds = 0.0  # time spent inside functions: what a benchmark must not blame on its client
@@ -261,12 +265,15 @@ class ConvexStandIn:
                 f"Trying to execute {path} as {kind.capitalize()}, but it is defined as {function_kind.capitalize()}."
             )
         # Refused before the function runs, as Convex refuses it: no "Uncaught Error".
-        refusal = argument_error(name, args)
+        validators = _ARGUMENTS.get(name)  # a function a test defines takes anything
+        refusal = None if validators is None else validation_error(args, validators)
         if refusal is not None:
             return self._function_error(refusal)
         started = time.perf_counter()
         try:
             value = implementation(self.store, args)
+        except ThrownConvexError as exc:
+            return self._function_error(f"Uncaught {exc}", data=exc.data)
         except (FunctionError, ValueError, KeyError) as exc:
             return self._function_error(f"Uncaught Error: {exc}")
         finally:
@@ -274,10 +281,13 @@ class ConvexStandIn:
                 self.function_seconds += time.perf_counter() - started
         return 200, {"status": "success", "value": value, "logLines": []}
 
-    def _function_error(self, message: str) -> tuple[int, Any]:
-        return self.function_error_status, {"status": "error", "errorMessage": message, "logLines": []}
+    def _function_error(self, message: str, data: Any = None) -> tuple[int, Any]:
+        answer = {"status": "error", "errorMessage": message, "logLines": []}
+        return self.function_error_status, answer if data is None else {**answer, "errorData": data}
 
 
+# The validators of every shipped function, path -> {argument: validator}.
+_ARGUMENTS = ARGUMENTS | MIGRATION_ARGUMENTS
 _COMPACT = (",", ":")  # as Convex writes JSON: no spaces
 
 

@@ -254,22 +254,27 @@ class DocumentStore:
                 [(json_path(field), value, doc_id) for doc_id, value in values],
             )
 
-    def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
+    def patch(self, doc_id: str, fields: dict[str, Any], remove: Iterable[str] = ()) -> None:
+        """Set `fields` (a None is stored as null) and remove `remove` (ctx.db.patch to undefined)."""
         with self._lock:
             row = self._db.execute(f"SELECT {self._body} FROM documents WHERE id = ?", (doc_id,)).fetchone()
             if row is None:
                 raise KeyError(doc_id)
             body = json.loads(row[0])
-            for key, value in fields.items():
-                if value is None:
-                    body.pop(key, None)  # patching a field to undefined removes it
-                else:
-                    body[key] = value
+            body.update(fields)
+            for key in remove:
+                body.pop(key, None)
             legacy = body.get("legacyId")
             self._db.execute(
                 f"UPDATE documents SET body = {self._stored}, legacy_id = ? WHERE id = ?",
                 (json.dumps(body, separators=(",", ":")), legacy if isinstance(legacy, str) else None, doc_id),
             )
+
+    def insert(self, table: str, document: dict[str, Any]) -> str:
+        """Insert one document (in an open transaction); its new `_id`."""
+        doc_id = new_id()
+        self.insert_many(table, [{**document, "_id": doc_id}])
+        return doc_id
 
     def delete(self, doc_id: str) -> None:
         with self._lock:

@@ -106,7 +106,7 @@ def shown(value: Any) -> str:
 class Validator:
     """One of convex/values' `v.*`, as far as the shipped functions use them."""
 
-    kind: str  # string | float64 | null | union | array
+    kind: str  # string | float64 | boolean | null | any | union | array | record
     members: tuple[Validator, ...] = ()
     optional: bool = False
 
@@ -115,21 +115,31 @@ class Validator:
             return isinstance(value, str)
         if self.kind == "float64":
             return isinstance(value, int | float) and not isinstance(value, bool | Int64)
+        if self.kind == "boolean":
+            return isinstance(value, bool)
         if self.kind == "null":
             return value is None
+        if self.kind == "any":
+            return True
         if self.kind == "union":
             return any(member.accepts(value) for member in self.members)
         if self.kind == "array":
             return isinstance(value, list) and all(self.members[0].accepts(item) for item in value)
+        if self.kind == "record":
+            key, item = self.members
+            return isinstance(value, dict) and all(key.accepts(k) and item.accepts(v) for k, v in value.items())
         return False
 
     def __str__(self) -> str:
         inner = {
             "string": "v.string()",
             "float64": "v.float64()",
+            "boolean": "v.boolean()",
             "null": "v.null()",
+            "any": "v.any()",
             "union": "v.union(" + ", ".join(str(m) for m in self.members) + ")",
             "array": f"v.array({self.members[0] if self.members else ''})",
+            "record": "v.record(" + ", ".join(str(m) for m in self.members) + ")",
         }[self.kind]
         return f"v.optional({inner})" if self.optional else inner
 
@@ -137,6 +147,8 @@ class Validator:
 STRING = Validator("string")
 NUMBER = Validator("float64")
 NULL = Validator("null")
+BOOLEAN = Validator("boolean")
+ANY = Validator("any")
 
 
 def union(*members: Validator) -> Validator:
@@ -145,6 +157,10 @@ def union(*members: Validator) -> Validator:
 
 def array(member: Validator) -> Validator:
     return Validator("array", (member,))
+
+
+def record(key: Validator, item: Validator) -> Validator:
+    return Validator("record", (key, item))
 
 
 def optional(inner: Validator) -> Validator:
