@@ -29,6 +29,7 @@ import click
 # Only light modules here: the screen paints its first frame before the core is imported.
 from cockpit.options import RunOptions, SessionError
 from migrate.command import migrate as migrate_command
+from migrate.command import sync as sync_command
 
 EXIT_INVALID = 2
 
@@ -197,6 +198,7 @@ def due(runbook: str, within: str, grace: str, at: str | None, run_due: bool, as
 
 
 main.add_command(migrate_command, "migrate")
+main.add_command(sync_command, "sync")
 
 
 @main.group()

@@ -121,3 +121,27 @@ def schema(config: Path, target: str | None) -> None:
         _err(f"--target {target}: no such migration")
         sys.exit(_EXIT_INVALID)
     _out(schema_ts([f for f in files if target is None or f.version <= target]))
+
+
+@click.command()
+@click.argument("tables", nargs=-1)
+@_common
+@click.option("--dry-run", is_flag=True, help="Print what would change per table; write nothing.")
+@click.option("--limit", type=int, metavar="N", help="At most N changed rows per table this run.")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document with every table's counts.",
+)
+def sync(
+    tables: tuple[str, ...], config: Path, environment: str | None, dry_run: bool, limit: int | None, output: str
+) -> None:
+    """Move v1's rows changed since the last sync into v2 (all mapped TABLES by default)."""
+    from migrate.sync_session import SyncRequest
+    from migrate.sync_session import run as run_sync
+
+    request = SyncRequest(config, environment, list(tables), dry_run, limit, output == "json")
+    sys.exit(run_sync(request, _out, _err))

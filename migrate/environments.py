@@ -3,6 +3,7 @@ each run's log goes, and each environment's two sides.
 
     migrations = "migrations"          # the folder of NNN_name.json files, beside this file
     logs = "migration_logs"
+    mapping = "migration/perm-mapping.toml"   # the transform's mapping, for `cockpit sync`
     default = "development"
 
     [environments.development]
@@ -54,6 +55,7 @@ class Environment(_Model):
 class MigrateConfig(_Model):
     migrations: str = "migrations"
     logs: str = "migration_logs"
+    mapping: str | None = Field(default=None, description="the transform's mapping file, for `cockpit sync`")
     default: str | None = None
     environments: dict[str, Environment] = Field(min_length=1)
 
@@ -69,6 +71,7 @@ class Sides:
     name: str
     migrations: Path
     logs: Path
+    mapping: Path | None
     postgres_dsn: str | None
     convex_url: str | None
     convex_key: str | None
@@ -125,4 +128,5 @@ def load(path: Path, env_name: str | None, environ: Mapping[str, str], redactor:
     if collect.problems:
         raise EnvironmentError(collect.problems)
     base = path.parent
-    return Sides(chosen, base / config.migrations, base / config.logs, dsn, url, key, disabled)
+    mapping = base / config.mapping if config.mapping else None
+    return Sides(chosen, base / config.migrations, base / config.logs, mapping, dsn, url, key, disabled)

@@ -199,3 +199,16 @@ def test_a_document_put_back_by_a_rollback_is_found_by_the_earlier_migrations(
     assert [(d["email"], d.get("role")) for d in store.documents("users")] == [("guest@x.test", None)]
     assert mf.rollback(store, {"version": "001"})["removed"] == 1
     assert store.count("users") == 0
+
+
+def test_the_stand_in_has_every_function_of_cockpit_sync_ts() -> None:
+    from cockpit.sandbox.convex import sync_functions
+
+    source = (Path(__file__).resolve().parents[2] / "convex" / "cockpitSync.ts").read_text()
+    exported = _exports(source)
+    assert len(exported) == source.count("export const"), "a function of cockpitSync.ts was not read"
+    standin = {
+        path.split(":")[1]: (kind, set(sync_functions.SYNC_ARGUMENTS[path]))
+        for path, (kind, _internal, _call) in sync_functions.SYNC_FUNCTIONS.items()
+    }
+    assert standin == exported

@@ -31,6 +31,7 @@ from cockpit.sandbox.convex.values import (
     array,
     optional,
     record,
+    same_value,
     union,
 )
 
@@ -57,20 +58,6 @@ def _record_of(store: DocumentStore, version: str) -> dict[str, Any] | None:
     return next((doc for doc in store.documents(TABLE) if doc.get("version") == version), None)
 
 
-def _same(a: Any, b: Any) -> bool:
-    """JavaScript's sameValue of the TypeScript: strict equality, or deep equality of objects
-    and arrays (a bool is never a number)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict | list) or isinstance(b, dict | list):
-        return False
-    return bool(a == b)
-
-
 _MISSING = object()
 
 
@@ -81,7 +68,7 @@ def _shown(value: Any) -> str:
 def _differs(doc: dict[str, Any], expected: dict[str, Any]) -> str | None:
     for field, value in expected.items():
         current = doc.get(field, _MISSING)
-        if current is _MISSING or not _same(current, value):
+        if current is _MISSING or not same_value(current, value):
             return f"{field} is {_shown(current)}, not {_shown(value)}"
     return None
 
@@ -90,7 +77,7 @@ def _matching(store: DocumentStore, table: str, where: dict[str, Any]) -> list[d
     return [
         doc
         for doc in store.documents(table)
-        if all(field in doc and _same(doc[field], value) for field, value in where.items())
+        if all(field in doc and same_value(doc[field], value) for field, value in where.items())
     ]
 
 

@@ -31,6 +31,7 @@ from cockpit.sandbox.convex.imports import BadRequest, SnapshotImports
 from cockpit.sandbox.convex.migration_functions import MIGRATION_ARGUMENTS, MIGRATION_FUNCTIONS
 from cockpit.sandbox.convex.store import DocumentStore
 from cockpit.sandbox.convex.sync import serve_sync
+from cockpit.sandbox.convex.sync_functions import SYNC_ARGUMENTS, SYNC_FUNCTIONS
 from cockpit.sandbox.convex.values import FORMATS, PLAIN, ValueError64, decode, encode, validation_error
 from cockpit.sandbox.leftovers import claim
 from cockpit.sandbox.loopback import loopback_server
@@ -63,6 +64,7 @@ class ConvexStandIn:
         self.functions: dict[str, tuple[str, bool, Callable[[DocumentStore, dict[str, Any]], Any]]] = {
             **FUNCTIONS,
             **MIGRATION_FUNCTIONS,
+            **SYNC_FUNCTIONS,
         }
         self.imports = SnapshotImports(self.folder, self.store)
         self.requests: list[str] = []
@@ -287,7 +289,7 @@ class ConvexStandIn:
 
 
 # The validators of every shipped function, path -> {argument: validator}.
-_ARGUMENTS = ARGUMENTS | MIGRATION_ARGUMENTS
+_ARGUMENTS = ARGUMENTS | MIGRATION_ARGUMENTS | SYNC_ARGUMENTS
 _COMPACT = (",", ":")  # as Convex writes JSON: no spaces
 
 

@@ -270,6 +270,16 @@ class DocumentStore:
                 (json.dumps(body, separators=(",", ":")), legacy if isinstance(legacy, str) else None, doc_id),
             )
 
+    def replace(self, doc_id: str, document: dict[str, Any]) -> None:
+        """ctx.db.replace: the document's fields become these (its _id and _creationTime stay)."""
+        body = {k: v for k, v in document.items() if k not in ("_id", "_creationTime")}
+        legacy = body.get("legacyId")
+        with self._lock:
+            self._db.execute(
+                f"UPDATE documents SET body = {self._stored}, legacy_id = ? WHERE id = ?",
+                (json.dumps(body, separators=(",", ":")), legacy if isinstance(legacy, str) else None, doc_id),
+            )
+
     def insert(self, table: str, document: dict[str, Any]) -> str:
         """Insert one document (in an open transaction); its new `_id`."""
         doc_id = new_id()

@@ -90,6 +90,20 @@ def encode(value: Any, form: str) -> Any:
     return value
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """The shipped functions' sameValue: JavaScript's strict equality, or deep equality of
+    objects and arrays (a boolean is never a number)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict | list) or isinstance(b, dict | list):
+        return False
+    return bool(a == b)
+
+
 def shown(value: Any) -> str:
     """A value as Convex shows it in a validation error: a bigint with its `n`."""
     if isinstance(value, Int64):

@@ -1,0 +1,239 @@
+"""The incremental sync from v1 to v2: each mapped table's changed rows, transformed as the
+full transform does, upserted into Convex by legacy id with their references resolved, and the
+documents whose row v1 no longer has deleted.
+
+Each batch and the table's watermark after it commit in one Convex mutation
+(convex/cockpitSync.ts), so a sync killed at any point, kill -9 included, resumes after the
+last batch that committed: nothing is lost and nothing is written twice. Deletions are found
+by walking v1's keys and v2's legacy ids side by side, both in byte order, in constant memory;
+they run once a table's changes are all in (not in a run that `limit` cut short).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate.sync_source import ChangedRow, Source, Watermark
+from steps.convex.client import ConvexClient, ConvexFunctionError
+from steps.rows.documents import converted
+from steps.rows.mapping import Mapping
+from steps.rows.values import RejectRow
+
+MODULE = "cockpitSync"
+BATCH = 500  # documents per mutation: with a reference each, 1,000 index reads of Convex's 4,096
+DELETE_BATCH = 1000
+KEY_PAGE = 8000  # legacy ids per query: well under Convex's 16 MiB read and 32,000 documents scanned
+
+
+class SyncRefused(ValueError):
+    """A sync asked of tables the mapping lacks, or that v1 lacks: nothing was written."""
+
+
+@dataclass
+class TableSync:
+    """What a sync did (or, dry, would do) to one table."""
+
+    source: str
+    target: str
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    unresolved: int = 0
+    rejected: list[str] = field(default_factory=list)  # "key: reason"
+    incremental: bool = True
+    from_watermark: bool = False  # False: every row was read (the first sync, or no updated_at)
+    complete: bool = True  # False: `limit` stopped it before the end of its changes
+    watermark: Watermark | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "table": self.target,
+            "read": self.read,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "unresolved": self.unresolved,
+            "rejected": self.rejected,
+            "incremental": self.incremental,
+            "from_watermark": self.from_watermark,
+            "complete": self.complete,
+            "watermark": None
+            if self.watermark is None
+            else {"updated_at": self.watermark.updated_at, "last_key": self.watermark.last_key},
+        }
+
+
+class Syncer:
+    def __init__(
+        self,
+        mapping: Mapping,
+        source: Source,
+        convex: ConvexClient,
+        *,
+        log: Callable[[str], None],
+        dry_run: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        self._mapping = mapping
+        self._source = source
+        self._convex = convex
+        self._log = log
+        self._dry_run = dry_run
+        self._limit = limit
+
+    def tables(self, names: list[str]) -> list[str]:
+        """The mapping's source tables for `names` (source or Convex names; all when empty), in
+        the order references need: a table after the tables its rows refer to."""
+        by_name = {source: source for source in self._mapping.tables}
+        by_name.update({table.target: source for source, table in self._mapping.tables.items()})
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            known = ", ".join(self._mapping.tables)
+            raise SyncRefused(f"the mapping {self._mapping.path} has no table {', '.join(unknown)} (it has {known})")
+        wanted = [by_name[name] for name in names] or list(self._mapping.tables)
+        missing = [source for source in wanted if not self._source.table_exists(source)]
+        if missing:
+            raise SyncRefused(f"v1 has no table {', '.join(missing)}")
+        return _referenced_first(self._mapping, list(dict.fromkeys(wanted)))
+
+    def target_of(self, source: str) -> str:
+        return self._mapping.target_of(source)
+
+    def watermarks(self) -> dict[str, Watermark]:
+        return {
+            str(mark["table"]): Watermark(mark.get("updatedAt"), mark.get("lastId"))
+            for mark in self._convex.query(f"{MODULE}:watermarks")
+        }
+
+    def sync_table(self, source: str, since: Watermark | None) -> TableSync:
+        table = self._mapping.tables[source]
+        key = table.primary_key or self._mapping.defaults.primary_key
+        columns = self._source.columns(source)
+        incremental = "updated_at" in columns
+        result = TableSync(
+            source,
+            table.target,
+            incremental=incremental,
+            from_watermark=incremental and since is not None,
+            watermark=since,
+        )
+        transform = self._mapping.compile(source, columns)
+        references = [
+            {"legacyField": r.legacy_field, "idField": r.id_field, "target": r.target}
+            for r in self._mapping.references()
+            if r.source_table == source
+        ]
+        for batch in self._changed(source, key, since if result.incremental else None, result):
+            documents = []
+            for row in batch:
+                try:
+                    documents.append(converted(transform, row.line)[0])
+                except RejectRow as exc:
+                    result.rejected.append(f"{row.key}: {exc}")
+            mark = _after(batch, result.watermark) if result.incremental else None
+            counts = self._upsert(table.target, documents, references, mark)
+            result.watermark = mark or result.watermark
+            for name in ("inserted", "updated", "unchanged", "unresolved"):
+                setattr(result, name, getattr(result, name) + int(counts.get(name, 0)))
+        if result.complete:
+            result.deleted = self._delete_gone(source, key, table.target)
+        return result
+
+    def _changed(self, source: str, key: str, since: Watermark | None, result: TableSync) -> Iterator[list[ChangedRow]]:
+        limit = self._limit
+        for batch in self._source.changed_rows(source, key, since, BATCH):
+            if limit is not None and result.read >= limit:
+                result.complete = False  # more changes wait for the next run
+                return
+            if limit is not None and result.read + len(batch) > limit:
+                batch = batch[: limit - result.read]
+                result.complete = False
+            result.read += len(batch)
+            yield batch
+
+    def _upsert(
+        self, table: str, documents: list[dict[str, Any]], references: list[dict[str, str]], mark: Watermark | None
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"table": table, "documents": documents, "references": references}
+        if mark is not None:
+            args["watermark"] = {"table": table, "updatedAt": mark.updated_at, "lastId": mark.last_key}
+        return self._mutation(f"{MODULE}:upsert", args)
+
+    def _mutation(self, path: str, args: dict[str, Any]) -> dict[str, Any]:
+        if not self._dry_run:
+            return dict(self._convex.mutation(path, args))
+        try:
+            self._convex.mutation(path, {**args, "dryRun": True})
+        except ConvexFunctionError as exc:
+            if isinstance(exc.data, dict) and isinstance(exc.data.get("dryRun"), dict):
+                return dict(exc.data["dryRun"])
+            raise
+        raise RuntimeError(f"{path} with dryRun wrote instead of throwing: is convex/cockpitSync.ts current?")
+
+    def _delete_gone(self, source: str, key: str, target: str) -> int:
+        """Delete the documents whose legacy id is no key of v1's: the two sorted streams,
+        walked side by side."""
+        gone: list[str] = []
+        deleted = 0
+        keys = self._source.keys_in_order(source, key)
+        current = next(keys, None)
+        for legacy in self._legacy_ids(target):
+            while current is not None and current < legacy:
+                current = next(keys, None)
+            if current != legacy:
+                gone.append(legacy)
+            if len(gone) >= DELETE_BATCH:
+                deleted += self._delete(target, gone)
+                gone = []
+        return deleted + (self._delete(target, gone) if gone else 0)
+
+    def _delete(self, table: str, legacy_ids: list[str]) -> int:
+        counts = self._mutation(f"{MODULE}:deleteByLegacyIds", {"table": table, "legacyIds": legacy_ids})
+        return int(counts["deleted"])
+
+    def _legacy_ids(self, table: str) -> Iterator[str]:
+        cursor: str | None = None
+        while True:
+            args = {"table": table, "cursor": cursor, "numItems": KEY_PAGE}
+            page = self._convex.query(f"{MODULE}:legacyIds", args)
+            yield from (legacy for legacy in page["legacyIds"] if isinstance(legacy, str))
+            if page["isDone"]:
+                return
+            cursor = page["continueCursor"]
+
+
+def _after(batch: list[ChangedRow], before: Watermark | None) -> Watermark | None:
+    """The watermark after a batch: its last row with a stamp (rows without one come first and
+    do not move it)."""
+    stamped = [row for row in batch if row.updated_at is not None]
+    if not stamped:
+        return before
+    return Watermark(stamped[-1].updated_at, stamped[-1].key)
+
+
+def _source_of(mapping: Mapping, target: str) -> str:
+    return next(source for source, table in mapping.tables.items() if table.target == target)
+
+
+def _referenced_first(mapping: Mapping, tables: list[str]) -> list[str]:
+    """`tables` with each after the tables it refers to (the mapping's order otherwise)."""
+    ordered: list[str] = []
+
+    def visit(source: str, seen: tuple[str, ...]) -> None:
+        if source in ordered or source in seen:
+            return
+        for target in mapping.tables[source].references.values():
+            referenced = _source_of(mapping, target)
+            if referenced in tables:
+                visit(referenced, (*seen, source))
+        ordered.append(source)
+
+    for source in tables:
+        visit(source, ())
+    return ordered

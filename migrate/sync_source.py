@@ -1,0 +1,95 @@
+"""What the incremental sync reads from v1: the rows changed since a watermark, and every
+primary key in the order Convex's by_legacy_id index keeps legacy ids.
+
+A table with an `updated_at` column is read from its watermark on, in (updated_at, key)
+order, one server-side cursor for the whole delta; rows whose updated_at is null are read
+every time (they cannot be placed after a watermark, and an unchanged one writes nothing). A
+table without one is read whole each time: a full comparison by legacy id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from steps.postgres.json_rows import EXACT_SESSION, ROW, column_types, rows_as_json
+
+WATERMARK_COLUMN = "updated_at"
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """How far a table is synced: the last (updated_at, key) written, as text."""
+
+    updated_at: str | None
+    last_key: str | None
+
+
+@dataclass(frozen=True)
+class ChangedRow:
+    line: bytes  # row_to_json's text: what the transform reads
+    updated_at: str | None
+    key: str
+
+
+class Source:
+    def __init__(self, dsn: str) -> None:
+        self._conn = psycopg.connect(dsn, connect_timeout=10, application_name="cockpit sync", options=EXACT_SESSION)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def table_exists(self, table: str) -> bool:
+        row = self._conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+        self._conn.rollback()
+        return bool(row and row[0])
+
+    def columns(self, table: str) -> dict[str, str]:
+        types = column_types(self._conn, f"SELECT * FROM {_quoted(table)}")
+        self._conn.rollback()
+        return types
+
+    def changed_rows(self, table: str, key: str, since: Watermark | None, batch: int) -> Iterator[list[ChangedRow]]:
+        """The rows changed after `since` (every row without it), in batches, in one snapshot."""
+        types = self.columns(table)
+        column = sql.Identifier(key).as_string(None)
+        incremental = WATERMARK_COLUMN in types
+        stamp = f"{ROW}.{WATERMARK_COLUMN}" if incremental else "NULL"
+        where = ""
+        parameters: list[Any] = []
+        if incremental and since is not None and since.updated_at is not None:
+            where = f'({stamp}, {ROW}.{column}::text COLLATE "C") > (%s::timestamptz, %s) OR {stamp} IS NULL'
+            parameters = [since.updated_at, since.last_key or ""]
+        query = rows_as_json(f"SELECT * FROM {_quoted(table)}", types, where).replace(
+            f"SELECT row_to_json({ROW})", f"SELECT row_to_json({ROW})::text, {stamp}::text, {ROW}.{column}::text", 1
+        )
+        order = f"{stamp} NULLS FIRST, " if incremental else ""
+        query += f' ORDER BY {order}{ROW}.{column}::text COLLATE "C"'
+        with self._conn.transaction(), self._conn.cursor(name="cockpit_sync_changes") as cursor:
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.itersize = batch
+            cursor.execute(query.encode(), parameters)
+            while rows := cursor.fetchmany(batch):
+                yield [ChangedRow(text.encode(), stamp_text, key_text) for text, stamp_text, key_text in rows]
+
+    def keys_in_order(self, table: str, key: str, batch: int = 10_000) -> Iterator[str]:
+        """Every primary key as text, in byte order (the order of Convex's index on legacyId)."""
+        column = sql.Identifier(key).as_string(None)
+        kind = self.columns(table).get(key)
+        # A uuid's order is its text's: its index serves the order. Other keys sort as text.
+        order = column if kind == "uuid" else f'{column}::text COLLATE "C"'
+        query = f"SELECT {column}::text FROM {_quoted(table)} ORDER BY {order}"
+        with self._conn.transaction(), self._conn.cursor(name="cockpit_sync_keys") as cursor:
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.itersize = batch
+            cursor.execute(query.encode())
+            while rows := cursor.fetchmany(batch):
+                yield from (row[0] for row in rows)
+
+
+def _quoted(table: str) -> str:
+    return ".".join(sql.Identifier(part).as_string(None) for part in table.split("."))
