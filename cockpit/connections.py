@@ -10,9 +10,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A number, or a `${VAR}` that holds one (a port set per machine, as the sandbox's is): the
+# reference is checked as written, and the number it resolves to when a run starts.
+Reference = Annotated[str, Field(pattern=r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")]
+
 
 class _Connection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    # The seed's fallback: `enabled = "${USE_CONVEX}"` switches v2 off without editing the
+    # runbook. A step that targets a connection switched off is skipped, the reason journaled.
+    enabled: bool | Reference = Field(default=True, description="false (or a ${VAR} that says so): steps skip it")
 
 
 class PostgresConnection(_Connection):
@@ -26,9 +34,6 @@ class ConvexConnection(_Connection):
     deploy_key: str = Field(description="deploy key sent as `Authorization: Convex <key>`; usually ${VAR}")
 
 
-# A number, or a `${VAR}` that holds one (a port set per machine, as the sandbox's is): the
-# reference is checked as written, and the number it resolves to when a run starts.
-Reference = Annotated[str, Field(pattern=r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")]
 Port = Annotated[int, Field(ge=1, le=65535)] | Reference
 Rate = Annotated[float, Field(gt=0, le=10_000)] | Reference
 

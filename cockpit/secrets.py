@@ -36,6 +36,7 @@ PLAIN_FIELDS = frozenset(
         "provider",
         "zone_id",
         "team_id",
+        "enabled",
     }
 )
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -138,6 +138,10 @@ class Step(ABC, Generic[P]):
     # True when the kind does its own dry run (`ctx.dry_run`): an announcement writes its messages
     # to files instead of sending them. Otherwise a dry run runs only probes.
     dry_runs: ClassVar[bool] = False
+    # True when the kind still runs with some of the connections it names switched off
+    # (`enabled = false`) and works on the others (convex.migrate migrates PostgreSQL alone).
+    # Otherwise such a step is skipped, the reason journaled.
+    runs_with_connections_off: ClassVar[bool] = False
 
     def effect_of(self, params: P) -> Effect:
         """The effect of a step with these parameters (a read-only SQL step is a probe)."""

@@ -49,6 +49,23 @@ class TableSync:
     complete: bool = True  # False: `limit` stopped it before the end of its changes
     watermark: Watermark | None = None
 
+    def summary(self) -> str:
+        """One line: what was read and what it did."""
+        how = "changes since the watermark" if self.from_watermark else "every row"
+        counts = (
+            f"read {self.read:,} ({how}): inserted {self.inserted:,}, updated {self.updated:,},"
+            f" unchanged {self.unchanged:,}, deleted {self.deleted:,}"
+        )
+        extra = []
+        if self.unresolved:
+            extra.append(f"{self.unresolved:,} references not resolved yet")
+        if self.rejected:
+            extra.append(f"{len(self.rejected):,} rows rejected")
+        if not self.complete:
+            extra.append("stopped at --limit: the rest next time, deletions then too")
+        tail = f"; {'; '.join(extra)}" if extra else ""
+        return f"{self.target} ({self.source}): {counts}{tail}"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "source": self.source,

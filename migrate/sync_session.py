@@ -109,20 +109,7 @@ def _sync(syncer: Syncer, tables: list[str], say: Callable[[str], None]) -> list
 
 
 def _line(result: TableSync, seconds: float) -> str:
-    how = "changes since the watermark" if result.from_watermark else "every row"
-    counts = (
-        f"read {result.read:,} ({how}): inserted {result.inserted:,}, updated {result.updated:,},"
-        f" unchanged {result.unchanged:,}, deleted {result.deleted:,}"
-    )
-    extra = []
-    if result.unresolved:
-        extra.append(f"{result.unresolved:,} references not resolved yet")
-    if result.rejected:
-        extra.append(f"{len(result.rejected):,} rows rejected")
-    if not result.complete:
-        extra.append("stopped at --limit: the rest next time, deletions then too")
-    tail = f"; {'; '.join(extra)}" if extra else ""
-    return f"{result.target} ({result.source}): {counts}{tail} in {seconds:.1f}s"
+    return f"{result.summary()} in {seconds:.1f}s"
 
 
 def _document(request: SyncRequest, results: list[TableSync]) -> dict[str, Any]:

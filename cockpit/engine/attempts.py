@@ -8,7 +8,9 @@ import contextlib
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from cockpit.clock import format_duration
 from cockpit.engine.command_line_answers import CommandLineAnswers
@@ -19,7 +21,8 @@ from cockpit.engine.transitions import Transitions
 from cockpit.events import RunState, StepState
 from cockpit.journal import private_dir
 from cockpit.logpump import LogPump
-from cockpit.step import Effect, StepCancelled, StepContext, StepFailed
+from cockpit.runbook_parse import connection_fields
+from cockpit.step import Effect, Step, StepCancelled, StepContext, StepFailed, StepParams
 
 
 class Attempts:
@@ -138,7 +141,12 @@ class Attempts:
             # make (an empty v2) and raise false alarms: it is not run either.
             dry_run = live.options.dry_run
             skipped_needs = [n for n in step.needs if live.steps[n].not_run] if dry_run else []
-            if dry_run and effect != Effect.PROBE and not kind.dry_runs:
+            off = switched_off(kind, params, live.connections)
+            if off:
+                reason = f"connection {', '.join(repr(name) for name in off)} is switched off (enabled = false)"
+                ctx.log(f"skipped: {reason}")
+                outcome = "skipped"
+            elif dry_run and effect != Effect.PROBE and not kind.dry_runs:
                 ctx.log(f"dry run: would {kind.describe(params)}")
                 outcome, reason = "not_run", f"dry run: {effect.value} step not run"
             elif skipped_needs:
@@ -190,6 +198,8 @@ class Attempts:
         elif outcome == "not_run":
             rt.not_run = True
             change.step(rt, StepState.SKIPPED, reason)
+        elif outcome == "skipped":
+            change.step(rt, StepState.SKIPPED, reason)
         elif intent == "rollback" and outcome == "failed":
             # It failed on its own as the rollback began, often with the very finding that
             # called the rollback: its reason is worth more than "cancelled".
@@ -212,3 +222,17 @@ class Attempts:
             change.step(rt, StepState.FAILED, reason)
             self._answers.apply(rt)
         live.wake.notify_all()
+
+
+def switched_off(kind: Step[Any], params: StepParams, connections: Mapping[str, Any]) -> list[str]:
+    """The connections a step names that are switched off, when its kind cannot run without
+    them (every connection must be off for a kind that runs with some of them off)."""
+    values = params.model_dump(by_alias=True)
+    fields = connection_fields(type(params))
+    named = [
+        str(values[field]) for field in fields if isinstance(values.get(field), str) and values[field] in connections
+    ]
+    off = [name for name in named if getattr(connections[name], "enabled", True) is False]
+    if kind.runs_with_connections_off and len(off) < len(named):
+        return []
+    return off

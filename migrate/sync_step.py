@@ -1,0 +1,80 @@
+"""`sync`: the incremental sync (cockpit sync) as a runbook step, so that v2 is bulk-loaded
+the day before and the window moves only the day's changes.
+
+    [[step]]
+    id = "sync"
+    kind = "sync"
+    with = { source = "v1", target = "v2", mapping = "migration/perm-mapping.toml" }
+
+A retry continues after the last batch that committed (each batch carries its watermark); a
+dry run says per table what would change and writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
+from migrate.sync import Syncer, SyncRefused
+from migrate.sync_source import Source
+from steps.convex.client import ConvexClient, ConvexError
+from steps.rows.mapping import MappingPath, load_mapping
+
+
+class SyncParams(StepParams):
+    source: Annotated[str, ConnectionRef("postgres")]
+    target: Annotated[str, ConnectionRef("convex")]
+    mapping: MappingPath
+    tables: list[str] = Field(default_factory=list, description="v1 or Convex names; default every mapped table")
+    limit: int | None = Field(default=None, ge=1, description="at most this many changed rows per table")
+
+
+class SyncStep(Step[SyncParams]):
+    kind = "sync"
+    effect = Effect.MUTATE
+    Params = SyncParams
+    dry_runs = True
+    resumes = True
+
+    def describe(self, params: SyncParams) -> str:
+        which = ", ".join(params.tables) or "every mapped table"
+        return f"sync the rows of {params.source!r} changed since the last sync into {params.target!r} ({which})"
+
+    def run(self, ctx: StepContext[SyncParams]) -> None:
+        params = ctx.params
+        target = ctx.connection(params.target)  # switched off, the step is skipped before it runs
+        mapping = load_mapping(ctx.base_dir / params.mapping)
+        source = Source(ctx.connection(params.source).dsn)
+        client = ConvexClient(target.url, target.deploy_key, cancel=ctx.cancel, log=ctx.log)
+        try:
+            syncer = Syncer(mapping, source, client, log=ctx.log, dry_run=ctx.dry_run, limit=params.limit)
+            tables = syncer.tables(params.tables)
+            marks = syncer.watermarks()
+            rejected = 0
+            for index, table in enumerate(tables):
+                ctx.raise_if_cancelled()
+                ctx.progress(index, len(tables), "tables", "sync")
+                result = syncer.sync_table(table, marks.get(syncer.target_of(table)))
+                rejected += len(result.rejected)
+                ctx.log(
+                    f"{result.target}: read {result.read:,}, inserted {result.inserted:,}, updated {result.updated:,},"
+                    f" unchanged {result.unchanged:,}, deleted {result.deleted:,}"
+                    + (
+                        f"; {len(result.rejected)} rejected: {'; '.join(result.rejected[:5])}"
+                        if result.rejected
+                        else ""
+                    )
+                )
+                ctx.metric(f"sync.{result.target}.changed", result.inserted + result.updated + result.deleted)
+            ctx.progress(len(tables), len(tables), "tables", "sync")
+        except SyncRefused as exc:
+            raise StepFailed(str(exc)) from None
+        except ConvexError as exc:
+            raise StepFailed(f"{exc}; the batches before it are in, and a retry continues from there") from None
+        finally:
+            client.close()
+            source.close()
+        if rejected:
+            raise StepFailed(f"{rejected} rows could not be transformed (each named above)")
