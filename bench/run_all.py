@@ -46,6 +46,7 @@ BENCHMARKS = [
     Benchmark("propagation", ("--answering", "3", "--rounds", "1"), 600),
     Benchmark("email_send", ("--messages", "100"), 600),
     Benchmark("calendar_cleanup", ("--users", "10", "--events", "10", "--sample", "3"), 1800),
+    Benchmark("sync", ("--rows", "10000"), 3600),
 ]
 
 # (benchmark, figure, what it is, target) for the table; every figure is also in the JSON.
@@ -88,6 +89,12 @@ ROWS = [
     ("calendar_cleanup", "one_by_one_s", "calendar, one call per event (s, sampled)", "baseline"),
     ("calendar_cleanup", "step_s", "calendar, calendar.cleanup (s)", ""),
     ("calendar_cleanup", "step_vs_one_by_one_time", "calendar, cleanup / one by one, time", "<= 0.5x"),
+    ("sync", "full_path_s", "sync, full export + transform + import of cases (s)", "baseline"),
+    ("sync", "first_sync_s", "sync, first sync of every case (s)", ""),
+    ("sync", "sync_s", "sync, 1% of the cases changed (s)", ""),
+    ("sync", "sync_process_s", "sync, the same with the process's start (s)", ""),
+    ("sync", "full_path_vs_sync", "sync, full path / sync of 1%", ">= 20x"),
+    ("sync", "full_path_vs_sync_process", "sync, full path / the sync process", ""),
 ]
 
 

@@ -2,7 +2,7 @@
 read, the sides connected, the run logged, and what happened printed.
 
 Exit codes: 0 done (status: every migration in order, no schema violation), 1 a migration
-failed or status found something wrong, 2 bad input (nothing was written).
+failed or status found something wrong, 2 bad input (nothing was written), 130 Ctrl+C.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from migrate.status import MigrationState
 from migrate.universal import MigrationFailed, Migrator, Outcome, Refused
 from steps.convex.client import ConvexError
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 _VERSION = re.compile(r"^\d{3}$")
 
 
@@ -90,6 +90,9 @@ def run(request: MigrateRequest, out: Callable[[str], None], err: Callable[[str]
     except ConvexError as exc:
         say(f"convex: {exc}")
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        say("interrupted: the migration under way is applied on both sides or neither (status says which)")
+        return EXIT_INTERRUPTED
     finally:
         say(f"log: {log.path}")
         log.close()

@@ -5,26 +5,34 @@ documents whose row v1 no longer has deleted.
 Each batch and the table's watermark after it commit in one Convex mutation
 (convex/cockpitSync.ts), so a sync killed at any point, kill -9 included, resumes after the
 last batch that committed: nothing is lost and nothing is written twice. Deletions are found
-by walking v1's keys and v2's legacy ids side by side, both in byte order, in constant memory;
-they run once a table's changes are all in (not in a run that `limit` cut short).
+by walking v1's keys and v2's legacy ids side by side, both in byte order, in constant memory
+(migrate/sync_deletions.py); they run once a table's changes are all in (not in a run that
+`limit` cut short).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.prefetch import prefetched
+from migrate.sync_deletions import gone
 from migrate.sync_source import ChangedRow, Source, Watermark
 from steps.convex.client import ConvexClient, ConvexFunctionError
 from steps.rows.documents import converted
 from steps.rows.mapping import Mapping
+from steps.rows.transformer import RowTransformer
 from steps.rows.values import RejectRow
 
 MODULE = "cockpitSync"
 BATCH = 500  # documents per mutation: with a reference each, 1,000 index reads of Convex's 4,096
 DELETE_BATCH = 1000
-KEY_PAGE = 8000  # legacy ids per query: well under Convex's 16 MiB read and 32,000 documents scanned
+# Legacy ids per query: Convex reads whole documents, and 4,000 of a few KB stay under its
+# 16 MiB read per query (and its 32,000 documents scanned).
+KEY_PAGE = 4000
 
 
 class SyncRefused(ValueError):
@@ -48,6 +56,8 @@ class TableSync:
     from_watermark: bool = False  # False: every row was read (the first sync, or no updated_at)
     complete: bool = True  # False: `limit` stopped it before the end of its changes
     watermark: Watermark | None = None
+    changes_s: float = 0.0  # looking at the table, reading, transforming and upserting its changed rows
+    deletions_s: float = 0.0  # walking v1's keys against v2's legacy ids, and deleting
 
     def summary(self) -> str:
         """One line: what was read and what it did."""
@@ -79,6 +89,8 @@ class TableSync:
             "rejected": self.rejected,
             "incremental": self.incremental,
             "from_watermark": self.from_watermark,
+            "changes_s": round(self.changes_s, 3),
+            "deletions_s": round(self.deletions_s, 3),
             "complete": self.complete,
             "watermark": None
             if self.watermark is None
@@ -103,6 +115,10 @@ class Syncer:
         self._log = log
         self._dry_run = dry_run
         self._limit = limit
+        self._walker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-deletions")
+
+    def close(self) -> None:
+        self._walker.shutdown(wait=True)
 
     def tables(self, names: list[str]) -> list[str]:
         """The mapping's source tables for `names` (source or Convex names; all when empty), in
@@ -129,10 +145,18 @@ class Syncer:
         }
 
     def sync_table(self, source: str, since: Watermark | None) -> TableSync:
+        started = time.monotonic()
         table = self._mapping.tables[source]
         key = table.primary_key or self._mapping.defaults.primary_key
         columns = self._source.columns(source)
         incremental = "updated_at" in columns
+        ahead = self._source.stamped_ahead(source) if incremental else None
+        if ahead is not None:
+            self._log(
+                f"{table.target}: updated_at reaches {ahead}, ahead of v1's clock: rows changed now would sort"
+                " before a watermark, so every row is compared"
+            )
+            incremental = False
         result = TableSync(
             source,
             table.target,
@@ -146,25 +170,50 @@ class Syncer:
             for r in self._mapping.references()
             if r.source_table == source
         ]
-        for batch in self._changed(source, key, since if result.incremental else None, result):
-            documents = []
-            for row in batch:
-                try:
-                    documents.append(converted(transform, row.line)[0])
-                except RejectRow as exc:
-                    result.rejected.append(f"{row.key}: {exc}")
-            mark = _after(batch, result.watermark) if result.incremental else None
-            counts = self._upsert(table.target, documents, references, mark)
-            result.watermark = mark or result.watermark
-            for name in ("inserted", "updated", "unchanged", "unresolved"):
-                setattr(result, name, getattr(result, name) + int(counts.get(name, 0)))
-        if result.complete:
-            result.deleted = self._delete_gone(source, key, table.target)
+        # The walk for deletions goes on beside the changes: an upsert only writes documents
+        # whose row v1 has, and each candidate is asked of v1 again before it is deleted. A run
+        # that `limit` may cut short leaves deletions to the run that completes.
+        walk = None if self._limit is not None else self._walker.submit(self._delete_gone, source, key, table.target)
+        try:
+            self._upsert_changes(source, key, since, result, transform, references)
+        except BaseException:
+            if walk is not None:
+                wait([walk])  # its own failure, if any, is not the one to report
+            raise
+        result.changes_s = time.monotonic() - started
+        deleted = walk.result() if walk is not None else None
+        if deleted is None and result.complete:
+            deleted = self._delete_gone(source, key, table.target)
+        result.deleted = deleted or 0
+        result.deletions_s = time.monotonic() - started - result.changes_s
         return result
+
+    def _upsert_changes(
+        self,
+        source: str,
+        key: str,
+        since: Watermark | None,
+        result: TableSync,
+        transform: RowTransformer,
+        references: list[dict[str, str]],
+    ) -> None:
+        """Each batch of changed rows transformed (the next one read and transformed on a
+        thread meanwhile) and upserted with its watermark, in order."""
+        batches = self._changed(source, key, since if result.incremental else None, result)
+        transformed = prefetched(_documents_of(batches, transform, result.rejected))
+        try:
+            for batch, documents in transformed:
+                mark = _after(batch, result.watermark) if result.incremental else None
+                counts = self._upsert(result.target, documents, references, mark)
+                result.watermark = mark or result.watermark
+                for name in ("inserted", "updated", "unchanged", "unresolved"):
+                    setattr(result, name, getattr(result, name) + int(counts.get(name, 0)))
+        finally:
+            transformed.close()
 
     def _changed(self, source: str, key: str, since: Watermark | None, result: TableSync) -> Iterator[list[ChangedRow]]:
         limit = self._limit
-        for batch in self._source.changed_rows(source, key, since, BATCH):
+        for batch in self._source.changed_rows(source, key, since, BATCH, incremental=result.incremental):
             if limit is not None and result.read >= limit:
                 result.complete = False  # more changes wait for the next run
                 return
@@ -194,35 +243,50 @@ class Syncer:
         raise RuntimeError(f"{path} with dryRun wrote instead of throwing: is convex/cockpitSync.ts current?")
 
     def _delete_gone(self, source: str, key: str, target: str) -> int:
-        """Delete the documents whose legacy id is no key of v1's: the two sorted streams,
-        walked side by side."""
-        gone: list[str] = []
+        """Delete the documents whose legacy id is no key of v1's (asked again of v1 first).
+        v1's keys and v2's legacy ids are fetched at once, each on a thread of its own."""
         deleted = 0
-        keys = self._source.keys_in_order(source, key)
-        current = next(keys, None)
-        for legacy in self._legacy_ids(target):
-            while current is not None and current < legacy:
-                current = next(keys, None)
-            if current != legacy:
-                gone.append(legacy)
-            if len(gone) >= DELETE_BATCH:
-                deleted += self._delete(target, gone)
-                gone = []
-        return deleted + (self._delete(target, gone) if gone else 0)
+        keys = prefetched(self._source.keys_in_order(source, key))
+        pages = prefetched(self._legacy_pages(target))
+        try:
+            for candidates in gone(keys, pages):
+                still = self._source.existing_keys(source, key, candidates)  # its own connection
+                doomed = [legacy for legacy in candidates if legacy not in still]
+                for start in range(0, len(doomed), DELETE_BATCH):
+                    deleted += self._delete(target, doomed[start : start + DELETE_BATCH])
+        finally:
+            keys.close()
+            pages.close()
+        return deleted
 
     def _delete(self, table: str, legacy_ids: list[str]) -> int:
         counts = self._mutation(f"{MODULE}:deleteByLegacyIds", {"table": table, "legacyIds": legacy_ids})
         return int(counts["deleted"])
 
-    def _legacy_ids(self, table: str) -> Iterator[str]:
+    def _legacy_pages(self, table: str) -> Iterator[list[str]]:
         cursor: str | None = None
         while True:
             args = {"table": table, "cursor": cursor, "numItems": KEY_PAGE}
             page = self._convex.query(f"{MODULE}:legacyIds", args)
-            yield from (legacy for legacy in page["legacyIds"] if isinstance(legacy, str))
+            yield [legacy for legacy in page["legacyIds"] if isinstance(legacy, str)]
             if page["isDone"]:
                 return
             cursor = page["continueCursor"]
+
+
+def _documents_of(
+    batches: Iterator[list[ChangedRow]], transform: RowTransformer, rejected: list[str]
+) -> Iterator[tuple[list[ChangedRow], list[dict[str, Any]]]]:
+    """Each batch with its rows as documents, as the transform makes them; a row that cannot be
+    one is named in `rejected` with its reason."""
+    for batch in batches:
+        documents = []
+        for row in batch:
+            try:
+                documents.append(converted(transform, row.line)[0])
+            except RejectRow as exc:
+                rejected.append(f"{row.key}: {exc}")
+        yield batch, documents
 
 
 def _after(batch: list[ChangedRow], before: Watermark | None) -> Watermark | None:

@@ -2,7 +2,8 @@
 the order its references need, the run logged under migration_logs/, a line (or a JSON
 document) per table.
 
-Exit codes: 0 synced, 1 a table failed or rows were rejected, 2 bad input (nothing written).
+Exit codes: 0 synced, 1 a table failed or rows were rejected, 2 bad input (nothing written),
+130 Ctrl+C.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from migrate.sync_source import Source
 from steps.convex.client import ConvexClient, ConvexError
 from steps.rows.mapping import MappingError, load_mapping
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,15 @@ def run(request: SyncRequest, out: Callable[[str], None], err: Callable[[str], N
             return EXIT_OK
         source = Source(sides.postgres_dsn)
         client = ConvexClient(sides.convex_url, sides.convex_key or "", log=say, attempts=4)
+        syncer: Syncer | None = None
         try:
             syncer = Syncer(mapping, source, client, log=say, dry_run=request.dry_run, limit=request.limit)
             tables = syncer.tables(request.tables)
             say(f"environment {sides.name}: {'dry run of ' if request.dry_run else ''}a sync of {', '.join(tables)}")
             results = _sync(syncer, tables, say)
         finally:
+            if syncer is not None:
+                syncer.close()
             client.close()
             source.close()
     except SyncRefused as exc:
@@ -76,6 +80,9 @@ def run(request: SyncRequest, out: Callable[[str], None], err: Callable[[str], N
     except (psycopg.Error, ConvexError) as exc:
         say(f"failed: {str(exc).strip()}; every batch before it is in, and the next sync continues from there")
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        say("interrupted: every batch that committed is in, and the next sync continues from there")
+        return EXIT_INTERRUPTED
     finally:
         say(f"log: {log.path}")
         log.close()

@@ -38,6 +38,7 @@ class ChangedRow:
 
 class Source:
     def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
         self._conn = psycopg.connect(dsn, connect_timeout=10, application_name="cockpit sync", options=EXACT_SESSION)
 
     def close(self) -> None:
@@ -53,11 +54,25 @@ class Source:
         self._conn.rollback()
         return types
 
-    def changed_rows(self, table: str, key: str, since: Watermark | None, batch: int) -> Iterator[list[ChangedRow]]:
-        """The rows changed after `since` (every row without it), in batches, in one snapshot."""
+    def stamped_ahead(self, table: str) -> str | None:
+        """The newest updated_at when it is ahead of the server's clock (by more than a
+        minute of skew), else None. Rows changed now would sort before such a watermark and be
+        missed, so a table like that is compared whole."""
+        row = self._conn.execute(
+            f"SELECT max({WATERMARK_COLUMN})::text FROM {_quoted(table)}"
+            f" HAVING max({WATERMARK_COLUMN}) > now() + interval '1 minute'"
+        ).fetchone()
+        self._conn.rollback()
+        return None if row is None else str(row[0])
+
+    def changed_rows(
+        self, table: str, key: str, since: Watermark | None, batch: int, *, incremental: bool = True
+    ) -> Iterator[list[ChangedRow]]:
+        """The rows changed after `since` (every row without it, or when not `incremental`), in
+        batches, in one snapshot."""
         types = self.columns(table)
         column = sql.Identifier(key).as_string(None)
-        incremental = WATERMARK_COLUMN in types
+        incremental = incremental and WATERMARK_COLUMN in types
         stamp = f"{ROW}.{WATERMARK_COLUMN}" if incremental else "NULL"
         where = ""
         parameters: list[Any] = []
@@ -76,19 +91,30 @@ class Source:
             while rows := cursor.fetchmany(batch):
                 yield [ChangedRow(text.encode(), stamp_text, key_text) for text, stamp_text, key_text in rows]
 
-    def keys_in_order(self, table: str, key: str, batch: int = 10_000) -> Iterator[str]:
-        """Every primary key as text, in byte order (the order of Convex's index on legacyId)."""
+    def keys_in_order(self, table: str, key: str, batch: int = 10_000) -> Iterator[list[str]]:
+        """Every primary key as text, in byte order (the order of Convex's index on legacyId),
+        a batch at a time, on a connection of its own (it is read while other work goes on)."""
+        with psycopg.connect(self._dsn, connect_timeout=10, application_name="cockpit sync") as conn:
+            column = sql.Identifier(key).as_string(None)
+            kind = column_types(conn, f"SELECT * FROM {_quoted(table)}").get(key)
+            conn.rollback()
+            # A uuid's order is its text's: its index serves the order. Other keys sort as text.
+            order = column if kind == "uuid" else f'{column}::text COLLATE "C"'
+            query = f"SELECT {column}::text FROM {_quoted(table)} ORDER BY {order}"
+            with conn.transaction(), conn.cursor(name="cockpit_sync_keys") as cursor:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cursor.itersize = batch
+                cursor.execute(query.encode())
+                while rows := cursor.fetchmany(batch):
+                    yield [row[0] for row in rows]
+
+    def existing_keys(self, table: str, key: str, candidates: list[str]) -> set[str]:
+        """Which of these keys (as text) are rows of `table` now, asked on a connection of its
+        own (the walk for deletions runs beside the changes)."""
         column = sql.Identifier(key).as_string(None)
-        kind = self.columns(table).get(key)
-        # A uuid's order is its text's: its index serves the order. Other keys sort as text.
-        order = column if kind == "uuid" else f'{column}::text COLLATE "C"'
-        query = f"SELECT {column}::text FROM {_quoted(table)} ORDER BY {order}"
-        with self._conn.transaction(), self._conn.cursor(name="cockpit_sync_keys") as cursor:
-            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cursor.itersize = batch
-            cursor.execute(query.encode())
-            while rows := cursor.fetchmany(batch):
-                yield from (row[0] for row in rows)
+        query = f"SELECT {column}::text FROM {_quoted(table)} WHERE {column}::text = ANY(%s)"
+        with psycopg.connect(self._dsn, connect_timeout=10, application_name="cockpit sync") as conn:
+            return {row[0] for row in conn.execute(query.encode(), (candidates,)).fetchall()}
 
 
 def _quoted(table: str) -> str:

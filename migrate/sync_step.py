@@ -48,6 +48,7 @@ class SyncStep(Step[SyncParams]):
         mapping = load_mapping(ctx.base_dir / params.mapping)
         source = Source(ctx.connection(params.source).dsn)
         client = ConvexClient(target.url, target.deploy_key, cancel=ctx.cancel, log=ctx.log)
+        syncer: Syncer | None = None
         try:
             syncer = Syncer(mapping, source, client, log=ctx.log, dry_run=ctx.dry_run, limit=params.limit)
             tables = syncer.tables(params.tables)
@@ -74,6 +75,8 @@ class SyncStep(Step[SyncParams]):
         except ConvexError as exc:
             raise StepFailed(f"{exc}; the batches before it are in, and a retry continues from there") from None
         finally:
+            if syncer is not None:
+                syncer.close()
             client.close()
             source.close()
         if rejected:

@@ -290,3 +290,23 @@ def test_kill_minus_nine_during_a_sync_loses_nothing_and_repeats_nothing(
     finally:
         reference.stop()
     shutil.rmtree(folder / "migration_logs")
+
+
+def test_a_table_stamped_ahead_of_v1s_clock_is_compared_whole(
+    tmp_path: Path, perm_dsn: str, target: ConvexStandIn
+) -> None:
+    folder = _folder(tmp_path, "project")
+    assert sync(folder, perm_dsn, target, "users").returncode == 0
+    with psycopg.connect(perm_dsn) as conn:
+        conn.execute(
+            "UPDATE auth.users SET updated_at = '2040-01-01' WHERE id = (SELECT id FROM auth.users ORDER BY id LIMIT 1)"
+        )
+        conn.execute(
+            "UPDATE auth.users SET email = 'changed@x.test', updated_at = now()"
+            " WHERE id = (SELECT id FROM auth.users ORDER BY id DESC LIMIT 1)"
+        )
+    # With a watermark in 2040, a row changed now would sort before it: every row is compared.
+    done = sync(folder, perm_dsn, target, "users")
+    assert "users: updated_at reaches 2040-01-01 00:00:00+00, ahead of v1's clock" in done.stdout
+    assert "users (auth.users): read 100 (every row): inserted 0, updated 2, unchanged 98" in done.stdout
+    assert "changed@x.test" in {d.get("email") for d in target.store.documents("users")}
