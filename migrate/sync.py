@@ -59,12 +59,12 @@ class TableSync:
     changes_s: float = 0.0  # looking at the table, reading, transforming and upserting its changed rows
     deletions_s: float = 0.0  # walking v1's keys against v2's legacy ids, and deleting
 
-    def summary(self) -> str:
-        """One line: what was read and what it did."""
+    def summary(self, took: str = "") -> str:
+        """Two lines: what was read, and what it did."""
         how = "changes since the watermark" if self.from_watermark else "every row"
         counts = (
-            f"read {self.read:,} ({how}): inserted {self.inserted:,}, updated {self.updated:,},"
-            f" unchanged {self.unchanged:,}, deleted {self.deleted:,}"
+            f"inserted {self.inserted:,}, updated {self.updated:,}, unchanged {self.unchanged:,},"
+            f" deleted {self.deleted:,}"
         )
         extra = []
         if self.unresolved:
@@ -73,8 +73,8 @@ class TableSync:
             extra.append(f"{len(self.rejected):,} rows rejected")
         if not self.complete:
             extra.append("stopped at --limit: the rest next time, deletions then too")
-        tail = f"; {'; '.join(extra)}" if extra else ""
-        return f"{self.target} ({self.source}): {counts}{tail}"
+        tail = "".join(f"; {e}" for e in extra)
+        return f"{self.target} ({self.source}): read {self.read:,} ({how}){took}\n  {counts}{tail}"
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -107,7 +107,8 @@ def _sync(syncer: Syncer, tables: list[str], say: Callable[[str], None]) -> list
         since = marks.get(target)
         result = syncer.sync_table(source, since)
         results.append(result)
-        say(_line(result, time.monotonic() - started))
+        for line in _line(result, time.monotonic() - started).splitlines():
+            say(line)
         for rejected in result.rejected[:10]:
             say(f"  rejected {rejected}")
         if len(result.rejected) > 10:
@@ -116,7 +117,7 @@ def _sync(syncer: Syncer, tables: list[str], say: Callable[[str], None]) -> list
 
 
 def _line(result: TableSync, seconds: float) -> str:
-    return f"{result.summary()} in {seconds:.1f}s"
+    return result.summary(f" in {seconds:.1f}s")
 
 
 def _document(request: SyncRequest, results: list[TableSync]) -> dict[str, Any]:

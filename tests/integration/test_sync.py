@@ -192,13 +192,12 @@ def test_a_sync_leaves_v2_equal_to_a_fresh_full_import_and_then_reads_only_chang
     assert second.returncode == 0, second.stdout + second.stderr
     # Only the changed rows are read where a table has updated_at; notifications has none and
     # is compared whole, writing only what differs.
-    assert (
-        f"cases (public.cases): read {changed['cases']} (changes since the watermark): inserted 1, updated 8,"
-        in second.stdout
-    )
-    assert "deleted 3" in second.stdout.split("cases (public.cases)")[1].splitlines()[0]
-    assert "users (auth.users): read 1 (changes since the watermark): inserted 1, updated 0" in second.stdout
-    assert "notifications (public.notifications): read 300 (every row): inserted 0, updated 4" in second.stdout
+    assert f"cases (public.cases): read {changed['cases']} (changes since the watermark) in" in second.stdout
+    assert "\n  inserted 1, updated 8, unchanged 0, deleted 3\n" in second.stdout
+    assert "users (auth.users): read 1 (changes since the watermark) in" in second.stdout
+    assert "\n  inserted 1, updated 0, unchanged 0, deleted 0\n" in second.stdout
+    assert "notifications (public.notifications): read 300 (every row) in" in second.stdout
+    assert "\n  inserted 0, updated 4, unchanged 296, deleted 0\n" in second.stdout
     reference = full_import(tmp_path, perm_dsn)
     try:
         assert canonical(target) == canonical(reference)
@@ -218,9 +217,9 @@ def test_a_dry_run_says_what_would_change_and_writes_nothing(
     dry = sync(folder, perm_dsn, target, "--dry-run", "cases", "auth.users")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "dry run of a sync of auth.users, public.cases" in dry.stdout
-    assert "cases (public.cases): read 9 (changes since the watermark): inserted 1, updated 8" in dry.stdout
+    assert "cases (public.cases): read 9 (changes since the watermark) in" in dry.stdout
     # The new user was not written, so the new case's reference could not be resolved: said so.
-    assert "deleted 3; 1 references not resolved yet" in dry.stdout
+    assert "\n  inserted 1, updated 8, unchanged 0, deleted 3; 1 references not resolved yet\n" in dry.stdout
     assert canonical(target) == before
     assert "cases (public.cases): read 9" in sync(folder, perm_dsn, target, "cases").stdout  # still to do
 
@@ -245,12 +244,12 @@ def test_bad_requests_are_refused_before_anything_is_written(
 def test_limit_syncs_part_and_the_next_run_the_rest(tmp_path: Path, perm_dsn: str, target: ConvexStandIn) -> None:
     folder = _folder(tmp_path, "project")
     part = sync(folder, perm_dsn, target, "users", "--limit", "60")
-    assert "users (auth.users): read 60 (every row): inserted 60" in part.stdout
+    assert "users (auth.users): read 60 (every row) in" in part.stdout
+    assert "\n  inserted 60, updated 0, unchanged 0, deleted 0; stopped at --limit" in part.stdout
     assert "stopped at --limit" in part.stdout and target.store.count("users") == 60
     rest = sync(folder, perm_dsn, target, "users")
-    assert (
-        "users (auth.users): read 40 (changes since the watermark): inserted 40, updated 0, unchanged 0" in rest.stdout
-    )
+    assert "users (auth.users): read 40 (changes since the watermark) in" in rest.stdout
+    assert "\n  inserted 40, updated 0, unchanged 0, deleted 0\n" in rest.stdout
 
 
 def test_kill_minus_nine_during_a_sync_loses_nothing_and_repeats_nothing(
@@ -308,5 +307,6 @@ def test_a_table_stamped_ahead_of_v1s_clock_is_compared_whole(
     # With a watermark in 2040, a row changed now would sort before it: every row is compared.
     done = sync(folder, perm_dsn, target, "users")
     assert "users: updated_at reaches 2040-01-01 00:00:00+00, ahead of v1's clock" in done.stdout
-    assert "users (auth.users): read 100 (every row): inserted 0, updated 2, unchanged 98" in done.stdout
+    assert "users (auth.users): read 100 (every row) in" in done.stdout
+    assert "\n  inserted 0, updated 2, unchanged 98, deleted 0\n" in done.stdout
     assert "changed@x.test" in {d.get("email") for d in target.store.documents("users")}
