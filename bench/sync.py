@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +44,7 @@ convex = { url = "${CONVEX_URL}", deploy_key = "${CONVEX_DEPLOY_KEY}" }
 """
 
 
-def cockpit_sync(folder: Path, env: dict[str, str], *tables: str) -> tuple[float, dict[str, dict[str, object]]]:
+def cockpit_sync(folder: Path, env: dict[str, str], *tables: str) -> tuple[float, dict[str, dict[str, Any]]]:
     """`cockpit sync TABLES --format json`: its wall time and each table's counts."""
     cockpit = Path(sys.executable).parent / "cockpit"
     started = time.perf_counter()
