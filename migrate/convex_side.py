@@ -93,11 +93,20 @@ class ConvexSide:
             raise
         raise RuntimeError(f"{path} with dryRun wrote instead of throwing: is convex/cockpitMigrations.ts current?")
 
-    def check_schema(self, table: str, fields: dict[str, str], page_size: int = 500) -> SchemaCheck:
+    def check_schema(
+        self,
+        table: str,
+        fields: dict[str, str],
+        page_size: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> SchemaCheck:
+        """Every document of `table` against `fields`; `progress` hears the count checked so far."""
         checked = violating = 0
         found: list[SchemaViolation] = []
         for page in self._pages(table, fields, page_size):
             checked += int(page["checked"])
+            if progress is not None:
+                progress(checked)
             violating += int(page["violating"])
             found += [SchemaViolation(table, v["id"], v["field"], v["problem"]) for v in page["violations"]]
         return SchemaCheck(table, checked, violating, found[:20])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -196,7 +197,7 @@ def _schema_checks(
                 tables.setdefault(table, {}).update(fields)
     checks = []
     for table, fields in tables.items():
-        check = convex.check_schema(table, fields)
+        check = convex.check_schema(table, fields, progress=_every_few_seconds(table, say))
         checks.append(check)
         if not check.violating:
             say(f"schema: {table}: {_documents(check.checked)}, all as declared")
@@ -205,6 +206,19 @@ def _schema_checks(
         for violation in check.violations[:5]:
             say(f"  {violation.document} {violation.field}: {violation.problem}")
     return checks
+
+
+def _every_few_seconds(table: str, say: Callable[[str], None]) -> Callable[[int], None]:
+    """A progress line for a long schema check, at most one every 2 seconds."""
+    last = time.monotonic()
+
+    def progress(checked: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= 2:
+            last = time.monotonic()
+            say(f"schema: {table}: {_documents(checked)} checked so far ...")
+
+    return progress
 
 
 def _documents(count: int) -> str:

@@ -30,6 +30,7 @@ from steps.rows.values import RejectRow
 MODULE = "cockpitSync"
 BATCH = 500  # documents per mutation: with a reference each, 1,000 index reads of Convex's 4,096
 DELETE_BATCH = 1000
+PROGRESS_EVERY_S = 2.0
 # Legacy ids per query: Convex reads whole documents, and 4,000 of a few KB stay under its
 # 16 MiB read per query (and its 32,000 documents scanned).
 KEY_PAGE = 4000
@@ -201,6 +202,7 @@ class Syncer:
         thread meanwhile) and upserted with its watermark, in order."""
         batches = self._changed(source, key, since if result.incremental else None, result)
         transformed = prefetched(_documents_of(batches, transform, result.rejected))
+        said = time.monotonic()
         try:
             for batch, documents in transformed:
                 mark = _after(batch, result.watermark) if result.incremental else None
@@ -208,6 +210,10 @@ class Syncer:
                 result.watermark = mark or result.watermark
                 for name in ("inserted", "updated", "unchanged", "unresolved"):
                     setattr(result, name, getattr(result, name) + int(counts.get(name, 0)))
+                if time.monotonic() - said >= PROGRESS_EVERY_S:
+                    said = time.monotonic()
+                    written = result.inserted + result.updated
+                    self._log(f"{result.target}: {result.read:,} rows read, {written:,} written so far ...")
         finally:
             transformed.close()
 

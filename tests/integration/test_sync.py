@@ -211,6 +211,11 @@ def test_a_dry_run_says_what_would_change_and_writes_nothing(
     tmp_path: Path, perm_dsn: str, target: ConvexStandIn
 ) -> None:
     folder = _folder(tmp_path, "project")
+    empty = sync(folder, perm_dsn, target, "--dry-run")  # before anything is in v2
+    assert empty.returncode == 0, empty.stdout + empty.stderr
+    assert "cases (public.cases): read 1,000 (every row) in" in empty.stdout
+    assert "\n  inserted 1,000, updated 0, unchanged 0, deleted 0; 1,000 references not resolved yet\n" in empty.stdout
+    assert target.store.tables() == []
     assert sync(folder, perm_dsn, target, "users", "cases").returncode == 0
     before = canonical(target)
     _change_v1(perm_dsn)

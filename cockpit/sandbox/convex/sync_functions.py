@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cockpit.sandbox.convex.functions import ThrownConvexError, require_index
+from cockpit.sandbox.convex.functions import ThrownConvexError
 from cockpit.sandbox.convex.store import DocumentStore
 from cockpit.sandbox.convex.values import (
     ANY,
@@ -59,8 +59,9 @@ def upsert(store: DocumentStore, args: dict[str, Any]) -> dict[str, Any]:
         incoming = [dict(doc) for doc in args["documents"]]
         for ref in references:
             wanted = {doc.get(ref["legacyField"]) for doc in incoming} - {None}
-            if wanted:
-                require_index(store, ref["target"], "by_legacy_id")
+            # No require_index here: Convex creates every table its schema declares, empty or
+            # not, so a reference into one that holds nothing yet (a dry run's first sync) finds
+            # nothing; the stand-in has no schema to tell such a table from an unknown one.
             found = store.first_ids_by_legacy_ids(ref["target"], {w for w in wanted if isinstance(w, str)})
             for doc in incoming:
                 doc.pop(ref["idField"], None)
