@@ -12,15 +12,16 @@ dry run says per table what would change and writes nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, model_validator
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
 from migrate.sync import Syncer, SyncRefused
 from migrate.sync_source import Source
 from steps.convex.client import ConvexClient, ConvexError
-from steps.rows.mapping import MappingPath, load_mapping
+from steps.rows.mapping import MappingError, MappingPath, load_mapping
 
 
 class SyncParams(StepParams):
@@ -29,6 +30,22 @@ class SyncParams(StepParams):
     mapping: MappingPath
     tables: list[str] = Field(default_factory=list, description="v1 or Convex names; default every mapped table")
     limit: int | None = Field(default=None, ge=1, description="at most this many changed rows per table")
+
+    @model_validator(mode="after")
+    def _tables_are_mapped(self, info: ValidationInfo) -> SyncParams:
+        """A table the mapping lacks is the runbook's problem, found by `cockpit check`."""
+        base = (info.context or {}).get("base_dir")
+        if base is None or not self.tables:
+            return self
+        try:
+            mapping = load_mapping(Path(base) / self.mapping)
+        except MappingError:
+            return self  # the mapping's own check says what is wrong with it
+        known = set(mapping.tables) | {table.target for table in mapping.tables.values()}
+        unknown = [name for name in self.tables if name not in known]
+        if unknown:
+            raise ValueError(f"tables: the mapping {self.mapping} has no table {', '.join(unknown)}")
+        return self
 
 
 class SyncStep(Step[SyncParams]):

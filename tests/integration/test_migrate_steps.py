@@ -124,3 +124,16 @@ def test_check_reads_the_migrations_of_a_step(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "005_skipped.json" in done.stderr and "out of sequence: 004 comes first" in done.stderr
+
+
+def test_check_refuses_a_sync_of_a_table_the_mapping_lacks(tmp_path: Path) -> None:
+    folder = _project(tmp_path)
+    runbook = folder / "runbook.toml"
+    runbook.write_text(runbook.read_text().replace('tables = ["users", "cases"]', 'tables = ["users", "invoices"]'))
+    done = subprocess.run(
+        [COCKPIT, "check", "runbook.toml"], cwd=folder, capture_output=True, text=True, timeout=60,
+        env=subprocess_env(),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "step 'sync' (sync)" in done.stderr
+    assert "tables: the mapping mapping.toml has no table invoices" in done.stderr
