@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from migrate.dry_mutation import mutation
 from migrate.files import MigrationFile
 from migrate.records import AppliedRecord
 from steps.convex.client import ConvexClient, ConvexError, ConvexFunctionError
@@ -76,22 +77,10 @@ class ConvexSide:
             "appliedBy": applied_by,
             "operations": [op.model_dump() for op in migration.data],
         }
-        return self._call(f"{MODULE}:apply", args, dry_run)
+        return mutation(self._client, f"{MODULE}:apply", args, dry_run=dry_run)
 
     def rollback(self, version: str, *, dry_run: bool = False) -> dict[str, Any]:
-        return self._call(f"{MODULE}:rollback", {"version": version}, dry_run)
-
-    def _call(self, path: str, args: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-        if not dry_run:
-            return dict(self._client.mutation(path, args))
-        try:
-            self._client.mutation(path, {**args, "dryRun": True})
-        except ConvexFunctionError as exc:
-            # A dry run throws a ConvexError to leave nothing written; its data is the answer.
-            if isinstance(exc.data, dict) and isinstance(exc.data.get("dryRun"), dict):
-                return dict(exc.data["dryRun"])
-            raise
-        raise RuntimeError(f"{path} with dryRun wrote instead of throwing: is convex/cockpitMigrations.ts current?")
+        return mutation(self._client, f"{MODULE}:rollback", {"version": version}, dry_run=dry_run)
 
     def check_schema(
         self,

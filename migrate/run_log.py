@@ -8,6 +8,7 @@ A run killed half-way leaves its log up to the last line written. The log holds 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -30,6 +31,14 @@ class RunLog:
         self._file.write(f"{datetime.now(UTC).isoformat(timespec='milliseconds')} {shown}\n")
         self._file.flush()
         return shown
+
+    def teller(self, printer: Callable[[str], None]) -> Callable[[str], None]:
+        """A function that writes a line here and prints it (redacted) with `printer`."""
+
+        def say(line: str) -> None:
+            printer(self.write(line))
+
+        return say
 
     def close(self) -> None:
         self._file.close()

@@ -69,7 +69,7 @@ def run(request: MigrateRequest, out: Callable[[str], None], err: Callable[[str]
         return EXIT_INVALID
     log = RunLog(sides.logs, request.action, sides.name, redactor)
     # With --json, stdout holds the one document; what the run says goes to stderr.
-    say = _teller(log, err if request.as_json else out)
+    say = log.teller(err if request.as_json else out)
     try:
         say(f"environment {sides.name}: {_sides_line(sides)}; {len(files)} migration files in {sides.migrations}")
         with _connected(sides, say) as (postgres, convex):
@@ -97,13 +97,6 @@ def run(request: MigrateRequest, out: Callable[[str], None], err: Callable[[str]
     finally:
         say(f"log: {log.path}")
         log.close()
-
-
-def _teller(log: RunLog, printer: Callable[[str], None]) -> Callable[[str], None]:
-    def say(line: str) -> None:
-        printer(log.write(line))
-
-    return say
 
 
 def _sides_line(sides: environments.Sides) -> str:

@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.dry_mutation import mutation
 from migrate.prefetch import prefetched
 from migrate.sync_deletions import gone
 from migrate.sync_source import ChangedRow, Source, Watermark
-from steps.convex.client import ConvexClient, ConvexFunctionError
+from steps.convex.client import ConvexClient
 from steps.rows.documents import converted
 from steps.rows.mapping import Mapping
 from steps.rows.transformer import RowTransformer
@@ -238,15 +239,7 @@ class Syncer:
         return self._mutation(f"{MODULE}:upsert", args)
 
     def _mutation(self, path: str, args: dict[str, Any]) -> dict[str, Any]:
-        if not self._dry_run:
-            return dict(self._convex.mutation(path, args))
-        try:
-            self._convex.mutation(path, {**args, "dryRun": True})
-        except ConvexFunctionError as exc:
-            if isinstance(exc.data, dict) and isinstance(exc.data.get("dryRun"), dict):
-                return dict(exc.data["dryRun"])
-            raise
-        raise RuntimeError(f"{path} with dryRun wrote instead of throwing: is convex/cockpitSync.ts current?")
+        return mutation(self._convex, path, args, dry_run=self._dry_run)
 
     def _delete_gone(self, source: str, key: str, target: str) -> int:
         """Delete the documents whose legacy id is no key of v1's (asked again of v1 first).

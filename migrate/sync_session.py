@@ -55,7 +55,7 @@ def run(request: SyncRequest, out: Callable[[str], None], err: Callable[[str], N
         err(f"--limit {request.limit}: at least 1")
         return EXIT_INVALID
     log = RunLog(sides.logs, "sync", sides.name, redactor)
-    say = _teller(log, err if request.as_json else out)
+    say = log.teller(err if request.as_json else out)
     try:
         if sides.convex_url is None or sides.postgres_dsn is None:
             off = "; ".join(sides.disabled) or "a side is missing"
@@ -89,13 +89,6 @@ def run(request: SyncRequest, out: Callable[[str], None], err: Callable[[str], N
     if request.as_json:
         out(json.dumps(_document(request, results), indent=2))
     return EXIT_FAILED if any(r.rejected for r in results) else EXIT_OK
-
-
-def _teller(log: RunLog, printer: Callable[[str], None]) -> Callable[[str], None]:
-    def say(line: str) -> None:
-        printer(log.write(line))
-
-    return say
 
 
 def _sync(syncer: Syncer, tables: list[str], say: Callable[[str], None]) -> list[TableSync]:
