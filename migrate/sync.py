@@ -21,7 +21,7 @@ from typing import Any
 from migrate.dry_mutation import mutation
 from migrate.prefetch import prefetched
 from migrate.sync_deletions import gone
-from migrate.sync_source import ChangedRow, Source, Watermark
+from migrate.sync_source import ChangedRow, Horizon, Source, Watermark
 from steps.convex.client import ConvexClient
 from steps.rows.documents import converted
 from steps.rows.mapping import Mapping
@@ -201,7 +201,13 @@ class Syncer:
     ) -> None:
         """Each batch of changed rows transformed (the next one read and transformed on a
         thread meanwhile) and upserted with its watermark, in order."""
-        batches = self._changed(source, key, since if result.incremental else None, result)
+        horizon = self._source.horizon() if result.incremental else None
+        if horizon is not None and horizon.held_by is not None:
+            self._log(
+                f"{result.target}: v1 has {horizon.held_by}: the watermark stays before it, and rows changed"
+                " since then are read again next time"
+            )
+        batches = self._changed(source, key, since if result.incremental else None, result, horizon)
         transformed = prefetched(_documents_of(batches, transform, result.rejected))
         said = time.monotonic()
         try:
@@ -218,9 +224,12 @@ class Syncer:
         finally:
             transformed.close()
 
-    def _changed(self, source: str, key: str, since: Watermark | None, result: TableSync) -> Iterator[list[ChangedRow]]:
+    def _changed(
+        self, source: str, key: str, since: Watermark | None, result: TableSync, horizon: Horizon | None
+    ) -> Iterator[list[ChangedRow]]:
         limit = self._limit
-        for batch in self._source.changed_rows(source, key, since, BATCH, incremental=result.incremental):
+        rows = self._source.changed_rows(source, key, since, BATCH, incremental=result.incremental, horizon=horizon)
+        for batch in rows:
             if limit is not None and result.read >= limit:
                 result.complete = False  # more changes wait for the next run
                 return
@@ -290,11 +299,12 @@ def _documents_of(
 
 def _after(batch: list[ChangedRow], before: Watermark | None) -> Watermark | None:
     """The watermark after a batch: its last row with a stamp (rows without one come first and
-    do not move it)."""
+    do not move it); at v1's horizon, before any key, when that row is not settled yet."""
     stamped = [row for row in batch if row.updated_at is not None]
     if not stamped:
         return before
-    return Watermark(stamped[-1].updated_at, stamped[-1].key)
+    last = stamped[-1]
+    return Watermark(last.updated_at, last.key if last.settled else "")
 
 
 def _source_of(mapping: Mapping, target: str) -> str:

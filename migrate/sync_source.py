@@ -30,10 +30,19 @@ class Watermark:
 
 
 @dataclass(frozen=True)
+class Horizon:
+    """The time before which every row v1 will ever commit is visible now (as text)."""
+
+    at: str
+    held_by: str | None = None  # the transaction holding it back, when one has been open for minutes
+
+
+@dataclass(frozen=True)
 class ChangedRow:
     line: bytes  # row_to_json's text: what the transform reads
-    updated_at: str | None
+    updated_at: str | None  # no later than the horizon
     key: str
+    settled: bool = True  # False: stamped at or after the horizon, to be read again next time
 
 
 class Source:
@@ -65,22 +74,54 @@ class Source:
         self._conn.rollback()
         return None if row is None else str(row[0])
 
+    def horizon(self) -> Horizon:
+        """v1's horizon now: the oldest open transaction's start on this database (a sync's
+        own sessions only read), else now. Asked before a read's snapshot: a transaction that
+        begins between the two starts after it."""
+        row = self._conn.execute(
+            "SELECT least(now(), a.xact_start)::text, a.xact_start < now() - interval '5 minutes',"
+            " a.xact_start::text, a.pid, a.application_name"
+            " FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
+            "   SELECT xact_start, pid, application_name FROM pg_stat_activity"
+            "   WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+            "     AND application_name <> 'cockpit sync' ORDER BY xact_start LIMIT 1"
+            " ) AS a ON true"
+        ).fetchone()
+        self._conn.rollback()
+        assert row is not None
+        at, long_open, since, pid, application = row
+        held_by = f"a transaction open since {since} (pid {pid}, {application or 'no application name'})"
+        return Horizon(str(at), held_by if long_open else None)
+
     def changed_rows(
-        self, table: str, key: str, since: Watermark | None, batch: int, *, incremental: bool = True
+        self,
+        table: str,
+        key: str,
+        since: Watermark | None,
+        batch: int,
+        *,
+        incremental: bool = True,
+        horizon: Horizon | None = None,
     ) -> Iterator[list[ChangedRow]]:
         """The rows changed after `since` (every row without it, or when not `incremental`), in
-        batches, in one snapshot."""
+        batches, in one snapshot; their stamps held at `horizon`."""
         types = self.columns(table)
         column = sql.Identifier(key).as_string(None)
         incremental = incremental and WATERMARK_COLUMN in types
         stamp = f"{ROW}.{WATERMARK_COLUMN}" if incremental else "NULL"
         where = ""
         parameters: list[Any] = []
+        if incremental and horizon is not None:
+            # A stamp at or after the horizon is held at it, and the row not settled.
+            columns = f"least({stamp}, %s::timestamptz)::text, {ROW}.{column}::text, coalesce({stamp} < %s, true)"
+            parameters = [horizon.at, horizon.at]
+        else:
+            columns = f"{stamp}::text, {ROW}.{column}::text, true"
         if incremental and since is not None and since.updated_at is not None:
             where = f'({stamp}, {ROW}.{column}::text COLLATE "C") > (%s::timestamptz, %s) OR {stamp} IS NULL'
-            parameters = [since.updated_at, since.last_key or ""]
+            parameters += [since.updated_at, since.last_key or ""]
         query = rows_as_json(f"SELECT * FROM {_quoted(table)}", types, where).replace(
-            f"SELECT row_to_json({ROW})", f"SELECT row_to_json({ROW})::text, {stamp}::text, {ROW}.{column}::text", 1
+            f"SELECT row_to_json({ROW})", f"SELECT row_to_json({ROW})::text, {columns}", 1
         )
         order = f"{stamp} NULLS FIRST, " if incremental else ""
         query += f' ORDER BY {order}{ROW}.{column}::text COLLATE "C"'
@@ -89,7 +130,10 @@ class Source:
             cursor.itersize = batch
             cursor.execute(query.encode(), parameters)
             while rows := cursor.fetchmany(batch):
-                yield [ChangedRow(text.encode(), stamp_text, key_text) for text, stamp_text, key_text in rows]
+                yield [
+                    ChangedRow(text.encode(), stamp_text, key_text, settled)
+                    for text, stamp_text, key_text, settled in rows
+                ]
 
     def keys_in_order(self, table: str, key: str, batch: int = 10_000) -> Iterator[list[str]]:
         """Every primary key as text, in byte order (the order of Convex's index on legacyId),

@@ -315,3 +315,33 @@ def test_a_table_stamped_ahead_of_v1s_clock_is_compared_whole(
     assert "users (auth.users): read 100 (every row) in" in done.stdout
     assert "\n  inserted 0, updated 2, unchanged 98, deleted 0\n" in done.stdout
     assert "changed@x.test" in {d.get("email") for d in target.store.documents("users")}
+
+
+def test_a_row_committed_late_by_a_transaction_open_during_a_sync_is_not_passed_over(
+    tmp_path: Path, perm_dsn: str, target: ConvexStandIn
+) -> None:
+    folder = _folder(tmp_path, "project")
+    assert sync(folder, perm_dsn, target, "users", "cases").returncode == 0
+    first_case = "(SELECT id FROM public.cases ORDER BY id LIMIT 1)"
+    last_case = "(SELECT id FROM public.cases ORDER BY id DESC LIMIT 1)"
+    # A user's transaction stamps its row (now() is its start) and commits only after the sync,
+    # which meanwhile saw a row stamped later.
+    late = psycopg.connect(perm_dsn)
+    try:
+        late.execute(f"UPDATE public.cases SET notes = 'committed late', updated_at = now() WHERE id = {first_case}")
+        time.sleep(0.05)
+        with psycopg.connect(perm_dsn, autocommit=True) as conn:
+            conn.execute(f"UPDATE public.cases SET notes = 'seen', updated_at = now() WHERE id = {last_case}")
+        during = sync(folder, perm_dsn, target, "cases")
+        assert "cases (public.cases): read 1 (changes since the watermark)" in during.stdout, during.stdout
+        late.commit()
+    finally:
+        late.close()
+    after = sync(folder, perm_dsn, target, "cases")
+    # The watermark stayed before the open transaction's start: both rows are read again.
+    assert "cases (public.cases): read 2 (changes since the watermark)" in after.stdout, after.stdout
+    assert "\n  inserted 0, updated 1, unchanged 1, deleted 0\n" in after.stdout
+    notes = {d.get("notes") for d in target.store.documents("cases")}
+    assert {"committed late", "seen"} <= notes
+    settled = sync(folder, perm_dsn, target, "cases")
+    assert "cases (public.cases): read 0 (changes since the watermark)" in settled.stdout
