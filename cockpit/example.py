@@ -1,5 +1,6 @@
 """The example go-live that ships with the cockpit: `runbook.toml`, its mapping and resolvers
-(`migration/`), the Convex functions it calls (`convex/`) and the announcements (`comms/`).
+(`migration/`), the versioned migrations it applies at T-2d (`migrations/`), the Convex
+functions it calls (`convex/`) and the announcements (`comms/`).
 
 In a checkout they lie at the repository's root. An installed wheel carries them inside the
 package (`cockpit/example/`, see `[tool.hatch.build.targets.wheel.force-include]`), where the
@@ -13,7 +14,7 @@ import shutil
 from pathlib import Path
 
 RUNBOOK = "runbook.toml"
-PARTS = ("migration", "convex", "comms")
+PARTS = ("migration", "migrations", "convex", "comms")
 COPY_FOLDER = "cockpit-demo"
 
 

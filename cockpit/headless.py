@@ -183,7 +183,7 @@ class HeadlessPrinter:
             elapsed = format_duration(step.elapsed) if step.elapsed is not None else "?"
             bars = "; ".join(
                 (f"{p.label}: " if p.label != step.title else "") + describe_progress(p.done, p.total, p.unit, p.rate)
-                for p in step.progress
+                for p in step.bars(4)
             )
             late = f", {format_duration(step.late_by)} over budget" if step.late_by else ""
             indent = 2 + len(f"{view.now:%m-%d %H:%M:%S} ") + len(format_t_clock(view.now, view.t0))

@@ -48,6 +48,8 @@ class TableSync:
     source: str
     target: str
     read: int = 0
+    to_read: int = 0  # the rows this run reads, counted before the first batch
+    processed: int = 0  # the rows of the batches that committed (a dry run's: that answered)
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -110,8 +112,11 @@ class Syncer:
         log: Callable[[str], None],
         dry_run: bool = False,
         limit: int | None = None,
+        progress: Callable[[TableSync], None] | None = None,
     ) -> None:
+        """`progress` hears a table's figures as each of its batches commits."""
         self._mapping = mapping
+        self._progress = progress
         self._source = source
         self._convex = convex
         self._log = log
@@ -217,10 +222,16 @@ class Syncer:
                 result.watermark = mark or result.watermark
                 for name in ("inserted", "updated", "unchanged", "unresolved"):
                     setattr(result, name, getattr(result, name) + int(counts.get(name, 0)))
+                result.processed += len(batch)
+                if self._progress is not None:
+                    self._progress(result)
                 if time.monotonic() - said >= PROGRESS_EVERY_S:
                     said = time.monotonic()
                     written = result.inserted + result.updated
-                    self._log(f"{result.target}: {result.read:,} rows read, {written:,} written so far ...")
+                    self._log(
+                        f"{result.target}: {result.processed:,} of {result.to_read:,} rows in,"
+                        f" {written:,} written so far ..."
+                    )
         finally:
             transformed.close()
 
@@ -228,7 +239,15 @@ class Syncer:
         self, source: str, key: str, since: Watermark | None, result: TableSync, horizon: Horizon | None
     ) -> Iterator[list[ChangedRow]]:
         limit = self._limit
-        rows = self._source.changed_rows(source, key, since, BATCH, incremental=result.incremental, horizon=horizon)
+
+        def counted(total: int) -> None:
+            result.to_read = total if limit is None else min(total, limit)
+            if self._progress is not None:
+                self._progress(result)
+
+        rows = self._source.changed_rows(
+            source, key, since, BATCH, incremental=result.incremental, horizon=horizon, counted=counted
+        )
         for batch in rows:
             if limit is not None and result.read >= limit:
                 result.complete = False  # more changes wait for the next run

@@ -9,7 +9,7 @@ table without one is read whole each time: a full comparison by legacy id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,14 +102,20 @@ class Source:
         *,
         incremental: bool = True,
         horizon: Horizon | None = None,
+        counted: Callable[[int], None] | None = None,
     ) -> Iterator[list[ChangedRow]]:
         """The rows changed after `since` (every row without it, or when not `incremental`), in
-        batches, in one snapshot; their stamps held at `horizon`."""
+        batches, in one snapshot; their stamps held at `horizon`. `counted` hears how many
+        there are before the first batch."""
         types = self.columns(table)
         column = sql.Identifier(key).as_string(None)
         incremental = incremental and WATERMARK_COLUMN in types
         stamp = f"{ROW}.{WATERMARK_COLUMN}" if incremental else "NULL"
         where = ""
+        filtering: list[Any] = []
+        if incremental and since is not None and since.updated_at is not None:
+            where = f'({stamp}, {ROW}.{column}::text COLLATE "C") > (%s::timestamptz, %s) OR {stamp} IS NULL'
+            filtering = [since.updated_at, since.last_key or ""]
         parameters: list[Any] = []
         if incremental and horizon is not None:
             # A stamp at or after the horizon is held at it, and the row not settled.
@@ -117,9 +123,7 @@ class Source:
             parameters = [horizon.at, horizon.at]
         else:
             columns = f"{stamp}::text, {ROW}.{column}::text, true"
-        if incremental and since is not None and since.updated_at is not None:
-            where = f'({stamp}, {ROW}.{column}::text COLLATE "C") > (%s::timestamptz, %s) OR {stamp} IS NULL'
-            parameters += [since.updated_at, since.last_key or ""]
+        parameters += filtering
         query = rows_as_json(f"SELECT * FROM {_quoted(table)}", types, where).replace(
             f"SELECT row_to_json({ROW})", f"SELECT row_to_json({ROW})::text, {columns}", 1
         )
@@ -127,6 +131,10 @@ class Source:
         query += f' ORDER BY {order}{ROW}.{column}::text COLLATE "C"'
         with self._conn.transaction(), self._conn.cursor(name="cockpit_sync_changes") as cursor:
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if counted is not None:
+                count = f"SELECT count(*) FROM {_quoted(table)} {ROW}" + (f" WHERE {where}" if where else "")
+                total = self._conn.execute(count.encode(), filtering).fetchone()
+                counted(int(total[0]) if total else 0)
             cursor.itersize = batch
             cursor.execute(query.encode(), parameters)
             while rows := cursor.fetchmany(batch):

@@ -12,6 +12,7 @@ dry run says per table what would change and writes nothing.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -67,24 +68,28 @@ class SyncStep(Step[SyncParams]):
         client = ConvexClient(target.url, target.deploy_key, cancel=ctx.cancel, log=ctx.log)
         syncer: Syncer | None = None
         try:
-            syncer = Syncer(mapping, source, client, log=ctx.log, dry_run=ctx.dry_run, limit=params.limit)
+            syncer = Syncer(
+                mapping,
+                source,
+                client,
+                log=ctx.log,
+                dry_run=ctx.dry_run,
+                limit=params.limit,
+                progress=lambda table: ctx.progress(table.processed, table.to_read, "rows", table.target),
+            )
             tables = syncer.tables(params.tables)
             marks = syncer.watermarks()
             rejected = 0
             for index, table in enumerate(tables):
                 ctx.raise_if_cancelled()
                 ctx.progress(index, len(tables), "tables", "sync")
+                started = time.monotonic()
                 result = syncer.sync_table(table, marks.get(syncer.target_of(table)))
                 rejected += len(result.rejected)
-                ctx.log(
-                    f"{result.target}: read {result.read:,}, inserted {result.inserted:,}, updated {result.updated:,},"
-                    f" unchanged {result.unchanged:,}, deleted {result.deleted:,}"
-                    + (
-                        f"; {len(result.rejected)} rejected: {'; '.join(result.rejected[:5])}"
-                        if result.rejected
-                        else ""
-                    )
-                )
+                for line in result.summary(f" in {time.monotonic() - started:.1f}s").splitlines():
+                    ctx.log(line)
+                for reason in result.rejected[:10]:
+                    ctx.log(f"  rejected {reason}")
                 ctx.metric(f"sync.{result.target}.changed", result.inserted + result.updated + result.deleted)
             ctx.progress(len(tables), len(tables), "tables", "sync")
         except SyncRefused as exc:
@@ -97,4 +102,4 @@ class SyncStep(Step[SyncParams]):
             client.close()
             source.close()
         if rejected:
-            raise StepFailed(f"{rejected} rows could not be transformed (each named above)")
+            raise StepFailed(f"{rejected} rows could not be transformed (the first named in the log)")

@@ -74,6 +74,19 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 COCKPIT = str(Path(sys.executable).parent / "cockpit")
 
 
+def copy_example(folder: Path) -> Path:
+    """The example go-live (runbook.toml and every folder it names) copied into `folder`, as the
+    demo copies it from an installed package; the runbook's path."""
+    import shutil
+
+    from cockpit.example import PARTS, RUNBOOK
+
+    shutil.copy(ROOT / RUNBOOK, folder / RUNBOOK)
+    for part in PARTS:
+        shutil.copytree(ROOT / part, folder / part, dirs_exist_ok=True)
+    return folder / RUNBOOK
+
+
 @pytest.fixture
 def standin(tmp_path: Path) -> Iterator[object]:
     """A Convex stand-in (cockpit/sandbox/convex/server.py) on loopback, for one test."""

@@ -93,7 +93,7 @@ def head_lines(step: StepView, width: int) -> list[Text]:
         parts += wrapped(Text(step.reason, style=style), width, 2)
     # A rate and an ETA belong to an attempt that is working: a stopped bar shows where it stood.
     working = step.state.value == "running"
-    for bar in step.progress[:4]:
+    for bar in step.bars(4):
         parts.append(
             progress_line(
                 bar.label if bar.label != step.title else "",

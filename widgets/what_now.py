@@ -107,7 +107,7 @@ def _status(view: RunView, width: int) -> Text:
         first = running[0]
         head.append(f"▶ {first.id}", style="bold cyan")
         detail = Text()
-        bar = first.progress[0] if first.progress else None
+        bar = first.bars(1)[0] if first.progress else None
         if bar is not None and bar.fraction is not None:
             detail.append(f" {bar.fraction * 100:.0f}%")
             if bar.eta_seconds is not None:

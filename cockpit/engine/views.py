@@ -100,6 +100,18 @@ class StepView:
     point_of_no_return: bool
     resumes: bool = False  # a retry continues from the checkpoint (else it starts over)
 
+    def bars(self, room: int) -> tuple[ProgressView, ...]:
+        """At most `room` of the step's progress bars, in the order reported: the unfinished
+        first, then the last finished (a step that moves through many tables reports a bar per
+        table, and the one at work must not fall off the end)."""
+        if len(self.progress) <= room:
+            return self.progress
+        unfinished = [n for n, bar in enumerate(self.progress) if bar.total is None or bar.done < bar.total]
+        finished = [n for n in range(len(self.progress)) if n not in unfinished]
+        chosen = set(unfinished[:room])
+        chosen.update(finished[len(finished) - (room - len(chosen)) :] if room > len(chosen) else [])
+        return tuple(bar for n, bar in enumerate(self.progress) if n in chosen)
+
 
 @dataclass(frozen=True)
 class TriggerView:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import COCKPIT, ROOT, subprocess_env
+from conftest import COCKPIT, ROOT, copy_example, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +25,7 @@ def _sandbox_processes() -> list[str]:
 
 
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
-    shutil.copytree(ROOT / "migration", tmp_path / "migration", dirs_exist_ok=True)  # the mapping it names
-    shutil.copytree(ROOT / "comms", tmp_path / "comms", dirs_exist_ok=True)
+    copy_example(tmp_path)
     return subprocess.run(
         [COCKPIT, "demo", "--headless", "--speed", "600", "--scale", "0.2", *args],
         cwd=tmp_path,
@@ -53,6 +51,7 @@ def test_the_demo_from_an_installed_wheel_rehearses_the_whole_runbook_and_exits_
     site = _installed_wheel(tmp_path)
     assert (site / "cockpit" / "example" / "runbook.toml").exists()
     assert (site / "cockpit" / "example" / "migration" / "perm-mapping.toml").exists()
+    assert (site / "cockpit" / "example" / "migrations" / "001_v2_tables.json").exists()
     elsewhere = tmp_path / "operator"
     elsewhere.mkdir()
     before = _sandbox_processes()
@@ -76,13 +75,16 @@ def test_the_demo_from_an_installed_wheel_rehearses_the_whole_runbook_and_exits_
     assert "run 1 starts: PERM Tracker v1 to v2 (rehearsal)" in out
     for step in (
         "audit-emails",
-        "read-only",
-        "v1-refuses-writes",
-        "backup",
+        "migrate",
         "export",
         "transform",
         "import",
         "resolve",
+        "sync-baseline",
+        "read-only",
+        "v1-refuses-writes",
+        "backup",
+        "sync",
         "verify-counts",
         "verify-refs",
         "verify-sample",
@@ -113,6 +115,15 @@ def test_the_demo_from_an_installed_wheel_rehearses_the_whole_runbook_and_exits_
         text=True,
     ).stdout
     assert re.search(r"public\.cases -> cases\s+2,000\s+0\s+2,000", log), log
+    # Bulk-loaded the day before: the window's sync read only what changed since (nothing here).
+    log = subprocess.run(
+        [COCKPIT, "status", "runbook.toml", "--log", "sync"],
+        cwd=elsewhere / "cockpit-demo",
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "cases (public.cases): read 0 (changes since the watermark)" in log, log
     # The DNS cutover ran against the sandbox's Knot and resolvers, and the grid filled in.
     log = subprocess.run(
         [COCKPIT, "status", "runbook.toml", "--log", "dns-propagation"],
@@ -204,9 +215,7 @@ def test_a_killed_demo_leaves_nothing_running_and_the_next_one_continues_it(tmp_
 
     from cockpit.sandbox.world import state_folder
 
-    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
-    shutil.copytree(ROOT / "migration", tmp_path / "migration")
-    shutil.copytree(ROOT / "comms", tmp_path / "comms")
+    copy_example(tmp_path)
     state = state_folder(tmp_path / "runbook.toml")
     first = subprocess.Popen(
         [COCKPIT, "demo", "--headless", "--speed", "60", "--scale", "0.1"],

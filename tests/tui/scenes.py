@@ -7,12 +7,11 @@ scene is identical: the header's clock is frozen and durations come from fixed w
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import ROOT
+from conftest import copy_example
 
 from cockpit import runbook_loader
 from cockpit.app import CockpitApp, make_app
@@ -58,9 +57,7 @@ WALL = 1_800_000_000.0  # a fixed "now" for durations
 
 
 def perm_session(folder: Path, at: timedelta) -> Session:
-    shutil.copy(ROOT / "runbook.toml", folder / "runbook.toml")
-    shutil.copytree(ROOT / "migration", folder / "migration", dirs_exist_ok=True)
-    shutil.copytree(ROOT / "comms", folder / "comms", dirs_exist_ok=True)
+    copy_example(folder)
     rb = runbook_loader.load(folder / "runbook.toml", env=ENV)
     lock = RunLock(journal_dir(rb.source) / "run.lock")
     lock.acquire("snapshot", "test")
@@ -117,8 +114,14 @@ BEFORE_WINDOW = [
     "announce-30d",
     "audit-emails",
     "remind-7d",
+    "migrate",
     "dns-ttl",
     "remind-1d",
+    "export",
+    "transform",
+    "import",
+    "resolve",
+    "sync-baseline",
     "v1-health",
     "v2-health",
     "source-counts",
@@ -126,18 +129,15 @@ BEFORE_WINDOW = [
 ]
 
 
-def window_in_progress(folder: Path) -> Session:
-    """T+5m: v1 is frozen, backed up, exported and transformed; the import is running."""
-    session = perm_session(folder, timedelta(minutes=5))
+def _window_opened(folder: Path, at: timedelta) -> Session:
+    """Everything before the window done, and v1 frozen at T-0."""
+    session = perm_session(folder, at)
     engine = session.engine
+    since = at.total_seconds()
     for n, step in enumerate(BEFORE_WINDOW):
         _finish(engine, step, 0.3 + n * 0.2, ago=3600.0)
-    _finish(engine, "read-only", 0.42, ago=290)
-    _finish(engine, "v1-refuses-writes", 0.07, ago=280)
-    _finish(engine, "backup", 38.2, ago=240)
-    _finish(engine, "export", 4.1, ago=270)
-    _finish(engine, "transform", 3.2, ago=265)
-    _running(engine, "import", 62.0, (6200, 10000, "documents"))
+    _finish(engine, "read-only", 0.42, ago=since - 2)
+    _finish(engine, "v1-refuses-writes", 0.07, ago=since - 4)
     _log(
         session,
         "read-only",
@@ -147,25 +147,39 @@ def window_in_progress(folder: Path) -> Session:
             "proved: a write as authenticator is refused (25006 read-only transaction)",
         ],
     )
-    _log(
-        session,
-        "import",
-        [
-            "users: uploaded 264,310 bytes in 1 parts in 0.1s",
-            "users: import k57a3d0b9f1c2e4a6b8d0f2e4a6b8d0f started (requireEmpty)",
-            "users: Import change summary:",
-            "users: table | create | delete |",
-            "users: users | 1000 | 0 of 0 |",
-            'users: Imported "users" (1000 documents)',
-            "users: Convex wrote 1,000 documents",
-            "cases: uploaded 8,671,140 bytes in 2 parts in 0.6s",
-            "cases: import k57b4e1c0a2d3f5b7c9e1a3c5e7f9a1b started (requireEmpty)",
-        ],
-    )
     return session
 
 
-DATA_PATH = ["import", "resolve", "verify-counts", "verify-refs", "verify-sample", "verify-calc"]
+SYNC_LOG = [
+    "users (auth.users): read 6 (changes since the watermark) in 0.1s",
+    "  inserted 2, updated 4, unchanged 0, deleted 0",
+    "cases (public.cases): read 212 (changes since the watermark) in 1.6s",
+    "  inserted 31, updated 181, unchanged 0, deleted 4",
+    "userSettings (public.user_settings): read 9 (changes since the watermark) in 0.1s",
+    "  inserted 2, updated 7, unchanged 0, deleted 0",
+    "userPreferences (public.user_preferences): read 3 (changes since the watermark) in 0.1s",
+    "  inserted 2, updated 1, unchanged 0, deleted 0",
+    "notifications (public.notifications): read 3,041 (every row) in 1.9s",
+    "  inserted 96, updated 58, unchanged 2,887, deleted 55",
+]
+
+
+def window_in_progress(folder: Path) -> Session:
+    """T+1m: v1 is frozen and the day's changes are synced; the backup runs, and the
+    verifications read v2 (the sample is halfway)."""
+    session = _window_opened(folder, timedelta(minutes=1))
+    engine = session.engine
+    _finish(engine, "sync", 3.8, ago=52)
+    _finish(engine, "verify-counts", 1.2, ago=50)
+    _finish(engine, "verify-refs", 2.9, ago=48)
+    _finish(engine, "verify-calc", 0.8, ago=50)
+    _running(engine, "backup", 56.0, (14_200_000, 24_500_000, "bytes"))
+    _running(engine, "verify-sample", 47.0, (620, 1000, "rows"))
+    _log(session, "sync", SYNC_LOG)
+    return session
+
+
+DATA_PATH = ["sync", "backup", "verify-counts", "verify-refs", "verify-sample", "verify-calc"]
 
 
 def smoke_failed_and_rolling_back(folder: Path) -> Session:
@@ -333,14 +347,20 @@ def ponr_waiting(folder: Path) -> Session:
 
 
 def interrupted_after_restart(folder: Path) -> Session:
-    """T+5m: the cockpit was killed during the import and started again: the import is interrupted."""
-    session = window_in_progress(folder)
+    """T+30s: the cockpit was killed during the window's sync and started again: the sync is
+    interrupted (its committed batches stay in v2, and a retry continues after them)."""
+    session = _window_opened(folder, timedelta(seconds=30))
     engine = session.engine
-    rt = engine.step_runtime("import")
+    _running(engine, "backup", 26.0, (6_100_000, 24_500_000, "bytes"))
+    _running(engine, "sync", 24.0)
+    rt = engine.step_runtime("sync")
+    for label, done, total, unit in [("sync", 1, 5, "tables"), ("users", 6, 6, "rows"), ("cases", 1000, 2120, "rows")]:
+        rt.progress[label] = ProgressState(label, done, total, unit)
     rt.state = StepState.INTERRUPTED
     rt.cancel = None
     rt.ended_wall = WALL - 20
     rt.reason = "the cockpit stopped while this step ran; retry (continues from its checkpoint), skip or mark done"
+    _log(session, "sync", [*SYNC_LOG[:2], "cases: 1,000 of 2,120 rows in, 1,000 written so far ..."])
     return session
 
 

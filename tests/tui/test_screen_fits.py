@@ -76,7 +76,7 @@ def test_what_now_names_an_interrupted_step_with_its_keys_uncut(tmp_path: Path) 
     session = interrupted_after_restart(tmp_path)
     try:
         line = what_now(session.engine.view(), 80).plain
-        assert line.startswith(" ⚑ import interrupted: ") and line.endswith("r retry · k skip · d done ")
+        assert line.startswith(" ⚑ sync interrupted: ") and line.endswith("r retry · k skip · d done ")
     finally:
         session.close()
 
@@ -85,7 +85,9 @@ def test_what_now_says_what_runs_and_what_comes_next(tmp_path: Path) -> None:
     session = window_in_progress(tmp_path)
     try:
         line = what_now(session.engine.view(), 80).plain
-        assert line.startswith(" ▶ import 62% ETA") and line.rstrip().endswith("next: resolve after import")
+        assert line.startswith(" ▶ backup 58% ETA") and line.rstrip().endswith(
+            "next: dns-cutover after verify-sample, backup"
+        )
     finally:
         session.close()
 
@@ -108,11 +110,11 @@ def test_an_interrupted_step_stops_counting_time(tmp_path: Path) -> None:
     try:
         import cockpit.engine.views
 
-        first = session.engine.view().steps["import"].elapsed
+        first = session.engine.view().steps["sync"].elapsed
         real_time = cockpit.engine.views.time.time
         try:
             cockpit.engine.views.time.time = lambda: real_time() + 3600  # type: ignore[assignment]
-            later = session.engine.view().steps["import"].elapsed
+            later = session.engine.view().steps["sync"].elapsed
         finally:
             cockpit.engine.views.time.time = real_time  # type: ignore[assignment]
         assert first == later and first is not None and first < timedelta(minutes=2)

@@ -60,7 +60,7 @@ def test_a_progress_line_with_rate_and_eta(snap_compare: Any, tmp_path: Path, si
     """The import at 62%: the bar, the counts, the rate and the ETA, at both sizes; two triggers counted."""
     session = window_in_progress(tmp_path)
     try:
-        assert snap_compare(app_for(session), terminal_size=size, run_before=_select("import"))
+        assert snap_compare(app_for(session), terminal_size=size, run_before=_select("verify-sample"))
     finally:
         session.close()
 

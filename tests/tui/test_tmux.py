@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import COCKPIT, ROOT, subprocess_env
+from conftest import COCKPIT, copy_example, subprocess_env
 
 pytestmark = [
     pytest.mark.tui,
@@ -77,9 +77,7 @@ def _selected_title(screen: str) -> str:
 
 
 def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path) -> None:
-    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
-    shutil.copytree(ROOT / "migration", tmp_path / "migration")
-    shutil.copytree(ROOT / "comms", tmp_path / "comms")
+    copy_example(tmp_path)
     env = subprocess_env(TERM="xterm-256color")
     script = tmp_path / "run.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
@@ -134,9 +132,7 @@ def test_a_whole_demo_driven_by_keys_at_80x24(terminal: Terminal, tmp_path: Path
 
 
 def test_closing_the_terminal_stops_the_demo_and_its_sandbox(terminal: Terminal, tmp_path: Path) -> None:
-    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
-    shutil.copytree(ROOT / "migration", tmp_path / "migration")
-    shutil.copytree(ROOT / "comms", tmp_path / "comms")
+    copy_example(tmp_path)
     env = subprocess_env(TERM="xterm-256color")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script = tmp_path / "run.sh"
@@ -174,9 +170,7 @@ def test_a_broken_runbook_never_starts_and_its_problems_are_printed(terminal: Te
 
 
 def test_the_screen_exits_3_after_a_rollback(terminal: Terminal, tmp_path: Path) -> None:
-    shutil.copy(ROOT / "runbook.toml", tmp_path / "runbook.toml")
-    shutil.copytree(ROOT / "migration", tmp_path / "migration")
-    shutil.copytree(ROOT / "comms", tmp_path / "comms")
+    copy_example(tmp_path)
     env = subprocess_env(TERM="xterm-256color")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
     script = tmp_path / "run.sh"
