@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from cockpit.sandbox.convex.store import DocumentStore
 from cockpit.sandbox.loopback import loopback_server
+from cockpit.sandbox.v1_users import ScaledToZero, UsersAtWork
 
 Handler = Callable[[str, dict[str, list[str]], bytes], tuple[int, Any]]
 
@@ -30,6 +31,7 @@ class StandInServer:
         self.routes = routes
         self.broken: dict[str, int] = {}
         self.down = False  # scaled to zero instances: every request is answered 503
+        self.on_scale: Callable[[int], None] | None = None
         self.latency = 0.0
         self.on_stop: Callable[[], None] | None = None
         self.requests = 0
@@ -87,6 +89,12 @@ class StandInServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def scale(self, instances: int) -> None:
+        """Render scaled the app's service: at zero, nothing answers and nothing of it runs."""
+        self.down = instances == 0
+        if self.on_scale is not None:
+            self.on_scale(instances)
+
     def break_path(self, path: str, status: int = 500) -> None:
         self.broken[path] = status
 
@@ -108,11 +116,22 @@ class _Pool:
         self.dsn = dsn
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._instances = 1
+
+    def scale(self, instances: int) -> None:
+        """At zero instances the session ends, and none opens until the service is scaled up."""
+        with self._lock:
+            self._instances = instances
+            if instances == 0 and self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def query(self, sql: str, role: str = "anon") -> Any:
         import psycopg
 
         with self._lock:
+            if self._instances == 0:
+                raise ScaledToZero("v1's API has no instance")
             for attempt in (1, 2):
                 try:
                     if self._conn is None or self._conn.closed:
@@ -153,8 +172,9 @@ class _Pool:
                 self._conn.close()
 
 
-def v1_app(dsn: str) -> StandInServer:
-    """PERM Tracker v1 stand-in, backed by the sandbox database through an `authenticator` session."""
+def v1_app(dsn: str, users_at_work: bool = False) -> StandInServer:
+    """PERM Tracker v1 stand-in, backed by the sandbox database through an `authenticator`
+    session; with `users_at_work`, its users keep changing their data while it takes writes."""
     pool = _Pool(dsn)
 
     def health(path: str, q: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
@@ -179,7 +199,17 @@ def v1_app(dsn: str) -> StandInServer:
             ("POST", "/api/cases"): create_case,
         },
     )
-    server.on_stop = pool.close
+    server.on_scale = pool.scale
+    if users_at_work:
+        users = UsersAtWork(pool.query).start()
+
+        def stop() -> None:
+            users.stop()
+            pool.close()
+
+        server.on_stop = stop
+    else:
+        server.on_stop = pool.close
     return server
 
 

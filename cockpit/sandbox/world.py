@@ -104,7 +104,7 @@ class Sandbox:
                 self.say("v1 as the unfinished rehearsal left it")
             self.convex = ConvexStandIn(self.state / "convex" if self.state is not None else None).start()
             self.say(f"Convex stand-in at {self.convex.url}")
-            self.v1 = v1_app(dsn).start()
+            self.v1 = v1_app(dsn, users_at_work=True).start()
             self.v2 = v2_app(self.convex.store).start()
             for name in self.breaks:
                 app, path = BREAKABLE[name]
@@ -123,7 +123,7 @@ class Sandbox:
             self.providers = Providers().start()
             v1 = self.v1
             # v1's API runs on the Render service: scaled to zero, it answers 503 to everyone.
-            self.providers.on_scale = lambda service, instances: setattr(v1, "down", instances == 0)
+            self.providers.on_scale = lambda service, instances: v1.scale(instances)
             self.providers.add_service(RENDER_SERVICE, "perm-tracker-api", instances=1)
             self.providers.add_project(SUPABASE_PROJECT, "perm-tracker")
             self.say(f"the Render and Supabase API stand-ins at {self.providers.url}")
