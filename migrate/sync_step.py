@@ -19,7 +19,7 @@ from typing import Annotated
 from pydantic import Field, ValidationInfo, model_validator
 
 from cockpit.step_api import ConnectionRef, Effect, Step, StepContext, StepFailed, StepParams
-from migrate.sync import Syncer, SyncRefused
+from migrate.sync import Syncer, SyncRefused, TableSync
 from migrate.sync_source import Source
 from steps.convex.client import ConvexClient, ConvexError
 from steps.rows.mapping import MappingError, MappingPath, load_mapping
@@ -75,7 +75,7 @@ class SyncStep(Step[SyncParams]):
                 log=ctx.log,
                 dry_run=ctx.dry_run,
                 limit=params.limit,
-                progress=lambda table: ctx.progress(table.processed, table.to_read, "rows", table.target),
+                progress=lambda table: _rows_bar(ctx, table),
             )
             tables = syncer.tables(params.tables)
             marks = syncer.watermarks()
@@ -103,3 +103,9 @@ class SyncStep(Step[SyncParams]):
             source.close()
         if rejected:
             raise StepFailed(f"{rejected} rows could not be transformed (the first named in the log)")
+
+
+def _rows_bar(ctx: StepContext[SyncParams], table: TableSync) -> None:
+    """A bar for a table's rows; none for a table with nothing to read (the log says so)."""
+    if table.to_read:
+        ctx.progress(table.processed, table.to_read, "rows", table.target)

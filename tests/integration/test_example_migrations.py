@@ -114,7 +114,9 @@ def _step_log(folder: Path, env: dict[str, str], runbook: str, step_id: str) -> 
 def _progress(runbook: Path) -> list[tuple[str, str, float, float | None, str]]:
     journal = Journal.for_runbook(runbook)
     try:
-        return journal.progress(1)
+        run = journal.latest_run(str(runbook.resolve()))
+        assert run is not None
+        return journal.progress(run.id)
     finally:
         journal.close()
 
@@ -180,6 +182,8 @@ def test_the_examples_migrations_declare_what_the_bulk_load_and_the_sync_write(
     assert "cases (public.cases): read 4 (changes since the watermark)" in moved, moved
     assert "  inserted 1, updated 3, unchanged 0, deleted 0" in moved
     assert "notifications (public.notifications): read 299 (every row)" in moved
+    bars = {label: (done, total) for step, label, done, total, _ in _progress(tmp_path / "window.toml")}
+    assert bars["cases"] == (4, 4) and "users" not in bars  # no bar for a table with nothing to read
     assert "  inserted 0, updated 1, unchanged 298, deleted 1" in moved
 
     status = _cockpit(tmp_path, env, "migrate", "status", "--json")
