@@ -38,8 +38,10 @@ What a kind may use, all from here:
 - `private_dir`: a folder (and its missing parents) readable by its owner only, for files that
   hold user data; `Writeback`: start writing a large file's data to disk as it is written, so
   its final fsync is short.
-- `dying_with_parent`: a command line that dies with the cockpit (a child process must not
-  outlive a crash unseen).
+- `KeptCommand`: a command whose whole process tree stops when the attempt ends, the
+  cockpit's death included (cockpit/process_keeper.py); `PROCESS_RECORD`, `stop_processes`
+  and `stopped_lines`: its record in the checkpoint, stopping what a crashed attempt left, and
+  what its keeper stopped.
 - `load_checked`, `ProblemsError`, `Problem`: read a companion TOML file (a mapping) through a
   pydantic model, every problem at its file and line.
 - `open_session`, `SmtpProblem`, `reply_of`: a session with an `smtp` connection's server (TLS
@@ -50,10 +52,12 @@ What a kind may use, all from here:
 from __future__ import annotations
 
 from cockpit import __version__ as COCKPIT_VERSION
+from cockpit.attempt_processes import RECORD as PROCESS_RECORD
+from cockpit.attempt_processes import KeptCommand, stopped_lines
+from cockpit.attempt_processes import stop as stop_processes
 from cockpit.checked_toml import ProblemsError, load_checked
 from cockpit.clock import format_duration, format_offset, parse_duration
 from cockpit.journal import private_dir
-from cockpit.parent_death import dying_with_parent
 from cockpit.runbook import Duration, Offset, Problem
 from cockpit.smtp import SmtpProblem, open_session, reply_of
 from cockpit.step import (
@@ -82,6 +86,8 @@ __all__ = [
     "ProbeResult",
     "Problem",
     "ProblemsError",
+    "KeptCommand",
+    "PROCESS_RECORD",
     "SmtpProblem",
     "Step",
     "StepCancelled",
@@ -90,7 +96,6 @@ __all__ = [
     "StepParams",
     "StepRef",
     "Writeback",
-    "dying_with_parent",
     "format_duration",
     "format_offset",
     "load_checked",
@@ -98,4 +103,6 @@ __all__ = [
     "parse_duration",
     "private_dir",
     "reply_of",
+    "stop_processes",
+    "stopped_lines",
 ]

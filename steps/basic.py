@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -18,8 +15,10 @@ from typing import IO, Any, Literal
 from pydantic import Field, model_validator
 
 from cockpit.step_api import (
+    PROCESS_RECORD,
     Duration,
     Effect,
+    KeptCommand,
     Offset,
     ProbeCall,
     Step,
@@ -27,9 +26,9 @@ from cockpit.step_api import (
     StepContext,
     StepFailed,
     StepParams,
-    dying_with_parent,
     format_duration,
     format_offset,
+    stop_processes,
 )
 
 # How long a cancelled command gets between SIGTERM and SIGKILL.
@@ -72,33 +71,34 @@ def run_command(
     sink: Callable[[bytes], None] | None = None,
     watch: Callable[[str], None] | None = None,
 ) -> None:
-    """Run a command for a step: output to the log, dies with the cockpit, stopped on cancel.
+    """Run a command for a step: output to the log, stopped on cancel, and every process it
+    starts stopped with the attempt, the cockpit's death included (cockpit/process_keeper.py).
 
     With `sink`, standard output goes to it in blocks (a dump to a file) and only standard
     error to the log. `watch` sees every line that goes to the log (to read a figure from
-    it). A non-zero exit raises StepFailed; a cancelled step kills the command's process group.
+    it). A non-zero exit raises StepFailed.
     """
     _stop_leftovers(ctx)
     if not cwd.is_dir():
         raise StepFailed(f"cwd is not a folder: {cwd}")
     program = _find_program(argv[0], env, cwd)
     try:
-        proc = subprocess.Popen(
-            dying_with_parent([program, *argv[1:]]),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if sink else subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+        command = KeptCommand(
+            [program, *argv[1:]],
             cwd=cwd,
             env=env,
-            start_new_session=True,
-            bufsize=0,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if sink else subprocess.STDOUT,
+            report=ctx.artifacts / f"processes-{ctx.attempt}.json",
+            grace=_TERM_GRACE,
         )
     except OSError as exc:
         raise StepFailed(f"cannot start {argv[0]}: {exc.strerror}") from None
-    # If the cockpit dies now, the next attempt finds this group by its leader's start time.
-    ctx.checkpoint[_PROCESS] = {"pgid": proc.pid, "started": _start_time(proc.pid)}
+    # If the cockpit dies now, its next start finds what this attempt left by this record.
+    ctx.checkpoint[PROCESS_RECORD] = command.record
+    proc = command.popen
     finished = threading.Event()
-    watcher = threading.Thread(target=_stop_on_cancel, args=(proc, ctx.cancel, finished), daemon=True)
+    watcher = threading.Thread(target=_end_on_cancel, args=(command, ctx.cancel, finished), daemon=True)
     watcher.start()
     errors = None
     try:
@@ -108,28 +108,27 @@ def run_command(
             errors = threading.Thread(target=_stream_lines, args=(proc.stderr, ctx, watch), daemon=True)
             errors.start()
             _stream_blocks(proc.stdout, sink)
-        code = proc.wait()
+        outcome = command.wait()
         if errors is not None:
             errors.join()
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):  # our side failed (a full disk): stop the command too
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        command.end()  # our side failed (a full disk): the command's tree stops too
+        command.wait()
         raise
     finally:
         finished.set()
-    del ctx.checkpoint[_PROCESS]
+    del ctx.checkpoint[PROCESS_RECORD]
+    code = outcome["status"]
     if ctx.cancel.is_set():
-        raise StepCancelled(f"command stopped (exit status {code})")
+        raise StepCancelled(f"command stopped ({_exit(code)})")
     if code != 0:
-        what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        raise StepFailed(f"{argv[0]} {what}")
+        raise StepFailed(f"{argv[0]} {_exit(code)}")
 
 
-_PROCESS = "_process"
-
-# The command dies with the cockpit (cockpit/parent_death.py): after a crash its work is not
-# finished unjournaled behind the operator's back, so a retry never repeats completed work.
+def _exit(code: int | None) -> str:
+    if code is None:
+        return "its keeper was stopped"
+    return f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
 
 
 def _find_program(name: str, env: dict[str, str], cwd: Path) -> str:
@@ -147,50 +146,15 @@ def _find_program(name: str, env: dict[str, str], cwd: Path) -> str:
     return found
 
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
-
-
 def _stop_leftovers(ctx: StepContext[Any]) -> None:
-    """Stop the process group an interrupted attempt left running (the cockpit died, the command did not)."""
-    left = ctx.checkpoint.get(_PROCESS)
+    """Stop what an interrupted attempt left running (the cockpit died before its keeper
+    finished), before this attempt starts."""
+    left = ctx.checkpoint.get(PROCESS_RECORD)
     if not left:
         return
-    pgid, started = left.get("pgid"), left.get("started")
-    # The leader alive with the same start time is the same process; a dead leader whose group
-    # still has members is the same group too (Linux does not reuse a live group's id).
-    if pgid and (_start_time(pgid) == started or (_start_time(pgid) is None and _group_members(pgid))):
-        ctx.log(f"[cockpit] stopping process group {pgid}, left running by the interrupted attempt")
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-            for _ in range(int(_TERM_GRACE / 0.05)):
-                if not _group_members(pgid):
-                    break
-                time.sleep(0.05)
-            else:
-                os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    del ctx.checkpoint[_PROCESS]
+    for survivor in stop_processes(left):
+        ctx.log(f"[cockpit] stopped pid {survivor.pid} ({survivor.program}), left running by the interrupted attempt")
+    del ctx.checkpoint[PROCESS_RECORD]
 
 
 def _stream_blocks(stream: IO[bytes] | None, sink: Callable[[bytes], None]) -> None:
@@ -225,20 +189,12 @@ def _stream_lines(stream: IO[bytes] | None, ctx: StepContext[Any], watch: Callab
         emit([partial])
 
 
-def _stop_on_cancel(proc: subprocess.Popen[bytes], cancel: threading.Event, finished: threading.Event) -> None:
+def _end_on_cancel(command: KeptCommand, cancel: threading.Event, finished: threading.Event) -> None:
+    """A cancelled attempt (the operator, a timeout, a rollback) ends: the keeper stops the tree."""
     while not finished.is_set():
         if cancel.wait(0.1):
-            break
-    if finished.is_set() or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(_TERM_GRACE)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+            command.end()
+            return
 
 
 class ManualParams(StepParams):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from cockpit import secrets
+from cockpit import attempt_processes, secrets
 from cockpit.engine.command_line_answers import CommandLineAnswers
 from cockpit.engine.live_run import LiveRun
 from cockpit.engine.publisher import Publisher
@@ -204,11 +204,16 @@ class RunOpening:
                 self._transitions.step(rt, StepState.SCHEDULED, "asks again: the cockpit stopped while it waited")
             elif rt.state == StepState.RUNNING or (rt.state == StepState.WAITING and rt.attempt > 0):
                 retry = "continues from its checkpoint" if live.runbook.kind_of(rt.id).resumes else "starts over"
-                self._transitions.step(
-                    rt,
-                    StepState.INTERRUPTED,
-                    f"the cockpit stopped while this step ran; retry ({retry}), skip or mark done",
-                )
+                reason = f"the cockpit stopped while this step ran; retry ({retry}), skip or mark done"
+                record = live.journal.checkpoint(live.run_id, rt.id).get(attempt_processes.RECORD)
+                stopped, left = attempt_processes.after_crash(record) if record else ([], [])
+                if left:
+                    # Nothing is decided about a step whose work still runs: each answer stops it first.
+                    rt.left_running = attempt_processes.left_running(left)
+                    reason = f"{rt.left_running}; {reason} (each stops it first)"
+                self._transitions.step(rt, StepState.INTERRUPTED, reason)
+                for line in stopped:
+                    self._transitions.log(rt, line)
                 self._answers.apply(rt)
             elif rt.state in (StepState.READY, StepState.WAITING):
                 # Not started yet: the scheduler re-decides (and re-opens a start gate).

@@ -8,6 +8,7 @@ it has (`cockpit.engine.attempts`).
 
 from __future__ import annotations
 
+from cockpit import attempt_processes
 from cockpit.engine.live_run import LiveRun
 from cockpit.engine.publisher import Publisher
 from cockpit.engine.step_runtime import Gate, StepRuntime
@@ -132,6 +133,7 @@ class OperatorActions:
         if not reason:
             raise ActionRefused(f"a reason is required to {verb} a step")
         live = self._run
+        self._stop_what_was_left(step_id)
         with live.lock:
             self._refuse_if_ended()
             rt = self._runtime(step_id)
@@ -147,6 +149,25 @@ class OperatorActions:
                 self._transitions.step(rt, StepState.SKIPPED, text)
             else:
                 self._transitions.succeed(rt, text)
+
+    def _stop_what_was_left(self, step_id: str) -> None:
+        """An interrupted attempt's processes still alive are stopped before the step is settled,
+        so no decision is taken while its work still runs (outside the run's lock: it may take
+        the keeper's grace period)."""
+        live = self._run
+        with live.lock:
+            rt = self._runtime(step_id)
+            if rt.state != StepState.INTERRUPTED:
+                return
+            record = live.journal.checkpoint(live.run_id, step_id).get(attempt_processes.RECORD)
+        if not record:
+            return
+        rt.left_running = ""
+        for survivor in attempt_processes.stop(record):
+            with live.lock:
+                self._transitions.log(
+                    rt, f"stopped pid {survivor.pid} ({survivor.program}), left running by the interrupted attempt"
+                )
 
     def cancel(self, step_id: str, operator: Operator) -> None:
         live = self._run

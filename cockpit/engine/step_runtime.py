@@ -52,6 +52,7 @@ class StepRuntime:
     completed_seq: int | None = None
     operator_started: bool = False
     not_run: bool = False
+    left_running: str = ""  # an interrupted attempt's processes found alive at the restart
     # Live attempt bookkeeping; none of it survives a restart.
     cancel: threading.Event | None = None
     start_requested: bool = False  # the operator pressed start: it starts even while the run is paused

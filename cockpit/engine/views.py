@@ -99,6 +99,7 @@ class StepView:
     needs: tuple[str, ...]
     point_of_no_return: bool
     resumes: bool = False  # a retry continues from the checkpoint (else it starts over)
+    left_running: str = ""  # "pid 4321 still running `pg_dump` since 23:04": stopped before any answer
 
     def bars(self, room: int) -> tuple[ProgressView, ...]:
         """At most `room` of the step's progress bars, in the order reported: the unfinished
@@ -240,6 +241,7 @@ def build_view(run: LiveRun, outcome: Outcome) -> RunView:
             progress=tuple(ProgressView(p.label, p.done, p.total, p.unit, p.rate) for p in rt.progress.values()),
             gate=gate,
             not_run=rt.not_run,
+            left_running=rt.left_running,
             retry_at=rt.retry_at,
             in_rollback=in_rollback or step.id in rollback_plan,
             start_mode=step.start,

@@ -7,6 +7,7 @@ journal never runs again.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -142,19 +143,30 @@ def test_a_shell_command_dies_with_its_cockpit(tmp_path: Path) -> None:
     assert _wait_gone(int(pidfile.read_text())), "the command outlived the cockpit"
 
 
-def test_a_retried_shell_step_stops_what_the_dead_attempt_left_running(tmp_path: Path) -> None:
-    # A background grandchild escapes the parent-death signal (it is not the cockpit's child)...
+def test_a_retry_stops_what_the_dead_attempt_left_running(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     body = (
         '\n[[step]]\nid = "long"\nphase = "window"\nkind = "shell"\n'
         f'with = {{ argv = ["sh", "-c", "sleep 300 & echo $! > {pidfile}; wait"] }}\n'
     )
     (tmp_path / "runbook.toml").write_text(HEAD + body)
-    _start_and_kill(tmp_path, pidfile)
+    # The step's keeper killed first, then the cockpit: nothing stops the tree now...
+    first = subprocess.Popen(
+        [COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal"],
+        cwd=tmp_path, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ps = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    keeper = next(int(line.split()[0]) for line in ps if "cockpit.process_keeper" in line and str(tmp_path) in line)
+    os.kill(keeper, signal.SIGKILL)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
     orphan = int(pidfile.read_text())
     assert _alive(orphan)
     pidfile.unlink()
-    # ...and the retry finds its process group by the checkpoint and stops it before starting anew.
+    # ...and the retry finds it by the checkpoint's record and stops it before starting anew.
     second = subprocess.Popen(
         [COCKPIT, "run", "runbook.toml", "--headless", "--rehearsal", "--answer", "long=retry"],
         cwd=tmp_path,
@@ -178,7 +190,7 @@ def test_a_retried_shell_step_stops_what_the_dead_attempt_left_running(tmp_path:
         capture_output=True,
         text=True,
     ).stdout
-    assert "[cockpit] stopping process group" in log and "left running by the interrupted attempt" in log
+    assert f"[cockpit] stopped pid {orphan} (sleep), left running by the interrupted attempt" in log, log
 
 
 def test_after_a_kill_status_says_interrupted_and_the_restart_stops_its_time(tmp_path: Path) -> None:

@@ -292,7 +292,7 @@ class OperatorDesk:
         self._reason_then(
             "skip",
             step_id,
-            ReasonModal("Skip step", f"Skip {step.title!r}? Steps that need it will go on."),
+            ReasonModal("Skip step", f"Skip {step.title!r}? Steps that need it will go on.{_stops_first(step)}"),
             lambda reason: self.app.engine.skip(step_id, reason, self.operator),
             f"skipped {step_id}",
         )
@@ -307,7 +307,7 @@ class OperatorDesk:
         self._reason_then(
             "mark_done",
             step_id,
-            ReasonModal("Mark done", f"Mark {step.title!r} done without running it?"),
+            ReasonModal("Mark done", f"Mark {step.title!r} done without running it?{_stops_first(step)}"),
             lambda reason: self.app.engine.mark_done(step_id, reason, self.operator),
             f"marked done: {step_id}",
         )
@@ -413,3 +413,8 @@ class OperatorDesk:
         self.dialog = None
         dialog.screen.dismiss(None)
         self.app.notify(f"the dialog closed: {what}{who}", severity="warning", timeout=12)
+
+
+def _stops_first(step: StepView) -> str:
+    """What the answer stops first: an interrupted attempt's processes still alive."""
+    return f" Stopped first: {step.left_running}." if step.left_running else ""
