@@ -95,6 +95,23 @@ async def test_skip_asks_for_a_reason(cockpit: Any) -> None:
     assert ("tester", "skip", "broken", "fixed by hand") in actions(c.session)
 
 
+async def test_skip_and_mark_done_say_what_of_an_interrupted_attempt_they_stop_first(cockpit: Any) -> None:
+    c = cockpit(_step("broken", with_="fail_attempts = 9"))
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "broken") == "failed")
+        # As the restart after a crash finds it (cockpit/engine/opening.py).
+        c.session.engine.step_runtime("broken").left_running = "pid 4321 still running `pg_dump` since 23:04"
+        await select(pilot, "broken")
+        for key in ("k", "d"):
+            await pilot.press(key)
+            modal = c.app.screen
+            assert isinstance(modal, ReasonModal)
+            text = " ".join(str(w.render()) for w in modal.query(Static))
+            assert "Stopped first: pid 4321 still running `pg_dump` since 23:04." in text, text
+            await pilot.press("escape")
+            await pilot.pause()
+
+
 async def test_mark_done_asks_for_a_reason(cockpit: Any) -> None:
     c = cockpit(_step("broken", with_="fail_attempts = 9"))
     async with c.app.run_test(size=(80, 24)) as pilot:
