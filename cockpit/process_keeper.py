@@ -49,7 +49,8 @@ def become_subreaper() -> bool:
 
 
 def children(pid: int) -> list[int]:
-    """The live children of `pid`, from each of its threads' /proc children list."""
+    """The live children of `pid`, from each of its threads' /proc children list (or, on a
+    kernel built without those lists, from every process's parent)."""
     found: list[int] = []
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
@@ -58,8 +59,22 @@ def children(pid: int) -> list[int]:
     for task in tasks:
         try:
             found += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            return children_by_parent(pid)
         except OSError:
             continue
+    return found
+
+
+def children_by_parent(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
     return found
 
 
