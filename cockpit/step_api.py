@@ -41,7 +41,8 @@ What a kind may use, all from here:
 - `KeptCommand`: a command whose whole process tree stops when the attempt ends, the
   cockpit's death included (cockpit/process_keeper.py); `PROCESS_RECORD`, `stop_processes`
   and `stopped_lines`: its record in the checkpoint, stopping what a crashed attempt left, and
-  what its keeper stopped.
+  what its keeper stopped. `die_with_parent`: a worker pool's initializer, so that a worker
+  busy with a task does not outlive the step's process.
 - `load_checked`, `ProblemsError`, `Problem`: read a companion TOML file (a mapping) through a
   pydantic model, every problem at its file and line.
 - `open_session`, `SmtpProblem`, `reply_of`: a session with an `smtp` connection's server (TLS
@@ -58,6 +59,7 @@ from cockpit.attempt_processes import stop as stop_processes
 from cockpit.checked_toml import ProblemsError, load_checked
 from cockpit.clock import format_duration, format_offset, parse_duration
 from cockpit.journal import private_dir
+from cockpit.parent_death import die_with_parent
 from cockpit.runbook import Duration, Offset, Problem
 from cockpit.smtp import SmtpProblem, open_session, reply_of
 from cockpit.step import (
@@ -96,6 +98,7 @@ __all__ = [
     "StepParams",
     "StepRef",
     "Writeback",
+    "die_with_parent",
     "format_duration",
     "format_offset",
     "load_checked",

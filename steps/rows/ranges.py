@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from cockpit.step_api import StepCancelled, StepContext, StepFailed, Writeback
+from cockpit.step_api import StepCancelled, StepContext, StepFailed, Writeback, die_with_parent
 from steps.rows.documents import document_of
 from steps.rows.mapping import Mapping, load_mapping
 from steps.rows.transformer import RowTransformer
@@ -233,7 +233,12 @@ def transform_table(
 
 def _in_workers(ctx: StepContext[Any], jobs: list[tuple[Any, ...]], workers: int, record: Any) -> None:
     # Spawned, not forked: the cockpit is threaded, and a fork copies locks held by other threads.
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
     pending: set[Future[ChunkResult]] = set()
     queue = list(jobs)
     try:

@@ -221,6 +221,7 @@ class SampleStep(Verification[SampleParams]):
             mp_context=multiprocessing.get_context("spawn"),
             initializer=start_worker,
             initargs=(
+                os.getpid(),
                 connection.url,
                 connection.deploy_key,
                 str(mapping.path),

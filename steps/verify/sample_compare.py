@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from pydantic_core import from_json
 
-from cockpit.step_api import StepFailed
+from cockpit.step_api import StepFailed, die_with_parent
 from steps.convex.client import ConvexClient, ConvexError, ConvexFunctionError
 from steps.rows.documents import document_of
 from steps.rows.values import RejectRow, decode_json, encode_json
@@ -202,6 +202,7 @@ _worker_log: list[str] = []
 
 
 def start_worker(
+    parent: int,
     url: str,
     deploy_key: str,
     mapping_path: str,
@@ -212,8 +213,10 @@ def start_worker(
     pk: str,
     ignored: frozenset[str],
 ) -> None:
-    """A worker's initializer: its own client (the key arrives through the spawn pipe, not on a
-    command line another user could read) and its own compiled transform."""
+    """A worker's initializer: it dies with the step's process; its own client (the key arrives
+    through the spawn pipe, not on a command line another user could read) and its own compiled
+    transform."""
+    die_with_parent(parent)
     from pathlib import Path
 
     from steps.rows.mapping import load_mapping
