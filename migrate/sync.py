@@ -48,7 +48,7 @@ class TableSync:
     source: str
     target: str
     read: int = 0
-    to_read: int = 0  # the rows this run reads, counted before the first batch
+    to_read: int = 0  # the rows this run reads, counted before the first batch (for a progress bar)
     processed: int = 0  # the rows of the batches that committed (a dry run's: that answered)
     inserted: int = 0
     updated: int = 0
@@ -228,10 +228,8 @@ class Syncer:
                 if time.monotonic() - said >= PROGRESS_EVERY_S:
                     said = time.monotonic()
                     written = result.inserted + result.updated
-                    self._log(
-                        f"{result.target}: {result.processed:,} of {result.to_read:,} rows in,"
-                        f" {written:,} written so far ..."
-                    )
+                    of = f" of {result.to_read:,}" if result.to_read else ""
+                    self._log(f"{result.target}: {result.processed:,}{of} rows in, {written:,} written so far ...")
         finally:
             transformed.close()
 
@@ -245,8 +243,15 @@ class Syncer:
             if self._progress is not None:
                 self._progress(result)
 
+        # Counted for a progress bar only: the count reads the table's changes once more.
         rows = self._source.changed_rows(
-            source, key, since, BATCH, incremental=result.incremental, horizon=horizon, counted=counted
+            source,
+            key,
+            since,
+            BATCH,
+            incremental=result.incremental,
+            horizon=horizon,
+            counted=counted if self._progress is not None else None,
         )
         for batch in rows:
             if limit is not None and result.read >= limit:
