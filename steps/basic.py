@@ -153,7 +153,7 @@ def _stop_leftovers(ctx: StepContext[Any]) -> None:
     if not left:
         return
     for survivor in stop_processes(left):
-        ctx.log(f"[cockpit] stopped pid {survivor.pid} ({survivor.program}), left running by the interrupted attempt")
+        ctx.log(f"[cockpit] stopped pid {survivor.pid} ({survivor.program}) of the interrupted attempt")
     del ctx.checkpoint[PROCESS_RECORD]
 
 

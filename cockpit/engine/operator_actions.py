@@ -165,9 +165,7 @@ class OperatorActions:
         rt.left_running = ""
         for survivor in attempt_processes.stop(record):
             with live.lock:
-                self._transitions.log(
-                    rt, f"stopped pid {survivor.pid} ({survivor.program}), left running by the interrupted attempt"
-                )
+                self._transitions.log(rt, f"stopped pid {survivor.pid} ({survivor.program}) of the interrupted attempt")
 
     def cancel(self, step_id: str, operator: Operator) -> None:
         live = self._run

@@ -190,7 +190,7 @@ def test_a_retry_stops_what_the_dead_attempt_left_running(tmp_path: Path) -> Non
         capture_output=True,
         text=True,
     ).stdout
-    assert f"[cockpit] stopped pid {orphan} (sleep), left running by the interrupted attempt" in log, log
+    assert f"[cockpit] stopped pid {orphan} (sleep) of the interrupted attempt" in log, log
 
 
 def test_after_a_kill_status_says_interrupted_and_the_restart_stops_its_time(tmp_path: Path) -> None:

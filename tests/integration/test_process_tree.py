@@ -76,6 +76,17 @@ def _start(folder: Path, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    """The cockpit's output once it exits; killed (and the test failed) if it does not."""
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return output
+
+
 def _log(folder: Path) -> str:
     return subprocess.run(
         [COCKPIT, "status", "runbook.toml", "--log", "tree"], cwd=folder, env=subprocess_env(), capture_output=True,
@@ -96,7 +107,7 @@ def test_kill_minus_nine_of_the_cockpit_stops_the_whole_tree_and_the_restart_jou
     assert _until(lambda: not _sleeps(n), GRACE_S + 2.0), _sleeps(n)
 
     again = _start(tmp_path, "--answer", "tree=skip:the test stopped it")
-    output, _ = again.communicate(timeout=120)
+    output = _finish(again)
     assert again.returncode == 0, output
     log = _log(tmp_path)
     stopped = re.findall(r"after the cockpit stopped, the keeper pid \d+ \((\w+)\) stopped with (SIG\w+)", log)
@@ -108,7 +119,7 @@ def test_a_step_that_succeeds_leaves_no_daemon_behind(tmp_path: Path) -> None:
     n = _number()
     _runbook(tmp_path, n, tail="exit 0")
     done = _start(tmp_path)
-    output, _ = done.communicate(timeout=120)
+    output = _finish(done)
     assert done.returncode == 0, output
     assert not _sleeps(n)
     assert re.search(r"\[cockpit\] pid \d+ \(sleep\) outlived 3s: SIGKILL", _log(tmp_path))
@@ -118,7 +129,7 @@ def test_a_step_that_times_out_stops_a_tree_that_ignores_sigterm(tmp_path: Path)
     n = _number()
     _runbook(tmp_path, n, extra='timeout = "2s"')
     run = _start(tmp_path, "--answer", "tree=skip:timed out")
-    output, _ = run.communicate(timeout=120)
+    output = _finish(run)
     assert "timed out" in output
     assert not _sleeps(n)
 
@@ -144,11 +155,11 @@ def test_processes_left_alive_are_shown_and_stopped_before_a_skip(tmp_path: Path
     assert len(_sleeps(n)) == 3  # orphaned, still running
 
     again = _start(tmp_path, "--answer", "tree=skip:its work is done by hand")
-    output, _ = again.communicate(timeout=120)
+    output = _finish(again)
     assert again.returncode == 0, output
     assert re.search(
         r"tree +interrupted +pid \d+ still running `(sleep|cat|sh)` since \d\d:\d\d \(and \d more\)", output
     )
     assert not _sleeps(n)
     log = _log(tmp_path)
-    assert len(re.findall(r"\[cockpit\] stopped pid \d+ \(\w+\), left running by the interrupted attempt", log)) >= 3
+    assert len(re.findall(r"\[cockpit\] stopped pid \d+ \(\w+\) of the interrupted attempt", log)) >= 3
