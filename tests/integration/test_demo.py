@@ -24,6 +24,17 @@ def _sandbox_processes() -> list[str]:
     ]
 
 
+def _step_log(folder: Path, step_id: str) -> str:
+    """A step's whole log, as `cockpit status --log` prints it."""
+    return subprocess.run(
+        [COCKPIT, "status", "runbook.toml", "--log", step_id],
+        cwd=folder,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     copy_example(tmp_path)
     return subprocess.run(
@@ -98,41 +109,17 @@ def test_the_demo_from_an_installed_wheel_rehearses_the_whole_runbook_and_exits_
         assert f"{step:<22} succeeded" in out, step
     assert "run is done: every step succeeded or was skipped" in out
     assert "sandbox: seeding v1: 200 users, 2,000 cases" in result.stderr
-    log = subprocess.run(
-        [COCKPIT, "status", "runbook.toml", "--log", "audit-emails"],
-        cwd=elsewhere / "cockpit-demo",
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-    ).stdout
+    log = _step_log(elsewhere / "cockpit-demo", "audit-emails")
     assert "200 users," in log and "emails shared by" in log
     # The data path ran for real: every seeded case is a document in the Convex stand-in.
-    log = subprocess.run(
-        [COCKPIT, "status", "runbook.toml", "--log", "verify-counts"],
-        cwd=elsewhere / "cockpit-demo",
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-    ).stdout
+    log = _step_log(elsewhere / "cockpit-demo", "verify-counts")
     # v1's users kept adding cases until the window froze v1: as many in v2, none missing.
     assert re.search(r"public\.cases -> cases\s+([\d,]+)\s+0\s+\1\s+0\s+0\s+ok", log), log
     # Bulk-loaded the day before: the window's sync read only what changed since.
-    log = subprocess.run(
-        [COCKPIT, "status", "runbook.toml", "--log", "sync"],
-        cwd=elsewhere / "cockpit-demo",
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-    ).stdout
+    log = _step_log(elsewhere / "cockpit-demo", "sync")
     assert re.search(r"^cases \(public\.cases\): read [\d,]+ \(changes since the watermark\)", log, re.M), log
     # The DNS cutover ran against the sandbox's Knot and resolvers, and the grid filled in.
-    log = subprocess.run(
-        [COCKPIT, "status", "runbook.toml", "--log", "dns-propagation"],
-        cwd=elsewhere / "cockpit-demo",
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-    ).stdout
+    log = _step_log(elsewhere / "cockpit-demo", "dns-propagation")
     # Some cache still held v1's address at the first round, and switched later (which one
     # depends on when each cache was last filled).
     assert re.search(r"\w+ 127\.0\.53\.\d:53530: old -> new 198\.51\.100\.20", log), log
@@ -156,21 +143,9 @@ def test_a_broken_sign_in_rolls_the_go_live_back_and_exits_3(tmp_path: Path) -> 
     assert "dns-restore            succeeded" in out and "read-write             succeeded" in out
     assert "dns-back               succeeded" in out  # the resolvers answer v1's address again
     assert "run is rolled_back" in out
-    log = subprocess.run(
-        [COCKPIT, "status", "runbook.toml", "--log", "read-write"],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-    ).stdout
+    log = _step_log(tmp_path, "read-write")
     assert "proved: a write as authenticated is accepted" in log
-    log = subprocess.run(
-        [COCKPIT, "status", "runbook.toml", "--log", "dns-restore"],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-    ).stdout
+    log = _step_log(tmp_path, "dns-restore")
     assert "restored: app.permtracker.test A 192.0.2.10 (TTL 10)" in log, log
 
 

@@ -17,19 +17,10 @@ from pathlib import Path
 
 import pytest
 from conftest import COCKPIT, subprocess_env
+from test_kill9 import HEAD
 
 pytestmark = pytest.mark.integration
 
-HEAD = """[runbook]
-name = "Process trees"
-t0 = 2026-12-05T23:00:00-05:00
-window = "30m"
-
-[[phase]]
-id = "window"
-at = "T-0"
-window = true
-"""
 
 # Three kinds of descendants, each a `sleep` with a number of its own, then a word that it is ready.
 TREE = (
