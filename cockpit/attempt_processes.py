@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cockpit.parent_death import dying_with_parent
-from cockpit.process_keeper import ATTEMPT_VARIABLE, descendants, program_of
+from cockpit.process_keeper import ATTEMPT_VARIABLE, descendants, is_zombie, program_of
 
 RECORD = "_process"  # the checkpoint's key
 GRACE_S = 5.0
@@ -156,7 +156,7 @@ def survivors(record: Mapping[str, Any]) -> list[Survivor]:
     """The processes of the recorded attempt still alive: its keeper and everything below it,
     or, the keeper gone, whatever carries its token."""
     pids = descendants(int(record["keeper"])) if _keeper_alive(record) else _holders_of(str(record.get("token") or "-"))
-    return [Survivor(pid, program_of(pid), _started_at(pid)) for pid in pids if not _is_zombie(pid)]
+    return [Survivor(pid, program_of(pid), _started_at(pid)) for pid in pids if not is_zombie(pid)]
 
 
 def stop(record: Mapping[str, Any], grace: float = GRACE_S) -> list[Survivor]:
@@ -208,11 +208,4 @@ def _keeper_alive(record: Mapping[str, Any]) -> bool:
     """The recorded keeper runs (the same process: its start time matches; not a zombie that no
     init reaped)."""
     keeper = int(record.get("keeper") or 0)
-    return keeper > 0 and start_ticks(keeper) == record.get("started") and not _is_zombie(keeper)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    return keeper > 0 and start_ticks(keeper) == record.get("started") and not is_zombie(keeper)

@@ -99,7 +99,8 @@ def program_of(pid: int) -> str:
         return "?"
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
+    """Exited and not reaped yet (or gone): no longer running."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
@@ -152,7 +153,7 @@ class Keeper:
         deadline = time.monotonic() + self.grace
         while True:
             self.reap()
-            alive = [pid for pid in descendants(os.getpid()) if not _is_zombie(pid)]
+            alive = [pid for pid in descendants(os.getpid()) if not is_zombie(pid)]
             if not alive:
                 return
             late = time.monotonic() >= deadline
