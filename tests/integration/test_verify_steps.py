@@ -135,6 +135,10 @@ def test_verification_on_an_intact_copy_passes_with_zeros(
     assert outcome == Outcome.DONE, [h.engine.step_runtime(s).reason for s in ("counts", "refs", "sample")]
     metrics = h.engine.view().metrics
     assert metrics["rows_missing"] == 0 and metrics["refs_unresolved"] == 0 and metrics["sample.rows_differ"] == 0
+    # Each reference's bar ends full, an optional one (a notification's case) too.
+    bars = {p.label: (p.done, p.total) for p in h.engine.view().steps["refs"].progress}
+    assert bars["notifications.caseId"][0] == bars["notifications.caseId"][1] > 0, bars
+    assert all(done == total for done, total in bars.values()), bars
     # The sample is reproducible: the same seed picks the same rows, another seed others.
     with psycopg.connect(perm_dsn) as conn:
 
