@@ -112,6 +112,30 @@ async def test_skip_and_mark_done_say_what_of_an_interrupted_attempt_they_stop_f
             await pilot.pause()
 
 
+async def test_the_screen_answers_while_a_skip_stops_what_an_attempt_left(cockpit: Any) -> None:
+    import threading
+
+    c = cockpit(_step("broken", with_="fail_attempts = 9"))
+    stopping = threading.Event()
+    engine_skip = c.session.engine.skip
+
+    def slow_skip(*args: Any) -> None:
+        stopping.wait(10)  # as a process that ignores SIGTERM holds the stop for its grace period
+        engine_skip(*args)
+
+    c.session.engine.skip = slow_skip
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: state(c.session, "broken") == "failed")
+        await select(pilot, "broken")
+        await pilot.press("k", *"by hand", "enter")
+        following = c.app.screen.following
+        await pilot.press("f")  # the screen still takes keys while the skip waits
+        await pilot.pause()
+        assert c.app.screen.following is not following and state(c.session, "broken") == "failed"
+        stopping.set()
+        await until(pilot, lambda: state(c.session, "broken") == "skipped")
+
+
 async def test_mark_done_asks_for_a_reason(cockpit: Any) -> None:
     c = cockpit(_step("broken", with_="fail_attempts = 9"))
     async with c.app.run_test(size=(80, 24)) as pilot:

@@ -41,6 +41,9 @@ class DeskHost(Protocol):
     def select_step(self, step_id: str) -> None: ...
     def refresh_view(self) -> None: ...
     def push_screen(self, screen: Any, callback: Any = None) -> Any: ...
+    def run_worker(self, work: Callable[[], None], *, group: str = ..., thread: bool = ...) -> Any: ...
+    @property
+    def app(self) -> Any: ...
     def notify(
         self,
         message: str,
@@ -111,8 +114,8 @@ class OpenDialog:
 
 
 class OperatorDesk:
-    def __init__(self, app: DeskHost) -> None:
-        self.app = app
+    def __init__(self, host: DeskHost) -> None:
+        self.host = host
         self.dialog: OpenDialog | None = None
         self.last_actor: dict[str | None, OperatorActed] = {}  # who last acted on each step (None: the run)
 
@@ -120,7 +123,7 @@ class OperatorDesk:
 
     def applies(self, action: str) -> bool:
         """Whether to offer `action`, as the screen was last painted."""
-        view = self.app.current_view()
+        view = self.host.current_view()
         if view is None:
             return False
         return why_not(action, view, self._selected(view)) is None
@@ -135,33 +138,48 @@ class OperatorDesk:
             action = "resume"  # one key does both
         reason = why_not(action, view, self._selected(view))
         if reason:
-            self.app.notify(reason, severity="warning", timeout=6)
+            self.host.notify(reason, severity="warning", timeout=6)
         else:
             getattr(self, action)()
 
     def _fresh_view(self) -> RunView | None:
         """The engine's view now: an action asks about the run as it is, not as last painted."""
-        return self.app.engine.view() if self.app.current_view() is not None else None
+        return self.host.engine.view() if self.host.current_view() is not None else None
 
     def _selected(self, view: RunView) -> StepView | None:
-        step_id = self.app.selected_step_id()
+        step_id = self.host.selected_step_id()
         return view.steps.get(step_id) if step_id else None
 
     # -- the actions ----------------------------------------------------------------------
 
     @property
     def operator(self) -> Any:
-        return self.app.engine.operator
+        return self.host.engine.operator
 
     def _do(self, action: Callable[[], None], done: str | None = None) -> None:
         try:
             action()
         except ActionRefused as exc:
-            self.app.notify(str(exc), severity="error", timeout=8)
+            self.host.notify(str(exc), severity="error", timeout=8)
             return
         if done:
-            self.app.notify(done, timeout=4)
-        self.app.refresh_view()
+            self.host.notify(done, timeout=4)
+        self.host.refresh_view()
+
+    def _do_on_a_thread(self, action: Callable[[], None], done: str) -> None:
+        """`_do` off the screen's thread: a skip or mark done first stops what an interrupted
+        attempt left running, which may take the grace period of a process that ignores SIGTERM."""
+
+        def work() -> None:
+            try:
+                action()
+            except ActionRefused as exc:
+                self.host.app.call_from_thread(self.host.notify, str(exc), severity="error", timeout=8)
+                return
+            self.host.app.call_from_thread(self.host.notify, done, timeout=4)
+            self.host.app.call_from_thread(self.host.refresh_view)
+
+        self.host.run_worker(work, thread=True, group="operator-actions")
 
     def _open(self, action: str, step_id: str | None, modal: Screen[Any], decided: Callable[[object], None]) -> None:
         def closed(answer: object) -> None:
@@ -170,7 +188,7 @@ class OperatorDesk:
             decided(answer)
 
         self.dialog = OpenDialog(action, step_id, modal)
-        self.app.push_screen(modal, closed)
+        self.host.push_screen(modal, closed)
 
     def _confirm_then(
         self, action: str, step_id: str | None, modal: Screen[Any], run: Callable[[], None], done: str | None = None
@@ -182,7 +200,7 @@ class OperatorDesk:
     ) -> None:
         def decided(reason: object) -> None:
             if isinstance(reason, str) and reason:
-                self._do(lambda: run(reason), done)
+                self._do_on_a_thread(lambda: run(reason), done)
 
         self._open(action, step_id, modal, decided)
 
@@ -202,23 +220,23 @@ class OperatorDesk:
             waiting = [c.step_id for c in operator_calls(view) if c.step_id and view.steps[c.step_id].gate]
             step = view.steps[waiting[0]] if waiting else None
         if step is None or step.gate is None:
-            self.app.notify("no step is waiting for an answer", severity="warning")
+            self.host.notify("no step is waiting for an answer", severity="warning")
             return
-        self.app.select_step(step.id)
+        self.host.select_step(step.id)
         gate, step_id = step.gate, step.id
         if gate.kind == "start":
             self._confirm_then(
                 "answer",
                 step_id,
                 ConfirmModal("Start step", f"Start {step.title!r} now?", "Start"),
-                lambda: self.app.engine.start_step(step_id, self.operator),
+                lambda: self.host.engine.start_step(step_id, self.operator),
                 f"started {step_id}",
             )
         elif gate.kind == "checklist":
 
             def ticked(picked: object) -> None:
                 if isinstance(picked, ChecklistAnswer) and picked.recheck:
-                    self._do(lambda: self.app.engine.recheck(step_id, self.operator), f"checks run again: {step_id}")
+                    self._do(lambda: self.host.engine.recheck(step_id, self.operator), f"checks run again: {step_id}")
                 elif isinstance(picked, ChecklistAnswer):
                     self._tick(step_id, picked.ticked, picked.note)
 
@@ -229,7 +247,7 @@ class OperatorDesk:
             def answered(answer: object) -> None:
                 if isinstance(answer, GateAnswer):
                     self._do(
-                        lambda: self.app.engine.answer(step_id, answer.yes, self.operator, answer.typed),
+                        lambda: self.host.engine.answer(step_id, answer.yes, self.operator, answer.typed),
                         f"answered {'yes' if answer.yes else 'no'}: {step_id}",
                     )
 
@@ -246,7 +264,7 @@ class OperatorDesk:
         already = step.gate.ticked if step is not None and step.gate is not None else frozenset()
         for index in picked:
             if index not in already:  # ticked meanwhile by someone else: nothing to record twice
-                self._do(lambda i=index: self.app.engine.tick(step_id, i, self.operator, note))  # type: ignore[misc]
+                self._do(lambda i=index: self.host.engine.tick(step_id, i, self.operator, note))  # type: ignore[misc]
 
     def start_step(self) -> None:
         from widgets.screens.dialogs import ConfirmModal
@@ -262,7 +280,7 @@ class OperatorDesk:
             "start_step",
             step_id,
             ConfirmModal("Start step", f"Start {step.title!r} now?{when}", "Start"),
-            lambda: self.app.engine.start_step(step_id, self.operator),
+            lambda: self.host.engine.start_step(step_id, self.operator),
             f"started {step_id}",
         )
 
@@ -278,7 +296,7 @@ class OperatorDesk:
             "retry",
             step_id,
             ConfirmModal("Retry step", f"Run {step.title!r} again (attempt {step.attempt + 1})? {how}", "Retry"),
-            lambda: self.app.engine.retry(step_id, self.operator),
+            lambda: self.host.engine.retry(step_id, self.operator),
             f"retrying {step_id}",
         )
 
@@ -293,7 +311,7 @@ class OperatorDesk:
             "skip",
             step_id,
             ReasonModal("Skip step", f"Skip {step.title!r}? Steps that need it will go on.{_stops_first(step)}"),
-            lambda reason: self.app.engine.skip(step_id, reason, self.operator),
+            lambda reason: self.host.engine.skip(step_id, reason, self.operator),
             f"skipped {step_id}",
         )
 
@@ -308,7 +326,7 @@ class OperatorDesk:
             "mark_done",
             step_id,
             ReasonModal("Mark done", f"Mark {step.title!r} done without running it?{_stops_first(step)}"),
-            lambda reason: self.app.engine.mark_done(step_id, reason, self.operator),
+            lambda reason: self.host.engine.mark_done(step_id, reason, self.operator),
             f"marked done: {step_id}",
         )
 
@@ -323,7 +341,7 @@ class OperatorDesk:
             "cancel_step",
             step_id,
             ConfirmModal("Cancel step", f"Cancel {step.title!r}?", "Cancel step", danger=True),
-            lambda: self.app.engine.cancel(step_id, self.operator),
+            lambda: self.host.engine.cancel(step_id, self.operator),
             f"cancelling {step_id}",
         )
 
@@ -334,15 +352,15 @@ class OperatorDesk:
         step = self._selected(view)
         reason = why_not(action, view, step)
         if reason:
-            self.app.notify(reason, severity="warning", timeout=6)
+            self.host.notify(reason, severity="warning", timeout=6)
             return None, None
         return view, step
 
     def pause(self) -> None:
-        self._do(lambda: self.app.engine.pause(self.operator), "paused: no new step starts")
+        self._do(lambda: self.host.engine.pause(self.operator), "paused: no new step starts")
 
     def resume(self) -> None:
-        self._do(lambda: self.app.engine.resume(self.operator), "resumed")
+        self._do(lambda: self.host.engine.resume(self.operator), "resumed")
 
     def rollback(self) -> None:
         from widgets.screens.dialogs import RollbackModal, RollbackRequest
@@ -354,20 +372,20 @@ class OperatorDesk:
             return
         reason = why_not("rollback", view, None)
         if reason:
-            self.app.notify(reason, severity="warning", timeout=6)
+            self.host.notify(reason, severity="warning", timeout=6)
             return
         pending = view.rollback.reason if view.rollback and view.rollback.awaiting_confirmation else None
 
         def decided(request: object) -> None:
             if isinstance(request, RollbackRequest):
                 self._do(
-                    lambda: self.app.engine.rollback(self.operator, request.reason, request.typed), "rollback started"
+                    lambda: self.host.engine.rollback(self.operator, request.reason, request.typed), "rollback started"
                 )
 
         self._open(
             "rollback",
             None,
-            RollbackModal(self.app.engine.rollback_plan(), view.ponr_passed, CONFIRM_WORD, pending),
+            RollbackModal(self.host.engine.rollback_plan(), view.ponr_passed, CONFIRM_WORD, pending),
             decided,
         )
 
@@ -412,7 +430,7 @@ class OperatorDesk:
         who = f" by {actor.operator} ({actor.action}{': ' + actor.detail if actor.detail else ''})" if actor else ""
         self.dialog = None
         dialog.screen.dismiss(None)
-        self.app.notify(f"the dialog closed: {what}{who}", severity="warning", timeout=12)
+        self.host.notify(f"the dialog closed: {what}{who}", severity="warning", timeout=12)
 
 
 def _stops_first(step: StepView) -> str:
